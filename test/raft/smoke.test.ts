@@ -1,0 +1,23 @@
+import { it, expect } from "vitest";
+import { TestCluster, bytes, text } from "./harness.js";
+it("smoke", () => {
+  const c = new TestCluster(["a", "b", "c"]);
+  c.elect("a");
+  expect(c.leaders()).toEqual(["a"]);
+  for (let i = 0; i < 10; i++) c.node("a").propose(bytes("v" + i));
+  c.settle();
+  for (const id of ["a", "b", "c"]) expect(c.applied.get(id)!.map(text)).toEqual([...Array(10)].map((_, i) => "v" + i));
+  c.isolate("a");
+  c.tickAll(30);
+  const l = c.leaders().filter((x) => x !== "a");
+  expect(l.length).toBe(1);
+  c.heal(); c.tickAll(3);
+  expect(c.leaders()).toEqual(l);
+  c.node(l[0]).propose(bytes("after"));
+  c.settle();
+  expect(c.applied.get("a")!.map(text).at(-1)).toBe("after");
+  c.node(l[0]).readIndex("r1"); c.settle();
+  expect(c.reads.get(l[0])!.map(r=>r.ctx)).toEqual(["r1"]);
+  c.node("a").readIndex("r2"); c.settle();
+  expect(c.reads.get("a")!.map(r=>r.ctx)).toEqual(["r2"]);
+});
