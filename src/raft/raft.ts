@@ -136,6 +136,7 @@ export class Raft {
       this.vote = hardState.vote;
       this.log.commitTo(hardState.commit);
     }
+    assert(this.term >= this.log.lastTerm(), () => `term ${this.term} is behind the last log term ${this.log.lastTerm()}`);
     if (config.applied && config.applied > this.log.applied) this.log.appliedTo(Math.min(config.applied, this.log.committed));
     this.becomeFollower(this.term, null);
   }

@@ -46,6 +46,9 @@ export class MemoryStorage implements Storage {
   static bootstrap(voters: NodeId[], data: Uint8Array = new Uint8Array()): MemoryStorage {
     const s = new MemoryStorage();
     s.applySnapshot({ metadata: { index: 1, term: 1, confState: { ...emptyConfState(), voters: [...voters] } }, data });
+    // The term must cover the snapshot's term: the first election is then for term 2, and no leader shares a
+    // term with the bootstrap entry (a leader must not mistake it for an entry of its own term).
+    s.setHardState({ term: 1, vote: null, commit: 1 });
     return s;
   }
 

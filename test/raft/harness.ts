@@ -67,8 +67,10 @@ export class TestCluster {
   settle(maxRounds = 1000): void {
     for (let round = 0; round < maxRounds; round++) {
       const inflight: Message[] = [];
+      let busy = false;
       for (const [id, node] of this.nodes) {
         if (!node.hasReady()) continue;
+        busy = true;
         const rd = node.ready();
         const st = this.storages.get(id)!;
         if (rd.snapshot) st.applySnapshot(rd.snapshot);
@@ -82,7 +84,7 @@ export class TestCluster {
         this.reads.get(id)!.push(...rd.readStates);
         node.advance(rd);
       }
-      if (inflight.length === 0) return;
+      if (!busy) return;
       for (const m of inflight) {
         if (this.cut.has(`${m.from}>${m.to}`) || !this.filter(m)) continue;
         this.delivered.push(m);
