@@ -1,0 +1,179 @@
+// State machine benchmark (not a test): applied commands per second for put, txn-cas and range on a
+// 100,000-key store, memory per key, and snapshot/restore time for 1,000,000 keys of 256 bytes.
+// Every loop is bounded by a count and by a time budget. Commands are pre-encoded, so the figures include
+// decode + validation + apply, as on a follower, but not the client's encoding.
+//
+//   node --expose-gc --import tsx bench/statemachine.ts [--keys 100000] [--snapshot-keys 1000000]
+
+import { encodeCommand, type Command } from "../src/statemachine/commands.js";
+import { contentHash } from "../src/statemachine/hash.js";
+import { StateMachine } from "../src/statemachine/state-machine.js";
+
+function arg(name: string, fallback: number): number {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
+}
+const KEYS = arg("keys", 100_000);
+const SNAPSHOT_KEYS = arg("snapshot-keys", 1_000_000);
+const OPS = arg("ops", 100_000);
+const TIME_BUDGET_MS = 5_000;
+
+const gc = (globalThis as { gc?: () => void }).gc;
+const heap = () => {
+  gc?.();
+  gc?.();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+};
+const key = (i: number) => `key/${String(i).padStart(7, "0")}`;
+function value(i: number, size: number): Uint8Array {
+  const v = new Uint8Array(size);
+  for (let j = 0; j < size; j++) v[j] = (i * 31 + j) & 0xff;
+  return v;
+}
+/** Deterministic permutation (LCG) so the access order is random-like but reproducible. */
+function shuffled(n: number): number[] {
+  const a = [...Array(n).keys()];
+  let s = 12345;
+  for (let i = n - 1; i > 0; i--) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    const j = s % (i + 1);
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+function timeApply(sm: StateMachine, commands: Uint8Array[]): { ops: number; perSec: number; ms: number } {
+  const start = performance.now();
+  let n = 0;
+  for (const bytes of commands) {
+    const { result } = sm.apply(sm.lastApplied + 1, bytes);
+    if (!result.ok) throw new Error(`bench command failed: ${result.error.code} ${result.error.message}`);
+    n++;
+    if ((n & 1023) === 0 && performance.now() - start > TIME_BUDGET_MS) break;
+  }
+  const ms = performance.now() - start;
+  return { ops: n, perSec: Math.round((n / ms) * 1000), ms: Math.round(ms) };
+}
+
+const rows: Record<string, string | number>[] = [];
+const json: Record<string, number> = {};
+
+// --- 100,000-key store ------------------------------------------------------------------------------------
+// In a function so that the store and the pre-encoded commands are garbage before the snapshot section.
+function storeBench(): void {
+  const VALUE_BYTES = 64;
+  const before = heap();
+  const sm = new StateMachine({ limits: { historyRevisions: 1000, historyMaxEvents: 1000 } });
+  const fill = shuffled(KEYS).map((i) => encodeCommand({ op: "put", key: key(i), value: value(i, VALUE_BYTES) }));
+  const insert = timeApply(sm, fill);
+  fill.length = 0;
+  const after = heap();
+  const bytesPerKey = Math.round((after - before) / KEYS);
+  rows.push({
+    measure: `put (insert, new keys, ${VALUE_BYTES}B values)`,
+    ops: insert.ops,
+    "ops/s": insert.perSec,
+    ms: insert.ms,
+  });
+  json.insertPerSec = insert.perSec;
+  json.bytesPerKey = bytesPerKey;
+
+  const order = shuffled(KEYS);
+  const enc = (c: Command) => encodeCommand(c);
+  const puts = Array.from({ length: OPS }, (_, n) =>
+    enc({ op: "put", key: key(order[n % KEYS]), value: value(n, VALUE_BYTES) }),
+  );
+  const put = timeApply(sm, puts);
+  rows.push({ measure: `put (update) on ${KEYS} keys`, ops: put.ops, "ops/s": put.perSec, ms: put.ms });
+  json.putPerSec = put.perSec;
+
+  // txn-cas: compare each key's current modRevision, then put; one CAS per key so every one succeeds.
+  const casKeys = order.slice(0, Math.min(OPS, KEYS)).reverse();
+  const cas = casKeys.map((i) =>
+    enc({
+      op: "txn",
+      compare: [{ key: key(i), target: "modRevision", result: "=", value: sm.get(key(i))!.modRevision }],
+      success: [{ op: "put", key: key(i), value: value(i + 1, VALUE_BYTES) }],
+      failure: [],
+    }),
+  );
+  const txn = timeApply(sm, cas);
+  rows.push({ measure: `txn-cas on ${KEYS} keys`, ops: txn.ops, "ops/s": txn.perSec, ms: txn.ms });
+  json.txnCasPerSec = txn.perSec;
+
+  const ranges = Array.from({ length: OPS }, (_, n) =>
+    enc({ op: "range", key: key(order[n % KEYS]).slice(0, 9), prefix: true, limit: 10 }),
+  );
+  const range = timeApply(sm, ranges);
+  rows.push({
+    measure: `range (prefix, limit 10) on ${KEYS} keys`,
+    ops: range.ops,
+    "ops/s": range.perSec,
+    ms: range.ms,
+  });
+  json.rangePerSec = range.perSec;
+
+  const gets = Array.from({ length: OPS }, (_, n) => enc({ op: "range", key: key(order[n % KEYS]) }));
+  const get = timeApply(sm, gets);
+  rows.push({ measure: `range (single key) on ${KEYS} keys`, ops: get.ops, "ops/s": get.perSec, ms: get.ms });
+  json.getPerSec = get.perSec;
+  rows.push({
+    measure: `memory per key (${VALUE_BYTES}B value, heap + arrayBuffers)`,
+    ops: KEYS,
+    "ops/s": "",
+    ms: "",
+    bytes: bytesPerKey,
+  });
+}
+storeBench();
+heap();
+
+// --- 1,000,000 keys of 256 bytes: snapshot and restore -------------------------------------------------------
+{
+  const big = new StateMachine();
+  const t0 = performance.now();
+  for (let i = 0; i < SNAPSHOT_KEYS; i++) big.applyCommand(i + 1, { op: "put", key: key(i), value: value(i, 256) });
+  const loadMs = performance.now() - t0;
+
+  const t1 = performance.now();
+  const bytes = big.snapshot();
+  const snapshotMs = performance.now() - t1;
+  const t2 = performance.now();
+  const hash = contentHash(bytes);
+  const hashMs = performance.now() - t2;
+  const t3 = performance.now();
+  const restored = StateMachine.restore(bytes);
+  const restoreMs = performance.now() - t3;
+  const again = contentHash(restored.snapshot());
+  if (again !== hash) throw new Error("restored state hashes differently");
+
+  rows.push({
+    measure: `load ${SNAPSHOT_KEYS} keys x 256B (applyCommand)`,
+    ops: SNAPSHOT_KEYS,
+    "ops/s": Math.round((SNAPSHOT_KEYS / loadMs) * 1000),
+    ms: Math.round(loadMs),
+  });
+  rows.push({
+    measure: `snapshot ${SNAPSHOT_KEYS} keys (${(bytes.length / 1e6).toFixed(0)} MB)`,
+    ops: 1,
+    "ops/s": "",
+    ms: Math.round(snapshotMs),
+  });
+  rows.push({
+    measure: `content hash of the snapshot`,
+    ops: 1,
+    "ops/s": "",
+    ms: Math.round(hashMs),
+    "MB/s": Math.round(bytes.length / 1e3 / hashMs),
+  });
+  rows.push({ measure: `restore ${SNAPSHOT_KEYS} keys`, ops: 1, "ops/s": "", ms: Math.round(restoreMs) });
+  json.snapshotKeys = SNAPSHOT_KEYS;
+  json.snapshotBytes = bytes.length;
+  json.snapshotMs = Math.round(snapshotMs);
+  json.hashMs = Math.round(hashMs);
+  json.restoreMs = Math.round(restoreMs);
+}
+
+console.table(rows);
+console.log(JSON.stringify({ bench: "statemachine", node: process.version, gcExposed: gc !== undefined, ...json }));

@@ -1,0 +1,81 @@
+// The keyed store: current records only (no MVCC history; past events live in watch-history.ts).
+//
+// Representation: keys are strings, values are bytes. Keys are strings because a JS Map hashes strings
+// natively and string comparison is the fastest ordered comparison JS offers, which makes point reads and the
+// sorted index cheap; clients use text keys (paths like "config/db/url") in practice, and keys with lone
+// surrogates are refused so every key has an exact UTF-8 form for the wire and the snapshot. Values are
+// Uint8Array because they are opaque payloads (config blobs, serialized records), as in etcd.
+
+import { assert } from "../raft/errors.js";
+import type { KeyValue, RangeOp } from "./commands.js";
+import { SortedKeys } from "./sorted-keys.js";
+
+export class KvStore {
+  private readonly records = new Map<string, KeyValue>();
+  private order = new SortedKeys();
+
+  static fromSorted(records: readonly KeyValue[]): KvStore {
+    const store = new KvStore();
+    for (const kv of records) store.records.set(kv.key, kv);
+    store.order = SortedKeys.fromSorted(records.map((kv) => kv.key));
+    assert(store.records.size === records.length, "KvStore.fromSorted: duplicate keys");
+    return store;
+  }
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  get(key: string): KeyValue | undefined {
+    return this.records.get(key);
+  }
+
+  /** Writes the record for `kv.key`, returning the one it replaces. */
+  set(kv: KeyValue): KeyValue | undefined {
+    const prev = this.records.get(kv.key);
+    this.records.set(kv.key, kv);
+    if (prev === undefined) this.order.insert(kv.key);
+    return prev;
+  }
+
+  remove(key: string): KeyValue | undefined {
+    const prev = this.records.get(key);
+    if (prev === undefined) return undefined;
+    this.records.delete(key);
+    this.order.remove(key);
+    return prev;
+  }
+
+  /** Keys starting with `prefix`, in order, strictly after `after` when given. */
+  *keysWithPrefix(prefix: string, after?: string): Generator<string> {
+    const resume = after !== undefined && after >= prefix;
+    for (const key of this.order.scan(resume ? after : prefix, resume)) {
+      if (!key.startsWith(prefix)) return;
+      yield key;
+    }
+  }
+
+  /** One page of a range read; `more` says a next page exists, continued with `after: cursor`. */
+  range(op: RangeOp): { kvs: KeyValue[]; more: boolean; cursor?: string } {
+    if (!op.prefix) {
+      const kv = this.records.get(op.key);
+      const visible = kv !== undefined && (op.after === undefined || op.key > op.after);
+      return { kvs: visible ? [kv] : [], more: false };
+    }
+    const limit = op.limit ?? 0;
+    const kvs: KeyValue[] = [];
+    for (const key of this.keysWithPrefix(op.key, op.after)) {
+      if (limit > 0 && kvs.length === limit) return { kvs, more: true, cursor: kvs[kvs.length - 1].key };
+      kvs.push(this.records.get(key)!);
+    }
+    return { kvs, more: false };
+  }
+
+  /** Every record in key order. */
+  sorted(): KeyValue[] {
+    const keys = this.order.toArray();
+    const out: KeyValue[] = new Array(keys.length);
+    for (let i = 0; i < keys.length; i++) out[i] = this.records.get(keys[i])!;
+    return out;
+  }
+}

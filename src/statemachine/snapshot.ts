@@ -1,0 +1,202 @@
+// Snapshot encoding: deterministic bytes (same state, same bytes, on every replica) that restore exactly.
+//
+// Layout (all integers little-endian):
+//   "CSMS" | u8 format version | u32 meta length | meta (msgpack) | f64 key count | key records...
+//   key record: u32 key length | key (UTF-8) | u32 value length | value | f64 createRevision | f64 modRevision
+//               | f64 version | f64 lease
+// The meta part holds everything except the keys: applied index, revision, compaction revision, leases,
+// sessions with their recorded outcomes, the watch history (kept, not compacted away, so a restored replica
+// serves the same resumes as the others) and extension sections — all as arrays in a fixed, sorted order.
+// Keys, the bulk, use a flat binary layout in key order, written into one buffer sized exactly up front:
+// no growth copies, and no per-key msgpack objects on restore.
+
+import { Packr } from "msgpackr";
+import type { KeyValue, Outcome } from "./commands.js";
+import { SnapshotFormatError } from "./errors.js";
+import { utf8Length } from "./limits.js";
+import type { WatchEvent } from "./watch-history.js";
+
+export const SNAPSHOT_FORMAT_VERSION = 1;
+const MAGIC = [0x43, 0x53, 0x4d, 0x53]; // "CSMS"
+const HEADER_BYTES = MAGIC.length + 1 + 4;
+const RECORD_FIXED_BYTES = 4 + 4 + 8 * 4;
+
+export interface SnapshotState {
+  lastApplied: number;
+  revision: number;
+  compactRevision: number;
+  /** [id, ttlMs, grantedAt] in id order. */
+  leases: [number, number, number][];
+  /** [clientId, lease, lowestUnacked, [seq, outcome][] in seq order] in client id order. */
+  sessions: [number, number, number, [number, Outcome][]][];
+  history: WatchEvent[];
+  /** [section, data] in section order. */
+  extensions: [string, unknown][];
+  keyCount: number;
+  /** Records in key order. */
+  kvs: KeyValue[];
+}
+
+const packr = new Packr({ useRecords: false, copyBuffers: true, mapsAsObjects: true, moreTypes: false });
+
+export function encodeSnapshot(state: SnapshotState): Uint8Array {
+  const meta = packr.pack([
+    state.lastApplied,
+    state.revision,
+    state.compactRevision,
+    state.leases,
+    state.sessions,
+    state.history,
+    state.extensions,
+  ]);
+  const records = state.kvs;
+  if (records.length !== state.keyCount) throw new Error("snapshot: key count does not match the records");
+  let size = HEADER_BYTES + meta.length + 8;
+  for (const kv of records) size += RECORD_FIXED_BYTES + utf8Length(kv.key) + kv.value.length;
+
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  out.set(MAGIC, 0);
+  out[4] = SNAPSHOT_FORMAT_VERSION;
+  view.setUint32(5, meta.length, true);
+  out.set(meta, HEADER_BYTES);
+  let p = HEADER_BYTES + meta.length;
+  view.setFloat64(p, records.length, true);
+  p += 8;
+  for (const kv of records) {
+    const keyStart = p + 4;
+    const keyEnd = writeUtf8(kv.key, out, keyStart);
+    view.setUint32(p, keyEnd - keyStart, true);
+    p = keyEnd;
+    view.setUint32(p, kv.value.length, true);
+    out.set(kv.value, p + 4);
+    p += 4 + kv.value.length;
+    view.setFloat64(p, kv.createRevision, true);
+    view.setFloat64(p + 8, kv.modRevision, true);
+    view.setFloat64(p + 16, kv.version, true);
+    view.setFloat64(p + 24, kv.lease, true);
+    p += 32;
+  }
+  if (p !== size) throw new Error(`snapshot: wrote ${p} bytes, sized ${size}`);
+  return out;
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+export function decodeSnapshot(bytes: Uint8Array): SnapshotState {
+  if (!(bytes instanceof Uint8Array) || bytes.length < HEADER_BYTES + 8) {
+    throw new SnapshotFormatError("too short to be a snapshot");
+  }
+  for (let i = 0; i < MAGIC.length; i++) {
+    if (bytes[i] !== MAGIC[i]) throw new SnapshotFormatError('missing the "CSMS" magic');
+  }
+  if (bytes[4] !== SNAPSHOT_FORMAT_VERSION) {
+    throw new SnapshotFormatError(`format version ${bytes[4]} (this node reads ${SNAPSHOT_FORMAT_VERSION})`);
+  }
+  try {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const metaLength = view.getUint32(5, true);
+    const meta = packr.unpack(bytes.subarray(HEADER_BYTES, HEADER_BYTES + metaLength)) as unknown[];
+    if (!Array.isArray(meta) || meta.length !== 7) throw new SnapshotFormatError("meta section is not a 7-tuple");
+    let p = HEADER_BYTES + metaLength;
+    const keyCount = view.getFloat64(p, true);
+    p += 8;
+    if (!Number.isSafeInteger(keyCount) || keyCount < 0) throw new SnapshotFormatError(`bad key count ${keyCount}`);
+    const kvs: KeyValue[] = new Array(keyCount);
+    const arena = new ValueArena();
+    for (let i = 0; i < keyCount; i++) {
+      const keyLength = view.getUint32(p, true);
+      const key = readKey(bytes, p + 4, keyLength);
+      p += 4 + keyLength;
+      const valueLength = view.getUint32(p, true);
+      if (p + 4 + valueLength + 32 > bytes.length) throw new SnapshotFormatError(`key record ${i} is truncated`);
+      const value = arena.copy(bytes, p + 4, valueLength);
+      p += 4 + valueLength;
+      kvs[i] = {
+        key,
+        value,
+        createRevision: view.getFloat64(p, true),
+        modRevision: view.getFloat64(p + 8, true),
+        version: view.getFloat64(p + 16, true),
+        lease: view.getFloat64(p + 24, true),
+      };
+      p += 32;
+      if (i > 0 && !(kvs[i - 1].key < key)) throw new SnapshotFormatError(`keys out of order at record ${i}`);
+    }
+    if (p !== bytes.length) throw new SnapshotFormatError(`${bytes.length - p} trailing bytes after the last key`);
+    const [lastApplied, revision, compactRevision, leases, sessions, history, extensions] = meta as [
+      number,
+      number,
+      number,
+      SnapshotState["leases"],
+      SnapshotState["sessions"],
+      WatchEvent[],
+      SnapshotState["extensions"],
+    ];
+    return { lastApplied, revision, compactRevision, leases, sessions, history, extensions, keyCount, kvs };
+  } catch (e) {
+    if (e instanceof SnapshotFormatError) throw e;
+    throw new SnapshotFormatError(`damaged: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Restored values are views into 1 MiB arenas instead of one allocation each: a million ArrayBuffer
+ * allocations cost more than the rest of restore together. An arena is freed when the last value viewing it
+ * is overwritten or deleted, so the cost is bounded retention (at most the snapshot's value bytes), not a leak.
+ * Values never alias the caller's snapshot buffer.
+ */
+class ValueArena {
+  private static readonly SIZE = 1 << 20;
+  private buffer = new Uint8Array(0);
+  private used = 0;
+
+  copy(from: Uint8Array, start: number, length: number): Uint8Array {
+    if (length === 0) return new Uint8Array(0);
+    if (length > ValueArena.SIZE / 4) return from.slice(start, start + length);
+    if (this.used + length > this.buffer.length) {
+      this.buffer = new Uint8Array(ValueArena.SIZE);
+      this.used = 0;
+    }
+    const at = this.used;
+    this.buffer.set(from.subarray(start, start + length), at);
+    this.used += length;
+    return new Uint8Array(this.buffer.buffer, at, length);
+  }
+}
+
+/** Decodes a key; short ASCII keys (the common case) skip TextDecoder's per-call overhead. */
+function readKey(bytes: Uint8Array, start: number, length: number): string {
+  const end = start + length;
+  if (length <= 256) {
+    let ascii = true;
+    for (let i = start; i < end; i++) if (bytes[i] >= 0x80) ascii = false;
+    // fromCharCode over the whole key yields a flat string (cheap to hash in the Map), unlike `+=`.
+    if (ascii) return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
+  }
+  return decoder.decode(bytes.subarray(start, end));
+}
+
+/** Writes `s` as UTF-8 at `at`; returns the end offset. `s` has no lone surrogates (keys are validated). */
+function writeUtf8(s: string, out: Uint8Array, at: number): number {
+  let p = at;
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c < 0x80) out[p++] = c;
+    else if (c < 0x800) {
+      out[p++] = 0xc0 | (c >> 6);
+      out[p++] = 0x80 | (c & 0x3f);
+    } else if (c >= 0xd800 && c <= 0xdbff) {
+      c = 0x10000 + ((c - 0xd800) << 10) + (s.charCodeAt(++i) - 0xdc00);
+      out[p++] = 0xf0 | (c >> 18);
+      out[p++] = 0x80 | ((c >> 12) & 0x3f);
+      out[p++] = 0x80 | ((c >> 6) & 0x3f);
+      out[p++] = 0x80 | (c & 0x3f);
+    } else {
+      out[p++] = 0xe0 | (c >> 12);
+      out[p++] = 0x80 | ((c >> 6) & 0x3f);
+      out[p++] = 0x80 | (c & 0x3f);
+    }
+  }
+  return p;
+}

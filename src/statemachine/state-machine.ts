@@ -1,0 +1,577 @@
+// The replicated state machine: the server calls apply(index, bytes) for each committed Normal entry, in log
+// order, on every replica; the same log gives the same results, events, state and snapshot bytes everywhere.
+//
+// EXTENSION POINTS (used by src/locks for locks and elections):
+//  1. Commands: pass `handlers: CommandHandler[]`. Each handler owns some op names (with a validator per op,
+//     run at decode time), applies them with an ApplyContext, and owns one snapshot section (plain msgpack data,
+//     deterministic: sorted, stable field order). Extension ops are writes: they may carry a session tag.
+//  2. Lease end: `onLeaseEnded(leaseId, reason, ctx)` is called synchronously inside the apply that revokes or
+//     expires the lease, after its keys are deleted and its sessions closed (ctx.leaseAlive(id) is already
+//     false), in handler order — so a lock bound to the lease can be released and the next waiter granted at
+//     the same index. ctx.index is that index (a natural fencing token).
+//  3. Fenced writes: put, delete and txn accept `fence: { lock, token }`, checked by the `fenceChecker` option
+//     before the write; without one, a fenced write is refused with FENCED ("no such lock").
+//  4. Lease liveness: ctx.leaseAlive(id) during apply, and leaseAlive(id) between applies.
+//
+// Time: commands carry the leader's timestamps (leaseGrant.grantedAt); nothing here reads a clock.
+
+import { assert } from "../raft/errors.js";
+import {
+  CORE_OPS,
+  decodeCommand,
+  failed,
+  isCommandError,
+  ok,
+  READ_ONLY_OPS,
+  validateCommand,
+  type Command,
+  type CompactCommand,
+  type Compare,
+  type DeleteOp,
+  type ExtensionCommand,
+  type ExtensionValidator,
+  type Fence,
+  type KeyValue,
+  type LeaseInfo,
+  type Outcome,
+  type PutOp,
+  type RangeOp,
+  type RangeResult,
+  type TxnCommand,
+  type TxnOp,
+  type TxnOpResult,
+} from "./commands.js";
+import { commandError, invalidArgument, type CommandError } from "./errors.js";
+import { KvStore } from "./kv.js";
+import { LeaseTable, type LeaseEndReason } from "./leases.js";
+import { resolveLimits, utf8Length, type Limits } from "./limits.js";
+import { SessionTable } from "./sessions.js";
+import { decodeSnapshot, encodeSnapshot, type SnapshotState } from "./snapshot.js";
+import { contentHash } from "./hash.js";
+import { evaluateCompare } from "./txn.js";
+import { WatchHistory, type WatchEvent, type WatchFilter } from "./watch-history.js";
+
+export type StateMachineEvent =
+  | WatchEvent
+  | { type: "leaseGranted"; id: number; ttlMs: number }
+  | { type: "leaseEnded"; id: number; reason: LeaseEndReason }
+  | { type: "extension"; section: string; event: unknown };
+
+export interface ApplyOutput {
+  result: Outcome;
+  events: StateMachineEvent[];
+}
+
+export interface ApplyContext {
+  /** The log index being applied. */
+  readonly index: number;
+  /** The store revision before this command's own writes. */
+  readonly revision: number;
+  leaseAlive(id: number): boolean;
+  emit(event: unknown): void;
+}
+
+export interface CommandHandler {
+  /** Snapshot section name, unique among handlers. */
+  readonly section: string;
+  /** The ops this handler owns, each with its structural validator. */
+  readonly ops: Readonly<Record<string, ExtensionValidator>>;
+  apply(command: ExtensionCommand, ctx: ApplyContext): Outcome;
+  onLeaseEnded?(leaseId: number, reason: LeaseEndReason, ctx: ApplyContext): void;
+  snapshot(): unknown;
+  restore(data: unknown): void;
+}
+
+/** Returns null to accept a fenced write, or the error (normally FENCED) to refuse it. */
+export type FenceChecker = (fence: Fence, ctx: ApplyContext) => CommandError | null;
+
+export interface StateMachineOptions {
+  limits?: Partial<Limits>;
+  handlers?: CommandHandler[];
+  fenceChecker?: FenceChecker;
+}
+
+export class StateMachine {
+  readonly limits: Limits;
+  private kv = new KvStore();
+  private readonly leaseTable = new LeaseTable();
+  private readonly sessions: SessionTable;
+  private history: WatchHistory;
+  private currentRevision = 0;
+  private applied = 0;
+  private readonly handlers: CommandHandler[];
+  private readonly handlerByOp = new Map<string, CommandHandler>();
+  private readonly validators = new Map<string, ExtensionValidator>();
+  private readonly fenceChecker: FenceChecker | undefined;
+
+  // Per-apply scratch state. `writeRevision` is 0 until the command's first change, then current + 1:
+  // all changes of one command share one revision, and a command that changes nothing bumps nothing.
+  private writeRevision = 0;
+  private events: StateMachineEvent[] = [];
+  private ctx: ApplyContext | null = null;
+
+  constructor(options: StateMachineOptions = {}) {
+    const limits = resolveLimits(options.limits);
+    if ("code" in limits) throw new TypeError(limits.message);
+    this.limits = limits;
+    this.sessions = new SessionTable(limits.maxSessionResponses);
+    this.history = new WatchHistory(limits.historyRevisions, limits.historyMaxEvents);
+    this.handlers = options.handlers ?? [];
+    this.fenceChecker = options.fenceChecker;
+    const sections = new Set<string>();
+    for (const handler of this.handlers) {
+      if (sections.has(handler.section)) throw new TypeError(`two handlers own snapshot section "${handler.section}"`);
+      sections.add(handler.section);
+      for (const [op, validate] of Object.entries(handler.ops)) {
+        if (CORE_OPS.has(op) || this.handlerByOp.has(op)) {
+          throw new TypeError(`op "${op}" of handler "${handler.section}" is already taken`);
+        }
+        this.handlerByOp.set(op, handler);
+        this.validators.set(op, validate);
+      }
+    }
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // Apply
+
+  /** Decodes and applies one committed entry. Never throws on bad input; throws only on a broken invariant. */
+  apply(index: number, bytes: Uint8Array): ApplyOutput {
+    const command = decodeCommand(bytes, this.validators);
+    if (isCommandError(command)) {
+      this.advanceIndex(index);
+      return { result: failed(command), events: [] };
+    }
+    return this.execute(index, command);
+  }
+
+  /** Applies an in-process command object (validated the same way as decoded bytes). */
+  applyCommand(index: number, command: Command): ApplyOutput {
+    const valid = validateCommand(command, this.validators);
+    if (isCommandError(valid)) {
+      this.advanceIndex(index);
+      return { result: failed(valid), events: [] };
+    }
+    return this.execute(index, valid);
+  }
+
+  private advanceIndex(index: number): void {
+    assert(Number.isSafeInteger(index) && index > this.applied, () => `apply index ${index} after ${this.applied}`);
+    this.applied = index;
+  }
+
+  private execute(index: number, command: Command): ApplyOutput {
+    this.advanceIndex(index);
+    this.events = [];
+    this.writeRevision = 0;
+    const revisionBefore = this.currentRevision;
+    this.ctx = {
+      index,
+      revision: revisionBefore,
+      leaseAlive: (id) => this.leaseTable.isAlive(id),
+      emit: (event) => this.events.push({ type: "extension", section: this.sectionOf(command.op), event }),
+    };
+    let result: Outcome;
+    const tag = command.session;
+    if (tag === undefined || READ_ONLY_OPS.has(command.op)) {
+      result = this.dispatch(command);
+    } else {
+      const decision = this.sessions.admit(tag);
+      if (decision.kind === "replay") result = decision.outcome;
+      else if (decision.kind === "reject") result = failed(decision.error);
+      else {
+        result = this.dispatch(command);
+        this.sessions.record(decision.session, tag.seq, result);
+      }
+    }
+    if (this.writeRevision !== 0) {
+      assert(this.writeRevision === revisionBefore + 1, "a command wrote at more than one revision");
+      this.currentRevision = this.writeRevision;
+      this.history.trim(this.currentRevision);
+    }
+    const events = this.events;
+    this.events = [];
+    this.ctx = null;
+    return { result, events };
+  }
+
+  private sectionOf(op: string): string {
+    return this.handlerByOp.get(op)?.section ?? "core";
+  }
+
+  private dispatch(command: Command): Outcome {
+    switch (command.op) {
+      case "put":
+      case "delete": {
+        const c = command as (PutOp | DeleteOp) & { fence?: Fence };
+        const bad = this.checkOp(c, "") ?? this.checkFence(c.fence) ?? this.checkWrites([c]);
+        if (bad) return failed(bad);
+        const out = c.op === "put" ? this.put(c) : this.deleteOp(c);
+        out.revision = this.revisionAfter();
+        const { op: _op, ...value } = out;
+        return ok(value);
+      }
+      case "range": {
+        const c = command as RangeOp;
+        const bad = this.checkOp(c, "");
+        return bad ? failed(bad) : ok(this.rangeNow(c));
+      }
+      case "txn":
+        return this.txn(command as TxnCommand);
+      case "compact":
+        return this.compact(command as CompactCommand);
+      case "leaseGrant": {
+        const { ttlMs, grantedAt } = command as { ttlMs: number; grantedAt: number };
+        if (ttlMs < this.limits.minLeaseTtlMs || ttlMs > this.limits.maxLeaseTtlMs) {
+          return failed(
+            invalidArgument("ttlMs", `between ${this.limits.minLeaseTtlMs} and ${this.limits.maxLeaseTtlMs}`, ttlMs),
+          );
+        }
+        const id = this.applied;
+        this.leaseTable.grant(id, ttlMs, grantedAt);
+        this.events.push({ type: "leaseGranted", id, ttlMs });
+        return ok({ id, ttlMs });
+      }
+      case "leaseRevoke": {
+        const { id } = command as { id: number };
+        if (!this.leaseTable.isAlive(id)) return failed(leaseNotFound(id));
+        const deleted = this.endLease(id, "revoked");
+        return ok({ revision: this.revisionAfter(), deleted });
+      }
+      case "leaseExpire": {
+        const expired: number[] = [];
+        for (const id of (command as { ids: number[] }).ids) {
+          if (!this.leaseTable.isAlive(id)) continue;
+          this.endLease(id, "expired");
+          expired.push(id);
+        }
+        return ok({ revision: this.revisionAfter(), expired });
+      }
+      case "leaseTimeToLive":
+        return ok({ lease: this.leaseTable.info((command as { id: number }).id) });
+      case "leaseList":
+        return ok({ leases: this.leaseTable.list().map((l) => ({ id: l.id, ttlMs: l.ttlMs })) });
+      case "registerClient": {
+        const lease = this.leaseTable.get((command as { lease: number }).lease);
+        if (lease === undefined) return failed(leaseNotFound((command as { lease: number }).lease));
+        const clientId = this.applied;
+        this.sessions.open(clientId, lease.id);
+        lease.clients.add(clientId);
+        return ok({ clientId });
+      }
+      default: {
+        const handler = this.handlerByOp.get(command.op);
+        assert(handler !== undefined, () => `no handler for validated op ${command.op}`);
+        return handler.apply(command as ExtensionCommand, this.ctx!);
+      }
+    }
+  }
+
+  private revisionAfter(): number {
+    return this.writeRevision === 0 ? this.currentRevision : this.writeRevision;
+  }
+
+  private nextRevision(): number {
+    if (this.writeRevision === 0) this.writeRevision = this.currentRevision + 1;
+    return this.writeRevision;
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // Checks (all run before the first change, so a refused command changes nothing)
+
+  private checkKey(key: string, field: string): CommandError | null {
+    const bytes = utf8Length(key);
+    if (bytes < 0) return invalidArgument(field, "a string without lone surrogates (valid UTF-16)", key);
+    if (bytes > this.limits.maxKeyBytes) {
+      return commandError("KEY_TOO_LARGE", `${field}: key is ${bytes} bytes, the limit is ${this.limits.maxKeyBytes}`, {
+        field,
+      });
+    }
+    return null;
+  }
+
+  private checkOp(op: TxnOp, path: string): CommandError | null {
+    const bad = this.checkKey(op.key, `${path}key`);
+    if (bad) return bad;
+    if (op.op === "put" && op.value.length > this.limits.maxValueBytes) {
+      return commandError(
+        "VALUE_TOO_LARGE",
+        `${path}value: value is ${op.value.length} bytes, the limit is ${this.limits.maxValueBytes}`,
+        { field: `${path}value` },
+      );
+    }
+    if (op.op === "range" && op.after !== undefined && utf8Length(op.after) < 0) {
+      return invalidArgument(`${path}after`, "a string without lone surrogates (valid UTF-16)", op.after);
+    }
+    return null;
+  }
+
+  private checkFence(fence: Fence | undefined): CommandError | null {
+    if (fence === undefined) return null;
+    if (this.fenceChecker === undefined) {
+      return commandError("FENCED", `fence on lock "${fence.lock}" refused: no such lock (no lock support installed)`);
+    }
+    return this.fenceChecker(fence, this.ctx!);
+  }
+
+  /**
+   * Lease existence for puts, and the key-count limit. The count is bounded from above: keys a put would
+   * create, ignoring deletes earlier in the same txn (documented, conservative, the same on every replica).
+   */
+  private checkWrites(ops: readonly TxnOp[]): CommandError | null {
+    const created = new Set<string>();
+    for (const op of ops) {
+      if (op.op !== "put") continue;
+      if (op.lease !== undefined && !this.leaseTable.isAlive(op.lease)) return leaseNotFound(op.lease);
+      if (this.kv.get(op.key) === undefined) created.add(op.key);
+    }
+    if (this.kv.size + created.size > this.limits.maxKeys) {
+      return commandError(
+        "TOO_MANY_KEYS",
+        `the store holds ${this.kv.size} keys and this write would create ${created.size}; the limit is ${this.limits.maxKeys}`,
+      );
+    }
+    return null;
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // Writes
+
+  private put(op: PutOp): TxnOpResult {
+    const revision = this.nextRevision();
+    const prev = this.kv.get(op.key);
+    const lease = op.lease ?? 0;
+    const kv: KeyValue = {
+      key: op.key,
+      value: op.value,
+      createRevision: prev === undefined ? revision : prev.createRevision,
+      modRevision: revision,
+      version: prev === undefined ? 1 : prev.version + 1,
+      lease,
+    };
+    this.kv.set(kv);
+    if (prev !== undefined && prev.lease !== 0 && prev.lease !== lease) this.leaseTable.detachKey(prev.lease, op.key);
+    if (lease !== 0) this.leaseTable.attachKey(lease, op.key);
+    const event: WatchEvent =
+      prev === undefined ? { type: "put", revision, kv } : { type: "put", revision, kv, prevKv: prev };
+    this.history.append(event);
+    this.events.push(event);
+    const result: TxnOpResult = { op: "put", revision };
+    if (op.prevKv && prev !== undefined) result.prevKv = prev;
+    return result;
+  }
+
+  private deleteKey(key: string): KeyValue | undefined {
+    const prev = this.kv.remove(key);
+    if (prev === undefined) return undefined;
+    const revision = this.nextRevision();
+    if (prev.lease !== 0) this.leaseTable.detachKey(prev.lease, key);
+    const event: WatchEvent = { type: "delete", revision, key, prevKv: prev };
+    this.history.append(event);
+    this.events.push(event);
+    return prev;
+  }
+
+  private deleteOp(op: DeleteOp): TxnOpResult {
+    const keys = op.prefix ? [...this.kv.keysWithPrefix(op.key)] : [op.key];
+    const prevKvs: KeyValue[] = [];
+    for (const key of keys) {
+      const prev = this.deleteKey(key);
+      if (prev !== undefined) prevKvs.push(prev);
+    }
+    const result: TxnOpResult = { op: "delete", revision: this.revisionAfter(), deleted: prevKvs.length };
+    if (op.prevKv) result.prevKvs = prevKvs;
+    return result;
+  }
+
+  private rangeNow(op: RangeOp): RangeResult {
+    const page = this.kv.range(op);
+    const result: RangeResult = { revision: this.revisionAfter(), kvs: page.kvs, more: page.more };
+    if (page.cursor !== undefined) result.cursor = page.cursor;
+    return result;
+  }
+
+  private txn(c: TxnCommand): Outcome {
+    const max = this.limits.maxTxnOps;
+    for (const [name, list] of [
+      ["compare", c.compare],
+      ["success", c.success],
+      ["failure", c.failure],
+    ] as const) {
+      if (list.length > max) {
+        return failed(commandError("TXN_TOO_LARGE", `${name}: ${list.length} entries, the limit is ${max} per list`));
+      }
+    }
+    for (let i = 0; i < c.compare.length; i++) {
+      const bad = this.checkKey(c.compare[i].key, `compare[${i}].key`);
+      if (bad) return failed(bad);
+    }
+    for (const [name, list] of [
+      ["success", c.success],
+      ["failure", c.failure],
+    ] as const) {
+      for (let i = 0; i < list.length; i++) {
+        const bad = this.checkOp(list[i], `${name}[${i}].`);
+        if (bad) return failed(bad);
+      }
+    }
+    const fenced = this.checkFence(c.fence);
+    if (fenced) return failed(fenced);
+    const succeeded = c.compare.every((cmp: Compare) => evaluateCompare(cmp, this.kv.get(cmp.key)));
+    const branch = succeeded ? c.success : c.failure;
+    const bad = this.checkWrites(branch);
+    if (bad) return failed(bad);
+    const responses: TxnOpResult[] = branch.map((op) =>
+      op.op === "put" ? this.put(op) : op.op === "delete" ? this.deleteOp(op) : { op: "range", ...this.rangeNow(op) },
+    );
+    const revision = this.revisionAfter();
+    for (const r of responses) r.revision = revision;
+    return ok({ revision, succeeded, responses });
+  }
+
+  private compact(c: CompactCommand): Outcome {
+    if (c.revision > this.currentRevision) {
+      return failed(
+        commandError(
+          "FUTURE_REVISION",
+          `revision ${c.revision} is beyond the current revision ${this.currentRevision}`,
+        ),
+      );
+    }
+    if (c.revision <= this.history.compactRevision) {
+      return failed(
+        commandError("COMPACTED", `revision ${c.revision} is already compacted (at ${this.history.compactRevision})`, {
+          compactRevision: this.history.compactRevision,
+        }),
+      );
+    }
+    this.history.compact(c.revision);
+    return ok({ revision: this.currentRevision, compactRevision: c.revision });
+  }
+
+  /** Ends a lease: deletes its keys (sorted, for the same event order everywhere), closes its sessions, tells handlers. */
+  private endLease(id: number, reason: LeaseEndReason): number {
+    const lease = this.leaseTable.get(id);
+    assert(lease !== undefined, () => `ending missing lease ${id}`);
+    const keys = [...lease.keys].sort();
+    for (const key of keys) {
+      const prev = this.deleteKey(key);
+      assert(prev !== undefined && prev.lease === id, () => `lease ${id} listed key ${key} it does not hold`);
+    }
+    for (const clientId of lease.clients) this.sessions.close(clientId);
+    this.leaseTable.remove(id);
+    this.events.push({ type: "leaseEnded", id, reason });
+    for (const handler of this.handlers) handler.onLeaseEnded?.(id, reason, this.ctx!);
+    return keys.length;
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // Reads between applies (serializable as is; linearizable after a ReadIndex barrier)
+
+  get revision(): number {
+    return this.currentRevision;
+  }
+  get compactRevision(): number {
+    return this.history.compactRevision;
+  }
+  get lastApplied(): number {
+    return this.applied;
+  }
+  get keyCount(): number {
+    return this.kv.size;
+  }
+
+  get(key: string): KeyValue | undefined {
+    return this.kv.get(key);
+  }
+
+  range(op: RangeOp): RangeResult | CommandError {
+    const valid = validateCommand({ ...op, op: "range" });
+    if (isCommandError(valid)) return valid;
+    return this.checkOp(valid as RangeOp, "") ?? this.rangeNow(valid as RangeOp);
+  }
+
+  leaseAlive(id: number): boolean {
+    return this.leaseTable.isAlive(id);
+  }
+
+  leaseTimeToLive(id: number): LeaseInfo | null {
+    return this.leaseTable.info(id);
+  }
+
+  /** Every lease with its TTL, in id order: a new leader restarts each deadline at now + ttlMs. */
+  leases(): { id: number; ttlMs: number; grantedAt: number }[] {
+    return this.leaseTable.list().map((l) => ({ id: l.id, ttlMs: l.ttlMs, grantedAt: l.grantedAt }));
+  }
+
+  /** Watch events with revision >= fromRevision, or COMPACTED with the compaction revision. */
+  watchEventsSince(fromRevision: number, filter?: WatchFilter, limit = 0): WatchEvent[] | CommandError {
+    if (!Number.isSafeInteger(fromRevision) || fromRevision < 1) {
+      return invalidArgument("fromRevision", "an integer >= 1", fromRevision);
+    }
+    return this.history.since(fromRevision, filter, limit);
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // Snapshot
+
+  /** Deterministic bytes: the same state gives the same bytes on every replica. */
+  snapshot(): Uint8Array {
+    const state: SnapshotState = {
+      lastApplied: this.applied,
+      revision: this.currentRevision,
+      compactRevision: this.history.compactRevision,
+      leases: this.leaseTable.list().map((l) => [l.id, l.ttlMs, l.grantedAt]),
+      sessions: this.sessions
+        .list()
+        .map((s) => [s.clientId, s.lease, s.lowestUnacked, [...s.responses.entries()].sort((a, b) => a[0] - b[0])]),
+      history: this.history.held(),
+      extensions: this.handlers
+        .map((h): [string, unknown] => [h.section, h.snapshot()])
+        .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
+      keyCount: this.kv.size,
+      kvs: this.kv.sorted(),
+    };
+    return encodeSnapshot(state);
+  }
+
+  /** 64-bit content hash of the snapshot bytes (16 hex digits), to log and compare across replicas. */
+  hash(): string {
+    return contentHash(this.snapshot());
+  }
+
+  /** Rebuilds a state machine from snapshot(); `options` must match the snapshotting node's (limits, handlers). */
+  static restore(bytes: Uint8Array, options: StateMachineOptions = {}): StateMachine {
+    const state = decodeSnapshot(bytes);
+    const sm = new StateMachine(options);
+    sm.applied = state.lastApplied;
+    sm.currentRevision = state.revision;
+    sm.kv = KvStore.fromSorted(state.kvs as KeyValue[]);
+    for (const [id, ttlMs, grantedAt] of state.leases) sm.leaseTable.grant(id, ttlMs, grantedAt);
+    for (const kv of state.kvs) if (kv.lease !== 0) sm.leaseTable.attachKey(kv.lease, kv.key);
+    for (const [clientId, lease, lowestUnacked, responses] of state.sessions) {
+      sm.sessions.restore({ clientId, lease, lowestUnacked, responses: new Map(responses) });
+      const owner = sm.leaseTable.get(lease);
+      assert(owner !== undefined, () => `snapshot: session ${clientId} bound to missing lease ${lease}`);
+      owner.clients.add(clientId);
+    }
+    sm.history = WatchHistory.restore(
+      sm.limits.historyRevisions,
+      sm.limits.historyMaxEvents,
+      state.compactRevision,
+      state.history,
+    );
+    const sections = new Map(state.extensions);
+    for (const handler of sm.handlers) {
+      assert(sections.has(handler.section), () => `snapshot has no section "${handler.section}"`);
+      handler.restore(sections.get(handler.section));
+      sections.delete(handler.section);
+    }
+    assert(sections.size === 0, () => `snapshot sections without a handler: ${[...sections.keys()].join(", ")}`);
+    return sm;
+  }
+}
+
+function leaseNotFound(id: number): CommandError {
+  return commandError("LEASE_NOT_FOUND", `lease ${id} does not exist (never granted, revoked or expired)`);
+}
