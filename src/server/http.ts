@@ -1,0 +1,116 @@
+// Plain HTTP on the client port, beside the WebSocket upgrade that the gateway handles on the same server:
+// liveness, readiness, Prometheus metrics and a JSON status. Read-only, GET/HEAD only, and a failing
+// dependency answers 500 instead of taking the process down.
+
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { PROMETHEUS_CONTENT_TYPE } from "./metrics.js";
+
+export type Readiness = { ready: true } | { ready: false; reason: string };
+
+/** What the endpoints read from the running node. All calls are synchronous reads of in-memory state. */
+export interface HttpDeps {
+  /** Ready to serve: knows a leader and has applied up to the commit index it learned from it. */
+  ready(): Readiness;
+  /** The Prometheus text exposition (Registry.expose). */
+  metrics(): string;
+  /** A JSON-serializable snapshot of the node's state (Maps become objects, bigints strings). */
+  status(): unknown;
+}
+
+export const HTTP_ENDPOINTS: readonly string[] = ["/health", "/ready", "/metrics", "/status"];
+
+const JSON_TYPE = "application/json; charset=utf-8";
+
+/** Answers one request completely; never throws. */
+export function handleHttp(req: IncomingMessage, res: ServerResponse, deps: HttpDeps): void {
+  // A body on a GET is ignored, but it must be consumed for the connection to be reusable.
+  req.resume();
+  const method = req.method ?? "GET";
+  const url = req.url ?? "/";
+  const query = url.indexOf("?");
+  const path = query < 0 ? url : url.slice(0, query);
+  const head = method === "HEAD";
+  try {
+    if (!HTTP_ENDPOINTS.includes(path)) {
+      send(
+        res,
+        head,
+        404,
+        JSON_TYPE,
+        json({ error: "not_found", message: `no endpoint ${truncate(path)}`, endpoints: HTTP_ENDPOINTS }),
+      );
+      return;
+    }
+    if (method !== "GET" && !head) {
+      res.setHeader("Allow", "GET, HEAD");
+      send(
+        res,
+        head,
+        405,
+        JSON_TYPE,
+        json({
+          error: "method_not_allowed",
+          message: `${truncate(method)} is not allowed on ${path}; use GET or HEAD`,
+        }),
+      );
+      return;
+    }
+    switch (path) {
+      case "/health":
+        send(res, head, 200, JSON_TYPE, json({ ok: true }));
+        return;
+      case "/ready": {
+        const readiness = deps.ready();
+        send(res, head, readiness.ready ? 200 : 503, JSON_TYPE, json(readiness));
+        return;
+      }
+      case "/metrics":
+        send(res, head, 200, PROMETHEUS_CONTENT_TYPE, deps.metrics());
+        return;
+      case "/status":
+        send(res, head, 200, JSON_TYPE, json(deps.status()));
+        return;
+    }
+  } catch (err) {
+    if (!res.headersSent) {
+      send(
+        res,
+        head,
+        500,
+        JSON_TYPE,
+        json({ error: "internal", message: `${path} failed: ${err instanceof Error ? err.message : String(err)}` }),
+      );
+    } else {
+      res.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+}
+
+/** A request listener for `http.createServer`. */
+export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => handleHttp(req, res, deps);
+}
+
+function send(res: ServerResponse, head: boolean, status: number, contentType: string, body: string): void {
+  const bytes = Buffer.from(body, "utf8");
+  res.writeHead(status, {
+    "Content-Type": contentType,
+    "Content-Length": bytes.length,
+    // Health and metrics are live values; an intermediate cache must never answer for the node.
+    "Cache-Control": "no-store",
+  });
+  res.end(head ? undefined : bytes);
+}
+
+function json(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v instanceof Map) return Object.fromEntries(v);
+    if (v instanceof Set) return [...v];
+    if (typeof v === "bigint") return v.toString();
+    return v;
+  });
+}
+
+function truncate(s: string): string {
+  return s.length > 100 ? s.slice(0, 100) + "…" : s;
+}

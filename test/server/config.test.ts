@@ -1,0 +1,814 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { Command } from "commander";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  addServerOptions,
+  authorize,
+  ConfigError,
+  configWarnings,
+  deriveClusterId,
+  envName,
+  flagName,
+  formatBytes,
+  loadConfig,
+  loadTokens,
+  parseInitialCluster,
+  parseTokens,
+  redactConfig,
+  type AccessRequest,
+  type TokenEntry,
+} from "../../src/server/config.js";
+import { createLogger, OnceLogger } from "../../src/server/logger.js";
+
+let dir: string;
+const PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "concord-config-"));
+  for (const f of ["cert.pem", "key.pem", "ca.pem"]) writeFileSync(join(dir, f), PEM);
+  writeFileSync(join(dir, "not-pem.der"), Buffer.from([0x30, 0x82, 0x01, 0x0a]));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, content: unknown): string {
+  const path = join(dir, name);
+  writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content));
+  return path;
+}
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error("expected a ConfigError, got none");
+}
+
+describe("loadConfig: defaults and derived values", () => {
+  it("needs only a name and derives a single-member cluster", () => {
+    const c = loadConfig(["--name", "n1"], {}, dir);
+    expect(c.name).toBe("n1");
+    expect(c.dataDir).toBe(join(dir, ".concord", "n1"));
+    expect(c.clientUrl).toBe("ws://127.0.0.1:7000");
+    expect(c.peerUrl).toBe("ws://127.0.0.1:7001");
+    expect(c.clientListen).toEqual({ host: "127.0.0.1", port: 7000 });
+    expect([...c.initialCluster]).toEqual([["n1", "ws://127.0.0.1:7001"]]);
+    expect([...c.clientUrls]).toEqual([["n1", "ws://127.0.0.1:7000"]]);
+    expect(c.clusterId).toBe(deriveClusterId(c.initialCluster));
+    expect(c).toMatchObject({
+      join: false,
+      tickMs: 100,
+      electionTicks: 10,
+      heartbeatTicks: 1,
+      snapshotEntries: 10_000,
+      maxRequestBytes: 1.5 * 1024 * 1024,
+      maxValueBytes: 1024 * 1024,
+      maxInflightPerConnection: 1024,
+      maxConnections: 10_000,
+      logLevel: "info",
+      logFormat: "json",
+      repair: false,
+      fsync: true,
+      tls: {},
+    });
+    expect(c.peerSecret).toBeUndefined();
+  });
+
+  it("derives the same cluster id on every member regardless of list order", () => {
+    const a = loadConfig(
+      ["--name", "a", "--peer-url", "ws://h1:1", "--initial-cluster", "a=ws://h1:1,b=ws://h2:1"],
+      {},
+      dir,
+    );
+    const b = loadConfig(
+      [
+        "--name",
+        "b",
+        "--peer-url",
+        "ws://h2:1",
+        "--client-url",
+        "ws://h2:2",
+        "--initial-cluster",
+        "b=ws://h2:1,a=ws://h1:1",
+      ],
+      {},
+      dir,
+    );
+    expect(a.clusterId).toBe(b.clusterId);
+    expect(a.clusterId).toMatch(/^[0-9a-f]{16}$/);
+    const other = loadConfig(
+      ["--name", "a", "--peer-url", "ws://h1:1", "--initial-cluster", "a=ws://h1:1,c=ws://h2:1"],
+      {},
+      dir,
+    );
+    expect(other.clusterId).not.toBe(a.clusterId);
+  });
+
+  it("parses sizes with units and IPv6 listen addresses", () => {
+    const c = loadConfig(
+      ["--name", "n1", "--max-request-bytes", "2MiB", "--snapshot-bytes", "1.5 GB", "--client-url", "ws://[::1]:9000"],
+      {},
+      dir,
+    );
+    expect(c.maxRequestBytes).toBe(2 * 1024 * 1024);
+    expect(c.snapshotBytes).toBe(1.5e9);
+    expect(c.clientUrl).toBe("ws://[::1]:9000");
+    expect(c.clientListen).toEqual({ host: "::1", port: 9000 });
+  });
+
+  it("accepts commander's parsed options from the CLI's own command", () => {
+    const cmd = addServerOptions(new Command("server")).exitOverride();
+    cmd.option("--verbose", "a flag of the CLI, not of the server");
+    cmd.parse(["--name", "n7", "--tick-ms", "20", "--no-fsync", "--verbose"], { from: "user" });
+    const c = loadConfig(cmd.opts(), {}, dir);
+    expect(c).toMatchObject({ name: "n7", tickMs: 20, fsync: false });
+  });
+
+  it("declares a flag, with help naming its environment variable, for every file key", () => {
+    const cmd = addServerOptions(new Command("server"));
+    const help = cmd.helpInformation();
+    for (const key of ["tickMs", "initialCluster", "peerSecret", "authTokensFile", "maxKeyBytes", "fsync"]) {
+      expect(help).toContain(flagName(key));
+      expect(help).toContain(envName(key));
+    }
+    expect(help).toContain("--no-fsync");
+    expect(cmd.options.find((o) => o.long === "--max-request-bytes")!.description).toContain("(default: 1.5MiB)");
+    expect(envName("maxInflightPerConnection")).toBe("CONCORD_MAX_INFLIGHT_PER_CONNECTION");
+  });
+
+  it("formats byte sizes for help text", () => {
+    expect(formatBytes(1572864)).toBe("1.5MiB");
+    expect(formatBytes(4096)).toBe("4KiB");
+    expect(formatBytes(1000)).toBe("1000");
+  });
+});
+
+describe("loadConfig: precedence flag > env > file > default", () => {
+  it("takes each option from the highest source that sets it", () => {
+    const cfg = file("precedence.json", {
+      name: "n1",
+      tickMs: 10,
+      electionTicks: 30,
+      heartbeatTicks: 3,
+      logLevel: "debug",
+    });
+    const c = loadConfig(
+      ["--config", cfg, "--tick-ms", "12"],
+      { CONCORD_TICK_MS: "11", CONCORD_ELECTION_TICKS: "21" },
+      dir,
+    );
+    expect(c.tickMs).toBe(12); // flag over env and file
+    expect(c.electionTicks).toBe(21); // env over file
+    expect(c.heartbeatTicks).toBe(3); // file over default
+    expect(c.logLevel).toBe("debug");
+    expect(c.snapshotEntries).toBe(10_000); // default
+    expect(c.configFile).toBe(cfg);
+  });
+
+  it("lets --no-X turn off what the environment or the file turned on", () => {
+    const cfg = file("bools.json", { name: "n1", repair: true });
+    expect(loadConfig(["--config", cfg], {}, dir).repair).toBe(true);
+    expect(loadConfig(["--config", cfg, "--no-repair"], {}, dir).repair).toBe(false);
+    expect(loadConfig(["--name", "n1"], { CONCORD_FSYNC: "false" }, dir).fsync).toBe(false);
+    expect(loadConfig(["--name", "n1", "--fsync"], { CONCORD_FSYNC: "off" }, dir).fsync).toBe(true);
+  });
+
+  it("reads the config file named by CONCORD_CONFIG and resolves its relative paths against the file", () => {
+    const cfg = file("relative.json", {
+      name: "n2",
+      dataDir: "data/n2",
+      initialCluster: { n2: "ws://127.0.0.1:7001" },
+    });
+    const c = loadConfig([], { CONCORD_CONFIG: cfg }, "/");
+    expect(c.name).toBe("n2");
+    expect(c.dataDir).toBe(join(dir, "data", "n2"));
+  });
+
+  it("joins an existing cluster with its id", () => {
+    const c = loadConfig(
+      [
+        "--name",
+        "n4",
+        "--join",
+        "--cluster-id",
+        "abc123",
+        "--initial-cluster",
+        "n1=ws://h1:7001,n4=ws://127.0.0.1:7001",
+      ],
+      {},
+      dir,
+    );
+    expect(c).toMatchObject({ join: true, clusterId: "abc123" });
+  });
+
+  it("treats an empty environment variable as unset", () => {
+    expect(loadConfig(["--name", "n1"], { CONCORD_TICK_MS: "" }, dir).tickMs).toBe(100);
+  });
+});
+
+describe("loadConfig: every validation error names the field, the value and what is accepted", () => {
+  const cases: { name: string; argv: () => string[]; env?: Record<string, string>; field: string; message: RegExp }[] =
+    [
+      { name: "missing name", argv: () => [], field: "--name", message: /required \(1 to 63 characters/ },
+      {
+        name: "bad name",
+        argv: () => ["--name", "n 1"],
+        field: "--name",
+        message: /expected 1 to 63 characters .* got 'n 1'/,
+      },
+      {
+        name: "tick not a number",
+        argv: () => ["--name", "n1", "--tick-ms", "abc"],
+        field: "--tick-ms",
+        message: /^--tick-ms: expected a positive integer number of milliseconds \(at most 60000\), got 'abc'$/,
+      },
+      {
+        name: "tick zero",
+        argv: () => ["--name", "n1", "--tick-ms", "0"],
+        field: "--tick-ms",
+        message: /positive integer .* got '0'/,
+      },
+      {
+        name: "tick fractional from env",
+        argv: () => ["--name", "n1"],
+        env: { CONCORD_TICK_MS: "1.5" },
+        field: "CONCORD_TICK_MS",
+        message: /^CONCORD_TICK_MS: expected a positive integer .* got '1.5'$/,
+      },
+      {
+        name: "election ticks too small",
+        argv: () => ["--name", "n1", "--election-ticks", "1"],
+        field: "--election-ticks",
+        message: /from 2 to 10000, got '1'/,
+      },
+      {
+        name: "heartbeat not below election",
+        argv: () => ["--name", "n1", "--election-ticks", "5", "--heartbeat-ticks", "5"],
+        field: "--heartbeat-ticks",
+        message: /less than the election timeout \(5 ticks\), got 5/,
+      },
+      {
+        name: "size garbage",
+        argv: () => ["--name", "n1", "--max-value-bytes", "lots"],
+        field: "--max-value-bytes",
+        message: /a size in bytes .* e\.g\. 1\.5MiB, got 'lots'/,
+      },
+      {
+        name: "size unknown unit",
+        argv: () => ["--name", "n1", "--max-value-bytes", "5XB"],
+        field: "--max-value-bytes",
+        message: /got '5XB'/,
+      },
+      {
+        name: "size fraction of a byte",
+        argv: () => ["--name", "n1", "--max-key-bytes", "1.5"],
+        field: "--max-key-bytes",
+        message: /not a whole number of bytes/,
+      },
+      {
+        name: "request smaller than key+value",
+        argv: () => ["--name", "n1", "--max-request-bytes", "1MiB"],
+        field: "--max-request-bytes",
+        message: /at least maxKeyBytes \+ maxValueBytes .* got 1048576/,
+      },
+      {
+        name: "bad bool from env",
+        argv: () => ["--name", "n1"],
+        env: { CONCORD_JOIN: "maybe" },
+        field: "CONCORD_JOIN",
+        message: /expected a boolean \(true\/false.*got 'maybe'/,
+      },
+      {
+        name: "bad log level",
+        argv: () => ["--name", "n1", "--log-level", "loud"],
+        field: "--log-level",
+        message: /expected one of fatal, error, warn, info, debug, trace, silent, got 'loud'/,
+      },
+      {
+        name: "bad log format",
+        argv: () => ["--name", "n1", "--log-format", "xml"],
+        field: "--log-format",
+        message: /expected one of json, pretty, got 'xml'/,
+      },
+      {
+        name: "unknown flag",
+        argv: () => ["--name", "n1", "--tick", "5"],
+        field: "arguments",
+        message: /unknown option '--tick'/,
+      },
+      {
+        name: "http url",
+        argv: () => ["--name", "n1", "--client-url", "http://127.0.0.1:7000"],
+        field: "--client-url",
+        message: /scheme http: is not ws: or wss:/,
+      },
+      {
+        name: "not a url",
+        argv: () => ["--name", "n1", "--peer-url", "localhost"],
+        field: "--peer-url",
+        message: /got 'localhost' \(not a URL\)/,
+      },
+      {
+        name: "url with path",
+        argv: () => ["--name", "n1", "--client-url", "ws://h:1/x"],
+        field: "--client-url",
+        message: /no path, query or fragment/,
+      },
+      {
+        name: "url with credentials",
+        argv: () => ["--name", "n1", "--client-url", "ws://u:p@h:1"],
+        field: "--client-url",
+        message: /credentials/,
+      },
+      {
+        name: "url port zero",
+        argv: () => ["--name", "n1", "--client-url", "ws://h:0"],
+        field: "--client-url",
+        message: /port from 1 to 65535/,
+      },
+      {
+        name: "client and peer on one port",
+        argv: () => ["--name", "n1", "--client-url", "ws://127.0.0.1:7001"],
+        field: "--peer-url (default)",
+        message: /must differ from the client URL/,
+      },
+      {
+        name: "join without other members",
+        argv: () => ["--name", "n1", "--join", "--cluster-id", "c1"],
+        field: "--initial-cluster",
+        message: /with --join, must list the existing members/,
+      },
+      {
+        name: "join without cluster id",
+        argv: () => ["--name", "n1", "--join", "--initial-cluster", "n0=ws://h:1,n1=ws://127.0.0.1:7001"],
+        field: "--cluster-id",
+        message: /required with --join/,
+      },
+      {
+        name: "bad cluster id",
+        argv: () => ["--name", "n1", "--cluster-id", "a/b"],
+        field: "--cluster-id",
+        message: /got 'a\/b'/,
+      },
+      {
+        name: "short peer secret, not echoed",
+        argv: () => ["--name", "n1", "--peer-secret", "hunter2"],
+        field: "--peer-secret",
+        message: /16 to 1024 characters .* got a secret of 7 characters$/,
+      },
+      {
+        name: "missing cert file",
+        argv: () => ["--name", "n1", "--client-cert-file", join(dir, "nope.pem")],
+        field: "--client-cert-file",
+        message: /expected an existing readable file, got '.*nope\.pem' \(ENOENT\)/,
+      },
+      {
+        name: "directory as cert",
+        argv: () => ["--name", "n1", "--client-cert-file", dir],
+        field: "--client-cert-file",
+        message: /expected a regular file/,
+      },
+      {
+        name: "DER instead of PEM",
+        argv: () => ["--name", "n1", "--client-cert-file", join(dir, "not-pem.der")],
+        field: "--client-cert-file",
+        message: /expected a PEM file/,
+      },
+      {
+        name: "cert without key",
+        argv: () => ["--name", "n1", "--client-cert-file", join(dir, "cert.pem")],
+        field: "--client-key-file",
+        message: /required because --client-cert-file is given/,
+      },
+      {
+        name: "key without cert",
+        argv: () => ["--name", "n1", "--peer-key-file", join(dir, "key.pem")],
+        field: "--peer-cert-file",
+        message: /required because --peer-key-file is given/,
+      },
+      {
+        name: "ca alone",
+        argv: () => ["--name", "n1", "--client-ca-file", join(dir, "ca.pem")],
+        field: "--client-ca-file",
+        message: /needs a certificate and a key/,
+      },
+      {
+        name: "peer tls without ca",
+        argv: () => [
+          "--name",
+          "n1",
+          "--peer-url",
+          "wss://127.0.0.1:7001",
+          "--peer-cert-file",
+          join(dir, "cert.pem"),
+          "--peer-key-file",
+          join(dir, "key.pem"),
+        ],
+        field: "--peer-ca-file",
+        message: /mutual TLS/,
+      },
+      {
+        name: "tls but ws url",
+        argv: () => [
+          "--name",
+          "n1",
+          "--client-cert-file",
+          join(dir, "cert.pem"),
+          "--client-key-file",
+          join(dir, "key.pem"),
+        ],
+        field: "--client-url (default)",
+        message: /must use wss:/,
+      },
+      {
+        name: "wss url without tls",
+        argv: () => ["--name", "n1", "--client-url", "wss://127.0.0.1:7000"],
+        field: "--client-url",
+        message: /no TLS certificate is configured for the client port/,
+      },
+      {
+        name: "missing tokens file",
+        argv: () => ["--name", "n1", "--auth-tokens-file", join(dir, "none.json")],
+        field: "--auth-tokens-file",
+        message: /existing readable file/,
+      },
+      {
+        name: "missing config file",
+        argv: () => ["--config", join(dir, "none.json")],
+        field: "--config",
+        message: /existing readable file/,
+      },
+    ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const err = configError(() => loadConfig(c.argv(), c.env ?? {}, dir));
+      expect(err.field).toBe(c.field);
+      expect(err.message).toMatch(c.message);
+      expect(err.message.startsWith(`${c.field}: `)).toBe(true);
+      expect(err.code).toBe("CONFIG_INVALID");
+    });
+  }
+
+  it("names every unknown key in the config file and lists the accepted ones", () => {
+    const cfg = file("unknown.json", { name: "n1", tickMS: 5, colour: "red" });
+    const err = configError(() => loadConfig(["--config", cfg], {}, dir));
+    expect(err.message).toMatch(/unknown keys 'tickMS', 'colour'; accepted: name, dataDir, .*tickMs/);
+  });
+
+  it("rejects a config file that is not JSON, or not an object", () => {
+    expect(configError(() => loadConfig(["--config", file("bad.json", "{ name: n1")], {}, dir)).message).toMatch(
+      /not valid JSON .* expected an object/,
+    );
+    expect(configError(() => loadConfig(["--config", file("array.json", [1])], {}, dir)).message).toMatch(
+      /expected a JSON object .* got an array/,
+    );
+  });
+
+  it("names the config file and key for a bad value from the file", () => {
+    const cfg = file("badvalue.json", { name: "n1", tickMs: -5 });
+    const err = configError(() => loadConfig(["--config", cfg], {}, dir));
+    expect(err.field).toBe(`config file ${cfg}: tickMs`);
+    expect(err.message).toMatch(/got -5$/);
+  });
+});
+
+describe("initial cluster", () => {
+  it("parses and normalizes members", () => {
+    const m = parseInitialCluster("n1=ws://127.0.0.1:7001, n2 = ws://127.0.0.1:7011 ,n3=wss://h3:443");
+    expect([...m]).toEqual([
+      ["n1", "ws://127.0.0.1:7001"],
+      ["n2", "ws://127.0.0.1:7011"],
+      ["n3", "wss://h3:443"],
+    ]);
+  });
+
+  const bad: [string, string, RegExp][] = [
+    ["missing '='", "n1=ws://h:1,n2", /got 'n2' \(missing '='\)/],
+    ["bad url", "n1=ws://h:1,n2=tcp://h:2", /member n2\): .*scheme tcp: is not ws: or wss:/],
+    ["not a url", "n1=ws://h:1,n2=h2", /member n2\): .*got 'h2' \(not a URL\)/],
+    ["duplicate names", "n1=ws://h:1,n1=ws://h:2", /member 'n1' appears more than once/],
+    ["bad member name", "n 1=ws://h:1", /member name 'n 1' is invalid/],
+    ["empty", " ", /expected name=ws:\/\/host:port pairs/],
+  ];
+  for (const [name, text, message] of bad) {
+    it(`rejects ${name}`, () => {
+      const err = configError(() => parseInitialCluster(text));
+      expect(err.field.startsWith("--initial-cluster")).toBe(true);
+      expect(err.message).toMatch(message);
+    });
+  }
+
+  it("requires this member in the cluster, with its own peer URL", () => {
+    const missing = configError(() =>
+      loadConfig(["--name", "n3", "--initial-cluster", "n1=ws://h1:1,n2=ws://h2:1"], {}, dir),
+    );
+    expect(missing.message).toBe(
+      "--initial-cluster: does not contain this member 'n3' (members: n1, n2); add n3=ws://127.0.0.1:7001",
+    );
+    const mismatch = configError(() => loadConfig(["--name", "n1", "--initial-cluster", "n1=ws://h1:1"], {}, dir));
+    expect(mismatch.message).toMatch(
+      /gives n1=ws:\/\/h1:1 but this member's peer URL \(--peer-url \(default\)\) is ws:\/\/127.0.0.1:7001/,
+    );
+  });
+
+  it("rejects two members sharing a peer URL", () => {
+    const err = configError(() =>
+      loadConfig(["--name", "a", "--peer-url", "ws://h:1", "--initial-cluster", "a=ws://h:1,b=ws://h:1"], {}, dir),
+    );
+    expect(err.message).toMatch(/members 'a' and 'b' share the peer URL ws:\/\/h:1/);
+  });
+
+  it("requires every peer URL to match the peer port's TLS", () => {
+    const tls = [
+      "--peer-cert-file",
+      join(dir, "cert.pem"),
+      "--peer-key-file",
+      join(dir, "key.pem"),
+      "--peer-ca-file",
+      join(dir, "ca.pem"),
+    ];
+    const ok = loadConfig(
+      ["--name", "a", "--peer-url", "wss://h:1", ...tls, "--initial-cluster", "a=wss://h:1,b=wss://h2:1"],
+      {},
+      dir,
+    );
+    expect(ok.tls.peer).toEqual({ cert: join(dir, "cert.pem"), key: join(dir, "key.pem"), ca: join(dir, "ca.pem") });
+    const err = configError(() =>
+      loadConfig(
+        ["--name", "a", "--peer-url", "wss://h:1", ...tls, "--initial-cluster", "a=wss://h:1,b=ws://h2:1"],
+        {},
+        dir,
+      ),
+    );
+    expect(err.message).toMatch(/member b has ws:\/\/h2:1, but every peer URL must use wss:/);
+  });
+
+  it("checks client URLs of the members", () => {
+    const base = ["--name", "n1", "--initial-cluster", "n1=ws://127.0.0.1:7001,n2=ws://127.0.0.1:7011"];
+    const c = loadConfig([...base, "--initial-cluster-clients", "n2=ws://127.0.0.1:7010"], {}, dir);
+    expect([...c.clientUrls]).toEqual([
+      ["n2", "ws://127.0.0.1:7010"],
+      ["n1", "ws://127.0.0.1:7000"],
+    ]);
+    expect(
+      configError(() => loadConfig([...base, "--initial-cluster-clients", "n9=ws://h:1"], {}, dir)).message,
+    ).toMatch(/names 'n9', which is not in the initial cluster/);
+    expect(
+      configError(() => loadConfig([...base, "--initial-cluster-clients", "n1=ws://h:1"], {}, dir)).message,
+    ).toMatch(/gives n1=ws:\/\/h:1 but this member's client URL/);
+  });
+
+  it("accepts the cluster as an object in the config file", () => {
+    const cfg = file("cluster.json", {
+      name: "n2",
+      peerUrl: "ws://127.0.0.1:7011",
+      clientUrl: "ws://127.0.0.1:7010",
+      initialCluster: { n1: "ws://127.0.0.1:7001", n2: "ws://127.0.0.1:7011" },
+    });
+    expect([...loadConfig(["--config", cfg], {}, dir).initialCluster.keys()]).toEqual(["n1", "n2"]);
+  });
+});
+
+describe("warnings and redaction", () => {
+  it("warns loudly about fsync off and about open ports, and never prints the peer secret", () => {
+    const c = loadConfig(
+      ["--name", "n1", "--no-fsync", "--client-url", "ws://0.0.0.0:7000", "--peer-url", "ws://0.0.0.0:7001"],
+      { CONCORD_PEER_SECRET: "s3cr3t-s3cr3t-s3cr3t" },
+      dir,
+    );
+    const warnings = configWarnings(c);
+    expect(warnings.some((w) => /fsync is OFF/.test(w))).toBe(true);
+    expect(warnings.some((w) => /client port listens on 0\.0\.0\.0 without authentication/.test(w))).toBe(true);
+    expect(warnings.some((w) => /peer port/.test(w))).toBe(false); // a secret is set
+    expect(c.peerSecret).toBe("s3cr3t-s3cr3t-s3cr3t");
+    expect(JSON.stringify(redactConfig(c))).not.toContain("s3cr3t");
+    expect(configWarnings(loadConfig(["--name", "n1"], {}, dir))).toEqual([]);
+  });
+});
+
+describe("tokens and authorize", () => {
+  const tokens = [
+    {
+      token: "ci-token-0123456789",
+      name: "ci",
+      permissions: [
+        { prefix: "config/", access: "read" },
+        { prefix: "config/ci/", access: "write" },
+        { lock: "jobs/", access: "write" },
+        { election: "", access: "read" },
+      ],
+    },
+    {
+      token: "admin-token-0123456789",
+      name: "ops",
+      permissions: [
+        { prefix: "", access: "admin" },
+        { cluster: true, access: "admin" },
+      ],
+    },
+  ];
+
+  it("looks up entries by token and loads them from a file", () => {
+    const table = loadTokens(file("tokens.json", tokens));
+    expect(table.size).toBe(2);
+    expect(table.lookup("ci-token-0123456789")?.name).toBe("ci");
+    expect(table.lookup("ci-token-012345678")).toBeUndefined();
+    expect(table.lookup("")).toBeUndefined();
+  });
+
+  const ci = parseTokens(JSON.stringify(tokens), "t").lookup("ci-token-0123456789")!;
+  const ops = parseTokens(JSON.stringify(tokens), "t").lookup("admin-token-0123456789")!;
+  const table: [string, TokenEntry, AccessRequest, boolean][] = [
+    ["read under a read prefix", ci, { kind: "key", name: "config/db/url", access: "read" }, true],
+    ["write under a read-only prefix", ci, { kind: "key", name: "config/db/url", access: "write" }, false],
+    ["write under the narrower write prefix", ci, { kind: "key", name: "config/ci/x", access: "write" }, true],
+    ["write ⊇ read", ci, { kind: "key", name: "config/ci/x", access: "read" }, true],
+    ["admin not implied by write", ci, { kind: "key", name: "config/ci/x", access: "admin" }, false],
+    ["key outside every prefix", ci, { kind: "key", name: "secrets/x", access: "read" }, false],
+    ["range over a wider prefix than granted", ci, { kind: "key", name: "config", access: "read" }, false],
+    ["whole keyspace range", ci, { kind: "key", name: "", access: "read" }, false],
+    ["lock under a lock prefix", ci, { kind: "lock", name: "jobs/nightly", access: "write" }, true],
+    ["key permission does not grant locks", ci, { kind: "lock", name: "config/x", access: "read" }, false],
+    ["election read on all names", ci, { kind: "election", name: "anything", access: "read" }, true],
+    ["election campaign needs write", ci, { kind: "election", name: "anything", access: "write" }, false],
+    ["cluster without a cluster permission", ci, { kind: "cluster", name: "", access: "read" }, false],
+    ["admin ⊇ write on keys", ops, { kind: "key", name: "x", access: "write" }, true],
+    ["admin key prefix does not grant locks", ops, { kind: "lock", name: "x", access: "read" }, false],
+    ["cluster admin", ops, { kind: "cluster", name: "member-add", access: "admin" }, true],
+  ];
+  for (const [name, entry, request, allowed] of table) {
+    it(`${allowed ? "allows" : "denies"}: ${name}`, () => expect(authorize(entry, request)).toBe(allowed));
+  }
+
+  const malformed: [string, unknown, RegExp][] = [
+    ["not JSON", "[{", /not valid JSON/],
+    ["not an array", { token: "x" }, /expected a JSON array/],
+    ["entry not an object", ["x"], /\[0\]: expected an object \{ token, name, permissions \}, got 'x'/],
+    [
+      "short token, not echoed",
+      [{ token: "short", name: "a", permissions: [] }],
+      /\[0\]\.token: expected a string of at least 16 characters without whitespace, got a secret of 5 characters$/,
+    ],
+    ["bad name", [{ token: "t".repeat(16), name: "", permissions: [] }], /\[0\]\.name: expected 1 to 63/],
+    [
+      "permissions not an array",
+      [{ token: "t".repeat(16), name: "a", permissions: {} }],
+      /\[0\]\.permissions: expected an array/,
+    ],
+    [
+      "unknown entry key",
+      [{ token: "t".repeat(16), name: "a", permissions: [], role: "x" }],
+      /\[0\]: unknown key 'role'/,
+    ],
+    [
+      "bad access",
+      [{ token: "t".repeat(16), name: "a", permissions: [{ prefix: "", access: "all" }] }],
+      /\[0\]\.permissions\[0\]\.access: expected one of read, write, admin, got 'all'/,
+    ],
+    [
+      "two targets",
+      [{ token: "t".repeat(16), name: "a", permissions: [{ prefix: "", lock: "", access: "read" }] }],
+      /exactly one of prefix, lock, election, cluster besides access, got prefix, lock/,
+    ],
+    [
+      "unknown target",
+      [{ token: "t".repeat(16), name: "a", permissions: [{ table: "x", access: "read" }] }],
+      /unknown key 'table'/,
+    ],
+    [
+      "prefix not a string",
+      [{ token: "t".repeat(16), name: "a", permissions: [{ prefix: 5, access: "read" }] }],
+      /\.prefix: expected a string name prefix/,
+    ],
+    [
+      "cluster not true",
+      [{ token: "t".repeat(16), name: "a", permissions: [{ cluster: "yes", access: "read" }] }],
+      /\.cluster: expected true/,
+    ],
+    [
+      "duplicate token",
+      [
+        { token: "t".repeat(16), name: "a", permissions: [] },
+        { token: "t".repeat(16), name: "b", permissions: [] },
+      ],
+      /\[1\]\.token: the same token as entry 'a'/,
+    ],
+    [
+      "duplicate name",
+      [
+        { token: "t".repeat(16), name: "a", permissions: [] },
+        { token: "u".repeat(16), name: "a", permissions: [] },
+      ],
+      /\[1\]\.name: 'a' is used by an earlier entry/,
+    ],
+  ];
+  for (const [name, content, message] of malformed) {
+    it(`rejects a tokens file: ${name}`, () => {
+      const err = configError(() =>
+        parseTokens(typeof content === "string" ? content : JSON.stringify(content), "tokens.json"),
+      );
+      expect(err.message.startsWith("tokens file tokens.json")).toBe(true);
+      expect(err.message).toMatch(message);
+    });
+  }
+
+  it("names an unreadable tokens file", () => {
+    expect(configError(() => loadTokens(join(dir, "absent.json"))).message).toMatch(
+      /tokens file .*absent\.json: cannot read it: ENOENT/,
+    );
+  });
+});
+
+// The logger lives in src/server/logger.ts; its tests sit here because logLevel/logFormat are configuration.
+function sink(): { stream: Writable; lines: () => string[] } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk.toString("utf8"));
+      cb();
+    },
+  });
+  return {
+    stream,
+    lines: () =>
+      chunks
+        .join("")
+        .split("\n")
+        .filter((l) => l !== ""),
+  };
+}
+
+describe("logging", () => {
+  it("writes JSON lines with name, level, ISO time, and redacts secrets", () => {
+    const out = sink();
+    const log = createLogger({ level: "info", format: "json", name: "n1", destination: out.stream });
+    log.debug("not at info");
+    log.info({ config: { peerSecret: "very-secret-value", tickMs: 100 }, token: "tok-123456789012345" }, "started");
+    const lines = out.lines();
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(line).toMatchObject({
+      level: 30,
+      name: "n1",
+      msg: "started",
+      token: "<redacted>",
+      config: { peerSecret: "<redacted>", tickMs: 100 },
+    });
+    expect(new Date(line.time as string).toISOString()).toBe(line.time);
+    expect(lines[0]).not.toContain("very-secret-value");
+  });
+
+  it("writes human-readable lines in pretty format", async () => {
+    const out = sink();
+    const log = createLogger({ level: "debug", format: "pretty", name: "n2", destination: out.stream });
+    log.debug({ term: 3 }, "became leader");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const text = out.lines().join("\n");
+    expect(text).toMatch(/DEBUG.*\(n2\).*became leader/);
+    expect(text).toMatch(/term: 3/);
+    expect(text.trimStart().startsWith("{")).toBe(false);
+  });
+
+  it("OnceLogger logs a (key, reason) once until reset, and again when the reason changes", () => {
+    const out = sink();
+    const once = new OnceLogger(createLogger({ level: "info", format: "json", name: "n1", destination: out.stream }));
+    expect(once.log("warn", "peer:n2", "cluster id mismatch", { remote: "10.0.0.2" })).toBe(true);
+    expect(once.log("warn", "peer:n2", "cluster id mismatch")).toBe(false);
+    expect(once.log("warn", "peer:n2", "cluster id mismatch")).toBe(false);
+    expect(once.log("warn", "peer:n3", "cluster id mismatch")).toBe(true);
+    expect(once.log("warn", "peer:n2", "bad secret")).toBe(true);
+    expect(once.log("warn", "peer:n2", "bad secret")).toBe(false);
+    expect(once.reset("peer:n2")).toBe(1);
+    expect(once.log("warn", "peer:n2", "bad secret")).toBe(true);
+    const lines = out.lines().map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => [l.key, l.reason, l.previousReasonRepeats])).toEqual([
+      ["peer:n2", "cluster id mismatch", undefined],
+      ["peer:n3", "cluster id mismatch", undefined],
+      ["peer:n2", "bad secret", 2],
+      ["peer:n2", "bad secret", undefined],
+    ]);
+    expect(lines[0]).toMatchObject({ level: 40, remote: "10.0.0.2", msg: "cluster id mismatch" });
+  });
+
+  it("OnceLogger forgets the least recently logged key beyond its bound", () => {
+    const out = sink();
+    const once = new OnceLogger(
+      createLogger({ level: "info", format: "json", name: "n1", destination: out.stream }),
+      2,
+    );
+    once.log("info", "a", "r");
+    once.log("info", "b", "r");
+    once.log("info", "c", "r"); // evicts a
+    expect(once.size).toBe(2);
+    expect(once.log("info", "b", "r")).toBe(false);
+    expect(once.log("info", "a", "r")).toBe(true);
+    expect(
+      () => new OnceLogger(createLogger({ level: "info", format: "json", name: "x", destination: out.stream }), 0),
+    ).toThrow(/maxKeys: expected a positive integer, got 0/);
+  });
+});
