@@ -23,7 +23,9 @@ export type ErrorCode =
   /** A session holds its maximum number of unacknowledged responses; the client must acknowledge some first. */
   | "SESSION_BUSY"
   /** A fenced write whose fence is not the lock's current token (or no lock support is installed). */
-  | "FENCED";
+  | "FENCED"
+  /** Codes of extension handlers (src/locks: LOCK_NOT_HELD, NOT_ELECTION_LEADER, …). */
+  | (string & {});
 
 export interface CommandError {
   readonly code: ErrorCode;

@@ -12,6 +12,9 @@
 //  3. Fenced writes: put, delete and txn accept `fence: { lock, token }`, checked by the `fenceChecker` option
 //     before the write; without one, a fenced write is refused with FENCED ("no such lock").
 //  4. Lease liveness: ctx.leaseAlive(id) during apply, and leaseAlive(id) between applies.
+//  5. End of apply: `onApplyEnd(ctx)` runs once after the command and every lease it ended, so a handler can
+//     act on an entry's net effect (one leaseExpire may end several leases: grant waiters only once, after all).
+//     Events a handler emits (from apply, onLeaseEnded or onApplyEnd) carry that handler's own section.
 //
 // Time: commands carry the leader's timestamps (leaseGrant.grantedAt); nothing here reads a clock.
 
@@ -78,6 +81,8 @@ export interface CommandHandler {
   readonly ops: Readonly<Record<string, ExtensionValidator>>;
   apply(command: ExtensionCommand, ctx: ApplyContext): Outcome;
   onLeaseEnded?(leaseId: number, reason: LeaseEndReason, ctx: ApplyContext): void;
+  /** Called once at the end of every apply, after the command and every onLeaseEnded of that entry. */
+  onApplyEnd?(ctx: ApplyContext): void;
   snapshot(): unknown;
   restore(data: unknown): void;
 }
@@ -171,6 +176,7 @@ export class StateMachine {
       leaseAlive: (id) => this.leaseTable.isAlive(id),
       emit: (event) => this.events.push({ type: "extension", section: this.sectionOf(command.op), event }),
     };
+    this.handlerCtxs = null;
     let result: Outcome;
     const tag = command.session;
     if (tag === undefined || READ_ONLY_OPS.has(command.op)) {
@@ -184,6 +190,9 @@ export class StateMachine {
         this.sessions.record(decision.session, tag.seq, result);
       }
     }
+    // After the command and every lease it ended: handlers act once on the entry's net effect (e.g. grant a
+    // lock only after all leases this entry ends are gone, so two waiters never get the same index as token).
+    for (const handler of this.handlers) handler.onApplyEnd?.(this.handlerCtx(handler));
     if (this.writeRevision !== 0) {
       assert(this.writeRevision === revisionBefore + 1, "a command wrote at more than one revision");
       this.currentRevision = this.writeRevision;
@@ -193,6 +202,29 @@ export class StateMachine {
     this.events = [];
     this.ctx = null;
     return { result, events };
+  }
+
+  /** The apply context as `handler` sees it: its events are tagged with its own section. */
+  private handlerCtx(handler: CommandHandler): ApplyContext {
+    this.handlerCtxs ??= new Map();
+    let c = this.handlerCtxs.get(handler);
+    if (!c) {
+      const base = this.ctx!;
+      c = { index: base.index, revision: base.revision, leaseAlive: base.leaseAlive, emit: (event) => this.events.push({ type: "extension", section: handler.section, event }) };
+      this.handlerCtxs.set(handler, c);
+    }
+    return c;
+  }
+  private handlerCtxs: Map<CommandHandler, ApplyContext> | null = null;
+
+  /** The extension ops' validators, so a gateway can validate a request before proposing it. */
+  extensionValidators(): ReadonlyMap<string, ExtensionValidator> {
+    return this.validators;
+  }
+
+  /** Whether an installed handler owns `op`. */
+  handlesOp(op: string): boolean {
+    return this.handlerByOp.has(op);
   }
 
   private sectionOf(op: string): string {
@@ -262,7 +294,7 @@ export class StateMachine {
       default: {
         const handler = this.handlerByOp.get(command.op);
         assert(handler !== undefined, () => `no handler for validated op ${command.op}`);
-        return handler.apply(command as ExtensionCommand, this.ctx!);
+        return handler.apply(command as ExtensionCommand, this.handlerCtx(handler));
       }
     }
   }
@@ -461,7 +493,7 @@ export class StateMachine {
     for (const clientId of lease.clients) this.sessions.close(clientId);
     this.leaseTable.remove(id);
     this.events.push({ type: "leaseEnded", id, reason });
-    for (const handler of this.handlers) handler.onLeaseEnded?.(id, reason, this.ctx!);
+    for (const handler of this.handlers) handler.onLeaseEnded?.(id, reason, this.handlerCtx(handler));
     return keys.length;
   }
 
