@@ -136,6 +136,14 @@ export class Raft {
       this.vote = hardState.vote;
       this.log.commitTo(hardState.commit);
     }
+    if (this.log.lastTerm() > this.term) {
+      // A torn write kept a batch's entries but not its hard state record (entries are written first). The lost
+      // record had term = the entries' term; its vote was null — a vote in that term would have been made
+      // durable by an earlier, fully synced batch (so the durable term would not be behind), and a vote cast in
+      // the torn batch was never sent (votes go out only after the fsync).
+      this.term = this.log.lastTerm();
+      this.vote = null;
+    }
     assert(this.term >= this.log.lastTerm(), () => `term ${this.term} is behind the last log term ${this.log.lastTerm()}`);
     if (config.applied && config.applied > this.log.applied) this.log.appliedTo(Math.min(config.applied, this.log.committed));
     this.becomeFollower(this.term, null);

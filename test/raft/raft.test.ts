@@ -408,3 +408,14 @@ describe("membership", () => {
     ).toThrow(/accepted: addVoter, addLearner, removeNode/);
   });
 });
+
+describe("restart", () => {
+  it("recovers the term when a torn write kept the entries but lost the hard state", () => {
+    const s = MemoryStorage.bootstrap(["a", "b", "c"]);
+    s.append([ent(2, 7), ent(3, 8)]);
+    s.setHardState({ term: 7, vote: "b", commit: 2 });
+    const n = new RaftNode({ id: "a", rng: seededRng(3) }, s);
+    expect(n.term).toBe(8);
+    expect(n.status().vote).toBeNull();
+  });
+});
