@@ -1,0 +1,499 @@
+// DurableStorage: the Raft core's log kept in memory (a MemoryStorage the core reads synchronously) and made
+// durable by a segmented write-ahead log plus snapshot files. The WAL is read only on open, for recovery.
+//
+//   const disk = await DurableStorage.open(dir, { segmentBytes, keepSegments, keepSnapshots, repair, logger });
+//   if (disk.isNew) await disk.bootstrap(["a", "b", "c"]);   // a brand-new cluster (joiners start empty)
+//   const node = new RaftNode(cfg, disk.log);
+//   … for each Ready: await disk.save(rd.hardState, rd.entries, rd.snapshot); then send, apply, advance …
+//   … after applying up to i: await disk.saveSnapshot(disk.log.createSnapshot(i, confState, data)) — or build
+//       the Snapshot yourself; saveSnapshot records it in the log if the log does not hold it yet …
+//   await disk.close();
+//
+// Durability contract. `save` resolves once its records are written and fdatasync'ed; only then does it
+// update `log` (applySnapshot, setHardState, append — in that order), so the core never sees state that a
+// crash could take back. Saves issued while a write is in flight are queued and written together: one
+// write() and one fdatasync() for the whole group (group commit), in call order. `stats.fsyncs` counts them.
+// Within one save the records are ordered snapshot marker, entries, hard state (as etcd's WAL): a torn save
+// can lose its hard state but never leave a commit index pointing past the entries it covers.
+//
+// Layout: <dir>/LOCK, <dir>/VERSION, <dir>/wal/*.wal (wal.ts, record.ts), <dir>/snap/*.snap (snapshot-file.ts).
+// After a durable snapshot, WAL segments holding no entry that can still be live above it are deleted,
+// except the newest `keepSegments` closed ones; snapshot files beyond the newest `keepSnapshots` are deleted.
+//
+// Failure model. A failed write or fsync poisons the instance (StorageFailedError for that save and every
+// later one): after a failed fsync the kernel may have dropped the dirty pages, so retrying could report
+// durable what is not. The process should exit; recovery reads what really is on disk.
+
+import path from "node:path";
+import { promises as fsp } from "node:fs";
+import fs from "node:fs";
+import { CompactedError, UnavailableError, assert } from "../raft/errors.js";
+import type { MemoryStorage } from "../raft/storage.js";
+import {
+  emptyConfState,
+  isEmptySnapshot,
+  type Entry,
+  type HardState,
+  type NodeId,
+  type Snapshot,
+} from "../raft/types.js";
+import { acquireLock, checkVersion, releaseLock } from "./data-dir.js";
+import { StorageFailedError, StorageInputError } from "./errors.js";
+import { ensureDirSync, fsyncDir } from "./fsutil.js";
+import {
+  DEFAULT_MAX_RECORD_BYTES,
+  HEADER_BYTES,
+  encodeEntries,
+  encodeHardState,
+  encodeSnapshotMarker,
+} from "./record.js";
+import { recover, type SnapshotFileRef, type StorageLogger } from "./recover.js";
+import type { SegmentLiveness } from "./replay.js";
+import { writeSnapshotFile } from "./snapshot-file.js";
+import { WalWriter } from "./wal.js";
+
+export type { StorageLogger } from "./recover.js";
+
+export interface DurableStorageOptions {
+  /** Roll to a new WAL segment when a batch would take the current one past this size. Default 64 MiB. */
+  segmentBytes?: number;
+  /** Closed WAL segments kept even when a snapshot covers them (a tail for inspection and slow peers). Default 1. */
+  keepSegments?: number;
+  /** Snapshot files kept (the newest ones). Default 2. */
+  keepSnapshots?: number;
+  /** Truncate the WAL at a damaged record instead of refusing to start. Loses that record and all after it. */
+  repair?: boolean;
+  /** Receives warnings (torn tail truncated, orphan snapshot removed, repair). Default: JSON lines on stderr. */
+  logger?: StorageLogger;
+  /** Upper bound on one WAL record's payload; a larger length on disk is damage. Default 256 MiB. */
+  maxRecordBytes?: number;
+}
+
+export interface StorageStats {
+  /** fdatasync calls on WAL segments (one per group-committed batch). */
+  fsyncs: number;
+  /** save/saveSnapshot calls whose records were written. */
+  saves: number;
+  /** Bytes written to WAL segments. */
+  bytes: number;
+  /** The most saves one fsync has covered. */
+  maxSavesPerFsync: number;
+}
+
+interface PendingWrite {
+  records: Buffer[];
+  /** A snapshot file to make durable before the records that name it. */
+  snapshotFile?: Snapshot;
+  /** Highest entry index written, for segment liveness. */
+  entriesLast?: number;
+  install: boolean;
+  marker: boolean;
+  hardStateAfter: HardState;
+  apply: () => void;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+const stderrLogger: StorageLogger = {
+  warn(obj, msg) {
+    process.stderr.write(`${JSON.stringify({ level: "warn", component: "storage", ...obj, msg })}\n`);
+  },
+};
+
+export class DurableStorage {
+  readonly stats: StorageStats = { fsyncs: 0, saves: 0, bytes: 0, maxSavesPerFsync: 0 };
+  private readonly queue: PendingWrite[] = [];
+  private flushing: Promise<void> | undefined;
+  private failure: Error | undefined;
+  private closed = false;
+  /**
+   * The state the log will have once everything queued is applied: saves are validated and normalised
+   * against it, because the in-memory log lags the queue.
+   */
+  private planned: { snapIndex: number; firstIndex: number; lastIndex: number; hardState: HardState };
+  /** The hard state as of the last record written to the WAL; begins every new segment. */
+  private walHardState: HardState;
+  private durableSnapshot: Snapshot | undefined;
+
+  private constructor(
+    readonly dir: string,
+    readonly log: MemoryStorage,
+    snapshot: Snapshot | undefined,
+    readonly isNew: boolean,
+    private readonly wal: WalWriter,
+    private readonly liveness: SegmentLiveness,
+    private readonly snapshotFiles: SnapshotFileRef[],
+    private readonly opts: Required<Omit<DurableStorageOptions, "repair" | "logger">> & { logger: StorageLogger },
+  ) {
+    this.durableSnapshot = snapshot;
+    const hs = log.initialState().hardState;
+    this.walHardState = hs;
+    const snapIndex = log.snapshot().metadata.index;
+    this.planned = { snapIndex, firstIndex: log.firstIndex(), lastIndex: log.lastIndex(), hardState: hs };
+  }
+
+  static async open(dir: string, options: DurableStorageOptions = {}): Promise<DurableStorage> {
+    const opts = {
+      segmentBytes: intOption("segmentBytes", options.segmentBytes, 64 * 1024 * 1024, 1024),
+      keepSegments: intOption("keepSegments", options.keepSegments, 1, 0),
+      keepSnapshots: intOption("keepSnapshots", options.keepSnapshots, 2, 1),
+      maxRecordBytes: intOption("maxRecordBytes", options.maxRecordBytes, DEFAULT_MAX_RECORD_BYTES, 1024),
+      logger: options.logger ?? stderrLogger,
+    };
+    if (typeof dir !== "string" || dir === "") throw new StorageInputError("data directory must be a non-empty path");
+    if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) {
+      throw new StorageInputError(`data directory ${dir} exists but is not a directory`);
+    }
+    fs.mkdirSync(dir, { recursive: true });
+    acquireLock(dir);
+    try {
+      const walDir = path.join(dir, "wal");
+      const snapDir = path.join(dir, "snap");
+      const hasData = fs.existsSync(walDir) || fs.existsSync(snapDir);
+      checkVersion(dir, hasData);
+      ensureDirSync(walDir, dir);
+      ensureDirSync(snapDir, dir);
+      const r = recover(walDir, snapDir, {
+        repair: options.repair ?? false,
+        logger: opts.logger,
+        maxRecordBytes: opts.maxRecordBytes,
+      });
+      const wal = await WalWriter.open(walDir, r.segments, opts.segmentBytes);
+      return new DurableStorage(dir, r.log, r.snapshot, r.isNew, wal, r.liveness, r.snapshotFiles, opts);
+    } catch (err) {
+      releaseLock(dir);
+      throw err;
+    }
+  }
+
+  /** The durable hard state (what the log holds). */
+  get hardState(): HardState {
+    return this.log.initialState().hardState;
+  }
+
+  /** The newest durable snapshot, if any. */
+  get snapshot(): Snapshot | undefined {
+    return this.durableSnapshot;
+  }
+
+  /**
+   * Start a brand-new cluster: a snapshot at (index 1, term 1) holding `voters`, as MemoryStorage.bootstrap.
+   * Only on a directory that has never held state.
+   */
+  async bootstrap(voters: NodeId[], data: Uint8Array = new Uint8Array()): Promise<void> {
+    if (!Array.isArray(voters) || voters.length === 0 || !voters.every((v) => typeof v === "string" && v !== "")) {
+      throw new StorageInputError("bootstrap needs a non-empty list of voter ids (non-empty strings)");
+    }
+    if (this.planned.lastIndex !== 0 || this.planned.snapIndex !== 0 || this.planned.hardState.term !== 0) {
+      throw new StorageInputError(`bootstrap needs an empty data directory; ${this.dir} already holds state`);
+    }
+    const snap: Snapshot = {
+      metadata: { index: 1, term: 1, confState: { ...emptyConfState(), voters: [...voters] } },
+      data,
+    };
+    await this.save({ term: 1, vote: null, commit: 1 }, [], snap);
+  }
+
+  /** Persist one Ready (see the header comment for the contract). */
+  save(hardState: HardState | undefined, entries: readonly Entry[], snapshot: Snapshot | undefined): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    try {
+      if (hardState !== undefined) validateHardState(hardState);
+      if (!Array.isArray(entries)) throw new StorageInputError("entries must be an array");
+      validateEntries(entries);
+      if (snapshot !== undefined) validateSnapshot(snapshot);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+
+    // Work on a copy of the planned state: a rejected save must leave it untouched.
+    const p = { ...this.planned };
+    const records: Buffer[] = [];
+    const installs = snapshot !== undefined && !isEmptySnapshot(snapshot) && snapshot.metadata.index > p.snapIndex;
+    if (installs) {
+      const { index, term } = snapshot.metadata;
+      records.push(encodeSnapshotMarker({ index, term, install: true }));
+      p.snapIndex = index;
+      p.firstIndex = index + 1;
+      p.lastIndex = index;
+      if (p.hardState.commit < index) p.hardState = { ...p.hardState, commit: index };
+    }
+    // Entries at or below the snapshot are no-ops for the log (MemoryStorage.append drops them); leaving them
+    // out keeps every entries record an effective "truncate after first-1, append", which replay relies on.
+    const effective =
+      entries.length > 0 && entries[0].index < p.firstIndex ? entries.slice(p.firstIndex - entries[0].index) : entries;
+    if (effective.length > 0) {
+      const first = effective[0].index;
+      if (first > p.lastIndex + 1) {
+        return Promise.reject(
+          new StorageInputError(`entries start at index ${first}, leaving a gap after the last index ${p.lastIndex}`),
+        );
+      }
+      const record = encodeEntries(effective);
+      if (record.length - HEADER_BYTES > this.opts.maxRecordBytes) {
+        return Promise.reject(
+          new StorageInputError(
+            `entries ${first}..${first + effective.length - 1} encode to ${record.length - HEADER_BYTES} bytes, over the ` +
+              `record limit maxRecordBytes=${this.opts.maxRecordBytes}; split them across saves or raise the limit`,
+          ),
+        );
+      }
+      records.push(record);
+      p.lastIndex = first + effective.length - 1;
+    }
+    if (hardState !== undefined) {
+      records.push(encodeHardState(hardState));
+      p.hardState = { ...hardState };
+    }
+    this.planned = p;
+    return this.enqueue({
+      records,
+      snapshotFile: installs ? snapshot : undefined,
+      entriesLast: effective.length > 0 ? p.lastIndex : undefined,
+      install: installs,
+      marker: installs,
+      hardStateAfter: p.hardState,
+      apply: () => {
+        if (installs) {
+          this.log.applySnapshot(snapshot);
+          this.durableSnapshot = snapshot;
+        }
+        if (hardState !== undefined) this.log.setHardState(hardState);
+        if (effective.length > 0) this.log.append(effective as Entry[]);
+      },
+    });
+  }
+
+  /**
+   * Make a snapshot of applied state durable (file, then a marker record), then compact the log up to it and
+   * delete WAL segments and old snapshot files it covers. `snapshot.metadata.index` must be in the log.
+   */
+  saveSnapshot(snapshot: Snapshot): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    try {
+      validateSnapshot(snapshot);
+      const { index, term } = snapshot.metadata;
+      if (index <= this.planned.snapIndex) {
+        throw new StorageInputError(
+          `snapshot index ${index} is not after the current snapshot index ${this.planned.snapIndex}`,
+        );
+      }
+      if (index > this.log.lastIndex() || index > this.planned.lastIndex) {
+        throw new StorageInputError(`snapshot index ${index} is past the log's last index ${this.log.lastIndex()}`);
+      }
+      let logTerm: number;
+      try {
+        logTerm = this.log.term(index);
+      } catch (err) {
+        if (err instanceof CompactedError || err instanceof UnavailableError) throw new StorageInputError(err.message);
+        throw err;
+      }
+      if (logTerm !== term)
+        throw new StorageInputError(`snapshot term ${term} differs from the log's term ${logTerm} at index ${index}`);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const { index, confState } = snapshot.metadata;
+    this.planned.snapIndex = index;
+    this.planned.firstIndex = Math.max(this.planned.firstIndex, index + 1);
+    return this.enqueue({
+      records: [encodeSnapshotMarker({ index, term: snapshot.metadata.term, install: false })],
+      snapshotFile: snapshot,
+      install: false,
+      marker: true,
+      hardStateAfter: this.planned.hardState,
+      apply: () => {
+        if (this.log.snapshot().metadata.index < index) this.log.createSnapshot(index, confState, snapshot.data);
+        this.log.compact(index);
+        this.durableSnapshot = snapshot;
+      },
+    });
+  }
+
+  /** Wait for queued saves, close the active segment and release the lock. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    while (this.flushing) await this.flushing;
+    await this.wal.close();
+    releaseLock(this.dir);
+  }
+
+  private refusal(): Error | undefined {
+    if (this.failure)
+      return new StorageFailedError(`storage ${this.dir} failed earlier: ${this.failure.message}`, {
+        cause: this.failure,
+      });
+    if (this.closed) return new StorageFailedError(`storage ${this.dir} is closed`);
+    return undefined;
+  }
+
+  private enqueue(w: Omit<PendingWrite, "resolve" | "reject">): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ ...w, resolve, reject });
+      if (this.flushing === undefined) this.flushing = this.drain();
+    });
+  }
+
+  /**
+   * Drains the queue: each pass writes everything queued so far as one batch (group commit).
+   * Clearing `flushing` must happen in the same synchronous step that finds the queue empty, or a save
+   * enqueued in between would wait forever: so the loop returns (never awaits) after its last check.
+   */
+  private async drain(): Promise<void> {
+    for (;;) {
+      if (this.queue.length === 0) {
+        this.flushing = undefined;
+        return;
+      }
+      const batch = this.queue.splice(0, this.queue.length);
+      try {
+        await this.writeBatch(batch);
+        for (const w of batch) w.apply();
+        if (this.queue.length === 0) this.assertPlannedReached();
+      } catch (err) {
+        this.fail(err, batch);
+        this.flushing = undefined;
+        return;
+      }
+      // Cleanup before resolving, so a resolved saveSnapshot has also removed what it covers (rare: only
+      // batches carrying a snapshot marker pay for it).
+      if (batch.some((w) => w.marker)) await this.removeCovered();
+      for (const w of batch) w.resolve();
+    }
+  }
+
+  /** Once everything queued is applied, the in-memory log must be exactly the planned state. */
+  private assertPlannedReached(): void {
+    const p = this.planned;
+    const log = this.log;
+    assert(
+      // (The log's snapshot may be ahead of the planned one: log.createSnapshot before saveSnapshot.)
+      log.lastIndex() === p.lastIndex &&
+        log.firstIndex() === p.firstIndex &&
+        log.snapshot().metadata.index >= p.snapIndex,
+      () =>
+        `log [${log.firstIndex()}, ${log.lastIndex()}] with snapshot ${log.snapshot().metadata.index} differs from the ` +
+        `planned [${p.firstIndex}, ${p.lastIndex}] with snapshot ${p.snapIndex}`,
+    );
+  }
+
+  private async writeBatch(batch: PendingWrite[]): Promise<void> {
+    for (const w of batch) {
+      if (w.snapshotFile === undefined) continue;
+      const { index, term } = w.snapshotFile.metadata;
+      const file = await writeSnapshotFile(path.join(this.dir, "snap"), w.snapshotFile);
+      this.snapshotFiles.push({ index, term, file });
+    }
+    const parts = batch.flatMap((w) => w.records);
+    if (parts.length === 0) return;
+    let bytes = parts.reduce((n, b) => n + b.length, 0);
+    if (this.wal.needsRoll(bytes)) {
+      await this.wal.roll();
+      this.liveness.addSegment(this.wal.activeSeq!);
+    }
+    if (this.wal.activeSize === 0) {
+      // Every segment begins with the hard state, so deleting older segments never loses it. (An empty
+      // segment can also be left by a crash right after a roll; it is reused, and gets its header here.)
+      const hs = encodeHardState(this.walHardState);
+      parts.unshift(hs);
+      bytes += hs.length;
+    }
+    await this.wal.writeAndSync(parts.length === 1 ? parts[0] : Buffer.concat(parts, bytes));
+    const seq = this.wal.activeSeq!;
+    for (const w of batch) {
+      if (w.install) this.liveness.onInstall();
+      if (w.entriesLast !== undefined) this.liveness.onEntries(seq, w.entriesLast);
+      this.walHardState = w.hardStateAfter;
+    }
+    this.stats.fsyncs++;
+    this.stats.bytes += bytes;
+    const saves = batch.filter((w) => w.records.length > 0).length;
+    this.stats.saves += saves;
+    this.stats.maxSavesPerFsync = Math.max(this.stats.maxSavesPerFsync, saves);
+  }
+
+  /** Delete WAL segments and snapshot files the newest durable snapshot makes unnecessary. */
+  private async removeCovered(): Promise<void> {
+    // The durable snapshot, not log.snapshot(): the host may already have created a newer one in memory
+    // (log.createSnapshot) whose marker is not written yet.
+    const snapIndex = this.durableSnapshot?.metadata.index ?? 0;
+    try {
+      const removed = await this.wal.removeOldest(
+        (seg, newer) => newer > this.opts.keepSegments && this.liveness.bound(seg.seq) <= snapIndex,
+      );
+      for (const seg of removed) this.liveness.removeSegment(seg.seq);
+      this.snapshotFiles.sort((a, b) => a.index - b.index);
+      const stale = this.snapshotFiles.splice(0, Math.max(0, this.snapshotFiles.length - this.opts.keepSnapshots));
+      for (const s of stale) await fsp.rm(s.file, { force: true });
+      if (stale.length > 0) await fsyncDir(path.join(this.dir, "snap"));
+    } catch (err) {
+      // Leftover files cost disk space, not correctness: the next snapshot retries.
+      this.opts.logger.warn(
+        { dir: this.dir, err: (err as Error).message },
+        "could not remove files covered by a snapshot",
+      );
+    }
+  }
+
+  private fail(err: unknown, batch: PendingWrite[]): void {
+    this.failure = err instanceof Error ? err : new Error(String(err));
+    const wrapped = new StorageFailedError(`storage ${this.dir} failed to persist: ${this.failure.message}`, {
+      cause: err,
+    });
+    for (const w of batch) w.reject(wrapped);
+    for (const w of this.queue.splice(0, this.queue.length)) w.reject(wrapped);
+  }
+}
+
+function intOption(name: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new StorageInputError(`option ${name} must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+
+function validateHardState(hs: HardState): void {
+  if (
+    typeof hs !== "object" ||
+    hs === null ||
+    !isCount(hs.term) ||
+    !isCount(hs.commit) ||
+    !(hs.vote === null || typeof hs.vote === "string")
+  ) {
+    throw new StorageInputError(
+      `hard state must be { term: integer >= 0, vote: string | null, commit: integer >= 0 }, got ${JSON.stringify(hs)}`,
+    );
+  }
+}
+
+function validateEntries(entries: readonly Entry[]): void {
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    if (typeof e !== "object" || e === null || !isCount(e.index) || e.index === 0 || !isCount(e.term)) {
+      throw new StorageInputError(`entry ${i} needs integer index >= 1 and term >= 0`);
+    }
+    if (e.type !== 0 && e.type !== 1)
+      throw new StorageInputError(`entry ${e.index} has type ${String(e.type)}; accepted: 0 (normal), 1 (conf change)`);
+    if (!(e.data instanceof Uint8Array)) throw new StorageInputError(`entry ${e.index} data must be a Uint8Array`);
+    if (i > 0 && e.index !== entries[i - 1].index + 1) {
+      throw new StorageInputError(`entries must be contiguous: index ${e.index} follows ${entries[i - 1].index}`);
+    }
+  }
+}
+
+function validateSnapshot(s: Snapshot): void {
+  const m = s?.metadata;
+  if (typeof m !== "object" || m === null || !isCount(m.index) || !isCount(m.term) || !(s.data instanceof Uint8Array)) {
+    throw new StorageInputError("snapshot must be { metadata: { index, term, confState }, data: Uint8Array }");
+  }
+  const cs = m.confState;
+  if (typeof cs !== "object" || cs === null || !Array.isArray(cs.voters) || !Array.isArray(cs.learners)) {
+    throw new StorageInputError("snapshot metadata.confState must hold voters and learners arrays");
+  }
+}

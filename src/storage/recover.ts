@@ -1,0 +1,249 @@
+// Recovery on open: verify and replay the WAL, load the snapshot its newest marker names, and rebuild the
+// in-memory log. Synchronous: it runs once, before the node serves anything.
+//
+// Order of trust: the WAL decides. The newest snapshot marker in the WAL names the snapshot to load (its file
+// was fsynced and renamed before the marker was written). A snapshot file newer than every marker is an
+// orphan of a crash between its rename and its marker, and is deleted; a marker whose file is missing or
+// damaged stops the node.
+
+import fs from "node:fs";
+import path from "node:path";
+import { MemoryStorage } from "../raft/storage.js";
+import type { HardState, Snapshot } from "../raft/types.js";
+import { StorageCorruptionError } from "./errors.js";
+import { fsyncDirSync, isErrno } from "./fsutil.js";
+import { RecordKind, decodeRecord, type DecodedRecord, type SnapshotMarker } from "./record.js";
+import { LogReplay, SegmentLiveness } from "./replay.js";
+import { scanSegment } from "./segment-scan.js";
+import { loadSnapshotFile, parseSnapshotFileName, snapshotFileName } from "./snapshot-file.js";
+import { parseSegmentFileName, segmentFileName, type SegmentFile } from "./wal.js";
+
+/** pino-compatible: only `warn` is used. */
+export interface StorageLogger {
+  warn(obj: object, msg: string): void;
+}
+
+export interface RecoverOptions {
+  repair: boolean;
+  logger: StorageLogger;
+  maxRecordBytes: number;
+}
+
+export interface SnapshotFileRef {
+  index: number;
+  term: number;
+  file: string;
+}
+
+export interface Recovered {
+  log: MemoryStorage;
+  hardState: HardState;
+  snapshot: Snapshot | undefined;
+  /** Nothing was ever persisted: no records, no snapshot. */
+  isNew: boolean;
+  segments: SegmentFile[];
+  liveness: SegmentLiveness;
+  /** Durable snapshot files (those at or below the newest marker), oldest first. */
+  snapshotFiles: SnapshotFileRef[];
+}
+
+interface LocatedRecord {
+  seq: number;
+  file: string;
+  offset: number;
+  record: DecodedRecord;
+}
+
+export function recover(walDir: string, snapDir: string, opts: RecoverOptions): Recovered {
+  const segments = listSegments(walDir);
+  const records = readSegments(walDir, segments, opts);
+
+  let newest: SnapshotMarker | undefined;
+  for (const r of records) {
+    if (r.record.kind !== RecordKind.Snapshot) continue;
+    const m = r.record.marker;
+    if (newest && m.index <= newest.index) {
+      throw new StorageCorruptionError(
+        r.file,
+        r.offset,
+        `snapshot marker ${m.index} is not after the earlier marker ${newest.index}`,
+      );
+    }
+    newest = m;
+  }
+
+  const snapshot = newest ? loadMarkedSnapshot(snapDir, newest) : undefined;
+  const snapshotFiles = tidySnapshotDir(snapDir, newest?.index ?? 0, opts.logger);
+
+  const replay = new LogReplay(newest?.index ?? 0);
+  const liveness = new SegmentLiveness();
+  for (const seg of segments) liveness.addSegment(seg.seq);
+  for (const r of records) {
+    const rec = r.record;
+    if (rec.kind === RecordKind.Entries) {
+      replay.applyEntries(rec.entries);
+      liveness.onEntries(r.seq, rec.entries[rec.entries.length - 1].index);
+    } else if (rec.kind === RecordKind.HardState) {
+      replay.applyHardState(rec.hardState);
+    } else if (rec.marker.install) {
+      replay.applyInstall(rec.marker.index);
+      liveness.onInstall();
+    }
+  }
+  const hole = replay.firstHole();
+  if (hole !== undefined) {
+    throw new StorageCorruptionError(
+      walDir,
+      0,
+      `log entry ${hole} is missing from every WAL segment (a segment was lost?)`,
+      false,
+    );
+  }
+
+  const log = new MemoryStorage();
+  if (snapshot) log.applySnapshot(snapshot);
+  log.setHardState(replay.hardState);
+  log.append(replay.entries());
+  return {
+    log,
+    hardState: replay.hardState,
+    snapshot,
+    isNew: records.length === 0 && snapshot === undefined,
+    segments,
+    liveness,
+    snapshotFiles,
+  };
+}
+
+function listSegments(walDir: string): SegmentFile[] {
+  const seqs = fs
+    .readdirSync(walDir)
+    .map(parseSegmentFileName)
+    .filter((s): s is number => s !== undefined)
+    .sort((a, b) => a - b);
+  const segments: SegmentFile[] = [];
+  for (const seq of seqs) {
+    const prev = segments.at(-1);
+    const file = path.join(walDir, segmentFileName(seq));
+    if (prev && seq !== prev.seq + 1) {
+      throw new StorageCorruptionError(
+        path.join(walDir, segmentFileName(prev.seq + 1)),
+        0,
+        `WAL segment ${prev.seq + 1} is missing between ${segmentFileName(prev.seq)} and ${segmentFileName(seq)}`,
+        false,
+      );
+    }
+    segments.push({ seq, file, size: fs.statSync(file).size });
+  }
+  return segments;
+}
+
+/** Scan and decode every segment; torn tails are truncated here, corruption throws (or is cut with repair). */
+function readSegments(walDir: string, segments: SegmentFile[], opts: RecoverOptions): LocatedRecord[] {
+  const out: LocatedRecord[] = [];
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i];
+    const isLast = i === segments.length - 1;
+    const buf = fs.readFileSync(seg.file);
+    const scan = scanSegment(buf, isLast, opts.maxRecordBytes);
+    let cutAt: number | undefined;
+    let cutReason = "";
+    for (const raw of scan.records) {
+      const rec = decodeRecord(raw.kind, raw.payload);
+      if (typeof rec === "string") {
+        cutAt = raw.offset;
+        cutReason = rec;
+        break;
+      }
+      out.push({ seq: seg.seq, file: seg.file, offset: raw.offset, record: rec });
+    }
+    if (cutAt === undefined && scan.status === "torn") {
+      opts.logger.warn(
+        { file: seg.file, offset: scan.validBytes, droppedBytes: buf.length - scan.validBytes, reason: scan.reason },
+        "WAL ends in a torn record (a write cut short by a crash); truncating it",
+      );
+      truncateFile(seg.file, scan.validBytes);
+      seg.size = scan.validBytes;
+      continue;
+    }
+    if (cutAt === undefined && scan.status === "corrupt") {
+      cutAt = scan.validBytes;
+      cutReason = scan.reason;
+    }
+    if (cutAt === undefined) continue;
+    if (!opts.repair) throw new StorageCorruptionError(seg.file, cutAt, cutReason);
+    const dropped = segments.slice(i + 1);
+    opts.logger.warn(
+      {
+        file: seg.file,
+        offset: cutAt,
+        reason: cutReason,
+        droppedBytes: buf.length - cutAt,
+        droppedSegments: dropped.map((s) => s.file),
+      },
+      "repair: truncating the WAL at a damaged record; every later record is discarded",
+    );
+    truncateFile(seg.file, cutAt);
+    seg.size = cutAt;
+    for (const d of dropped) fs.rmSync(d.file, { force: true });
+    fsyncDirSync(walDir);
+    segments.length = i + 1;
+    break;
+  }
+  return out;
+}
+
+function truncateFile(file: string, size: number): void {
+  const fd = fs.openSync(file, "r+");
+  try {
+    fs.ftruncateSync(fd, size);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function loadMarkedSnapshot(snapDir: string, marker: SnapshotMarker): Snapshot {
+  const file = path.join(snapDir, snapshotFileName(marker.term, marker.index));
+  if (!fs.existsSync(file)) {
+    throw new StorageCorruptionError(
+      file,
+      0,
+      `the WAL records snapshot (term ${marker.term}, index ${marker.index}) but its file is missing`,
+      false,
+    );
+  }
+  return loadSnapshotFile(file);
+}
+
+/** Remove temp files and orphan snapshots (newer than every marker); list the rest, oldest first. */
+function tidySnapshotDir(snapDir: string, newestMarked: number, logger: StorageLogger): SnapshotFileRef[] {
+  const kept: SnapshotFileRef[] = [];
+  let removed = false;
+  for (const name of fs.readdirSync(snapDir)) {
+    const file = path.join(snapDir, name);
+    if (name.endsWith(".tmp")) {
+      fs.rmSync(file, { force: true });
+      removed = true;
+      continue;
+    }
+    const parsed = parseSnapshotFileName(name);
+    if (!parsed) continue;
+    if (parsed.index > newestMarked) {
+      logger.warn(
+        { file },
+        "removing a snapshot file that no WAL marker records (a crash before its marker was durable)",
+      );
+      try {
+        fs.rmSync(file);
+      } catch (err) {
+        if (!isErrno(err, "ENOENT")) throw err;
+      }
+      removed = true;
+      continue;
+    }
+    kept.push({ ...parsed, file });
+  }
+  if (removed) fsyncDirSync(snapDir);
+  return kept.sort((a, b) => a.index - b.index);
+}

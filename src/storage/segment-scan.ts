@@ -1,0 +1,117 @@
+// Scanning one WAL segment's bytes into records, and telling a torn tail from corruption.
+//
+// A crash while appending leaves a *prefix* of the last write: the final record is cut short (its header or
+// payload runs past the end of the file), or the file was extended with zeros the data never reached (a
+// record, possibly damaged, followed only by zeros). That is a torn tail, legal only at the end of the
+// newest segment: recovery truncates it with a warning.
+// Anything else — a complete record whose CRC does not match, a length no writer produces, a cut-short
+// record followed by a valid one, damage in an older segment — is corruption and stops the node.
+
+import { DEFAULT_MAX_RECORD_BYTES, HEADER_BYTES, recordCrc } from "./record.js";
+
+export interface RawRecord {
+  kind: number;
+  /** Byte offset of the record's header in the segment. */
+  offset: number;
+  payload: Uint8Array;
+}
+
+export type ScanResult =
+  | { status: "ok"; records: RawRecord[]; validBytes: number }
+  | { status: "torn"; records: RawRecord[]; validBytes: number; reason: string }
+  | { status: "corrupt"; records: RawRecord[]; validBytes: number; reason: string };
+
+/**
+ * `isLast`: the newest segment, the only one that may end in a torn record. Records before the first bad
+ * one are returned in every case; `validBytes` is where the good prefix ends.
+ */
+export function scanSegment(buf: Uint8Array, isLast: boolean, maxRecordBytes = DEFAULT_MAX_RECORD_BYTES): ScanResult {
+  const records: RawRecord[] = [];
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const end = buf.length;
+  let pos = 0;
+  while (pos < end) {
+    const torn = (reason: string): ScanResult =>
+      isLast && !validRecordFollows(buf, pos + 1, maxRecordBytes)
+        ? { status: "torn", records, validBytes: pos, reason }
+        : {
+            status: "corrupt",
+            records,
+            validBytes: pos,
+            reason: isLast ? `${reason}, yet valid records follow it` : reason,
+          };
+    if (isLast && allZero(buf, pos, end)) {
+      return { status: "torn", records, validBytes: pos, reason: `${end - pos} zero bytes after the last record` };
+    }
+    if (end - pos < HEADER_BYTES) return torn(`record header cut short (${end - pos} of ${HEADER_BYTES} bytes)`);
+    const length = view.getUint32(pos, true);
+    if (length > maxRecordBytes) {
+      return {
+        status: "corrupt",
+        records,
+        validBytes: pos,
+        reason: `record length ${length} exceeds the limit ${maxRecordBytes}`,
+      };
+    }
+    if (pos + HEADER_BYTES + length > end) {
+      return torn(`record of ${length} payload bytes cut short (${end - pos - HEADER_BYTES} present)`);
+    }
+    const stored = view.getUint32(pos + 4, true);
+    const computed = recordCrc(buf, pos, length);
+    if (stored !== computed) {
+      const recordEnd = pos + HEADER_BYTES + length;
+      if (
+        isLast &&
+        recordEnd < end &&
+        allZero(buf, recordEnd, end) &&
+        !validRecordFollows(buf, pos + 1, maxRecordBytes)
+      ) {
+        // The file reaches past this record but holds only zeros there: its size was extended before the
+        // data reached the disk (power loss mid-write). Without such a zero tail a bad checksum is damage,
+        // even on the last record: a torn write cannot leave a complete-length record with wrong bytes
+        // unless the file also ends in unwritten (zero) space.
+        return {
+          status: "torn",
+          records,
+          validBytes: pos,
+          reason: "interrupted write: a damaged record followed only by zeros",
+        };
+      }
+      return {
+        status: "corrupt",
+        records,
+        validBytes: pos,
+        reason: `record checksum mismatch (stored 0x${stored.toString(16)}, computed 0x${computed.toString(16)})`,
+      };
+    }
+    records.push({
+      kind: buf[pos + 8],
+      offset: pos,
+      payload: buf.subarray(pos + HEADER_BYTES, pos + HEADER_BYTES + length),
+    });
+    pos += HEADER_BYTES + length;
+  }
+  return { status: "ok", records, validBytes: pos };
+}
+
+function allZero(buf: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Whether a complete, CRC-valid record starts anywhere in `buf[from…]`. A cut-short record can only be the
+ * last thing in the file; if a valid record follows, the "cut-short" length was damaged instead (a bit flip
+ * that made it point past the end), and truncating there would silently drop fsynced records.
+ */
+function validRecordFollows(buf: Uint8Array, from: number, maxRecordBytes: number): boolean {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  for (let q = from; q + HEADER_BYTES <= buf.length; q++) {
+    const kind = buf[q + 8];
+    if (kind < 1 || kind > 3) continue;
+    const length = view.getUint32(q, true);
+    if (length > maxRecordBytes || q + HEADER_BYTES + length > buf.length) continue;
+    if (view.getUint32(q + 4, true) === recordCrc(buf, q, length)) return true;
+  }
+  return false;
+}

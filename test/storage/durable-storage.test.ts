@@ -1,0 +1,386 @@
+import fs from "node:fs";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { DurableStorage } from "../../src/storage/durable-storage.js";
+import {
+  StorageCorruptionError,
+  StorageFailedError,
+  StorageInputError,
+  StorageLockedError,
+  StorageVersionError,
+} from "../../src/storage/errors.js";
+import { RecordKind, decodeRecord } from "../../src/storage/record.js";
+import { scanSegment } from "../../src/storage/segment-scan.js";
+import { snapshotFileName } from "../../src/storage/snapshot-file.js";
+import { captureLogger, entry, logState, removeDir, runWorkload, tempDir } from "./helpers.js";
+
+const dirs: string[] = [];
+const open = (dir: string, opts: Parameters<typeof DurableStorage.open>[1] = {}) =>
+  DurableStorage.open(dir, { logger: captureLogger(), ...opts });
+const fresh = (label: string): string => {
+  const d = tempDir(label);
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) removeDir(d);
+});
+
+describe("DurableStorage basics", () => {
+  it("bootstraps, persists entries and hard state, and recovers them after a restart", async () => {
+    const dir = fresh("basic");
+    const a = await open(dir);
+    expect(a.isNew).toBe(true);
+    await a.bootstrap(["n1", "n2", "n3"]);
+    expect(a.log.firstIndex()).toBe(2);
+    expect(a.log.term(1)).toBe(1);
+    await a.save({ term: 2, vote: "n1", commit: 1 }, [entry(2, 2), entry(3, 2, [7, 8, 9])], undefined);
+    const before = logState(a.log);
+    await a.close();
+
+    const b = await open(dir);
+    expect(b.isNew).toBe(false);
+    expect(logState(b.log)).toEqual(before);
+    expect(b.hardState).toEqual({ term: 2, vote: "n1", commit: 1 });
+    expect(b.snapshot?.metadata.confState.voters).toEqual(["n1", "n2", "n3"]);
+    expect(b.log.initialState().confState.voters).toEqual(["n1", "n2", "n3"]);
+    expect(Array.from(b.log.entries(3, 4)[0].data)).toEqual([7, 8, 9]);
+    await b.close();
+  });
+
+  it("records a conflict truncation durably, across restarts", async () => {
+    const dir = fresh("conflict");
+    const a = await open(dir);
+    await a.bootstrap(["n1"]);
+    await a.save(
+      { term: 2, vote: null, commit: 1 },
+      [2, 3, 4, 5].map((i) => entry(i, 2)),
+      undefined,
+    );
+    await a.close();
+
+    const b = await open(dir);
+    // A new leader of term 3 overwrites the uncommitted suffix from index 4.
+    await b.save(
+      { term: 3, vote: null, commit: 3 },
+      [entry(4, 3, [44]), entry(5, 3, [55]), entry(6, 3, [66])],
+      undefined,
+    );
+    await b.close();
+
+    const c = await open(dir);
+    expect(c.log.lastIndex()).toBe(6);
+    expect(c.log.entries(2, 7).map((e) => [e.index, e.term])).toEqual([
+      [2, 2],
+      [3, 2],
+      [4, 3],
+      [5, 3],
+      [6, 3],
+    ]);
+    // A shorter overwrite also drops what followed it.
+    await c.save(undefined, [entry(3, 4, [33])], undefined);
+    await c.close();
+
+    const d = await open(dir);
+    expect(d.log.lastIndex()).toBe(3);
+    expect(d.log.entries(2, 4).map((e) => [e.index, e.term])).toEqual([
+      [2, 2],
+      [3, 4],
+    ]);
+    expect(d.hardState).toEqual({ term: 3, vote: null, commit: 3 });
+    await d.close();
+  });
+
+  it("installs a leader's snapshot: the log is replaced, and stays replaced after a restart", async () => {
+    const dir = fresh("install");
+    const a = await open(dir);
+    await a.bootstrap(["n1", "n2"]);
+    await a.save(
+      { term: 2, vote: null, commit: 1 },
+      [2, 3, 4].map((i) => entry(i, 2)),
+      undefined,
+    );
+    const snap = {
+      metadata: { index: 10, term: 3, confState: { ...a.log.initialState().confState, voters: ["n1", "n2", "n3"] } },
+      data: new Uint8Array([1, 2, 3]),
+    };
+    await a.save({ term: 3, vote: null, commit: 10 }, [entry(11, 3)], snap);
+    expect(a.log.firstIndex()).toBe(11);
+    expect(a.log.lastIndex()).toBe(11);
+    const before = logState(a.log);
+    await a.close();
+    const b = await open(dir);
+    expect(logState(b.log)).toEqual(before);
+    expect(Array.from(b.snapshot!.data)).toEqual([1, 2, 3]);
+    expect(b.log.initialState().confState.voters).toEqual(["n1", "n2", "n3"]);
+    await b.close();
+  });
+
+  for (const seed of [7, 8, 9, 10]) {
+    it(`recovers exactly the live state after a random workload with rolls, snapshots and cleanup (seed ${seed})`, async () => {
+      const dir = fresh(`workload${seed}`);
+      const a = await open(dir, { segmentBytes: 1024, keepSegments: seed % 3 });
+      await a.bootstrap(["n1"]);
+      const { after } = await runWorkload(a, seed, 300);
+      await a.close();
+      const b = await open(dir, { segmentBytes: 1024 });
+      expect(logState(b.log)).toEqual(after.at(-1));
+      // Reopen after more work on the recovered instance: recovery composes.
+      const more = await runWorkload(b, seed + 100, 100);
+      await b.close();
+      const c = await open(dir);
+      expect(logState(c.log)).toEqual(more.after.at(-1));
+      await c.close();
+    });
+  }
+
+  it("writes snapshots atomically, compacts the log and removes covered WAL segments, keeping a tail", async () => {
+    const dir = fresh("snapshot");
+    const walDir = path.join(dir, "wal");
+    const a = await open(dir, { segmentBytes: 2048, keepSegments: 2, keepSnapshots: 2 });
+    await a.bootstrap(["n1"]);
+    let last = 1;
+    for (let b = 0; b < 60; b++) {
+      await a.save(
+        { term: 2, vote: null, commit: last },
+        Array.from({ length: 5 }, (_, k) => entry(last + 1 + k, 2, new Uint8Array(40).fill(k))),
+        undefined,
+      );
+      last += 5;
+    }
+    const segmentsBefore = fs.readdirSync(walDir).length;
+    expect(segmentsBefore).toBeGreaterThan(6);
+    const snap = a.log.createSnapshot(250, a.log.initialState().confState, new Uint8Array([42]));
+    await a.saveSnapshot(snap);
+    expect(a.log.firstIndex()).toBe(251);
+    expect(a.snapshot?.metadata.index).toBe(250);
+    const segmentsAfter = fs.readdirSync(walDir).length;
+    expect(segmentsAfter).toBeLessThan(segmentsBefore);
+    expect(fs.readdirSync(path.join(dir, "snap")).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+    const state = logState(a.log);
+    // Two more snapshots: only the newest two snapshot files remain.
+    await a.saveSnapshot(a.log.createSnapshot(260, a.log.initialState().confState, new Uint8Array([43])));
+    await a.saveSnapshot(a.log.createSnapshot(270, a.log.initialState().confState, new Uint8Array([44])));
+    expect(fs.readdirSync(path.join(dir, "snap")).sort()).toEqual([snapshotFileName(2, 260), snapshotFileName(2, 270)]);
+    await a.close();
+
+    const b = await open(dir, { segmentBytes: 2048 });
+    expect(b.snapshot?.metadata.index).toBe(270);
+    expect(b.log.firstIndex()).toBe(271);
+    expect(b.log.lastIndex()).toBe(state.lastIndex);
+    expect(logState(b.log).entries).toEqual(state.entries.slice(20));
+    await b.close();
+  });
+
+  it("keeps order when saves, a local snapshot and an installed snapshot share group commits", async () => {
+    const dir = fresh("mixed");
+    const a = await open(dir, { segmentBytes: 2048, keepSegments: 0 });
+    await a.bootstrap(["n1"]);
+    const pending: Promise<void>[] = [];
+    for (let i = 2; i <= 201; i++)
+      pending.push(a.save({ term: 2, vote: null, commit: i - 1 }, [entry(i, 2)], undefined));
+    await pending[150];
+    pending.push(a.saveSnapshot(a.log.createSnapshot(120, a.log.initialState().confState, new Uint8Array([1]))));
+    for (let i = 202; i <= 260; i++) pending.push(a.save(undefined, [entry(i, 2)], undefined));
+    const confState = a.log.initialState().confState;
+    pending.push(
+      a.save({ term: 3, vote: null, commit: 400 }, [entry(401, 3)], {
+        metadata: { index: 400, term: 3, confState },
+        data: new Uint8Array([4]),
+      }),
+    );
+    for (let i = 402; i <= 420; i++) pending.push(a.save(undefined, [entry(i, 3)], undefined));
+    await Promise.all(pending);
+    expect(a.stats.fsyncs).toBeLessThan(pending.length);
+    expect(a.log.firstIndex()).toBe(401);
+    expect(a.log.lastIndex()).toBe(420);
+    const live = logState(a.log);
+    await a.close();
+    const b = await open(dir);
+    expect(logState(b.log)).toEqual(live);
+    expect(b.snapshot?.metadata.index).toBe(400);
+    await b.close();
+  });
+
+  it("cleans up only what the durable snapshot covers, not a newer one created in memory but not saved", async () => {
+    const dir = fresh("memsnap");
+    const a = await open(dir, { segmentBytes: 1024, keepSegments: 0 });
+    await a.bootstrap(["n1"]);
+    for (let i = 2; i <= 300; i += 4) {
+      await a.save(
+        { term: 2, vote: null, commit: i - 1 },
+        [0, 1, 2, 3].map((k) => entry(i + k, 2, new Uint8Array(30))),
+        undefined,
+      );
+    }
+    const saving = a.saveSnapshot(a.log.createSnapshot(100, a.log.initialState().confState, new Uint8Array([1])));
+    a.log.createSnapshot(290, a.log.initialState().confState, new Uint8Array([2])); // never saved
+    await saving;
+    await a.close();
+    const b = await open(dir);
+    expect(b.snapshot?.metadata.index).toBe(100);
+    expect(b.log.firstIndex()).toBe(101);
+    expect(b.log.lastIndex()).toBe(301);
+    await b.close();
+  });
+
+  it("group-commits concurrent saves: N overlapping saves share fewer fsyncs, in order", async () => {
+    const dir = fresh("group");
+    const a = await open(dir);
+    await a.bootstrap(["n1"]);
+    const fsyncsBefore = a.stats.fsyncs;
+    const n = 200;
+    const done: number[] = [];
+    await Promise.all(
+      Array.from({ length: n }, (_, k) =>
+        a.save({ term: 2, vote: null, commit: 1 }, [entry(2 + k, 2)], undefined).then(() => done.push(k)),
+      ),
+    );
+    const fsyncs = a.stats.fsyncs - fsyncsBefore;
+    expect(fsyncs).toBeLessThan(n / 4);
+    expect(a.stats.maxSavesPerFsync).toBeGreaterThan(10);
+    expect(done).toEqual(Array.from({ length: n }, (_, k) => k)); // resolved in call order
+    expect(a.log.lastIndex()).toBe(n + 1);
+    await a.close();
+    const b = await open(dir);
+    expect(b.log.lastIndex()).toBe(n + 1);
+    await b.close();
+  });
+});
+
+describe("segments", () => {
+  it("reuses an empty segment left by a crash right after a roll, and still starts it with the hard state", async () => {
+    const dir = fresh("emptyseg");
+    const a = await open(dir);
+    await a.bootstrap(["n1"]);
+    await a.save({ term: 4, vote: "n1", commit: 1 }, [entry(2, 4)], undefined);
+    await a.close();
+    const empty = path.join(dir, "wal", "0000000000000002.wal");
+    fs.writeFileSync(empty, "");
+    const b = await open(dir);
+    await b.save(undefined, [entry(3, 4)], undefined);
+    await b.close();
+    const records = scanSegment(fs.readFileSync(empty), true).records;
+    expect(records.map((r) => r.kind)).toEqual([RecordKind.HardState, RecordKind.Entries]);
+    expect(decodeRecord(records[0].kind, records[0].payload)).toMatchObject({
+      hardState: { term: 4, vote: "n1", commit: 1 },
+    });
+    const c = await open(dir);
+    expect(c.log.lastIndex()).toBe(3);
+    expect(c.hardState).toEqual({ term: 4, vote: "n1", commit: 1 });
+    await c.close();
+  });
+});
+
+describe("data directory", () => {
+  it("refuses a second open of a locked directory, naming the live pid, and takes over a dead pid's lock", async () => {
+    const dir = fresh("lock");
+    const a = await open(dir);
+    const err = await open(dir).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageLockedError);
+    expect((err as StorageLockedError).pid).toBe(process.pid);
+    expect((err as Error).message).toContain(String(process.pid));
+    await a.close();
+
+    // A lock left by a process that no longer exists (pid far above pid_max) is stale.
+    fs.writeFileSync(path.join(dir, "LOCK"), "4194999\n");
+    const b = await open(dir);
+    expect(fs.readFileSync(path.join(dir, "LOCK"), "utf8").trim()).toBe(String(process.pid));
+    await b.close();
+    expect(fs.existsSync(path.join(dir, "LOCK"))).toBe(false);
+
+    // A live process other than us: pid 1 always exists.
+    fs.writeFileSync(path.join(dir, "LOCK"), "1\n");
+    const locked = await open(dir).catch((e: unknown) => e);
+    expect(locked).toBeInstanceOf(StorageLockedError);
+    expect((locked as Error).message).toContain("process 1");
+  });
+
+  it("writes VERSION 1 and refuses unknown versions, naming what is supported", async () => {
+    const dir = fresh("version");
+    const a = await open(dir);
+    await a.close();
+    expect(fs.readFileSync(path.join(dir, "VERSION"), "utf8")).toBe("1\n");
+    fs.writeFileSync(path.join(dir, "VERSION"), "7\n");
+    const err = await open(dir).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageVersionError);
+    expect((err as Error).message).toMatch(/version "7".*supports version 1/);
+    expect(fs.existsSync(path.join(dir, "LOCK"))).toBe(false); // the lock is released on a failed open
+  });
+
+  it("refuses a directory with data but no VERSION", async () => {
+    const dir = fresh("noversion");
+    const a = await open(dir);
+    await a.bootstrap(["n1"]);
+    await a.close();
+    fs.rmSync(path.join(dir, "VERSION"));
+    await expect(open(dir)).rejects.toThrow(/VERSION is missing/);
+  });
+});
+
+describe("snapshots on disk", () => {
+  it("deletes an orphan snapshot (renamed, but its WAL marker never made durable) and keeps the old state", async () => {
+    const dir = fresh("orphan");
+    const a = await open(dir);
+    await a.bootstrap(["n1"]);
+    await a.save({ term: 2, vote: null, commit: 3 }, [entry(2, 2), entry(3, 2)], undefined);
+    const state = logState(a.log);
+    await a.close();
+    const orphan = path.join(dir, "snap", snapshotFileName(2, 3));
+    fs.copyFileSync(path.join(dir, "snap", snapshotFileName(1, 1)), orphan);
+    const logger = captureLogger();
+    const b = await open(dir, { logger });
+    expect(logState(b.log)).toEqual(state);
+    expect(fs.existsSync(orphan)).toBe(false);
+    expect(logger.warnings.map((w) => w.msg).join()).toMatch(/no WAL marker records/);
+    await b.close();
+  });
+
+  it("refuses to start when the snapshot the WAL names is damaged or missing", async () => {
+    const dir = fresh("badsnap");
+    const a = await open(dir);
+    await a.bootstrap(["n1"], new Uint8Array(100).fill(5));
+    await a.close();
+    const file = path.join(dir, "snap", snapshotFileName(1, 1));
+    const bytes = fs.readFileSync(file);
+    bytes[bytes.length - 3] ^= 0x10;
+    fs.writeFileSync(file, bytes);
+    const err = await open(dir).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageCorruptionError);
+    expect((err as StorageCorruptionError).file).toBe(file);
+    expect((err as Error).message).toMatch(/checksum mismatch/);
+    fs.rmSync(file);
+    await expect(open(dir)).rejects.toThrow(/its file is missing/);
+  });
+});
+
+describe("bad input", () => {
+  it("rejects bad options, gaps, non-contiguous entries and malformed hard states with typed errors", async () => {
+    await expect(DurableStorage.open(fresh("opts"), { segmentBytes: 10 })).rejects.toThrow(
+      /segmentBytes must be an integer >= 1024/,
+    );
+    const file = path.join(fresh("notadir"), "file");
+    fs.writeFileSync(file, "x");
+    await expect(DurableStorage.open(file)).rejects.toThrow(/exists but is not a directory/);
+    const a = await open(fresh("input"));
+    await a.bootstrap(["n1"]);
+    await expect(a.save(undefined, [entry(5, 1)], undefined)).rejects.toBeInstanceOf(StorageInputError);
+    await expect(a.save(undefined, [entry(2, 1), entry(4, 1)], undefined)).rejects.toThrow(/contiguous/);
+    await expect(a.save({ term: -1, vote: null, commit: 0 }, [], undefined)).rejects.toThrow(/hard state must be/);
+    await expect(
+      a.save(undefined, [{ ...entry(2, 1), data: "x" as unknown as Uint8Array }], undefined),
+    ).rejects.toThrow(/Uint8Array/);
+    await expect(
+      a.saveSnapshot({
+        metadata: { index: 9, term: 1, confState: a.log.initialState().confState },
+        data: new Uint8Array(),
+      }),
+    ).rejects.toThrow(/past the log's last index/);
+    await expect(a.bootstrap(["n1"])).rejects.toThrow(/already holds state/);
+    // Rejected saves changed nothing: a valid one still goes through.
+    await a.save(undefined, [entry(2, 1)], undefined);
+    expect(a.log.lastIndex()).toBe(2);
+    await a.close();
+    await expect(a.save(undefined, [entry(3, 1)], undefined)).rejects.toBeInstanceOf(StorageFailedError);
+  });
+});
