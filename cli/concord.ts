@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+// The `concord` command.
+import { Command, Option } from "commander";
+import { ConfigError, addServerOptions, loadConfig } from "../src/server/config.js";
+import { startServer } from "../src/server/server.js";
+import { registerClientCommands } from "./commands/index.js";
+import { runDev } from "./dev.js";
+import { runCheck } from "./check.js";
+
+// Output piped into `head` and the like: a closed pipe ends the command quietly, as for any Unix tool.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
+const program = new Command()
+  .name("concord")
+  .description("Concord: a Raft-based coordination service — linearizable KV, leases, fencing-token locks, leader election")
+  .showHelpAfterError();
+
+addServerOptions(
+  program
+    .command("server")
+    .description("run one cluster member (flags > CONCORD_* environment > --config file > defaults)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  concord server --name n1 --data-dir /var/lib/concord/n1 \\
+    --client-url ws://10.0.0.1:7000 --peer-url ws://10.0.0.1:7001 \\
+    --initial-cluster n1=ws://10.0.0.1:7001,n2=ws://10.0.0.2:7001,n3=ws://10.0.0.3:7001 \\
+    --initial-cluster-clients n1=ws://10.0.0.1:7000,n2=ws://10.0.0.2:7000,n3=ws://10.0.0.3:7000
+  CONCORD_NAME=n1 CONCORD_DATA_DIR=./data concord server
+
+SIGTERM or SIGINT stops gracefully: a leader hands leadership to the most caught-up voter first.`,
+    ),
+).action(async (opts: Record<string, unknown>) => {
+  let config;
+  try {
+    config = loadConfig(opts, process.env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`concord server: ${e.message}`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const server = await startServer(config);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    server.logger.info({ signal }, "shutting down");
+    const hardStop = setTimeout(() => process.exit(1), 15_000);
+    hardStop.unref();
+    await server.stop();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+  server.node.on("fatal", () => setTimeout(() => process.exit(1), 100));
+});
+
+program
+  .command("dev")
+  .description("start a local cluster of real member processes on loopback (what `npm start` runs)")
+  .addOption(new Option("--nodes <n>", "members").default("3"))
+  .addOption(new Option("--base-port <port>", "client port of n1; n2 is +10, n3 +20 (peer port = client port + 1)").default("7100"))
+  .addOption(new Option("--data <dir>", "data directory root").default("./.concord/dev"))
+  .addOption(new Option("--fresh", "delete the data directory first"))
+  .addOption(new Option("--log-level <level>", "members' log level").default("info"))
+  .action(async (o: { nodes: string; basePort: string; data: string; fresh?: boolean; logLevel: string }) => {
+    await runDev({ nodes: Number(o.nodes), basePort: Number(o.basePort), data: o.data, fresh: !!o.fresh, logLevel: o.logLevel });
+  });
+
+program
+  .command("check")
+  .description("check a history (JSONL, ../shared/vectors/README.md format) for linearizability; exit 0 yes, 1 no, 2 unknown")
+  .allowUnknownOption()
+  .helpOption(false)
+  .argument("[args...]", "see `concord check --help`")
+  .action(() => {
+    process.exitCode = runCheck(process.argv.slice(process.argv.indexOf("check") + 1), { out: (l) => console.log(l), err: (l) => console.error(l) });
+  });
+
+registerClientCommands(program);
+
+program.parseAsync(process.argv).catch((e: Error) => {
+  console.error(`concord: ${e.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,528 @@
+// A running Concord node: owns the event loop, the timers and the wiring between the pure Raft core, the
+// durable storage, the peer transport and the replicated state machine.
+//
+// The ready loop, per Ready (Ready contract in src/raft/types.ts):
+//   1. a leader sends its appends and heartbeats at once (before its own fsync: thesis §10.2.1 — the core
+//      counts the leader's own entries only after `advance`);
+//   2. persist hard state + entries + snapshot with one write and one fdatasync (DurableStorage group commit);
+//   3. a follower or candidate sends its messages now (votes and acks must follow the fsync);
+//   4. apply the snapshot and the committed entries; resolve the waiting proposals and reads;
+//   5. advance; take a snapshot when enough was applied.
+// Proposals and reads only touch the core synchronously; one Ready per event-loop turn carries all of them.
+
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { Packr } from "msgpackr";
+import { decodeConfChange, encodeConfChange } from "../raft/confchange.js";
+import { NotLeaderError, ProposalDroppedError } from "../raft/errors.js";
+import { RaftNode } from "../raft/node.js";
+import { EntryType, type ConfChange, type ConfState, type Entry, type Message, type NodeId, type Ready, type SoftState } from "../raft/types.js";
+import { encodeCommand, type Command, type Outcome } from "../statemachine/commands.js";
+import type { StateMachine, StateMachineEvent } from "../statemachine/state-machine.js";
+import type { Coordination } from "../locks/index.js";
+import { DurableStorage } from "../storage/durable-storage.js";
+import { PeerTransport } from "../transport/peer.js";
+import type { ServerConfig } from "./config.js";
+import { LeaseKeeper } from "./lease-keeper.js";
+import type { Logger } from "./logger.js";
+import { PendingProposals, ProposalError } from "./proposals.js";
+import { ReadBarrier } from "./reads.js";
+
+export interface Member {
+  id: NodeId;
+  peerUrl: string;
+  clientUrl: string;
+}
+
+/** What one applied entry produced, for the gateway to push (watch, lock and election streams). */
+export interface AppliedEvents {
+  index: number;
+  events: StateMachineEvent[];
+}
+
+export interface NodeOptions {
+  config: ServerConfig;
+  logger: Logger;
+  /** Builds the state machine, empty or restored from snapshot bytes (locks and elections installed). */
+  createStateMachine(snapshot?: Uint8Array): Coordination;
+  /** Monotonic milliseconds (lease deadlines); injectable so tests can skew a node's clock. */
+  now?: () => number;
+  /** Wall-clock milliseconds recorded in lease grants (informational). */
+  wallClock?: () => number;
+}
+
+// The node's snapshot wraps the state machine's with the membership's URLs (confState holds only ids).
+const snapPackr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+interface NodeSnapshot {
+  v: 1;
+  members: Member[];
+  sm: Uint8Array;
+}
+
+export class ConcordNode extends EventEmitter {
+  readonly id: NodeId;
+  readonly config: ServerConfig;
+  readonly log: Logger;
+  /** The state machine with locks and elections; replaced wholesale when a snapshot is installed. */
+  coord: Coordination;
+  private readonly raft: RaftNode;
+  private readonly disk: DurableStorage;
+  private readonly transport: PeerTransport;
+  private readonly proposals = new PendingProposals();
+  private readonly reads: ReadBarrier;
+  private readonly leases = new LeaseKeeper();
+  readonly members = new Map<NodeId, Member>();
+  private confState: ConfState;
+  private readonly createStateMachine: NodeOptions["createStateMachine"];
+  readonly now: () => number;
+  private readonly wallClock: () => number;
+
+  private tickTimer: NodeJS.Timeout | undefined;
+  private scheduled = false;
+  private looping = false;
+  private stopped = false;
+  private lastSnapshotIndex: number;
+  private appliedIndex: number;
+  private appliedBytesSinceSnapshot = 0;
+  private snapshotting = false;
+  private fatal: Error | undefined;
+
+  private constructor(opts: NodeOptions, disk: DurableStorage, transport: PeerTransport | undefined) {
+    super();
+    this.setMaxListeners(0);
+    this.config = opts.config;
+    this.id = opts.config.name;
+    this.log = opts.logger;
+    this.disk = disk;
+    this.now = opts.now ?? (() => performance.now());
+    this.wallClock = opts.wallClock ?? (() => Date.now());
+    this.createStateMachine = opts.createStateMachine;
+    this.reads = new ReadBarrier(`${this.id}:${randomBytes(4).toString("hex")}`);
+
+    const snap = disk.snapshot;
+    this.coord = this.restoreSnapshotData(snap?.data);
+    this.confState = snap?.metadata.confState ?? disk.log.initialState().confState;
+    this.lastSnapshotIndex = snap?.metadata.index ?? 0;
+    this.appliedIndex = this.lastSnapshotIndex;
+    // Members known from config (URLs) for those in the configuration but not yet in a snapshot.
+    for (const [id, peerUrl] of this.config.initialCluster) {
+      if (!this.members.has(id)) this.members.set(id, { id, peerUrl, clientUrl: this.config.clientUrls.get(id) ?? "" });
+    }
+
+    const seed = randomBytes(4).readUInt32LE(0);
+    this.raft = new RaftNode(
+      {
+        id: this.id,
+        electionTicks: this.config.electionTicks,
+        heartbeatTicks: this.config.heartbeatTicks,
+        applied: this.appliedIndex,
+        rng: mulberry32(seed),
+      },
+      disk.log,
+    );
+    this.transport =
+      transport ??
+      new PeerTransport({
+        id: this.id,
+        clusterId: this.config.clusterId,
+        secret: this.config.peerSecret ?? this.config.clusterId,
+        listen: this.config.peerListen,
+        peers: this.peerUrls(),
+        logger: this.log.child({ component: "peer" }),
+        onMessages: (batch) => this.onPeerMessages(batch),
+        onSnapshotStatus: (to, ok) => {
+          this.raft.reportSnapshot(to, ok);
+          this.schedule();
+        },
+      });
+  }
+
+  static async start(opts: NodeOptions): Promise<ConcordNode> {
+    const { config, logger } = opts;
+    const disk = await DurableStorage.open(config.dataDir, { repair: config.repair, logger: logger.child({ component: "storage" }) });
+    if (disk.isNew && !config.join) {
+      const voters = [...config.initialCluster.keys()].sort();
+      const members: Member[] = voters.map((id) => ({ id, peerUrl: config.initialCluster.get(id)!, clientUrl: config.clientUrls.get(id) ?? "" }));
+      const sm = opts.createStateMachine().stateMachine;
+      await disk.bootstrap(voters, encodeNodeSnapshot({ v: 1, members, sm: sm.snapshot() }));
+      logger.info({ voters }, "bootstrapped a new cluster");
+    } else if (disk.isNew) {
+      logger.info("joining an existing cluster: waiting for a snapshot from the leader");
+    }
+    const node = new ConcordNode(opts, disk, undefined);
+    await node.transport.start();
+    node.tickTimer = setInterval(() => node.tick(), config.tickMs);
+    node.log.info(
+      { id: node.id, term: node.raft.term, applied: node.appliedIndex, lastIndex: node.raft.status().lastIndex },
+      "node started",
+    );
+    node.schedule();
+    return node;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Public API for the gateway
+
+  get sm(): StateMachine {
+    return this.coord.stateMachine;
+  }
+
+  get role(): SoftState["role"] {
+    return this.raft.role;
+  }
+
+  get leaderId(): NodeId | null {
+    return this.raft.leader;
+  }
+
+  get isLeader(): boolean {
+    return this.raft.role === "leader";
+  }
+
+  get applied(): number {
+    return this.appliedIndex;
+  }
+
+  /** The leader's client URL, if a leader is known. */
+  leaderClientUrl(): string | null {
+    const l = this.raft.leader;
+    return l === null ? null : (this.members.get(l)?.clientUrl || null);
+  }
+
+  /** Propose a command on the leader; resolves with its outcome once applied here. */
+  propose(command: Command): Promise<Outcome> {
+    this.assertRunning();
+    if (command.op === "leaseGrant") (command as { grantedAt: number }).grantedAt = this.wallClock();
+    let index: number;
+    try {
+      index = this.raft.propose(encodeCommand(command));
+    } catch (e) {
+      throw this.translateProposeError(e);
+    }
+    const p = this.proposals.add(index, this.raft.term);
+    this.schedule();
+    return p;
+  }
+
+  /** Resolves when a read of local state is linearizable (ReadIndex, batched per turn). */
+  readBarrier(): Promise<void> {
+    this.assertRunning();
+    const p = this.reads.wait();
+    this.schedule();
+    return p;
+  }
+
+  /** A keep-alive on the leader: the TTL now remaining, or undefined if the lease does not exist. */
+  keepAlive(leaseId: number): number | undefined {
+    if (!this.isLeader) throw new ProposalError("NOT_LEADER", "keep-alives are answered by the leader");
+    if (!this.sm.leaseAlive(leaseId)) return undefined;
+    return this.leases.keepAlive(leaseId, this.now());
+  }
+
+  /** Remaining TTL of a lease as the leader sees it (undefined elsewhere). */
+  leaseRemainingMs(leaseId: number): number | undefined {
+    return this.isLeader ? this.leases.remainingMs(leaseId, this.now()) : undefined;
+  }
+
+  transferLeadership(to: NodeId): void {
+    try {
+      this.raft.transferLeadership(to);
+    } catch (e) {
+      throw this.translateProposeError(e);
+    }
+    this.schedule();
+  }
+
+  /** Add a member as a learner (it catches up by snapshot), or promote a learner to voter. */
+  async changeMembership(cc: ConfChange, member?: Member): Promise<ConfState> {
+    this.assertRunning();
+    const withContext: ConfChange = member ? { ...cc, context: JSON.stringify(member) } : cc;
+    let index: number;
+    try {
+      index = this.raft.proposeConfChange(withContext);
+    } catch (e) {
+      throw this.translateProposeError(e);
+    }
+    const p = this.proposals.add(index, this.raft.term);
+    this.schedule();
+    await p;
+    return this.confState;
+  }
+
+  status() {
+    const s = this.raft.status();
+    return {
+      ...s,
+      revision: this.sm.revision,
+      compactRevision: this.sm.compactRevision,
+      keys: this.sm.keyCount,
+      snapshotIndex: this.lastSnapshotIndex,
+      members: [...this.members.values()].map((m) => ({
+        ...m,
+        role: this.confState.voters.includes(m.id) || this.confState.votersOutgoing.includes(m.id) ? "voter" : this.confState.learners.includes(m.id) ? "learner" : "removed",
+      })).filter((m) => m.role !== "removed"),
+      transport: this.transport.stats(),
+      storage: this.disk.stats,
+      leases: this.isLeader ? this.leases.size : undefined,
+      fatal: this.fatal?.message,
+    };
+  }
+
+  /** Has a leader, and has applied what it knows to be committed (nearly). */
+  readiness(): { ready: true } | { ready: false; reason: string } {
+    if (this.fatal) return { ready: false, reason: `fatal: ${this.fatal.message}` };
+    if (this.raft.leader === null) return { ready: false, reason: "no leader known" };
+    const s = this.raft.status();
+    if (s.commit - this.appliedIndex > 1000) return { ready: false, reason: `catching up: applied ${this.appliedIndex} of ${s.commit}` };
+    return { ready: true };
+  }
+
+  /**
+   * Graceful stop: a leader hands leadership to the most caught-up voter first (so a rolling restart loses no
+   * write and no lock), then everything is flushed and closed.
+   */
+  async stop(opts: { transfer?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (this.stopped) return;
+    if (opts.transfer !== false && this.isLeader) await this.handOffLeadership(opts.timeoutMs ?? this.config.tickMs * this.config.electionTicks * 2);
+    this.stopped = true;
+    clearInterval(this.tickTimer);
+    while (this.looping) await new Promise((r) => setTimeout(r, 5));
+    const err = new ProposalError("SHUTTING_DOWN", "the node is shutting down; retry on another member");
+    this.proposals.failAll(err);
+    this.reads.failAll(err);
+    await this.transport.stop();
+    await this.disk.close();
+    this.log.info("node stopped");
+  }
+
+  private async handOffLeadership(timeoutMs: number): Promise<void> {
+    const s = this.raft.status();
+    const candidates = Object.entries(s.progress)
+      .filter(([id]) => id !== this.id && s.confState.voters.includes(id))
+      .sort((a, b) => b[1].match - a[1].match);
+    if (candidates.length === 0) return;
+    const to = candidates[0][0];
+    this.log.info({ to }, "transferring leadership before shutdown");
+    try {
+      this.transferLeadership(to);
+    } catch {
+      return;
+    }
+    const deadline = this.now() + timeoutMs;
+    while (this.isLeader && this.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Event loop
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.raft.tick();
+    if (this.isLeader) this.maybeExpireLeases();
+    this.schedule();
+  }
+
+  private onPeerMessages(batch: Message[]): void {
+    if (this.stopped) return;
+    for (const m of batch) this.raft.step(m);
+    this.schedule();
+  }
+
+  /** Run the ready loop once at the end of this event-loop turn, so the turn's work shares one Ready. */
+  schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.runReadyLoop();
+    });
+  }
+
+  private async runReadyLoop(): Promise<void> {
+    if (this.looping || this.fatal) return;
+    this.looping = true;
+    try {
+      for (;;) {
+        this.reads.flush((ctx) => this.raft.readIndex(ctx));
+        if (!this.raft.hasReady()) break;
+        await this.handleReady(this.raft.ready());
+      }
+    } catch (e) {
+      this.fail(e as Error);
+    } finally {
+      this.looping = false;
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.onSoftState(rd.softState);
+    const termOrVoteChanged = rd.mustSync && rd.hardState !== undefined && rd.entries.length === 0 && !rd.snapshot;
+    const sendFirst = this.raft.role === "leader" && !termOrVoteChanged;
+    if (sendFirst) this.transport.send(rd.messages);
+    if (rd.mustSync || rd.snapshot || rd.entries.length > 0) {
+      await this.disk.save(rd.hardState, rd.entries, rd.snapshot);
+    } else if (rd.hardState) {
+      // Only the commit index moved: no fsync needed (it is re-learned from the leader after a crash);
+      // the next synced batch persists it.
+      this.disk.log.setHardState(rd.hardState);
+    }
+    if (!sendFirst) this.transport.send(rd.messages);
+    if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata.index, rd.snapshot.data, rd.snapshot.metadata.confState);
+    for (const e of rd.committed) this.applyEntry(e);
+    for (const rs of rd.readStates) this.reads.onReadState(rs, this.appliedIndex);
+    this.raft.advance(rd);
+    this.reads.onApplied(this.appliedIndex);
+    this.maybeSnapshot();
+  }
+
+  private onSoftState(s: SoftState): void {
+    this.log.info({ role: s.role, leader: s.leader, term: this.raft.term }, "role changed");
+    if (s.role === "leader") {
+      // A new leader restarts every lease deadline at now + TTL: no lease expires early because leadership moved.
+      this.leases.restart(this.sm.leases(), this.now());
+    } else {
+      this.leases.clear();
+    }
+    if (s.role !== "leader") this.reads.failRequested(new ProposalError("NOT_LEADER", "leadership changed during a read; retry"));
+    this.emit("role", s);
+  }
+
+  private applyEntry(e: Entry): void {
+    if (e.type === EntryType.ConfChange) {
+      const cc = decodeConfChange(e.data);
+      this.confState = this.raft.applyConfChange(cc);
+      this.onMembershipApplied(cc);
+      this.proposals.applied(e.index, e.term, undefined);
+    } else if (e.data.byteLength > 0) {
+      const out = this.sm.apply(e.index, e.data);
+      this.appliedBytesSinceSnapshot += e.data.byteLength;
+      for (const ev of out.events) {
+        if (ev.type === "leaseGranted" && this.isLeader) this.leases.granted(ev.id, ev.ttlMs, this.now());
+        else if (ev.type === "leaseEnded") this.leases.ended(ev.id);
+      }
+      this.proposals.applied(e.index, e.term, out.result);
+      if (out.events.length > 0) this.emit("applied", { index: e.index, events: out.events } satisfies AppliedEvents);
+    } else {
+      this.proposals.applied(e.index, e.term, undefined);
+    }
+    this.appliedIndex = e.index;
+  }
+
+  private onMembershipApplied(cc: ConfChange): void {
+    if (cc.context) {
+      try {
+        const m = JSON.parse(cc.context) as Member;
+        if (typeof m.id === "string" && typeof m.peerUrl === "string") this.members.set(m.id, { id: m.id, peerUrl: m.peerUrl, clientUrl: m.clientUrl ?? "" });
+      } catch {
+        this.log.warn({ context: cc.context }, "membership change with an unreadable context");
+      }
+    }
+    const inConfig = new Set([...this.confState.voters, ...this.confState.learners, ...this.confState.votersOutgoing, ...this.confState.learnersNext]);
+    for (const id of [...this.members.keys()]) if (!inConfig.has(id)) this.members.delete(id);
+    this.syncPeers();
+    this.log.info({ confState: this.confState, change: cc.changes }, "membership changed");
+    this.emit("membership", this.confState);
+  }
+
+  private peerUrls(): Map<NodeId, string> {
+    const m = new Map<NodeId, string>();
+    for (const mem of this.members.values()) if (mem.id !== this.id && mem.peerUrl) m.set(mem.id, mem.peerUrl);
+    return m;
+  }
+
+  private syncPeers(): void {
+    const wanted = this.peerUrls();
+    const known = new Set(this.knownPeers);
+    for (const [id, url] of wanted) if (!known.has(id)) this.transport.addPeer(id, url);
+    for (const id of known) if (!wanted.has(id)) this.transport.removePeer(id);
+    this.knownPeers = [...wanted.keys()];
+  }
+  private knownPeers: NodeId[] = [];
+
+  private installSnapshot(index: number, data: Uint8Array, confState: ConfState): void {
+    this.coord = this.restoreSnapshotData(data);
+    this.confState = confState;
+    this.appliedIndex = index;
+    this.lastSnapshotIndex = index;
+    this.appliedBytesSinceSnapshot = 0;
+    this.syncPeers();
+    this.log.info({ index, keys: this.sm.keyCount, hash: this.sm.hash() }, "installed a snapshot from the leader");
+    this.emit("snapshot", index);
+  }
+
+  private restoreSnapshotData(data: Uint8Array | undefined): Coordination {
+    if (!data || data.byteLength === 0) return this.createStateMachine();
+    const snap = snapPackr.unpack(data) as NodeSnapshot;
+    for (const m of snap.members) this.members.set(m.id, m);
+    return this.createStateMachine(snap.sm);
+  }
+
+  private maybeSnapshot(): void {
+    if (this.snapshotting) return;
+    const due =
+      this.appliedIndex - this.lastSnapshotIndex >= this.config.snapshotEntries ||
+      this.appliedBytesSinceSnapshot >= this.config.snapshotBytes;
+    if (!due || this.appliedIndex <= this.lastSnapshotIndex) return;
+    const index = this.appliedIndex;
+    const data = encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm: this.sm.snapshot() });
+    const snap = this.disk.log.createSnapshot(index, this.confState, data);
+    this.snapshotting = true;
+    this.lastSnapshotIndex = index;
+    this.appliedBytesSinceSnapshot = 0;
+    const started = this.now();
+    this.disk
+      .saveSnapshot(snap)
+      .then(() => this.log.info({ index, bytes: data.byteLength, ms: Math.round(this.now() - started), hash: this.sm.hash() }, "snapshot saved"))
+      .catch((e: Error) => this.fail(e))
+      .finally(() => (this.snapshotting = false));
+  }
+
+  private maybeExpireLeases(): void {
+    const ids = this.leases.takeExpired(this.now());
+    if (ids.length === 0) return;
+    this.propose({ op: "leaseExpire", ids } as Command).catch(() => this.leases.retryExpiry(ids));
+  }
+
+  private translateProposeError(e: unknown): Error {
+    if (e instanceof NotLeaderError) {
+      return new ProposalError(e.leaderId === null ? "UNAVAILABLE" : "NOT_LEADER", e.leaderId === null ? "no leader is known yet; retry shortly" : `not the leader; the leader is ${e.leaderId}`);
+    }
+    if (e instanceof ProposalDroppedError) return new ProposalError("UNAVAILABLE", e.message);
+    return e as Error;
+  }
+
+  private assertRunning(): void {
+    if (this.stopped) throw new ProposalError("SHUTTING_DOWN", "the node is shutting down; retry on another member");
+    if (this.fatal) throw new ProposalError("UNAVAILABLE", `the node stopped serving after a fatal error: ${this.fatal.message}`);
+  }
+
+  /** Storage failures are fatal: after a failed fsync nothing can be acknowledged safely. */
+  private fail(e: Error): void {
+    if (this.fatal) return;
+    this.fatal = e;
+    this.log.fatal({ err: e }, "fatal error: the node stops serving (restart it to recover from its data directory)");
+    clearInterval(this.tickTimer);
+    const err = new ProposalError("UNAVAILABLE", `node failed: ${e.message}`);
+    this.proposals.failAll(err);
+    this.reads.failAll(err);
+    this.emit("fatal", e);
+  }
+}
+
+function encodeNodeSnapshot(s: NodeSnapshot): Uint8Array {
+  return snapPackr.pack(s);
+}
+
+/** A tiny seeded PRNG for election timeouts (the core takes its randomness injected). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export { encodeConfChange };

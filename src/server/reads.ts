@@ -1,0 +1,81 @@
+import type { ReadState } from "../raft/types.js";
+
+interface ReadWaiter {
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+/**
+ * Linearizable reads: every read of one event-loop turn shares one ReadIndex request (one ctx), and so one
+ * heartbeat round; when its ReadState arrives the batch waits until the state machine has applied that index,
+ * then every read in it runs against local state.
+ */
+export class ReadBarrier {
+  private seq = 0;
+  /** Reads collected this turn, not yet given a ctx. */
+  private collecting: ReadWaiter[] = [];
+  /** Requested rounds by ctx. */
+  private readonly requested = new Map<string, ReadWaiter[]>();
+  /** Rounds with a known index, waiting for apply, in index order. */
+  private waitingApply: { index: number; waiters: ReadWaiter[] }[] = [];
+
+  constructor(private readonly prefix: string) {}
+
+  /** Resolves when a read may run linearizably. Call `flush` once per turn to issue the ReadIndex. */
+  wait(): Promise<void> {
+    return new Promise((resolve, reject) => this.collecting.push({ resolve, reject }));
+  }
+
+  /** Issue one ReadIndex for every read collected; `readIndex` throws when no leader is known. */
+  flush(readIndex: (ctx: string) => void): void {
+    if (this.collecting.length === 0) return;
+    const batch = this.collecting;
+    this.collecting = [];
+    const ctx = `${this.prefix}:${++this.seq}`;
+    try {
+      readIndex(ctx);
+      this.requested.set(ctx, batch);
+    } catch (e) {
+      for (const w of batch) w.reject(e as Error);
+    }
+  }
+
+  hasCollected(): boolean {
+    return this.collecting.length > 0;
+  }
+
+  onReadState(rs: ReadState, applied: number): void {
+    const batch = this.requested.get(rs.ctx);
+    if (!batch) return;
+    this.requested.delete(rs.ctx);
+    if (applied >= rs.index) {
+      for (const w of batch) w.resolve();
+      return;
+    }
+    this.waitingApply.push({ index: rs.index, waiters: batch });
+    this.waitingApply.sort((a, b) => a.index - b.index);
+  }
+
+  onApplied(applied: number): void {
+    let n = 0;
+    while (n < this.waitingApply.length && this.waitingApply[n].index <= applied) {
+      for (const w of this.waitingApply[n].waiters) w.resolve();
+      n++;
+    }
+    if (n > 0) this.waitingApply = this.waitingApply.slice(n);
+  }
+
+  /** Leadership changed: outstanding ReadIndex requests may never be answered; fail them (retryable). */
+  failRequested(error: Error): void {
+    for (const batch of this.requested.values()) for (const w of batch) w.reject(error);
+    this.requested.clear();
+  }
+
+  failAll(error: Error): void {
+    this.failRequested(error);
+    for (const w of this.collecting) w.reject(error);
+    this.collecting = [];
+    for (const r of this.waitingApply) for (const w of r.waiters) w.reject(error);
+    this.waitingApply = [];
+  }
+}

@@ -1,0 +1,236 @@
+// The client protocol (docs/protocol.md), shared by the server's gateway and the client library.
+//
+// Frames are msgpack maps over one WebSocket (binary messages):
+//   client → server  { type: "hello", protocol, token?, forwardedBy? }        first frame, once
+//                    { id, op, ...args }                                       requests
+//   server → client  { type: "welcome", protocol, node, clusterId, leader }   answer to hello
+//                    { id, ok: result } | { id, error: { code, message, leader? } }
+//                    { type: "push", stream, event }                           watch / lock / election streams
+// A request's `id` is the client's own (a non-negative integer, unique among its requests in flight).
+
+import { Packr } from "msgpackr";
+
+export const PROTOCOL_VERSION = 1;
+
+export type ErrorCode =
+  // framing and protocol
+  | "MALFORMED_FRAME"
+  | "FRAME_TOO_LARGE"
+  | "PROTOCOL_MISMATCH"
+  | "UNKNOWN_OP"
+  | "INVALID_ARGUMENT"
+  | "TOO_MANY_REQUESTS"
+  | "TOO_MANY_CONNECTIONS"
+  | "SLOW_CONSUMER"
+  // auth
+  | "UNAUTHENTICATED"
+  | "PERMISSION_DENIED"
+  // cluster state (retryable)
+  | "NOT_LEADER"
+  | "UNAVAILABLE"
+  | "TIMEOUT"
+  | "PROPOSAL_LOST"
+  | "SHUTTING_DOWN"
+  // from the state machine and locks
+  | (string & {});
+
+/** Errors a client may retry (with its session, writes stay exactly-once). */
+export const RETRYABLE: ReadonlySet<string> = new Set([
+  "NOT_LEADER",
+  "UNAVAILABLE",
+  "TIMEOUT",
+  "PROPOSAL_LOST",
+  "SHUTTING_DOWN",
+  "TOO_MANY_REQUESTS",
+]);
+
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  /** With NOT_LEADER: the leader's client URL when known. */
+  leader?: string;
+}
+
+export interface HelloFrame {
+  type: "hello";
+  protocol: number;
+  token?: string;
+  /** Set by a follower forwarding requests to the leader: an HMAC proof of the cluster secret. */
+  forwardedBy?: string;
+}
+
+export interface WelcomeFrame {
+  type: "welcome";
+  protocol: number;
+  node: string;
+  clusterId: string;
+  /** The leader's client URL if known. */
+  leader: string | null;
+}
+
+export interface RequestFrame {
+  id: number;
+  op: string;
+  [arg: string]: unknown;
+}
+
+export type ReplyFrame = { id: number; ok: unknown } | { id: number; error: WireError };
+
+export interface PushFrame {
+  type: "push";
+  stream: number;
+  event: unknown;
+}
+
+export type ServerFrame = WelcomeFrame | ReplyFrame | PushFrame | { type: "error"; error: WireError };
+
+/** Every op a client may send, and the permission it needs. */
+export const OPS = {
+  // key-value store
+  put: { access: "write", kind: "key" },
+  range: { access: "read", kind: "key" },
+  delete: { access: "write", kind: "key" },
+  txn: { access: "write", kind: "key" },
+  compact: { access: "admin", kind: "cluster" },
+  watch: { access: "read", kind: "key" },
+  unwatch: { access: "read", kind: "none" },
+  // leases and sessions
+  leaseGrant: { access: "write", kind: "none" },
+  leaseRevoke: { access: "write", kind: "none" },
+  leaseKeepAlive: { access: "write", kind: "none" },
+  leaseTimeToLive: { access: "read", kind: "none" },
+  leaseList: { access: "read", kind: "none" },
+  registerClient: { access: "write", kind: "none" },
+  // locks
+  lockAcquire: { access: "write", kind: "lock" },
+  lockRelease: { access: "write", kind: "lock" },
+  lockStatus: { access: "read", kind: "lock" },
+  // elections
+  campaign: { access: "write", kind: "election" },
+  proclaim: { access: "write", kind: "election" },
+  resign: { access: "write", kind: "election" },
+  leader: { access: "read", kind: "election" },
+  observe: { access: "read", kind: "election" },
+  unobserve: { access: "read", kind: "none" },
+  // cluster
+  status: { access: "read", kind: "none" },
+  members: { access: "read", kind: "none" },
+  memberAdd: { access: "admin", kind: "cluster" },
+  memberRemove: { access: "admin", kind: "cluster" },
+  memberPromote: { access: "admin", kind: "cluster" },
+  transferLeader: { access: "admin", kind: "cluster" },
+  snapshot: { access: "admin", kind: "cluster" },
+} as const satisfies Record<string, { access: "read" | "write" | "admin"; kind: "key" | "lock" | "election" | "cluster" | "none" }>;
+
+export type Op = keyof typeof OPS;
+
+export const isOp = (op: string): op is Op => Object.prototype.hasOwnProperty.call(OPS, op);
+
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+// copyBuffers: decoded values own their memory (a network buffer may be reused); useRecords: false keeps every
+// frame self-describing, so other clients can be written from docs/protocol.md alone.
+const packr = new Packr({ useRecords: false, copyBuffers: true, mapsAsObjects: true, moreTypes: false });
+
+export function encodeFrame(frame: unknown): Buffer {
+  return packr.pack(frame);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof Uint8Array) return `${v.byteLength} bytes`;
+  if (typeof v === "string") return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v)}`;
+  return typeof v === "object" ? "a map" : `${typeof v} ${String(v)}`;
+}
+
+/** Decode a client frame; throws ProtocolError (MALFORMED_FRAME / FRAME_TOO_LARGE) on anything unexpected. */
+export function decodeClientFrame(data: Uint8Array, maxBytes: number): HelloFrame | RequestFrame {
+  if (data.byteLength > maxBytes) {
+    throw new ProtocolError("FRAME_TOO_LARGE", `frame of ${data.byteLength} bytes exceeds the limit of ${maxBytes} bytes`);
+  }
+  let v: unknown;
+  try {
+    v = packr.unpack(data);
+  } catch (e) {
+    throw new ProtocolError("MALFORMED_FRAME", `frame is not valid msgpack (${(e as Error).message}); expected a msgpack map`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v) || v instanceof Uint8Array) {
+    throw new ProtocolError("MALFORMED_FRAME", `frame is ${describe(v)}; expected a msgpack map with "id" and "op" (or a hello)`);
+  }
+  const f = v as Record<string, unknown>;
+  if (f.type === "hello") {
+    if (typeof f.protocol !== "number") throw new ProtocolError("MALFORMED_FRAME", `hello.protocol is ${describe(f.protocol)}; expected an integer`);
+    if (f.token !== undefined && typeof f.token !== "string") throw new ProtocolError("MALFORMED_FRAME", `hello.token is ${describe(f.token)}; expected a string`);
+    if (f.forwardedBy !== undefined && typeof f.forwardedBy !== "string") throw new ProtocolError("MALFORMED_FRAME", `hello.forwardedBy is ${describe(f.forwardedBy)}; expected a string`);
+    return f as unknown as HelloFrame;
+  }
+  if (typeof f.id !== "number" || !Number.isSafeInteger(f.id) || f.id < 0) {
+    throw new ProtocolError("MALFORMED_FRAME", `"id" is ${describe(f.id)}; expected a non-negative integer`);
+  }
+  if (typeof f.op !== "string") {
+    throw new ProtocolError("MALFORMED_FRAME", `"op" is ${describe(f.op)}; expected one of: ${Object.keys(OPS).join(", ")}`);
+  }
+  return f as RequestFrame;
+}
+
+/** Decode a server frame (client side); throws ProtocolError on anything unexpected. */
+export function decodeServerFrame(data: Uint8Array): ServerFrame {
+  let v: unknown;
+  try {
+    v = packr.unpack(data);
+  } catch (e) {
+    throw new ProtocolError("MALFORMED_FRAME", `server frame is not valid msgpack: ${(e as Error).message}`);
+  }
+  if (typeof v !== "object" || v === null) throw new ProtocolError("MALFORMED_FRAME", `server frame is ${describe(v)}; expected a map`);
+  return v as ServerFrame;
+}
+
+/** Argument readers for request validation: each throws INVALID_ARGUMENT naming the field and what is accepted. */
+export const arg = {
+  string(f: RequestFrame, name: string, opts: { optional?: boolean; allowEmpty?: boolean } = {}): string {
+    const v = f[name];
+    if (v === undefined && opts.optional) return "";
+    if (typeof v !== "string" || (!opts.allowEmpty && v.length === 0)) {
+      throw new ProtocolError("INVALID_ARGUMENT", `${f.op}.${name} is ${describe(v)}; expected a ${opts.allowEmpty ? "" : "non-empty "}string`);
+    }
+    return v;
+  },
+  int(f: RequestFrame, name: string, opts: { optional?: boolean; min?: number; def?: number } = {}): number {
+    const v = f[name];
+    if (v === undefined && opts.optional) return opts.def ?? 0;
+    const min = opts.min ?? 0;
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) {
+      throw new ProtocolError("INVALID_ARGUMENT", `${f.op}.${name} is ${describe(v)}; expected an integer >= ${min}`);
+    }
+    return v;
+  },
+  bool(f: RequestFrame, name: string): boolean {
+    const v = f[name];
+    if (v === undefined) return false;
+    if (typeof v !== "boolean") throw new ProtocolError("INVALID_ARGUMENT", `${f.op}.${name} is ${describe(v)}; expected true or false`);
+    return v;
+  },
+  bytes(f: RequestFrame, name: string): Uint8Array {
+    const v = f[name];
+    if (v instanceof Uint8Array) return v;
+    if (typeof v === "string") return Buffer.from(v);
+    throw new ProtocolError("INVALID_ARGUMENT", `${f.op}.${name} is ${describe(v)}; expected bytes (or a string)`);
+  },
+  oneOf<T extends string>(f: RequestFrame, name: string, values: readonly T[], def: T): T {
+    const v = f[name];
+    if (v === undefined) return def;
+    if (typeof v !== "string" || !values.includes(v as T)) {
+      throw new ProtocolError("INVALID_ARGUMENT", `${f.op}.${name} is ${describe(v)}; expected one of: ${values.join(", ")}`);
+    }
+    return v as T;
+  },
+};
