@@ -1,0 +1,180 @@
+// Raft's safety properties, checked incrementally after every simulation step (each check is O(1) or
+// O(entries just written)). A violation throws InvariantViolation, which stops the seed.
+//
+// - election safety: at most one leader per term;
+// - log matching: two logs holding an entry with the same (index, term) hold the same data there, and (checked
+//   link by link: the term at index-1 of every copy of (index, term) is the same) the same prefix before it;
+// - leader completeness: a new leader's log holds the latest entry known committed when it was elected;
+// - committed entries never change: every node's commit point and every applied entry agree with one global
+//   record of what is committed at each index;
+// - state-machine safety: each node applies indexes in order with exactly the committed entries, so every
+//   node's applied sequence is a prefix of the others';
+// - a node's commit index never goes below what its disk durably recorded, across restarts.
+
+import type { Entry, NodeId } from "../../src/raft/types.js";
+import { dataString } from "./list-machine.js";
+
+export class InvariantViolation extends Error {
+  constructor(
+    readonly invariant: string,
+    detail: string,
+  ) {
+    super(`${invariant}: ${detail}`);
+    this.name = "InvariantViolation";
+  }
+}
+
+/** What identifies an entry's content: its term, type and data. */
+export function entryKey(e: Entry): string {
+  return `${e.term}/${e.type}/${dataString(e.data)}`;
+}
+
+interface LoggedEntry {
+  key: string;
+  /** Term at index-1 in the log that first held this entry, or -1 if unknown (compacted there). */
+  prevTerm: number;
+  firstHolder: NodeId;
+}
+
+export class InvariantChecker {
+  private readonly leaderOfTerm = new Map<number, NodeId>();
+  /** Every (index, term) ever persisted by any node: "index/term" -> content. */
+  private readonly logged = new Map<string, LoggedEntry>();
+  /** The committed entry at each index: its key, as first seen committed or applied. */
+  private readonly committed = new Map<number, { key: string | null; term: number; by: NodeId }>();
+  /** The highest index known committed, with its term. */
+  maxCommitted = { index: 0, term: 0 };
+  /** Per node: the last index applied to its state machine (reset on restart and snapshot restore). */
+  private readonly lastApplied = new Map<NodeId, number>();
+  checks = 0;
+
+  /** A node is leader in `term`. */
+  leader(id: NodeId, term: number): void {
+    this.checks++;
+    const prior = this.leaderOfTerm.get(term);
+    if (prior === undefined) this.leaderOfTerm.set(term, id);
+    else if (prior !== id)
+      throw new InvariantViolation("election safety", `two leaders in term ${term}: ${prior} and ${id}`);
+  }
+
+  /**
+   * A node made `entries` durable; `termAt(i)` is the term at index i in its log after the write, or -1 when
+   * index i is compacted.
+   */
+  persisted(id: NodeId, entries: readonly Entry[], termAt: (i: number) => number): void {
+    for (const e of entries) {
+      this.checks++;
+      const key = entryKey(e);
+      const prevTerm = termAt(e.index - 1);
+      const at = `${e.index}/${e.term}`;
+      const seen = this.logged.get(at);
+      if (seen === undefined) {
+        this.logged.set(at, { key, prevTerm, firstHolder: id });
+        continue;
+      }
+      if (seen.key !== key) {
+        throw new InvariantViolation(
+          "log matching",
+          `${id} holds ${describe(key)} at (index ${e.index}, term ${e.term}) but ${seen.firstHolder} held ${describe(seen.key)}`,
+        );
+      }
+      if (seen.prevTerm >= 0 && prevTerm >= 0 && seen.prevTerm !== prevTerm) {
+        throw new InvariantViolation(
+          "log matching",
+          `${id} and ${seen.firstHolder} both hold (index ${e.index}, term ${e.term}) but differ at index ${e.index - 1}: ` +
+            `term ${prevTerm} vs ${seen.prevTerm}`,
+        );
+      }
+      if (seen.prevTerm < 0 && prevTerm >= 0) seen.prevTerm = prevTerm;
+    }
+  }
+
+  /** A node's commit index reached `index`, where its log holds an entry of term `term`. */
+  commit(id: NodeId, index: number, term: number): void {
+    this.checks++;
+    if (index <= 0) return;
+    const known = this.committed.get(index);
+    if (known === undefined) this.committed.set(index, { key: null, term, by: id });
+    else if (known.term !== term) {
+      throw new InvariantViolation(
+        "committed entry changed",
+        `${id} committed index ${index} with term ${term}, but ${known.by} committed term ${known.term} there`,
+      );
+    }
+    if (index > this.maxCommitted.index) this.maxCommitted = { index, term };
+  }
+
+  /** A node applied the committed entry `e` to its state machine. */
+  applied(id: NodeId, e: Entry): void {
+    this.checks++;
+    const last = this.lastApplied.get(id) ?? 0;
+    if (e.index !== last + 1) {
+      throw new InvariantViolation("state-machine safety", `${id} applied index ${e.index} right after ${last}`);
+    }
+    this.lastApplied.set(id, e.index);
+    const key = entryKey(e);
+    const known = this.committed.get(e.index);
+    if (known === undefined || (known.key === null && known.term === e.term)) {
+      this.committed.set(e.index, { key, term: e.term, by: id });
+      if (e.index > this.maxCommitted.index) this.maxCommitted = { index: e.index, term: e.term };
+    } else if (known.key === null) {
+      throw new InvariantViolation(
+        "state-machine safety",
+        `${id} applied ${describe(key)} at index ${e.index}, but ${known.by} committed term ${known.term} there`,
+      );
+    } else if (known.key !== key) {
+      throw new InvariantViolation(
+        "state-machine safety",
+        `${id} applied ${describe(key)} at index ${e.index}, but ${known.by} applied ${describe(known.key)}`,
+      );
+    }
+  }
+
+  /** A node's state machine now starts after `index` (a restart from a snapshot, or a snapshot install). */
+  restartedAt(id: NodeId, index: number): void {
+    this.lastApplied.set(id, index);
+  }
+
+  /** A new leader's log: `termAt(i)` is its term at i, -1 when compacted, undefined past its last index. */
+  newLeaderLog(id: NodeId, term: number, termAt: (i: number) => number | undefined): void {
+    this.checks++;
+    const { index, term: committedTerm } = this.maxCommitted;
+    if (index === 0) return;
+    const t = termAt(index);
+    if (t === -1) return; // compacted into the leader's snapshot, which holds only committed state
+    if (t !== committedTerm) {
+      throw new InvariantViolation(
+        "leader completeness",
+        `${id} became leader of term ${term} but its log has ${t === undefined ? "no entry" : `term ${t}`} at committed ` +
+          `index ${index} (committed term ${committedTerm})`,
+      );
+    }
+  }
+
+  /** After a restart: the node's commit index must cover what its disk recorded. */
+  restartCommit(id: NodeId, commit: number, durableCommit: number): void {
+    this.checks++;
+    if (commit < durableCommit) {
+      throw new InvariantViolation(
+        "commit never decreases",
+        `${id} restarted with commit ${commit} below its durable commit ${durableCommit}`,
+      );
+    }
+  }
+
+  committedCount(): number {
+    return this.maxCommitted.index;
+  }
+}
+
+function describe(key: string): string {
+  const [term, type, ...rest] = key.split("/");
+  const data = rest.join("/");
+  const kind =
+    type === "1"
+      ? "conf change"
+      : data === ""
+        ? "no-op"
+        : JSON.stringify(data.length > 40 ? data.slice(0, 40) + "…" : data);
+  return `${kind} of term ${term}`;
+}

@@ -1,0 +1,86 @@
+// The simulated network: per-message delay drawn from the current delay profile, loss, duplication (and so
+// reordering), and partitions as a set of cut directed links. A cut link drops what is sent over it and what
+// was in flight on it when it is delivered. All randomness comes from the simulation's PRNG.
+
+import type { Message, NodeId } from "../../src/raft/types.js";
+import type { Prng } from "./prng.js";
+
+export interface NetworkProfile {
+  /** Delay range of an ordinary message, in virtual time units (a tick is ~100). */
+  minDelay: number;
+  maxDelay: number;
+  /** Probability that a message is delayed by up to `spikeDelay` instead (reorders it past later ones). */
+  spikeRate: number;
+  spikeDelay: number;
+  lossRate: number;
+  duplicateRate: number;
+}
+
+export const calmNetwork: NetworkProfile = {
+  minDelay: 2,
+  maxDelay: 20,
+  spikeRate: 0,
+  spikeDelay: 0,
+  lossRate: 0,
+  duplicateRate: 0,
+};
+
+export class Network {
+  profile: NetworkProfile = calmNetwork;
+  private readonly cut = new Set<string>();
+  /** Scripted scenarios: drop every message this returns true for. */
+  dropIf: ((m: Message) => boolean) | null = null;
+  sent = 0;
+  dropped = 0;
+  duplicated = 0;
+
+  constructor(private readonly rng: Prng) {}
+
+  /** Delivery delays for one message: [] when lost, two when duplicated. */
+  delays(m: Message): number[] {
+    this.sent++;
+    if (this.isCut(m.from, m.to) || this.dropIf?.(m) || this.rng.chance(this.profile.lossRate)) {
+      this.dropped++;
+      return [];
+    }
+    const out = [this.delay()];
+    if (this.rng.chance(this.profile.duplicateRate)) {
+      this.duplicated++;
+      out.push(this.delay());
+    }
+    return out;
+  }
+
+  private delay(): number {
+    const p = this.profile;
+    if (p.spikeRate > 0 && this.rng.chance(p.spikeRate))
+      return this.rng.int(p.maxDelay, Math.max(p.maxDelay, p.spikeDelay));
+    return this.rng.int(p.minDelay, p.maxDelay);
+  }
+
+  isCut(from: NodeId, to: NodeId): boolean {
+    return this.cut.size > 0 && this.cut.has(`${from}>${to}`);
+  }
+
+  cutLink(from: NodeId, to: NodeId): void {
+    this.cut.add(`${from}>${to}`);
+  }
+
+  /** Split into two sides that cannot talk to each other (both directions). */
+  partition(side: readonly NodeId[], others: readonly NodeId[]): void {
+    for (const a of side) {
+      for (const b of others) {
+        this.cutLink(a, b);
+        this.cutLink(b, a);
+      }
+    }
+  }
+
+  get partitioned(): boolean {
+    return this.cut.size > 0;
+  }
+
+  healAll(): void {
+    this.cut.clear();
+  }
+}
