@@ -1,0 +1,134 @@
+// concord status / member list|add|remove|promote
+
+import type { Command } from "commander";
+import { connect } from "../../src/client/client.js";
+import type { MemberStatus } from "../../src/client/cluster.js";
+import { parseEndpoints } from "../../src/client/endpoints.js";
+import {
+  EXIT,
+  clientCommand,
+  exit,
+  parseIntArg,
+  printJson,
+  printTable,
+  reportError,
+  run,
+  type ClientFlags,
+} from "./common.js";
+
+export function registerClusterCommands(program: Command): void {
+  clientCommand(
+    program.command("status").description("a table of every endpoint: member, role, leader, term, indexes, health"),
+    { json: true },
+  )
+    .addHelpText(
+      "after",
+      "\nAsks each endpoint separately, so unreachable members show as such. Exit code 1 if any is unreachable.\n\nExamples:\n  concord status\n  concord status --endpoints ws://10.0.0.1:7000,ws://10.0.0.2:7000 --json",
+    )
+    .action(async (o: ClientFlags) => {
+      let code: number = EXIT.OK;
+      try {
+        code = await statusCommand(o);
+      } catch (e) {
+        code = reportError("status", e);
+      }
+      exit(code);
+    });
+
+  const member = program
+    .command("member")
+    .description("list and change cluster membership")
+    .addHelpText(
+      "after",
+      "\nAdd a member in two steps: `member add` makes it a learner; start it; `member promote` once it has caught up.\n\nExamples:\n  concord member list\n  concord member add n4 ws://10.0.0.4:7001 --client-url ws://10.0.0.4:7000\n  concord member promote n4\n  concord member remove n2",
+    );
+
+  clientCommand(member.command("list").description("list members (id, role, URLs) and the leader"), {
+    json: true,
+  }).action((o: ClientFlags) =>
+    run("member list", o, async (c) => {
+      const r = await c.members();
+      if (o.json) printJson(r);
+      else
+        printTable(
+          ["ID", "ROLE", "LEADER", "PEER_URL", "CLIENT_URL"],
+          r.members.map((m) => [m.id, m.role, m.id === r.leader ? "*" : "", m.peerUrl, m.clientUrl || "-"]),
+        );
+    }),
+  );
+
+  clientCommand(member.command("add").description("add a member as a learner"), { json: true })
+    .argument("<id>", "the new member's name")
+    .argument("<peer-url>", "its peer URL (ws://host:port)")
+    .option("--client-url <url>", "its client URL")
+    .action((id: string, peerUrl: string, o: ClientFlags & { clientUrl?: string }) =>
+      run("member add", o, async (c) => {
+        const r = await c.addMember(id, peerUrl, o.clientUrl);
+        if (o.json) printJson(r);
+        else console.log(`added ${id} as a learner; promote it with: concord member promote ${id}`);
+      }),
+    );
+
+  clientCommand(member.command("promote").description("promote a learner to a voter"), { json: true })
+    .argument("<id>", "the member")
+    .action((id: string, o: ClientFlags) =>
+      run("member promote", o, async (c) => {
+        const r = await c.promoteMember(id);
+        if (o.json) printJson(r);
+        else console.log(`promoted ${id}`);
+      }),
+    );
+
+  clientCommand(member.command("remove").description("remove a member"), { json: true })
+    .argument("<id>", "the member")
+    .action((id: string, o: ClientFlags) =>
+      run("member remove", o, async (c) => {
+        const r = await c.removeMember(id);
+        if (o.json) printJson(r);
+        else console.log(`removed ${id}`);
+      }),
+    );
+}
+
+/** Asks every endpoint for its own status (pinned: no move to the leader), so each row is that member's view. */
+async function statusCommand(o: ClientFlags): Promise<number> {
+  const endpoints = parseEndpoints(o.endpoints ?? "ws://127.0.0.1:7100");
+  const timeoutMs = Math.min(parseIntArg("--request-timeout", o.requestTimeout ?? "10000", 1), 3000);
+  const rows = await Promise.all(
+    endpoints.map(async (ep) => {
+      try {
+        const one = await connect([ep], { token: o.token, timeoutMs, followLeader: false });
+        try {
+          return { endpoint: ep, status: await one.status() };
+        } finally {
+          await one.close();
+        }
+      } catch (e) {
+        return { endpoint: ep, error: (e as Error).message };
+      }
+    }),
+  );
+  if (o.json) printJson(rows);
+  else {
+    printTable(
+      ["ENDPOINT", "MEMBER", "ROLE", "LEADER", "TERM", "COMMIT", "APPLIED", "LAST", "REVISION", "HEALTH"],
+      rows.map((r) => {
+        const s = r.status as MemberStatus | undefined;
+        if (!s) return [r.endpoint, "-", "-", "-", "-", "-", "-", "-", "-", `unreachable: ${r.error}`];
+        return [
+          r.endpoint,
+          s.id,
+          s.role,
+          s.leader ?? "none",
+          s.term,
+          s.commit,
+          s.applied,
+          s.lastIndex,
+          s.revision,
+          s.fatal ? `FAILED: ${s.fatal}` : s.leader ? "ok" : "no leader",
+        ];
+      }),
+    );
+  }
+  return rows.every((r) => r.status) ? EXIT.OK : EXIT.FAILED;
+}

@@ -1,0 +1,137 @@
+// concord elect NAME VALUE [-- CMD…]   and   concord elect NAME --observe
+
+import type { Command } from "commander";
+import type { Client } from "../../src/client/client.js";
+import { ConcordError } from "../../src/client/errors.js";
+import type { LeaderChange } from "../../src/client/election.js";
+import { EXIT, clientCommand, parseDuration, parseTtl, printJson, run, type ClientFlags } from "./common.js";
+import { runSupervised } from "./supervise.js";
+
+interface ElectFlags extends ClientFlags {
+  observe?: boolean;
+  ttl: string;
+  grace: string;
+  count?: string;
+}
+
+export function registerElectCommand(program: Command): void {
+  clientCommand(
+    program
+      .command("elect")
+      .description("campaign to lead an election (and run a command as leader), or --observe its leaders"),
+    { json: true },
+  )
+    .argument("<name>", "the election's name")
+    .argument("[value]", "this candidate's value, published while it leads (e.g. its address)")
+    .argument("[command...]", "the command to run while leading (after --)")
+    .option("--observe", "print every leadership change (one JSON line each with --json) until interrupted")
+    .option("--count <n>", "with --observe: exit after n changes")
+    .option("--ttl <duration>", "lease TTL of the candidacy", "10s")
+    .option("--grace <duration>", "after lost leadership: time between SIGTERM and SIGKILL of the command", "5s")
+    .addHelpText(
+      "after",
+      `
+Waits until this candidate leads (candidates queue in order), then prints the leadership token or runs the
+command with CONCORD_ELECTION_NAME, CONCORD_ELECTION_TOKEN and CONCORD_ELECTION_VALUE in its environment
+(process group, stdin and signals as for \`concord lock\`). Leadership ends — and the command is stopped — when
+its lease is lost. Resigns on exit, so the next candidate takes over at once.
+
+Examples:
+  concord elect scheduler n1.example:8080 -- ./run-scheduler.sh
+  concord elect scheduler "$(hostname)"          # prints the token, leads until Ctrl-C
+  concord elect scheduler --observe --json`,
+    )
+    .action((name: string, value: string | undefined, command: string[], o: ElectFlags) =>
+      run("elect", o, (c) => (o.observe ? observeCommand(c, name, o) : electCommand(c, name, value, command, o))),
+    );
+}
+
+async function electCommand(
+  c: Client,
+  name: string,
+  value: string | undefined,
+  command: string[],
+  o: ElectFlags,
+): Promise<number> {
+  if (value === undefined) {
+    throw new ConcordError({
+      code: "INVALID_ARGUMENT",
+      message: "VALUE is missing; expected `concord elect NAME VALUE [-- CMD…]` or `concord elect NAME --observe`",
+      field: "value",
+    });
+  }
+  const ttlMs = parseTtl("--ttl", o.ttl);
+  const graceMs = parseDuration("--grace", o.grace);
+  const waitAbort = new AbortController();
+  const onWaitSignal = () => waitAbort.abort();
+  process.once("SIGINT", onWaitSignal);
+  process.once("SIGTERM", onWaitSignal);
+  let lead;
+  try {
+    lead = await c.election(name).campaign(value, { ttlMs, signal: waitAbort.signal });
+  } finally {
+    process.off("SIGINT", onWaitSignal);
+    process.off("SIGTERM", onWaitSignal);
+  }
+  if (command.length === 0) {
+    if (o.json) printJson({ name, value, token: lead.token });
+    else console.log(lead.token);
+    const outcome = await new Promise<"signal" | "lost">((resolve) => {
+      process.once("SIGINT", () => resolve("signal"));
+      process.once("SIGTERM", () => resolve("signal"));
+      lead.lost.addEventListener("abort", () => resolve("lost"), { once: true });
+    });
+    if (outcome === "lost") {
+      const r: unknown = lead.lost.reason;
+      console.error(
+        `concord elect: leadership of ${JSON.stringify(name)} lost: ${r instanceof Error ? r.message : String(r)}`,
+      );
+      return EXIT.FAILED;
+    }
+    await lead.resign();
+    return EXIT.OK;
+  }
+  const env = {
+    CONCORD_ELECTION_NAME: name,
+    CONCORD_ELECTION_TOKEN: String(lead.token),
+    CONCORD_ELECTION_VALUE: value,
+  };
+  const result = await runSupervised(command, env, lead.lost, { graceMs, label: "elect" });
+  await lead.resign().catch(() => {});
+  return result.code;
+}
+
+async function observeCommand(c: Client, name: string, o: ElectFlags): Promise<number> {
+  const count = o.count !== undefined ? Number(o.count) : Infinity;
+  if (!(count >= 1))
+    throw new ConcordError({
+      code: "INVALID_ARGUMENT",
+      message: `--count is ${JSON.stringify(o.count)}; expected an integer >= 1`,
+      field: "count",
+    });
+  const stop = new AbortController();
+  process.once("SIGINT", () => stop.abort());
+  process.once("SIGTERM", () => stop.abort());
+  let seen = 0;
+  for await (const ch of c.election(name).observe({ signal: stop.signal })) {
+    print(ch, !!o.json);
+    if (++seen >= count) break;
+  }
+  return EXIT.OK;
+}
+
+function print(ch: LeaderChange, json: boolean): void {
+  if (json) {
+    printJson({
+      leader: ch.leader ? ch.leader.lease : null,
+      value: ch.leader ? ch.leader.text : null,
+      token: ch.leader ? ch.leader.token : null,
+      index: ch.index,
+      cause: ch.cause,
+    });
+  } else if (ch.leader) {
+    console.log(`leader ${ch.leader.text} token ${ch.leader.token} (lease ${ch.leader.lease}, ${ch.cause})`);
+  } else {
+    console.log(`no leader (${ch.cause})`);
+  }
+}

@@ -1,0 +1,291 @@
+// concord put / get / del / range / watch / txn / cas
+
+import type { Command } from "commander";
+import type { Client } from "../../src/client/client.js";
+import { ConcordError } from "../../src/client/errors.js";
+import type { KeyValue } from "../../src/client/kv.js";
+import type { TxnBuilder, CompareOp, CompareTarget } from "../../src/client/txn.js";
+import { EXIT, clientCommand, parseIntArg, printJson, printTable, readStdin, run, type ClientFlags } from "./common.js";
+
+function kvJson(kv: KeyValue) {
+  return {
+    key: kv.key,
+    value: kv.text,
+    createRevision: kv.createRevision,
+    modRevision: kv.modRevision,
+    version: kv.version,
+    lease: kv.lease,
+  };
+}
+
+async function valueArg(v: string): Promise<string | Buffer> {
+  return v === "-" ? readStdin() : v;
+}
+
+export function registerKvCommands(program: Command): void {
+  clientCommand(program.command("put").description("write a key (exactly once, even across a failover)"), {
+    json: true,
+  })
+    .argument("<key>", "the key")
+    .argument("<value>", 'the value ("-" reads it from stdin)')
+    .option("--lease <id>", "bind the key to a lease: it is deleted when the lease ends")
+    .option("--prev-kv", "print the previous value")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  concord put config/mode blue\n  concord put config/cert - < cert.pem\n  concord put --lease 42 services/api/n1 10.0.0.1:8080",
+    )
+    .action((key: string, value: string, o: ClientFlags & { lease?: string; prevKv?: boolean }) =>
+      run("put", o, async (c) => {
+        const r = await c.put(key, await valueArg(value), {
+          lease: o.lease ? parseIntArg("--lease", o.lease, 1) : undefined,
+          prevKv: o.prevKv,
+        });
+        if (o.json) printJson({ revision: r.revision, prevKv: r.prevKv ? kvJson(r.prevKv) : undefined });
+        else console.log(o.prevKv ? (r.prevKv?.text ?? "") : `OK revision ${r.revision}`);
+      }),
+    );
+
+  clientCommand(program.command("get").description("read a key's value (linearizable unless --serializable)"), {
+    json: true,
+  })
+    .argument("<key>", "the key")
+    .option("--serializable", "read the member's local state at once (may be stale)")
+    .addHelpText(
+      "after",
+      "\nExit code 1 if the key does not exist.\n\nExamples:\n  concord get config/mode\n  concord get config/mode --json",
+    )
+    .action((key: string, o: ClientFlags & { serializable?: boolean }) =>
+      run("get", o, async (c) => {
+        const kv = await c.get(key, { consistency: o.serializable ? "serializable" : "linearizable" });
+        if (!kv) {
+          if (o.json) printJson(null);
+          else console.error(`concord get: key ${JSON.stringify(key)} not found`);
+          return EXIT.FAILED;
+        }
+        if (o.json) printJson(kvJson(kv));
+        else process.stdout.write(kv.value.byteLength > 0 ? Buffer.from(kv.value).toString("utf8") + "\n" : "\n");
+      }),
+    );
+
+  clientCommand(program.command("del").description("delete a key, or every key with a prefix"), { json: true })
+    .argument("<key>", "the key (or prefix with --prefix)")
+    .option("--prefix", "delete every key starting with <key>")
+    .addHelpText("after", "\nExamples:\n  concord del config/mode\n  concord del --prefix jobs/")
+    .action((key: string, o: ClientFlags & { prefix?: boolean }) =>
+      run("del", o, async (c) => {
+        const r = await c.delete(key, { prefix: o.prefix });
+        if (o.json) printJson(r);
+        else console.log(`deleted ${r.deleted} revision ${r.revision}`);
+      }),
+    );
+
+  clientCommand(
+    program.command("range").description("list keys with a prefix, in key order (a table; --json for JSON)"),
+    { json: true },
+  )
+    .argument("[prefix]", 'key prefix ("" or omitted: every key)', "")
+    .option("--limit <n>", "at most this many keys (one page)")
+    .option("--after <key>", "start after this key (the cursor of the previous page)")
+    .option("--serializable", "read the member's local state (may be stale)")
+    .option("--keys-only", "print only the keys")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  concord range config/\n  concord range jobs/ --limit 100 --json\n  concord range jobs/ --limit 100 --after jobs/0099",
+    )
+    .action(
+      (
+        prefix: string,
+        o: ClientFlags & { limit?: string; after?: string; serializable?: boolean; keysOnly?: boolean },
+      ) =>
+        run("range", o, async (c) => {
+          const consistency = o.serializable ? "serializable" : "linearizable";
+          let kvs: KeyValue[] = [];
+          let more = false;
+          let cursor: string | undefined;
+          if (o.limit !== undefined) {
+            const page = await c.range(prefix, {
+              limit: parseIntArg("--limit", o.limit, 1),
+              after: o.after,
+              consistency,
+            });
+            ({ kvs, more, cursor } = page);
+          } else {
+            for await (const kv of c.list(prefix, { consistency }))
+              if (o.after === undefined || kv.key > o.after) kvs.push(kv);
+          }
+          if (o.json) printJson({ kvs: kvs.map(kvJson), more, cursor });
+          else if (o.keysOnly) for (const kv of kvs) console.log(kv.key);
+          else {
+            printTable(
+              ["KEY", "VALUE", "MOD_REV", "VERSION", "LEASE"],
+              kvs.map((kv) => [kv.key, shorten(kv.text), kv.modRevision, kv.version, kv.lease || "-"]),
+            );
+            if (more) console.error(`(more keys follow: --after ${cursor})`);
+          }
+        }),
+    );
+
+  clientCommand(
+    program
+      .command("watch")
+      .description("print changes to a key or prefix until interrupted; resumes across failovers"),
+    { json: true },
+  )
+    .argument("<key>", "the key (or prefix with --prefix)")
+    .option("--prefix", "watch every key starting with <key>")
+    .option("--from-revision <rev>", "replay history from this revision first")
+    .option("--count <n>", "exit after this many events")
+    .addHelpText(
+      "after",
+      "\nOutput: one line per event (PUT key value / DELETE key), or one JSON object per line with --json.\n\nExamples:\n  concord watch config/ --prefix\n  concord watch config/mode --from-revision 1 --json --count 10",
+    )
+    .action((key: string, o: ClientFlags & { prefix?: boolean; fromRevision?: string; count?: string }) =>
+      run("watch", o, async (c) => {
+        const count = o.count !== undefined ? parseIntArg("--count", o.count, 1) : Infinity;
+        const stop = new AbortController();
+        process.once("SIGINT", () => stop.abort());
+        process.once("SIGTERM", () => stop.abort());
+        const w = c.watch(key, {
+          prefix: o.prefix,
+          fromRevision: o.fromRevision !== undefined ? parseIntArg("--from-revision", o.fromRevision, 1) : undefined,
+          signal: stop.signal,
+        });
+        let seen = 0;
+        for await (const ev of w) {
+          if (o.json)
+            printJson(
+              ev.type === "put"
+                ? { type: "put", key: ev.key, value: ev.kv.text, revision: ev.revision }
+                : { type: "delete", key: ev.key, revision: ev.revision },
+            );
+          else console.log(ev.type === "put" ? `PUT ${ev.key} ${ev.kv.text}` : `DELETE ${ev.key}`);
+          if (++seen >= count) break;
+        }
+      }),
+    );
+
+  clientCommand(
+    program
+      .command("txn")
+      .description("run a transaction given as JSON (argument or stdin): compares, then ops, else ops"),
+    { json: true },
+  )
+    .argument("[json]", 'the transaction ("-" or omitted: read stdin)')
+    .addHelpText(
+      "after",
+      `
+Format:
+  { "if":   [ { "key": "k", "target": "value|version|createRevision|modRevision|lease", "op": "=|!=|<|>", "value": … } ],
+    "then": [ { "put": "k", "value": "v", "lease"?: 1 } | { "delete": "k", "prefix"?: true } | { "get": "k", "prefix"?: true } ],
+    "else": [ … same as then … ] }
+
+Prints SUCCEEDED or FAILED and the responses; exit code 0 either way (--json for details).
+
+Examples:
+  concord txn '{"if":[{"key":"cfg/v","target":"version","op":"=","value":0}],"then":[{"put":"cfg/v","value":"1"}],"else":[{"get":"cfg/v"}]}'
+  concord txn < txn.json`,
+    )
+    .action((json: string | undefined, o: ClientFlags) =>
+      run("txn", o, async (c) => {
+        const text = json === undefined || json === "-" ? (await readStdin()).toString("utf8") : json;
+        const t = buildTxn(c, text);
+        const r = await t.commit();
+        if (o.json) {
+          printJson({
+            succeeded: r.succeeded,
+            revision: r.revision,
+            responses: r.responses.map((x) => (x.op === "range" ? { op: "range", kvs: x.kvs.map(kvJson) } : x)),
+          });
+        } else {
+          console.log(r.succeeded ? "SUCCEEDED" : "FAILED");
+          for (const x of r.responses) {
+            if (x.op === "range") for (const kv of x.kvs) console.log(`${kv.key} ${kv.text}`);
+            else if (x.op === "put") console.log(`OK revision ${x.revision}`);
+            else console.log(`deleted ${x.deleted}`);
+          }
+        }
+      }),
+    );
+
+  clientCommand(program.command("cas").description("compare-and-swap: set KEY to NEW only if its value is EXPECTED"), {
+    json: true,
+  })
+    .argument("<key>", "the key")
+    .argument("<expected>", "the value it must have now (ignored with --absent)")
+    .argument("<new>", "the value to write")
+    .option("--absent", "write only if the key does not exist")
+    .addHelpText(
+      "after",
+      "\nExit code 0 if written, 1 if the current value differs (printed on stderr).\n\nExamples:\n  concord cas config/mode blue green\n  concord cas --absent config/owner '' me",
+    )
+    .action((key: string, expected: string, next: string, o: ClientFlags & { absent?: boolean }) =>
+      run("cas", o, async (c) => {
+        const r = await c.cas(key, o.absent ? null : expected, next);
+        if (o.json)
+          printJson({ succeeded: r.succeeded, revision: r.revision, current: r.current ? kvJson(r.current) : null });
+        else if (r.succeeded) console.log(`OK revision ${r.revision}`);
+        else
+          console.error(`concord cas: not swapped: ${key} is ${r.current ? JSON.stringify(r.current.text) : "absent"}`);
+        return r.succeeded ? EXIT.OK : EXIT.FAILED;
+      }),
+    );
+}
+
+function shorten(s: string): string {
+  const oneLine = s.replace(/\n/g, "\\n");
+  return oneLine.length > 60 ? oneLine.slice(0, 59) + "…" : oneLine;
+}
+
+function bad(message: string, field: string): ConcordError {
+  return new ConcordError({ code: "INVALID_ARGUMENT", message, field });
+}
+
+/** Builds a TxnBuilder from the JSON format documented in the txn command's help. */
+export function buildTxn(c: Client, text: string): TxnBuilder {
+  let spec: unknown;
+  try {
+    spec = JSON.parse(text);
+  } catch (e) {
+    throw bad(`txn is not valid JSON (${(e as Error).message}); see \`concord txn --help\` for the format`, "txn");
+  }
+  if (typeof spec !== "object" || spec === null || Array.isArray(spec))
+    throw bad('txn must be a JSON object with "if", "then" and "else" arrays', "txn");
+  const s = spec as Record<string, unknown>;
+  for (const k of Object.keys(s))
+    if (!["if", "then", "else"].includes(k))
+      throw bad(`txn has an unknown field ${JSON.stringify(k)}; accepted: if, then, else`, k);
+  const t = c.txn();
+  const list = (name: string): Record<string, unknown>[] => {
+    const v = s[name];
+    if (v === undefined) return [];
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "object" || x === null))
+      throw bad(`txn.${name} must be an array of objects`, name);
+    return v as Record<string, unknown>[];
+  };
+  list("if").forEach((cmp, i) => {
+    const value = cmp.value;
+    if (typeof value !== "string" && typeof value !== "number")
+      throw bad(`txn.if[${i}].value must be a string or a number`, `if[${i}].value`);
+    t.if(cmp.key as string, cmp.target as CompareTarget, cmp.op as CompareOp, value);
+  });
+  for (const branch of ["then", "else"] as const) {
+    list(branch).forEach((op, i) => {
+      const where = `txn.${branch}[${i}]`;
+      if (typeof op.put === "string") {
+        if (typeof op.value !== "string") throw bad(`${where}.value must be a string`, `${branch}[${i}].value`);
+        const opts = { lease: typeof op.lease === "number" ? op.lease : undefined };
+        if (branch === "then") t.thenPut(op.put, op.value, opts);
+        else t.elsePut(op.put, op.value, opts);
+      } else if (typeof op.delete === "string") {
+        if (branch === "then") t.thenDelete(op.delete, { prefix: op.prefix === true });
+        else t.elseDelete(op.delete, { prefix: op.prefix === true });
+      } else if (typeof op.get === "string") {
+        if (branch === "then") t.thenGet(op.get, { prefix: op.prefix === true });
+        else t.elseGet(op.get, { prefix: op.prefix === true });
+      } else {
+        throw bad(`${where} must have one of "put", "delete" or "get" naming a key`, `${branch}[${i}]`);
+      }
+    });
+  }
+  return t;
+}

@@ -1,0 +1,92 @@
+// concord lease grant / revoke / keepalive / ttl / list
+
+import type { Command } from "commander";
+import { EXIT, clientCommand, parseIntArg, parseTtl, printJson, printTable, run, type ClientFlags } from "./common.js";
+
+export function registerLeaseCommands(program: Command): void {
+  const lease = program
+    .command("lease")
+    .description("grant, keep alive, inspect and revoke leases")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  id=$(concord lease grant 30s)\n  concord put --lease $id services/api/n1 10.0.0.1:8080\n  concord lease keepalive $id &\n  concord lease ttl $id\n  concord lease revoke $id",
+    );
+
+  clientCommand(
+    lease
+      .command("grant")
+      .description("grant a lease and print its id (it is NOT kept alive after this command exits)"),
+    { json: true },
+  )
+    .argument("<ttl>", "time to live: 1500, 500ms, 10s, 2m")
+    .action((ttl: string, o: ClientFlags) =>
+      run("lease grant", o, async (c) => {
+        const l = await c.grantLease(parseTtl("ttl", ttl));
+        l.stop();
+        if (o.json) printJson({ id: l.id, ttlMs: l.ttlMs });
+        else console.log(l.id);
+      }),
+    );
+
+  clientCommand(lease.command("revoke").description("revoke a lease: its keys, locks and candidacies end now"))
+    .argument("<id>", "lease id")
+    .action((id: string, o: ClientFlags) =>
+      run("lease revoke", o, async (c) => {
+        await c.revokeLease(parseIntArg("id", id, 1));
+        console.log(`revoked ${id}`);
+      }),
+    );
+
+  clientCommand(lease.command("keepalive").description("keep a lease alive (every ttl/3) until interrupted"), {
+    json: true,
+  })
+    .argument("<id>", "lease id")
+    .option("--once", "send one keep-alive and exit")
+    .action((id: string, o: ClientFlags & { once?: boolean }) =>
+      run("lease keepalive", o, async (c) => {
+        const lease = parseIntArg("id", id, 1);
+        const stop = new AbortController();
+        process.once("SIGINT", () => stop.abort());
+        process.once("SIGTERM", () => stop.abort());
+        for (;;) {
+          const ttl = await c.keepAliveLease(lease);
+          if (o.json) printJson({ id: lease, ttlMs: ttl });
+          else console.log(`lease ${lease} kept alive, ttl ${ttl} ms`);
+          if (o.once) return EXIT.OK;
+          await new Promise<void>((r) => {
+            const t = setTimeout(r, Math.max(50, ttl / 3));
+            stop.signal.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
+          });
+          if (stop.signal.aborted) return EXIT.OK;
+        }
+      }),
+    );
+
+  clientCommand(lease.command("ttl").description("show a lease's TTL, remaining time and keys"), { json: true })
+    .argument("<id>", "lease id")
+    .action((id: string, o: ClientFlags) =>
+      run("lease ttl", o, async (c) => {
+        const info = await c.leaseTimeToLive(parseIntArg("id", id, 1));
+        if (o.json) printJson(info);
+        else if (!info) {
+          console.error(`concord lease ttl: lease ${id} not found (expired or revoked)`);
+          return EXIT.FAILED;
+        } else
+          console.log(
+            `lease ${info.id}: ttl ${info.ttlMs} ms, remaining ${info.remainingMs} ms, keys: ${info.keys.length ? info.keys.join(", ") : "none"}`,
+          );
+      }),
+    );
+
+  clientCommand(lease.command("list").description("list live leases"), { json: true }).action((o: ClientFlags) =>
+    run("lease list", o, async (c) => {
+      const leases = await c.leases();
+      if (o.json) printJson(leases);
+      else
+        printTable(
+          ["ID", "TTL_MS"],
+          leases.map((l) => [l.id, l.ttlMs]),
+        );
+    }),
+  );
+}

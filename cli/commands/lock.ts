@@ -1,0 +1,107 @@
+// concord lock NAME [-- CMD ARGS…]
+
+import type { Command } from "commander";
+import type { Client } from "../../src/client/client.js";
+import {
+  EXIT,
+  clientCommand,
+  parseDuration,
+  parseTtl,
+  parseIntArg,
+  printJson,
+  run,
+  type ClientFlags,
+} from "./common.js";
+import { runSupervised } from "./supervise.js";
+
+interface LockFlags extends ClientFlags {
+  ttl: string;
+  timeout?: string;
+  try?: boolean;
+  limit?: string;
+  grace: string;
+}
+
+export function registerLockCommand(program: Command): void {
+  clientCommand(
+    program
+      .command("lock")
+      .description("take a distributed lock, then run a command holding it (or hold it until interrupted)"),
+    { json: true },
+  )
+    .argument("<name>", "the lock's name")
+    .argument("[command...]", "the command to run while holding the lock (after --)")
+    .option("--ttl <duration>", "lease TTL: how long the lock outlives this process going silent", "10s")
+    .option("--timeout <duration>", "give up waiting after this long (exit code 3)")
+    .option("--try", "do not wait: exit with code 3 at once if the lock is held")
+    .option("--limit <n>", "counting semaphore: up to n holders at once")
+    .option(
+      "--grace <duration>",
+      "after a lost lock: time between SIGTERM and SIGKILL of the command's process group",
+      "5s",
+    )
+    .addHelpText(
+      "after",
+      `
+The command runs with CONCORD_LOCK_NAME and CONCORD_LOCK_TOKEN (the fencing token: strictly increasing per
+lock) in its environment, in its own process group; stdin and SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 are
+forwarded to it. If the lock is lost (no keep-alive succeeded within the TTL, or the lease ended), the group
+gets SIGTERM at once and SIGKILL after --grace. The exit code is the command's (128+N if killed by signal N).
+Without a command, prints the token and holds the lock until SIGINT/SIGTERM (exit 1 if it is lost).
+Exit codes: 3 when --try finds the lock held or --timeout passes; 2 for bad arguments; 1 for other failures.
+
+Examples:
+  concord lock nightly-backup -- ./backup.sh --full
+  concord lock --try --ttl 30s deploy -- make deploy
+  concord lock --limit 3 --timeout 2m gpu -- python train.py
+  concord lock maintenance            # holds until Ctrl-C`,
+    )
+    .action((name: string, command: string[], o: LockFlags) => run("lock", o, (c) => lockCommand(c, name, command, o)));
+}
+
+async function lockCommand(c: Client, name: string, command: string[], o: LockFlags): Promise<number> {
+  const ttlMs = parseTtl("--ttl", o.ttl);
+  const graceMs = parseDuration("--grace", o.grace);
+  const timeoutMs = o.timeout !== undefined ? parseDuration("--timeout", o.timeout) : undefined;
+  const limit = o.limit !== undefined ? parseIntArg("--limit", o.limit, 1) : undefined;
+
+  // Ctrl-C while waiting abandons the wait (the lease is revoked, leaving the queue).
+  const waitAbort = new AbortController();
+  const onWaitSignal = () => waitAbort.abort();
+  process.once("SIGINT", onWaitSignal);
+  process.once("SIGTERM", onWaitSignal);
+  let hold;
+  try {
+    hold = await c.lock(name, { ttlMs, timeoutMs, wait: !o.try, limit, signal: waitAbort.signal });
+  } finally {
+    process.off("SIGINT", onWaitSignal);
+    process.off("SIGTERM", onWaitSignal);
+  }
+
+  if (command.length === 0) {
+    if (o.json) printJson({ name, token: hold.token, lease: hold.lease.id });
+    else console.log(hold.token);
+    const outcome = await new Promise<"signal" | "lost">((resolve) => {
+      const onSignal = () => resolve("signal");
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      hold.lost.addEventListener("abort", () => resolve("lost"), { once: true });
+    });
+    if (outcome === "lost") {
+      const r: unknown = hold.lost.reason;
+      console.error(`concord lock: lock ${JSON.stringify(name)} lost: ${r instanceof Error ? r.message : String(r)}`);
+      return EXIT.FAILED;
+    }
+    await hold.release();
+    return EXIT.OK;
+  }
+
+  const result = await runSupervised(
+    command,
+    { CONCORD_LOCK_NAME: name, CONCORD_LOCK_TOKEN: String(hold.token) },
+    hold.lost,
+    { graceMs, label: "lock" },
+  );
+  await hold.release().catch(() => {});
+  return result.code;
+}

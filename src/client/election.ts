@@ -1,0 +1,354 @@
+// Leader election (docs/protocol.md "Elections"): campaign, proclaim, resign, and observe every change.
+//
+// A candidacy is bound to its own lease, as a lock hold is (see locks.ts): `lost` fires on the lease's own
+// deadline, on a `leadershipLost` push, or when a check after a reconnect shows someone else leading. The
+// token (the log index at which this candidate became leader) strictly increases per election: pass it to
+// resources so a deposed leader's late writes are refused.
+//
+// observe(): invariant — changes are delivered once each, in log order. A resume after a reconnect asks for
+// history from the last delivered index and skips the changes at that index it already delivered.
+
+import type { Connection } from "./connection.js";
+import { abortError, sleep } from "./connection.js";
+import { ConcordError, clientError, toConcordError } from "./errors.js";
+import { grantLease, type Lease } from "./lease.js";
+import type { SessionManager } from "./session.js";
+import { bytesToText, checkKey, checkPositiveInt, toBytes, type ValueInput } from "./values.js";
+
+export interface ElectionLeader {
+  /** The leader's lease id (identifies the candidate). */
+  lease: number;
+  value: Uint8Array;
+  text: string;
+  /** The leadership token: the log index at which it became leader. */
+  token: number;
+}
+
+/** One observed change: the new leader (null: nobody leads). */
+export interface LeaderChange {
+  leader: ElectionLeader | null;
+  /** The log index of the change. */
+  index: number;
+  cause: string;
+}
+
+export interface CampaignOptions {
+  /** TTL of the candidacy's lease (ms). Default 10 000. */
+  ttlMs?: number;
+  /** Stop campaigning (the candidacy is withdrawn). */
+  signal?: AbortSignal;
+}
+
+interface WireLeader {
+  lease: number;
+  value: Uint8Array | string;
+  token: number;
+}
+
+function decodeLeader(w: WireLeader | null | undefined): ElectionLeader | null {
+  if (!w) return null;
+  const value = w.value instanceof Uint8Array ? w.value : Buffer.from(String(w.value));
+  return { lease: w.lease, value, text: bytesToText(value), token: w.token };
+}
+
+export class Leadership {
+  readonly lost: AbortSignal;
+  private readonly controller = new AbortController();
+  private resigned = false;
+  private readonly offNotice: () => void;
+  private readonly offReconnect: () => void;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly sessions: SessionManager,
+    readonly name: string,
+    readonly token: number,
+    readonly lease: Lease,
+  ) {
+    this.lost = this.controller.signal;
+    const onLeaseLost = () => this.markLost(toConcordError(lease.lost.reason));
+    if (lease.lost.aborted) onLeaseLost();
+    else lease.lost.addEventListener("abort", onLeaseLost, { once: true });
+    this.offNotice = conn.onNotice((ev) => {
+      if (ev.kind === "leadershipLost" && ev.name === name && ev.token === token) {
+        this.markLost(
+          clientError(
+            "LEASE_LOST",
+            `leadership of ${JSON.stringify(name)} (token ${token}) was lost: its lease ended on the server`,
+          ),
+        );
+      }
+    });
+    this.offReconnect = conn.onReconnect(() => void this.verify());
+  }
+
+  get isLeader(): boolean {
+    return !this.resigned && !this.lost.aborted;
+  }
+
+  /** Publishes a new value while leading. */
+  async proclaim(value: ValueInput): Promise<void> {
+    if (!this.isLeader) throw clientError("LEASE_LOST", `not the leader of ${JSON.stringify(this.name)} any more`);
+    await this.sessions.write("proclaim", { name: this.name, token: this.token, value: toBytes("value", value) });
+  }
+
+  /** Steps down and revokes the candidacy's lease. Safe to call more than once. */
+  async resign(): Promise<void> {
+    if (this.resigned) return;
+    this.resigned = true;
+    this.detach();
+    try {
+      if (!this.lost.aborted) {
+        await this.sessions.write("resign", { name: this.name, token: this.token }).catch((e) => {
+          const err = toConcordError(e);
+          if (err.code !== "NOT_ELECTION_LEADER" && err.code !== "LEASE_NOT_FOUND") throw err;
+        });
+      }
+    } finally {
+      await this.lease.revoke().catch(() => {});
+    }
+  }
+
+  async verify(): Promise<boolean> {
+    if (!this.isLeader) return false;
+    try {
+      const r = await this.conn.call<{ leader: WireLeader | null }>("leader", { name: this.name });
+      const mine = !!r.leader && r.leader.lease === this.lease.id && r.leader.token === this.token;
+      if (!mine) this.markLost(clientError("LEASE_LOST", `this client no longer leads ${JSON.stringify(this.name)}`));
+      return mine;
+    } catch {
+      return this.isLeader;
+    }
+  }
+
+  private markLost(reason: ConcordError): void {
+    if (this.lost.aborted || this.resigned) return;
+    this.detach();
+    this.lease.stop();
+    this.controller.abort(reason);
+  }
+
+  private detach(): void {
+    this.offNotice();
+    this.offReconnect();
+  }
+}
+
+export class Election {
+  readonly name: string;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly sessions: SessionManager,
+    name: string,
+  ) {
+    this.name = checkKey("name", name);
+  }
+
+  /** Waits until this candidate leads (FIFO among candidates). */
+  async campaign(value: ValueInput, opts: CampaignOptions = {}): Promise<Leadership> {
+    const bytes = toBytes("value", value);
+    const ttlMs = opts.ttlMs === undefined ? 10_000 : checkPositiveInt("ttlMs", opts.ttlMs, 100);
+    if (opts.signal?.aborted) throw abortError(opts.signal);
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(opts.signal?.reason ?? clientError("ABORTED", "campaign aborted"));
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    let lease: Lease | null = null;
+    try {
+      lease = await grantLease(this.conn, ttlMs, stop.signal);
+      const leaseRef = lease;
+      const onLeaseLost = () => stop.abort(toConcordError(leaseRef.lost.reason));
+      lease.lost.addEventListener("abort", onLeaseLost, { once: true });
+      const token = await this.waitForLeadership(bytes, lease, stop.signal);
+      lease.lost.removeEventListener("abort", onLeaseLost);
+      return new Leadership(this.conn, this.sessions, this.name, token, lease);
+    } catch (e) {
+      if (lease) await lease.revoke().catch(() => {});
+      throw stop.signal.aborted ? abortError(stop.signal) : toConcordError(e);
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** The current leader (linearizable read), or null. */
+  async leader(): Promise<ElectionLeader | null> {
+    const r = await this.conn.call<{ leader: WireLeader | null }>("leader", { name: this.name });
+    return decodeLeader(r.leader);
+  }
+
+  /** Every leadership change from now on (starting with the current state), in order. */
+  observe(opts: { signal?: AbortSignal; resumeTimeoutMs?: number } = {}): Observer {
+    return new Observer(this.conn, this.name, opts);
+  }
+
+  private async waitForLeadership(value: Uint8Array, lease: Lease, signal: AbortSignal): Promise<number> {
+    let reconnected = false;
+    const offReconnect = this.conn.onReconnect(() => (reconnected = true));
+    const done = new AbortController();
+    try {
+      const viaReply = this.sessions
+        .write<{ token: number }>("campaign", { name: this.name, value, lease: lease.id }, { timeoutMs: 0, signal })
+        .then((r) => r.token);
+      // A leadership gained while no connection was waiting is found by asking (after a reconnect).
+      const viaPoll = (async () => {
+        while (!done.signal.aborted && !signal.aborted) {
+          await sleep(500, done.signal);
+          if (!reconnected || done.signal.aborted) continue;
+          try {
+            const l = await this.leader();
+            if (l && l.lease === lease.id) return l.token;
+          } catch {
+            // next round
+          }
+        }
+        return new Promise<number>(() => {});
+      })();
+      return await Promise.race([viaReply, viaPoll]);
+    } finally {
+      done.abort();
+      offReconnect();
+    }
+  }
+}
+
+interface WireObservePush {
+  kind?: string;
+  leader?: WireLeader | null;
+  index?: number;
+  cause?: string;
+  error?: { code: string; message: string };
+}
+
+export class Observer implements AsyncIterable<LeaderChange> {
+  private readonly queue: LeaderChange[] = [];
+  private failure: ConcordError | null = null;
+  private ended = false;
+  private wake: (() => void) | null = null;
+  private stream: { socketId: number; id: number } | null = null;
+  /** Index of the last delivered change, and how many changes at that index were delivered. */
+  private lastIndex = 0;
+  private deliveredAtLast = 0;
+  /** Changes at lastIndex a resumed stream will replay and must be skipped. */
+  private skip = 0;
+  private last: LeaderChange | null = null;
+  private subscribing = false;
+  private readonly offReconnect: () => void;
+  private readonly resumeTimeoutMs: number;
+  private readonly started: Promise<void>;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly name: string,
+    opts: { signal?: AbortSignal; resumeTimeoutMs?: number },
+  ) {
+    this.resumeTimeoutMs = opts.resumeTimeoutMs ?? conn.timeoutMs * 3;
+    this.offReconnect = conn.onReconnect(() => this.resubscribe());
+    opts.signal?.addEventListener("abort", () => void this.close(), { once: true });
+    this.started = this.subscribe();
+  }
+
+  async ready(): Promise<void> {
+    await this.started;
+    if (this.failure) throw this.failure;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<LeaderChange> {
+    try {
+      for (;;) {
+        const c = this.queue.shift();
+        if (c) {
+          yield c;
+          continue;
+        }
+        if (this.failure) throw this.failure;
+        if (this.ended) return;
+        await new Promise<void>((r) => (this.wake = r));
+        this.wake = null;
+      }
+    } finally {
+      await this.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    this.offReconnect();
+    this.wake?.();
+    const s = this.stream;
+    this.stream = null;
+    if (s && s.socketId === this.conn.socketId) {
+      this.conn.unregisterStream(s.socketId, s.id);
+      await this.conn.call("unobserve", { stream: s.id }, { timeoutMs: 2000, retry: false }).catch(() => {});
+    }
+  }
+
+  private resubscribe(): void {
+    if (this.ended) return;
+    this.stream = null;
+    if (!this.subscribing) void this.subscribe();
+  }
+
+  private async subscribe(): Promise<void> {
+    this.subscribing = true;
+    try {
+      while (!this.ended && this.stream?.socketId !== this.conn.socketId) {
+        const args: Record<string, unknown> = { name: this.name };
+        if (this.lastIndex > 0) {
+          args.fromToken = this.lastIndex;
+          this.skip = this.deliveredAtLast;
+        }
+        let res: { result: { stream: number }; socketId: number };
+        try {
+          res = await this.conn.callOnSocket<{ stream: number }>("observe", args, { timeoutMs: this.resumeTimeoutMs });
+        } catch (e) {
+          this.failure = toConcordError(e);
+          await this.close();
+          return;
+        }
+        const { socketId } = res;
+        const id = res.result.stream;
+        if (this.ended) {
+          await this.conn.call("unobserve", { stream: id }, { timeoutMs: 2000, retry: false }).catch(() => {});
+          return;
+        }
+        this.stream = { socketId, id };
+        this.conn.registerStream(socketId, id, (ev) => this.onPush(socketId, id, ev as WireObservePush));
+      }
+    } finally {
+      this.subscribing = false;
+    }
+  }
+
+  private onPush(socketId: number, stream: number, ev: WireObservePush): void {
+    if (this.ended || this.stream?.socketId !== socketId || this.stream.id !== stream) return;
+    if (ev.error) {
+      this.conn.unregisterStream(socketId, stream);
+      this.resubscribe();
+      return;
+    }
+    if (ev.kind !== "leader") return;
+    const change: LeaderChange = { leader: decodeLeader(ev.leader), index: ev.index ?? 0, cause: ev.cause ?? "" };
+    if (change.index < this.lastIndex) return; // replayed history already delivered
+    if (change.index === this.lastIndex && this.skip > 0) {
+      this.skip--;
+      return;
+    }
+    // "current" snapshots (no history requested) repeat what we already showed: skip exact repeats.
+    if (change.cause === "current" && this.last && sameLeader(this.last.leader, change.leader)) return;
+    if (change.index === this.lastIndex) this.deliveredAtLast++;
+    else {
+      this.lastIndex = change.index;
+      this.deliveredAtLast = 1;
+    }
+    this.skip = 0;
+    this.last = change;
+    this.queue.push(change);
+    this.wake?.();
+  }
+}
+
+function sameLeader(a: ElectionLeader | null, b: ElectionLeader | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.lease === b.lease && a.token === b.token && Buffer.compare(Buffer.from(a.value), Buffer.from(b.value)) === 0;
+}

@@ -1,0 +1,153 @@
+// A granted lease kept alive by the client, with an AbortSignal that fires as soon as the client can no longer
+// be sure the lease is alive.
+//
+// Invariant (the reason for `lost`): the server's deadline for the lease is at least `sentAt + ttl` of the
+// last keep-alive that succeeded, because the leader restarted the TTL no earlier than when that request was
+// sent. So at `lastSuccessSentAt + ttl` on the client's monotonic clock the lease may be gone, and `lost`
+// fires then — not at 2×TTL, not when a socket notices. A LEASE_NOT_FOUND answer fires it at once.
+//
+// Keep-alives go every ttl/3; after a failure they are retried sooner (ttl/10), each bounded by a timeout so
+// a hung request cannot silently eat the budget.
+
+import { performance } from "node:perf_hooks";
+import type { Connection } from "./connection.js";
+import { ConcordError, clientError, toConcordError } from "./errors.js";
+
+export interface LeaseInfo {
+  id: number;
+  ttlMs: number;
+  grantedAt: number;
+  keys: string[];
+  remainingMs: number;
+}
+
+export class Lease {
+  /** Aborted (reason: a ConcordError with code LEASE_LOST) once the lease may have ended. */
+  readonly lost: AbortSignal;
+  private readonly controller = new AbortController();
+  private lastSuccessSentAt: number;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private keepAliveTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private inflight = false;
+  /** Keep-alives that succeeded (for tests and diagnostics). */
+  keepAlives = 0;
+
+  /** Use `Client.grantLease()`; `grantSentAt` is when the grant request was sent (monotonic ms). */
+  constructor(
+    private readonly conn: Connection,
+    readonly id: number,
+    readonly ttlMs: number,
+    grantSentAt: number,
+  ) {
+    this.lost = this.controller.signal;
+    this.lastSuccessSentAt = grantSentAt;
+    this.armExpiry();
+    this.scheduleKeepAlive(this.ttlMs / 3);
+  }
+
+  /** True until `lost` fires or the lease is revoked/closed. */
+  get alive(): boolean {
+    return !this.stopped && !this.lost.aborted;
+  }
+
+  /** Milliseconds left before the client must consider the lease lost (monotonic). */
+  get remainingMs(): number {
+    return Math.max(0, this.lastSuccessSentAt + this.ttlMs - performance.now());
+  }
+
+  /** Revokes the lease on the server (keys, locks and candidacies bound to it end) and stops keep-alives. */
+  async revoke(): Promise<void> {
+    this.stop();
+    try {
+      await this.conn.call("leaseRevoke", { lease: this.id });
+    } catch (e) {
+      const err = toConcordError(e);
+      if (err.code !== "LEASE_NOT_FOUND") throw err;
+    }
+  }
+
+  /** Stops keep-alives without revoking: the lease then ends on the server after its TTL. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.expiryTimer);
+    clearTimeout(this.keepAliveTimer);
+  }
+
+  /** Sends one keep-alive now; resolves true if it succeeded. */
+  async keepAliveOnce(): Promise<boolean> {
+    if (!this.alive || this.inflight) return false;
+    this.inflight = true;
+    const sentAt = performance.now();
+    try {
+      // Bounded so that one stuck request cannot outlive the point where a retry could still save the lease.
+      await this.conn.call(
+        "leaseKeepAlive",
+        { lease: this.id },
+        { timeoutMs: Math.max(50, this.ttlMs / 3), retry: false },
+      );
+      if (!this.alive) return false;
+      this.keepAlives++;
+      if (sentAt > this.lastSuccessSentAt) {
+        this.lastSuccessSentAt = sentAt;
+        this.armExpiry();
+      }
+      return true;
+    } catch (e) {
+      const err = toConcordError(e);
+      if (err.code === "LEASE_NOT_FOUND")
+        this.markLost(`lease ${this.id} no longer exists on the server (expired or revoked)`);
+      return false;
+    } finally {
+      this.inflight = false;
+    }
+  }
+
+  private scheduleKeepAlive(delayMs: number): void {
+    if (!this.alive) return;
+    clearTimeout(this.keepAliveTimer);
+    this.keepAliveTimer = setTimeout(() => {
+      void this.keepAliveOnce().then((ok) =>
+        this.scheduleKeepAlive(ok ? this.ttlMs / 3 : Math.max(20, this.ttlMs / 10)),
+      );
+    }, delayMs);
+  }
+
+  private armExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    if (!this.alive) return;
+    const left = this.lastSuccessSentAt + this.ttlMs - performance.now();
+    this.expiryTimer = setTimeout(
+      () => {
+        // Re-check: a success may have moved the deadline while this timer was queued.
+        if (performance.now() >= this.lastSuccessSentAt + this.ttlMs) {
+          this.markLost(`no keep-alive of lease ${this.id} succeeded within its TTL of ${this.ttlMs} ms`);
+        } else {
+          this.armExpiry();
+        }
+      },
+      Math.max(0, left),
+    );
+  }
+
+  private markLost(why: string): void {
+    if (this.lost.aborted) return;
+    this.stop();
+    const reason: ConcordError = clientError("LEASE_LOST", why);
+    this.controller.abort(reason);
+  }
+}
+
+/** Grants a lease of `ttlMs` and starts keeping it alive. */
+export async function grantLease(conn: Connection, ttlMs: number, signal?: AbortSignal): Promise<Lease> {
+  if (typeof ttlMs !== "number" || !Number.isSafeInteger(ttlMs) || ttlMs < 1) {
+    throw new ConcordError({
+      code: "INVALID_ARGUMENT",
+      message: `ttlMs is ${String(ttlMs)}; expected an integer number of milliseconds >= 1`,
+      field: "ttlMs",
+    });
+  }
+  const sentAt = performance.now();
+  const r = await conn.call<{ id: number; ttlMs: number }>("leaseGrant", { ttlMs }, { signal });
+  return new Lease(conn, r.id, r.ttlMs, sentAt);
+}

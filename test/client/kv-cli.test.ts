@@ -1,0 +1,133 @@
+// The KV, lease and cluster CLI commands against a real 3-member cluster (ports 8400-8421).
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TestCluster, runCli } from "./cluster.js";
+
+let cluster: TestCluster;
+
+beforeAll(async () => {
+  cluster = new TestCluster(8400);
+  await cluster.start();
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+async function concord(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; out: string; err: string }> {
+  const p = runCli(args, { CONCORD_ENDPOINTS: cluster.endpoints, ...env });
+  const timer = setTimeout(() => p.kill(), 20_000);
+  const r = await p.exited;
+  clearTimeout(timer);
+  return { code: r.code, out: p.stdout(), err: p.stderr() };
+}
+
+describe("concord KV commands", () => {
+  it("put / get / range / del / cas / txn, human and --json", async () => {
+    expect((await concord(["put", "app/a", "1"])).out).toMatch(/^OK revision \d+/);
+    await Promise.all([concord(["put", "app/b", "2"]), concord(["put", "app/c", "3"])]);
+    const [get, getJson, missing] = await Promise.all([
+      concord(["get", "app/a"]),
+      concord(["get", "app/a", "--json"]),
+      concord(["get", "app/none"]),
+    ]);
+    expect(get).toMatchObject({ code: 0, out: "1\n" });
+    expect(JSON.parse(getJson.out)).toMatchObject({ key: "app/a", value: "1", version: 1 });
+    expect(missing.code).toBe(1);
+    expect(missing.err.trim().split("\n")).toHaveLength(1);
+
+    const [table, json, page] = await Promise.all([
+      concord(["range", "app/"]),
+      concord(["range", "app/", "--json"]),
+      concord(["range", "app/", "--limit", "2", "--json"]),
+    ]);
+    expect(table.out.split("\n")[0]).toMatch(/^KEY\s+VALUE\s+MOD_REV\s+VERSION\s+LEASE$/);
+    expect(table.out).toMatch(/app\/c\s+3/);
+    expect(JSON.parse(json.out).kvs.map((k: { key: string }) => k.key)).toEqual(["app/a", "app/b", "app/c"]);
+    expect(JSON.parse(page.out)).toMatchObject({ more: true, cursor: "app/b" });
+
+    const [casBad, casOk] = [await concord(["cas", "app/a", "9", "x"]), await concord(["cas", "app/a", "1", "x"])];
+    expect(casBad.code).toBe(1);
+    expect(casBad.err).toMatch(/is "1"/);
+    expect(casOk.code).toBe(0);
+
+    const txn = JSON.stringify({
+      if: [{ key: "app/a", target: "value", op: "=", value: "x" }],
+      then: [
+        { put: "app/d", value: "4" },
+        { get: "app/", prefix: true },
+      ],
+      else: [],
+    });
+    const t = await concord(["txn", txn, "--json"]);
+    expect(t.code, t.err).toBe(0);
+    const tr = JSON.parse(t.out);
+    expect(tr.succeeded).toBe(true);
+    expect(tr.responses[1].kvs.map((k: { key: string }) => k.key)).toEqual(["app/a", "app/b", "app/c", "app/d"]);
+
+    const del = await concord(["del", "app/", "--prefix"]);
+    expect(del.out).toMatch(/^deleted 4 /);
+  });
+
+  it("watch --from-revision replays history as JSON lines", async () => {
+    const first = await concord(["put", "w/k", "a", "--json"]);
+    const rev = JSON.parse(first.out).revision as number;
+    await concord(["put", "w/k", "b"]);
+    await concord(["del", "w/k"]);
+    const w = await concord(["watch", "w/", "--prefix", "--from-revision", String(rev), "--count", "3", "--json"]);
+    expect(w.code, w.err).toBe(0);
+    const evs = w.out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(evs.map((e: { type: string; value?: string }) => `${e.type}:${e.value ?? ""}`)).toEqual([
+      "put:a",
+      "put:b",
+      "delete:",
+    ]);
+  });
+
+  it("lease grant / ttl / list / revoke, and a leased key disappears on revoke", async () => {
+    const g = await concord(["lease", "grant", "30s"]);
+    const id = g.out.trim();
+    expect(id).toMatch(/^\d+$/);
+    await concord(["put", "--lease", id, "leased/k", "v"]);
+    const [ttl, list] = await Promise.all([
+      concord(["lease", "ttl", id, "--json"]),
+      concord(["lease", "list", "--json"]),
+    ]);
+    expect(JSON.parse(ttl.out)).toMatchObject({ id: Number(id), ttlMs: 30000, keys: ["leased/k"] });
+    expect(JSON.parse(list.out).map((l: { id: number }) => l.id)).toContain(Number(id));
+    expect((await concord(["lease", "revoke", id])).code).toBe(0);
+    expect((await concord(["get", "leased/k"])).code).toBe(1);
+  });
+
+  it("status and member list show every member and the leader", async () => {
+    const [status, members] = await Promise.all([concord(["status"]), concord(["member", "list", "--json"])]);
+    expect(status.code, status.err).toBe(0);
+    const rows = status.out.trim().split("\n");
+    expect(rows[0]).toMatch(/^ENDPOINT\s+MEMBER\s+ROLE\s+LEADER\s+TERM\s+COMMIT\s+APPLIED\s+LAST\s+REVISION\s+HEALTH$/);
+    expect(rows).toHaveLength(4);
+    expect(rows.filter((r) => /\sleader\s/.test(r))).toHaveLength(1);
+    const m = JSON.parse(members.out);
+    expect(m.members.map((x: { id: string }) => x.id).sort()).toEqual(["n1", "n2", "n3"]);
+    expect(["n1", "n2", "n3"]).toContain(m.leader);
+  });
+
+  it("errors: one line on stderr and a non-zero exit code", async () => {
+    const [unreachable, badTtl, badJson] = await Promise.all([
+      concord(["get", "k", "--request-timeout", "1500"], { CONCORD_ENDPOINTS: "ws://127.0.0.1:8499" }),
+      concord(["lease", "grant", "soon"]),
+      concord(["txn", "{not json"]),
+    ]);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.err).toMatch(/^concord get: UNAVAILABLE: .+\n$/);
+    expect(badTtl.code).toBe(2);
+    expect(badTtl.err).toMatch(/^concord lease grant: INVALID_ARGUMENT: ttl is "soon"; expected a duration/);
+    expect(badJson.code).toBe(2);
+    expect(badJson.err.trim().split("\n")).toHaveLength(1);
+  });
+});
