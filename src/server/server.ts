@@ -42,7 +42,15 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger;
     status: () => node.status(),
   });
   const server = tls
-    ? https.createServer({ cert: fs.readFileSync(tls.cert), key: fs.readFileSync(tls.key), ...(tls.ca ? { ca: fs.readFileSync(tls.ca) } : {}) }, httpHandler)
+    ? https.createServer(
+        {
+          cert: fs.readFileSync(tls.cert),
+          key: fs.readFileSync(tls.key),
+          // --client-ca-file: clients must present a certificate signed by it (mutual TLS).
+          ...(tls.ca ? { ca: fs.readFileSync(tls.ca), requestCert: true, rejectUnauthorized: true } : {}),
+        },
+        httpHandler,
+      )
     : http.createServer(httpHandler);
   const gateway = new ClientGateway({
     server,

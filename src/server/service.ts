@@ -7,7 +7,10 @@
 // the events its own state machine emits while applying: every member applies the same log.
 
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { rootCertificates } from "node:tls";
 import { ProposalError } from "./proposals.js";
+import { ConfChangeError } from "../raft/confchange.js";
 import type { ConcordNode } from "./node.js";
 import type { Logger } from "./logger.js";
 import { authorize, type AccessRequest, type TokenEntry, type TokenTable } from "./config.js";
@@ -53,6 +56,7 @@ export class ClientService implements GatewayHandler {
   private readonly timeoutMs: number;
   private leaderLink: { url: string; socket: Promise<ClientSocket> } | null = null;
   private readonly forwardProof: string;
+  private readonly forwardTls: { ca: (string | Buffer)[]; cert?: Buffer; key?: Buffer } | undefined;
   private nextStream = 1;
   private readonly coordination: CoordinationStreams;
 
@@ -64,6 +68,13 @@ export class ClientService implements GatewayHandler {
     const secret = this.node.config.peerSecret ?? this.node.config.clusterId;
     this.coordination = new CoordinationStreams(this.node);
     this.forwardProof = createHmac("sha256", secret).update(`concord-forward:${this.node.config.clusterId}`).digest("hex");
+    // Members share the client-port TLS setup. A follower forwarding to the leader's wss port trusts the client
+    // CA (--client-ca-file) and, as the leader then requires, shows its own certificate; without a client CA it
+    // trusts the system's CAs plus the certificates in its own --client-cert-file (a shared self-signed
+    // certificate, or a chain that includes its CA).
+    const tls = this.node.config.tls.client;
+    if (tls?.ca) this.forwardTls = { ca: [readFileSync(tls.ca)], cert: readFileSync(tls.cert), key: readFileSync(tls.key) };
+    else if (tls) this.forwardTls = { ca: [...rootCertificates, readFileSync(tls.cert)] };
   }
 
   hello(_conn: ClientConnection, hello: HelloFrame) {
@@ -90,11 +101,12 @@ export class ClientService implements GatewayHandler {
   toWireError(e: unknown): WireError {
     if (e instanceof CommandFailure) return { ...e.error } as WireError;
     if (e instanceof ProtocolError) return { code: e.code, message: e.message };
+    if (e instanceof ConfChangeError) return { code: e.code, message: e.message };
     if (e instanceof ProposalError) {
       const leader = this.node.leaderClientUrl();
       return leader && e.code === "NOT_LEADER" ? { code: e.code, message: e.message, leader } : { code: e.code, message: e.message };
     }
-    if (e instanceof RequestError) return e.leader ? { code: e.code, message: e.message, leader: e.leader } : { code: e.code, message: e.message };
+    if (e instanceof RequestError) return e.toWire();
     this.log.error({ err: e }, "unexpected error serving a request");
     return { code: "INTERNAL", message: `internal error: ${(e as Error)?.message ?? String(e)}` };
   }
@@ -142,7 +154,12 @@ export class ClientService implements GatewayHandler {
     else if ("held" in result || !granted) {
       this.coordination.cancelLock(name, lease);
       return result;
-    } else token = await granted;
+    } else {
+      // A retried acquire (same session seq) replays the recorded "queued": the grant may have been applied
+      // already, while no request was waiting for it. This member's state says so.
+      const held = this.node.coord.lockStatus(name).holders.find((h) => h.lease === lease);
+      token = held ? held.token : await granted;
+    }
     this.coordination.cancelLock(name, lease);
     const stream = this.addStream(conn, () => {});
     this.coordination.holdingLock(conn, stream, name, lease, token);
@@ -161,7 +178,13 @@ export class ClientService implements GatewayHandler {
       this.coordination.cancelCampaign(name, lease);
       throw e;
     }
-    const token = result.leader ? result.token : await elected;
+    let token: number;
+    if (result.leader) token = result.token;
+    else {
+      // As for a retried acquire: leadership may already have been granted while nobody waited.
+      const current = this.node.coord.electionLeader(name);
+      token = current && current.lease === lease ? current.token : await elected;
+    }
     this.coordination.cancelCampaign(name, lease);
     const stream = this.addStream(conn, () => {});
     this.coordination.leading(conn, stream, name, lease, token);
@@ -217,22 +240,40 @@ export class ClientService implements GatewayHandler {
         return { lease: info ? { ...info, remainingMs: Math.round(this.node.leaseRemainingMs(id) ?? info.ttlMs) } : null };
       }
       case "transferLeader":
-        this.node.transferLeadership(arg.string(req, "to"));
+        this.node.transferLeadership(this.requireMember(req, "to", "voter"));
         return { ok: true };
       case "memberAdd": {
-        const id = arg.string(req, "member");
-        const peerUrl = arg.string(req, "peerUrl");
-        const clientUrl = arg.string(req, "clientUrl", { optional: true, allowEmpty: true });
+        const id = this.requireMember(req, "member", "absent");
+        const peerUrl = wsUrl(req, "peerUrl", false);
+        const clientUrl = wsUrl(req, "clientUrl", true);
         const cs = await this.node.changeMembership({ changes: [{ kind: "addLearner", nodeId: id }] }, { id, peerUrl, clientUrl });
         return { confState: cs };
       }
       case "memberPromote":
-        return { confState: await this.node.changeMembership({ changes: [{ kind: "addVoter", nodeId: arg.string(req, "member") }] }) };
+        return { confState: await this.node.changeMembership({ changes: [{ kind: "addVoter", nodeId: this.requireMember(req, "member", "learner") }] }) };
       case "memberRemove":
-        return { confState: await this.node.changeMembership({ changes: [{ kind: "removeNode", nodeId: arg.string(req, "member") }] }) };
+        return { confState: await this.node.changeMembership({ changes: [{ kind: "removeNode", nodeId: this.requireMember(req, "member", "member") }] }) };
       default:
         return this.proposeWrite(req);
     }
+  }
+
+  /**
+   * The member named by `req[field]`, checked against the current configuration: a typo must not add a phantom
+   * voter (which would raise the quorum), silently "remove" nobody, or make a transfer fail as if retryable.
+   */
+  private requireMember(req: RequestFrame, field: string, want: "absent" | "member" | "learner" | "voter"): string {
+    const id = arg.string(req, field);
+    const cs = this.node.status().confState;
+    const voters = new Set([...cs.voters, ...cs.votersOutgoing]);
+    const learners = new Set([...cs.learners, ...cs.learnersNext]);
+    const is = voters.has(id) ? "voter" : learners.has(id) ? "learner" : "absent";
+    if (want === "absent" && is !== "absent") throw new ProtocolError("MEMBER_EXISTS", `${req.op}.${field}: ${id} is already a ${is}; pick a new member name`);
+    if (want !== "absent" && is === "absent") {
+      throw new ProtocolError("MEMBER_NOT_FOUND", `${req.op}.${field}: ${id} is not a member; members: ${[...voters, ...learners].join(", ")}`);
+    }
+    if ((want === "learner" || want === "voter") && is !== want) throw new ProtocolError("INVALID_ARGUMENT", `${req.op}.${field}: ${id} is a ${is}; expected a ${want}`);
+    return id;
   }
 
   private async proposeWrite(req: RequestFrame): Promise<unknown> {
@@ -279,7 +320,7 @@ export class ClientService implements GatewayHandler {
     }
     if (!this.leaderLink || this.leaderLink.url !== url) {
       this.leaderLink?.socket.then((s) => s.close(), () => {});
-      const socket = ClientSocket.connect(url, { hello: { forwardedBy: this.forwardProof }, connectTimeoutMs: 2000 });
+      const socket = ClientSocket.connect(url, { hello: { forwardedBy: this.forwardProof }, connectTimeoutMs: 2000, ...(this.forwardTls ? { tls: this.forwardTls } : {}) });
       const link = { url, socket };
       this.leaderLink = link;
       socket.catch(() => {
@@ -446,6 +487,21 @@ export class ClientService implements GatewayHandler {
     this.leaderLink?.socket.then((s) => s.close(), () => {});
     this.leaderLink = null;
   }
+}
+
+/** A ws:// or wss:// URL argument (member peer and client URLs); optional ones may be absent or empty. */
+function wsUrl(req: RequestFrame, name: string, optional: boolean): string {
+  const v = arg.string(req, name, { optional, allowEmpty: optional });
+  if (v === "") return v;
+  let ok = false;
+  try {
+    const u = new URL(v);
+    ok = (u.protocol === "ws:" || u.protocol === "wss:") && u.hostname !== "" && u.port !== "";
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new ProtocolError("INVALID_ARGUMENT", `${req.op}.${name} is ${JSON.stringify(v.slice(0, 100))}; expected a ws:// or wss:// URL with host and port`);
+  return v;
 }
 
 /** Values may be sent as strings (docs/protocol.md): store their UTF-8 bytes. Mutates `fields`. */

@@ -18,11 +18,26 @@ import { CLIENT_PATH } from "./gateway.js";
 export class RequestError extends Error {
   readonly code: string;
   readonly leader?: string;
-  constructor(error: WireError) {
+  /** INVALID_ARGUMENT: the offending field. */
+  readonly field?: string;
+  /** COMPACTED: the compaction revision (resume after it). */
+  readonly compactRevision?: number;
+  constructor(error: WireError & { field?: string; compactRevision?: number }) {
     super(error.message);
     this.name = "RequestError";
     this.code = error.code;
-    this.leader = error.leader;
+    if (error.leader !== undefined) this.leader = error.leader;
+    if (error.field !== undefined) this.field = error.field;
+    if (error.compactRevision !== undefined) this.compactRevision = error.compactRevision;
+  }
+
+  /** The wire form, to relay as is (a follower forwarding a leader's answer). */
+  toWire(): WireError & { field?: string; compactRevision?: number } {
+    const w: WireError & { field?: string; compactRevision?: number } = { code: this.code, message: this.message };
+    if (this.leader !== undefined) w.leader = this.leader;
+    if (this.field !== undefined) w.field = this.field;
+    if (this.compactRevision !== undefined) w.compactRevision = this.compactRevision;
+    return w;
   }
 }
 
@@ -31,7 +46,8 @@ export interface ClientSocketOptions {
   onPush?(frame: PushFrame): void;
   onClose?(reason: string): void;
   connectTimeoutMs?: number;
-  tls?: { ca?: string | Buffer; rejectUnauthorized?: boolean };
+  /** wss: CA to trust; cert and key when the member requires client certificates (mutual TLS). */
+  tls?: { ca?: string | Buffer | (string | Buffer)[]; cert?: string | Buffer; key?: string | Buffer; rejectUnauthorized?: boolean };
 }
 
 interface Pending {
