@@ -6,6 +6,7 @@ import { startServer } from "../src/server/server.js";
 import { registerClientCommands } from "./commands/index.js";
 import { runDev } from "./dev.js";
 import { runCheck } from "./check.js";
+import { benchCommand } from "./bench.js";
 
 // Output piped into `head` and the like: a closed pipe ends the command quietly, as for any Unix tool.
 for (const stream of [process.stdout, process.stderr]) {
@@ -86,6 +87,7 @@ program
   });
 
 registerClientCommands(program);
+program.addCommand(benchCommand());
 
 program.parseAsync(process.argv).catch((e: Error) => {
   console.error(`concord: ${e.message}`);

@@ -28,6 +28,11 @@ export interface LockOptions {
   wait?: boolean;
   /** Holders allowed at once (a counting semaphore). Default 1. */
   limit?: number;
+  /**
+   * Hold the lock with this lease instead of a new one (as etcd's concurrency sessions do: one kept-alive lease
+   * for many locks). The lock then ends with that lease, and release() leaves the lease alive. `ttlMs` is ignored.
+   */
+  lease?: Lease;
 }
 
 export interface LockStatus {
@@ -44,6 +49,7 @@ export class LockHandle {
   private released = false;
   private readonly offReconnect: () => void;
   private readonly offNotice: () => void;
+  private readonly offLease: () => void;
 
   constructor(
     private readonly conn: Connection,
@@ -52,11 +58,13 @@ export class LockHandle {
     /** The fencing token: the log index of the grant, strictly increasing per lock name. */
     readonly token: number,
     readonly lease: Lease,
+    /** The hold's own lease (revoked on release), or a caller's (left alive). */
+    private readonly ownsLease = true,
   ) {
     this.lost = this.controller.signal;
     const onLeaseLost = () => this.markLost(toConcordError(lease.lost.reason));
-    if (lease.lost.aborted) onLeaseLost();
-    else lease.lost.addEventListener("abort", onLeaseLost, { once: true });
+    // A shared lease outlives many holds: each hold must take its listener away again.
+    this.offLease = () => lease.lost.removeEventListener("abort", onLeaseLost);
     this.offNotice = conn.onNotice((ev) => {
       if (ev.kind === "lockLost" && ev.name === name && ev.token === token) {
         this.markLost(
@@ -69,6 +77,8 @@ export class LockHandle {
     });
     // The `lockLost` push is tied to the connection that acquired; after a reconnect, ask instead.
     this.offReconnect = conn.onReconnect(() => void this.verify());
+    if (lease.lost.aborted) onLeaseLost();
+    else lease.lost.addEventListener("abort", onLeaseLost, { once: true });
   }
 
   /** True while held and not known to be lost. */
@@ -92,7 +102,7 @@ export class LockHandle {
           });
       }
     } finally {
-      await this.lease.revoke().catch(() => {});
+      if (this.ownsLease) await this.lease.revoke().catch(() => {});
     }
   }
 
@@ -118,13 +128,14 @@ export class LockHandle {
   private markLost(reason: ConcordError): void {
     if (this.lost.aborted || this.released) return;
     this.detach();
-    this.lease.stop();
+    if (this.ownsLease) this.lease.stop();
     this.controller.abort(reason);
   }
 
   private detach(): void {
     this.offNotice();
     this.offReconnect();
+    this.offLease();
   }
 }
 
@@ -158,18 +169,20 @@ export class LockApi {
           )
         : undefined;
 
-    let lease: Lease | null = null;
+    let lease: Lease | null = opts.lease ?? null;
+    const ownsLease = opts.lease === undefined;
     try {
-      lease = await grantLease(this.conn, ttlMs, stop.signal);
+      if (!lease) lease = await grantLease(this.conn, ttlMs, stop.signal);
       const leaseRef = lease;
       const onLeaseLost = () => stop.abort(toConcordError(leaseRef.lost.reason));
       lease.lost.addEventListener("abort", onLeaseLost, { once: true });
       const token = await this.acquire(name, lease, wait, limit, stop.signal);
       lease.lost.removeEventListener("abort", onLeaseLost);
-      return new LockHandle(this.conn, this.sessions, name, token, lease);
+      return new LockHandle(this.conn, this.sessions, name, token, lease, ownsLease);
     } catch (e) {
-      // Leaving the queue: revoking the lease removes the waiter (and any grant that raced us).
-      if (lease) await lease.revoke().catch(() => {});
+      // Leaving the queue: revoking our own lease removes the waiter (and any grant that raced us). With a
+      // caller's lease the waiter stays queued until that lease ends — as with etcd's sessions.
+      if (lease && ownsLease) await lease.revoke().catch(() => {});
       throw stop.signal.aborted ? abortError(stop.signal) : toConcordError(e);
     } finally {
       clearTimeout(timer);

@@ -1,0 +1,209 @@
+// npm run bench:compare — Concord and etcd 3.4 side by side on this machine, medians of --runs runs, as ratios.
+// Each run starts a fresh 3-member Concord cluster (real processes, real fsync) and runs every workload with
+// `concord bench`, then does the same against a fresh etcd cluster (../shared/bench/etcd). Writes
+// docs/benchmarks.md. Absolute numbers drift on shared machines; the ratios in one run are what counts.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { connect } from "../src/index.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const { values } = parseArgs({
+  options: {
+    runs: { type: "string", default: "3" },
+    seconds: { type: "string", default: "8" },
+    "etcd-dir": { type: "string", default: path.resolve(root, "../shared/bench/etcd") },
+    out: { type: "string", default: path.join(root, "docs/benchmarks.md") },
+    "skip-etcd": { type: "boolean", default: false },
+  },
+});
+const runs = Number(values.runs);
+const seconds = Number(values.seconds);
+const BASE = 7600;
+const endpoints = [0, 10, 20].map((d) => `ws://127.0.0.1:${BASE + d}`).join(",");
+
+interface Row {
+  system: string;
+  workload: string;
+  concurrency: number;
+  ops_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+}
+/** workload × concurrency, and the etcd workload to compare with. */
+const PLAN = [
+  { workload: "put", concurrency: 64, etcd: "put" },
+  { workload: "get", concurrency: 64, etcd: "get" },
+  { workload: "get-serializable", concurrency: 64, etcd: "get" },
+  { workload: "put", concurrency: 1, etcd: "put" },
+  { workload: "lock-uncontended", concurrency: 64, etcd: "lock-uncontended" },
+  { workload: "lock-contended", concurrency: 64, etcd: "lock-contended" },
+] as const;
+
+const log = (s: string) => process.stderr.write(s + "\n");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitReady(urls: string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await Promise.all(
+      urls.map((u) => fetch(u.replace("ws://", "http://") + "/ready").then((r) => r.ok, () => false)),
+    );
+    if (ok.every(Boolean)) return;
+    if (Date.now() > deadline) throw new Error(`cluster not ready within ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}
+
+function runJson(cmd: string, args: string[], cwd = root): Row {
+  const out = execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: (seconds + 60) * 1000 });
+  const line = out.trim().split("\n").filter((l) => l.startsWith("{")).pop();
+  if (!line) throw new Error(`${cmd} ${args.join(" ")} printed no JSON line`);
+  return JSON.parse(line) as Row;
+}
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Members' pids of a `concord dev` parent: its direct children. */
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" }).trim().split("\n").map(Number).filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+async function fillConcord(n: number): Promise<void> {
+  const c = await connect(endpoints);
+  const value = Buffer.alloc(256, "v");
+  let next = 0;
+  await Promise.all(Array.from({ length: 64 }, async () => {
+    while (next < n) await c.put(`fill/${next++}`, value);
+  }));
+  await c.close();
+}
+
+async function concordRun(): Promise<{ rows: Row[]; rssKiB: number }> {
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), "concord-bench-"));
+  const dev: ChildProcess = spawn(
+    process.execPath,
+    ["--import", "tsx", "cli/concord.ts", "dev", "--fresh", "--data", data, "--base-port", String(BASE), "--log-level", "warn"],
+    { cwd: root, stdio: "ignore" },
+  );
+  try {
+    await waitReady(endpoints.split(","));
+    const rows: Row[] = [];
+    for (const p of PLAN) {
+      log(`  concord ${p.workload} c=${p.concurrency}`);
+      rows.push(runJson(process.execPath, ["--import", "tsx", "cli/concord.ts", "bench", p.workload, "--concurrency", String(p.concurrency), "--seconds", String(seconds), "--endpoints", endpoints]));
+    }
+    log("  concord: 100,000 keys of 256 bytes for memory");
+    await fillConcord(100_000);
+    await sleep(2000);
+    const rss = Math.max(...childPids(dev.pid!).map(rssKiB));
+    return { rows, rssKiB: rss };
+  } finally {
+    dev.kill("SIGTERM");
+    await new Promise((r) => dev.once("exit", r));
+    fs.rmSync(data, { recursive: true, force: true });
+  }
+}
+
+/** etcd's bench client needs its node_modules: install once into a writable copy of ../shared/bench/etcd. */
+function etcdClientDir(): string {
+  const dir = path.join(os.tmpdir(), "concord-etcd-bench-client");
+  if (!fs.existsSync(path.join(dir, "node_modules/etcd3"))) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.cpSync(values["etcd-dir"]!, dir, { recursive: true });
+    execFileSync("chmod", ["-R", "u+w", dir]);
+    execFileSync("npm", ["install", "--no-audit", "--no-fund"], { cwd: dir, stdio: "ignore" });
+  }
+  fs.writeFileSync(
+    path.join(dir, "fill.mjs"),
+    `import { Etcd3 } from "etcd3";
+const c = new Etcd3({ hosts: ["http://127.0.0.1:12379","http://127.0.0.1:22379","http://127.0.0.1:32379"] });
+const v = Buffer.alloc(256, "v"); let next = 0; const n = Number(process.argv[2]);
+await Promise.all(Array.from({ length: 64 }, async () => { while (next < n) await c.put("fill/" + next++).value(v); }));
+c.close();`,
+  );
+  return dir;
+}
+
+function etcdRun(dir: string): { rows: Row[]; rssKiB: number } {
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), "etcd-bench-"));
+  const cluster = path.join(values["etcd-dir"]!, "cluster.sh");
+  execFileSync("bash", [cluster, "start", data], { stdio: "ignore", timeout: 300_000 });
+  try {
+    const rows: Row[] = [];
+    for (const p of PLAN) {
+      if (p.workload === "get-serializable") continue; // the etcd script has no serializable read; compared with its get
+      log(`  etcd ${p.etcd} c=${p.concurrency}`);
+      rows.push(runJson(process.execPath, ["bench.mjs", p.etcd, "--concurrency", String(p.concurrency), "--seconds", String(seconds)], dir));
+    }
+    log("  etcd: 100,000 keys of 256 bytes for memory");
+    execFileSync(process.execPath, ["fill.mjs", "100000"], { cwd: dir, stdio: "ignore", timeout: 300_000 });
+    execFileSync("sleep", ["2"]);
+    const pids = [1, 2, 3].map((i) => Number(fs.readFileSync(path.join(data, `n${i}.pid`), "utf8")));
+    return { rows, rssKiB: Math.max(...pids.map(rssKiB)) };
+  } finally {
+    execFileSync("bash", [cluster, "stop", data], { stdio: "ignore" });
+    fs.rmSync(data, { recursive: true, force: true });
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function main(): Promise<void> {
+  const concord: { rows: Row[]; rssKiB: number }[] = [];
+  const etcd: { rows: Row[]; rssKiB: number }[] = [];
+  const dir = values["skip-etcd"] ? "" : etcdClientDir();
+  for (let r = 1; r <= runs; r++) {
+    log(`run ${r}/${runs}`);
+    concord.push(await concordRun());
+    if (!values["skip-etcd"]) etcd.push(etcdRun(dir));
+  }
+  const find = (set: { rows: Row[] }[], workload: string, c: number, sys: "concord" | "etcd") =>
+    set.map((s) => s.rows.find((x) => x.workload === workload && x.concurrency === c && (sys === "etcd" || x.system === "concord"))).filter((x): x is Row => !!x);
+  const lines: string[] = [];
+  const table: Record<string, unknown>[] = [];
+  lines.push("| workload | c | Concord ops/s | etcd ops/s | ratio | Concord p50 / p99 ms | etcd p50 / p99 ms |", "|---|---|---|---|---|---|---|");
+  for (const p of PLAN) {
+    const cr = find(concord, p.workload, p.concurrency, "concord");
+    const er = find(etcd, p.etcd, p.concurrency, "etcd");
+    const c = { ops: median(cr.map((x) => x.ops_per_s)), p50: median(cr.map((x) => x.p50_ms)), p99: median(cr.map((x) => x.p99_ms)) };
+    const e = { ops: median(er.map((x) => x.ops_per_s)), p50: median(er.map((x) => x.p50_ms)), p99: median(er.map((x) => x.p99_ms)) };
+    const ratio = c.ops / e.ops;
+    table.push({ workload: p.workload, concurrency: p.concurrency, concord: c, etcd: e, ratio: +ratio.toFixed(2) });
+    lines.push(`| ${p.workload}${p.workload === "get-serializable" ? " (vs etcd get)" : ""} | ${p.concurrency} | ${c.ops} | ${e.ops} | ${ratio.toFixed(2)}× | ${c.p50} / ${c.p99} | ${e.p50} / ${e.p99} |`);
+  }
+  const cm = median(concord.map((x) => x.rssKiB));
+  const em = median(etcd.map((x) => x.rssKiB));
+  lines.push("", `Resident memory per member after 100,000 keys of 256 bytes (largest member, median of runs): Concord ${(cm / 1024).toFixed(0)} MiB, etcd ${(em / 1024).toFixed(0)} MiB.`);
+  const cpu = os.cpus();
+  const doc = `# Benchmarks: Concord vs etcd 3.4 on the same machine
+
+Generated by \`npm run bench:compare\` on ${new Date().toISOString().slice(0, 10)}: ${cpu.length} × ${cpu[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB,
+Node ${process.version}. Each system: 3 members on loopback with real fsync, loaded by one client process
+(\`concord bench\` through the Concord client library; \`../shared/bench/etcd/bench.mjs\` through etcd3 and grpc-js),
+${seconds} s per workload, medians of ${runs} runs. Absolute numbers drift on shared machines: read the ratios.
+
+${lines.join("\n")}
+
+Reproduce: \`npm run bench:compare -- --runs 3 --seconds 8\` (installs etcd-server with apt-get if missing).
+`;
+  fs.writeFileSync(values.out!, doc);
+  console.log(doc);
+  console.log(JSON.stringify({ runs, seconds, table, rssKiB: { concord: cm, etcd: em } }));
+}
+
+await main();

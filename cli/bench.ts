@@ -1,0 +1,228 @@
+// `concord bench WORKLOAD`: load a cluster through the client library and print one JSON line with the same
+// fields as ../shared/bench/etcd/bench.mjs, so the two can be compared as ratios on the same machine.
+import { Command, Option } from "commander";
+import { connect, type Client } from "../src/index.js";
+import type { Lease } from "../src/client/lease.js";
+
+export const WORKLOADS = [
+  "put",
+  "get",
+  "get-serializable",
+  "cas",
+  "lock-uncontended",
+  "lock-contended",
+  "election-churn",
+  "watch-fanout",
+] as const;
+export type Workload = (typeof WORKLOADS)[number];
+
+export interface BenchOptions {
+  workload: Workload;
+  concurrency: number;
+  seconds: number;
+  valueSize: number;
+  keys: number;
+  endpoints: string;
+  progress: boolean;
+}
+
+export interface BenchResult {
+  system: string;
+  workload: string;
+  concurrency: number;
+  seconds: number;
+  ops: number;
+  errors: number;
+  ops_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  max_ms: number;
+}
+
+/** Latencies in a growable Float64Array: no per-sample allocation on the hot path. */
+class Latencies {
+  private data = new Float64Array(1 << 16);
+  n = 0;
+  add(ms: number): void {
+    if (this.n === this.data.length) {
+      const bigger = new Float64Array(this.data.length * 2);
+      bigger.set(this.data);
+      this.data = bigger;
+    }
+    this.data[this.n++] = ms;
+  }
+  sorted(): Float64Array {
+    return this.data.subarray(0, this.n).sort();
+  }
+}
+
+export async function runBench(o: BenchOptions): Promise<BenchResult> {
+  const client = await connect(o.endpoints, { timeoutMs: 30_000 });
+  const value = Buffer.alloc(o.valueSize, "x");
+  const lat = new Latencies();
+  let errors = 0;
+  const deadline = performance.now() + o.seconds * 1000;
+  const time = async (fn: () => Promise<unknown>) => {
+    const t0 = performance.now();
+    try {
+      await fn();
+      lat.add(performance.now() - t0);
+    } catch {
+      errors++;
+    }
+  };
+  const progress = o.progress
+    ? setInterval(() => {
+        const left = Math.max(0, (deadline - performance.now()) / 1000);
+        process.stderr.write(`\r${o.workload} c=${o.concurrency}: ${lat.n} ops, ${errors} errors, ${left.toFixed(0)} s left   `);
+      }, 250)
+    : undefined;
+
+  if (o.workload === "get" || o.workload === "get-serializable") await client.put("k0", value);
+  const t0 = performance.now();
+  if (o.workload === "watch-fanout") await watchFanout(client, o, value, lat, deadline);
+  else await Promise.all(Array.from({ length: o.concurrency }, (_, w) => worker(client, o, w, value, deadline, time)));
+  const elapsed = (performance.now() - t0) / 1000;
+  if (progress) {
+    clearInterval(progress);
+    process.stderr.write("\r\x1b[K");
+  }
+  await client.close();
+  const s = lat.sorted();
+  const pct = (p: number) => (s.length === 0 ? NaN : +s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))].toFixed(2));
+  return {
+    system: "concord",
+    workload: o.workload,
+    concurrency: o.concurrency,
+    seconds: +elapsed.toFixed(2),
+    ops: s.length,
+    errors,
+    ops_per_s: Math.round(s.length / elapsed),
+    p50_ms: pct(50),
+    p99_ms: pct(99),
+    max_ms: pct(100),
+  };
+}
+
+async function worker(
+  c: Client,
+  o: BenchOptions,
+  w: number,
+  value: Buffer,
+  deadline: number,
+  time: (fn: () => Promise<unknown>) => Promise<void>,
+): Promise<void> {
+  let lease: Lease | undefined;
+  // As etcd's script: one kept-alive lease per worker, granted before the clock starts mattering.
+  if (o.workload.startsWith("lock")) lease = await c.grantLease(30_000);
+  const casKey = `cas/${w}`;
+  if (o.workload === "cas") await c.put(casKey, "0");
+  let casValue = 0;
+  while (performance.now() < deadline) {
+    switch (o.workload) {
+      case "put":
+        await time(() => c.put(`k${Math.floor(Math.random() * o.keys)}`, value));
+        break;
+      case "get":
+        await time(() => c.get("k0"));
+        break;
+      case "get-serializable":
+        await time(() => c.get("k0", { consistency: "serializable" }));
+        break;
+      case "cas":
+        await time(async () => {
+          const next = String(casValue + 1);
+          if ((await c.cas(casKey, String(casValue), next)).succeeded) casValue++;
+          else throw new Error("cas lost");
+        });
+        break;
+      case "lock-uncontended":
+      case "lock-contended": {
+        const name = o.workload === "lock-contended" ? "L" : `L${w}`;
+        await time(async () => {
+          const hold = await c.lock(name, { lease });
+          await hold.release();
+        });
+        break;
+      }
+      case "election-churn":
+        await time(async () => {
+          const leadership = await c.election("E").campaign(`w${w}`, { ttlMs: 30_000 });
+          await leadership.resign();
+        });
+        break;
+    }
+  }
+  if (lease) await lease.revoke().catch(() => {});
+}
+
+/** `concurrency` watchers on one prefix; one writer; an op is one event delivered, timed from its put. */
+async function watchFanout(c: Client, o: BenchOptions, value: Buffer, lat: Latencies, deadline: number): Promise<void> {
+  const sentAt = new Map<string, number>();
+  const watchers = Array.from({ length: o.concurrency }, () => c.watch("w/", { prefix: true }));
+  const readers = watchers.map(async (watch) => {
+    for await (const ev of watch) {
+      const t = sentAt.get(ev.key);
+      if (t !== undefined) lat.add(performance.now() - t);
+      if (performance.now() > deadline + 2000) break;
+    }
+  });
+  let i = 0;
+  while (performance.now() < deadline) {
+    const key = `w/${i++ % 1000}`;
+    sentAt.set(key, performance.now());
+    await c.put(key, value);
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  for (const w of watchers) w.close();
+  await Promise.allSettled(readers);
+}
+
+export function benchCommand(): Command {
+  return new Command("bench")
+    .description("load the cluster and print one JSON line (fields as ../shared/bench/etcd/bench.mjs)")
+    .argument("<workload>", WORKLOADS.join(" | "))
+    .addOption(new Option("--concurrency <n>", "concurrent workers (watchers for watch-fanout)").default("64"))
+    .addOption(new Option("--seconds <s>", "duration").default("10"))
+    .addOption(new Option("--value-size <bytes>", "value size").default("256"))
+    .addOption(new Option("--keys <n>", "key space for put").default("10000"))
+    .addOption(new Option("--endpoints <urls>", "comma-separated client URLs (or CONCORD_ENDPOINTS)"))
+    .addHelpText(
+      "after",
+      `
+Examples:
+  concord bench put --concurrency 64 --seconds 10
+  concord bench lock-contended --endpoints ws://127.0.0.1:7100,ws://127.0.0.1:7110,ws://127.0.0.1:7120
+  npm run bench:compare            # Concord and etcd 3.4 side by side, written to docs/benchmarks.md`,
+    )
+    .action(async (workload: string, opts: Record<string, string>) => {
+      if (!(WORKLOADS as readonly string[]).includes(workload)) {
+        console.error(`concord bench: unknown workload ${JSON.stringify(workload)}; accepted: ${WORKLOADS.join(", ")}`);
+        process.exit(2);
+      }
+      const num = (name: string, min: number) => {
+        const v = Number(opts[name]);
+        if (!Number.isFinite(v) || v < min) {
+          console.error(`concord bench: --${name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())}: expected a number >= ${min}, got ${JSON.stringify(opts[name])}`);
+          process.exit(2);
+        }
+        return v;
+      };
+      const endpoints = opts.endpoints ?? process.env.CONCORD_ENDPOINTS;
+      if (!endpoints) {
+        console.error("concord bench: no endpoints: pass --endpoints or set CONCORD_ENDPOINTS");
+        process.exit(2);
+      }
+      const result = await runBench({
+        workload: workload as Workload,
+        concurrency: num("concurrency", 1),
+        seconds: num("seconds", 0.1),
+        valueSize: num("valueSize", 0),
+        keys: num("keys", 1),
+        endpoints,
+        progress: process.stderr.isTTY === true,
+      });
+      console.log(JSON.stringify(result));
+      process.exit(0);
+    });
+}
