@@ -84,6 +84,8 @@ export class ConcordNode extends EventEmitter {
   private stopped = false;
   private lastSnapshotIndex: number;
   private appliedIndex: number;
+  /** Term of the entry at appliedIndex (for exported snapshots). */
+  private appliedTerm = 0;
   private appliedBytesSinceSnapshot = 0;
   private snapshotting = false;
   private fatal: Error | undefined;
@@ -105,6 +107,7 @@ export class ConcordNode extends EventEmitter {
     this.confState = snap?.metadata.confState ?? disk.log.initialState().confState;
     this.lastSnapshotIndex = snap?.metadata.index ?? 0;
     this.appliedIndex = this.lastSnapshotIndex;
+    this.appliedTerm = snap?.metadata.term ?? 0;
     // Members known from config (URLs) for those in the configuration but not yet in a snapshot.
     for (const [id, peerUrl] of this.config.initialCluster) {
       if (!this.members.has(id)) this.members.set(id, { id, peerUrl, clientUrl: this.config.clientUrls.get(id) ?? "" });
@@ -258,6 +261,17 @@ export class ConcordNode extends EventEmitter {
     this.schedule();
     await p;
     return this.confState;
+  }
+
+  /** The state as of the last applied entry, in the node's snapshot format (what `concord snapshot save` writes). */
+  exportSnapshot(): { index: number; term: number; data: Uint8Array; hash: string } {
+    const sm = this.sm.snapshot();
+    return {
+      index: this.appliedIndex,
+      term: this.appliedTerm,
+      data: encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm }),
+      hash: this.sm.hash(),
+    };
   }
 
   status() {
@@ -423,6 +437,7 @@ export class ConcordNode extends EventEmitter {
       this.proposals.applied(e.index, e.term, undefined);
     }
     this.appliedIndex = e.index;
+    this.appliedTerm = e.term;
   }
 
   private onMembershipApplied(cc: ConfChange): void {
@@ -460,6 +475,7 @@ export class ConcordNode extends EventEmitter {
     this.coord = this.restoreSnapshotData(data);
     this.confState = confState;
     this.appliedIndex = index;
+    this.appliedTerm = this.disk.log.snapshot().metadata.index === index ? this.disk.log.snapshot().metadata.term : this.appliedTerm;
     this.lastSnapshotIndex = index;
     this.appliedBytesSinceSnapshot = 0;
     this.syncPeers();

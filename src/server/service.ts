@@ -35,7 +35,7 @@ export class CommandFailure extends Error {
 type Principal = { kind: "anyone" } | { kind: "internal" } | { kind: "token"; entry: TokenEntry };
 
 /** Ops served by whichever member the client is connected to. Everything else goes to the leader. */
-const LOCAL_OPS = new Set(["range", "watch", "unwatch", "status", "members", "lockStatus", "leader", "observe", "unobserve"]);
+const LOCAL_OPS = new Set(["range", "watch", "unwatch", "status", "members", "lockStatus", "leader", "observe", "unobserve", "snapshot"]);
 /** Protocol op → state machine op, where they differ. */
 const SM_OP: Record<string, string> = { campaign: "electionCampaign", proclaim: "electionProclaim", resign: "electionResign" };
 /** Ops answered by the leader without a log entry. */
@@ -369,6 +369,8 @@ export class ClientService implements GatewayHandler {
       }
       case "observe":
         return this.observe(conn, req);
+      case "snapshot":
+        return this.snapshot(conn);
       case "unobserve":
         return { cancelled: this.cancelStream(conn, arg.int(req, "stream", { min: 1 })) };
       default:
@@ -481,6 +483,35 @@ export class ClientService implements GatewayHandler {
       this.node.off("snapshot", onSnapshot);
     });
     return { stream, [AFTER_REPLY]: () => out.open(stream, backlog) };
+  }
+
+  /**
+   * Stream this member's state (as of a linearizable point) in 1 MiB chunks, then its index, term and hash.
+   * A reader slower than the socket buffer pauses the stream rather than growing memory.
+   */
+  private async snapshot(conn: ClientConnection): Promise<unknown> {
+    await this.node.readBarrier();
+    const snap = this.node.exportSnapshot();
+    const CHUNK = 1 << 20;
+    const total = snap.data.byteLength;
+    let offset = 0;
+    let stream = 0;
+    let closed = false;
+    conn.onClose(() => (closed = true));
+    const pump = (): void => {
+      while (!closed && offset < total) {
+        const data = snap.data.subarray(offset, Math.min(total, offset + CHUNK));
+        if (!conn.push(stream, { kind: "snapshotChunk", offset, data, total })) {
+          setTimeout(pump, 20);
+          return;
+        }
+        offset += data.byteLength;
+      }
+      if (!closed) conn.push(stream, { kind: "snapshotEnd", index: snap.index, term: snap.term, hash: snap.hash, bytes: total });
+    };
+    stream = this.addStream(conn, () => (closed = true));
+    this.log.info({ index: snap.index, bytes: total }, "streaming a snapshot to a client");
+    return { stream, index: snap.index, bytes: total, [AFTER_REPLY]: pump };
   }
 
   close(): void {
