@@ -54,7 +54,7 @@ export interface NodeOptions {
 
 // The node's snapshot wraps the state machine's with the membership's URLs (confState holds only ids).
 const snapPackr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
-interface NodeSnapshot {
+export interface NodeSnapshot {
   v: 1;
   members: Member[];
   sm: Uint8Array;
@@ -542,8 +542,17 @@ export class ConcordNode extends EventEmitter {
   }
 }
 
-function encodeNodeSnapshot(s: NodeSnapshot): Uint8Array {
+export function encodeNodeSnapshot(s: NodeSnapshot): Uint8Array {
   return snapPackr.pack(s);
+}
+
+/** Reads a member's snapshot bytes (what `concord snapshot save` writes); throws on anything else. */
+export function decodeNodeSnapshot(bytes: Uint8Array): NodeSnapshot {
+  const s = snapPackr.unpack(bytes) as NodeSnapshot;
+  if (typeof s !== "object" || s === null || s.v !== 1 || !Array.isArray(s.members) || !(s.sm instanceof Uint8Array)) {
+    throw new Error("not a Concord snapshot (expected { v: 1, members, sm })");
+  }
+  return s;
 }
 
 /** A tiny seeded PRNG for election timeouts (the core takes its randomness injected). */

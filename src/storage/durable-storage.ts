@@ -178,9 +178,11 @@ export class DurableStorage {
 
   /**
    * Start a brand-new cluster: a snapshot at (index 1, term 1) holding `voters`, as MemoryStorage.bootstrap.
-   * Only on a directory that has never held state.
+   * Only on a directory that has never held state. `atIndex` > 1 starts the log after a restored state machine
+   * that has applied that many entries (`concord snapshot restore`).
    */
-  async bootstrap(voters: NodeId[], data: Uint8Array = new Uint8Array()): Promise<void> {
+  async bootstrap(voters: NodeId[], data: Uint8Array = new Uint8Array(), atIndex = 1): Promise<void> {
+    if (!Number.isSafeInteger(atIndex) || atIndex < 1) throw new StorageInputError(`bootstrap index must be an integer >= 1, got ${atIndex}`);
     if (!Array.isArray(voters) || voters.length === 0 || !voters.every((v) => typeof v === "string" && v !== "")) {
       throw new StorageInputError("bootstrap needs a non-empty list of voter ids (non-empty strings)");
     }
@@ -188,10 +190,10 @@ export class DurableStorage {
       throw new StorageInputError(`bootstrap needs an empty data directory; ${this.dir} already holds state`);
     }
     const snap: Snapshot = {
-      metadata: { index: 1, term: 1, confState: { ...emptyConfState(), voters: [...voters] } },
+      metadata: { index: atIndex, term: 1, confState: { ...emptyConfState(), voters: [...voters] } },
       data,
     };
-    await this.save({ term: 1, vote: null, commit: 1 }, [], snap);
+    await this.save({ term: 1, vote: null, commit: atIndex }, [], snap);
   }
 
   /** Persist one Ready (see the header comment for the contract). */

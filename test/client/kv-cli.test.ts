@@ -132,7 +132,7 @@ describe("concord KV commands", () => {
   });
 });
 
-describe("concord snapshot save", () => {
+describe("concord snapshot save / restore", () => {
   it("streams a member's state to a file whose content restores to the same store", async () => {
     const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
@@ -154,6 +154,20 @@ describe("concord snapshot save", () => {
       const sm = restoreCoordinationStateMachine(snap.sm).stateMachine;
       expect(Buffer.from(sm.get("snap/a")!.value).toString()).toBe("alpha");
       expect(sm.hash()).toBe(info.hash);
+
+      // restore: a new member's data directory starting from that state and index, with the new membership.
+      const dataDir = join(dir, "n1");
+      const restored = await concord(["snapshot", "restore", file, "--data", dataDir, "--name", "n1", "--initial-cluster", "n1=ws://127.0.0.1:9991", "--json"]);
+      expect(restored.code).toBe(0);
+      expect(JSON.parse(restored.out)).toMatchObject({ index: info.index, hash: info.hash, restored: true });
+      const { DurableStorage } = await import("../../src/storage/durable-storage.js");
+      const disk = await DurableStorage.open(dataDir);
+      expect(disk.snapshot?.metadata).toMatchObject({ index: info.index, confState: { voters: ["n1"] } });
+      expect(disk.hardState.commit).toBe(info.index);
+      await disk.close();
+      const again = await concord(["snapshot", "restore", file, "--data", dataDir, "--name", "n1", "--initial-cluster", "n1=ws://127.0.0.1:9991"]);
+      expect(again.code).not.toBe(0);
+      expect(again.err).toMatch(/not empty/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
