@@ -368,7 +368,13 @@ export class ConcordNode extends EventEmitter {
     this.looping = true;
     try {
       for (;;) {
-        this.reads.flush((ctx) => this.raft.readIndex(ctx));
+        this.reads.flush((ctx) => {
+          try {
+            this.raft.readIndex(ctx);
+          } catch (e) {
+            throw this.translateProposeError(e); // no leader known (an election is under way): retryable
+          }
+        });
         if (!this.raft.hasReady()) break;
         await this.handleReady(this.raft.ready());
       }

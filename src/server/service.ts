@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import { ProposalError } from "./proposals.js";
 import { ConfChangeError } from "../raft/confchange.js";
+import { NotLeaderError, ProposalDroppedError } from "../raft/errors.js";
 import type { ConcordNode } from "./node.js";
 import type { Logger } from "./logger.js";
 import { authorize, type AccessRequest, type TokenEntry, type TokenTable } from "./config.js";
@@ -102,6 +103,9 @@ export class ClientService implements GatewayHandler {
     if (e instanceof CommandFailure) return { ...e.error } as WireError;
     if (e instanceof ProtocolError) return { code: e.code, message: e.message };
     if (e instanceof ConfChangeError) return { code: e.code, message: e.message };
+    // The core's own errors, should one reach here untranslated: both are retryable.
+    if (e instanceof NotLeaderError) return { code: e.leaderId === null ? "UNAVAILABLE" : "NOT_LEADER", message: e.message };
+    if (e instanceof ProposalDroppedError) return { code: "UNAVAILABLE", message: e.message };
     if (e instanceof ProposalError) {
       const leader = this.node.leaderClientUrl();
       return leader && e.code === "NOT_LEADER" ? { code: e.code, message: e.message, leader } : { code: e.code, message: e.message };
