@@ -105,8 +105,8 @@ function runDemo(): void {
   for (const l of shown) console.log(l);
   console.log(
     `Checked after every step (${result.invariantChecks} checks): one leader per term, log matching, leader completeness, ` +
-      `committed entries never change, state machines agree, commit never decreases across restarts; ` +
-      `then the client history for linearizability.`,
+      `committed entries never change, identical state-machine outputs on every node, lock/election rules, ` +
+      `commit never decreases across restarts; then the KV history for linearizability, the lock and the election histories.`,
   );
   report([result], 0);
 }

@@ -1,11 +1,13 @@
-// The simulated hosts: each runs a real RaftNode over a MemoryStorage, with a simulated disk, a list state
-// machine and a clock, and follows the Ready contract of src/raft/types.ts to the letter:
+// The simulated hosts: each runs a real RaftNode over a MemoryStorage, with a simulated disk, the real
+// coordination state machine (src/locks: KV, leases, locks, elections) and a clock, and follows the Ready
+// contract of src/raft/types.ts to the letter:
 //   1. persist hardState/snapshot/entries (an fsync that a slow disk delays; meanwhile no new Ready),
 //   2. send messages — a leader's "app"/"heartbeat"/"snap" go out BEFORE its fsync, everything else after,
 //   3. apply the snapshot, then the committed entries (conf changes through applyConfChange),
 //   4. advance.
 // A crash drops the node and whatever its disk had not fsynced (or keeps a torn prefix of that batch); a
 // restart rebuilds everything from the disk. Invariants are checked as each of these steps happens.
+// A leader host also keeps lease deadlines on its own clock and proposes leaseExpire, as the server does.
 
 import { decodeConfChange } from "../../src/raft/confchange.js";
 import type { RaftLog } from "../../src/raft/log.js";
@@ -20,19 +22,25 @@ import {
   type NodeId,
   type Ready,
 } from "../../src/raft/types.js";
+import { NotLeaderError, ProposalDroppedError } from "../../src/raft/errors.js";
+import { encodeCommand, type ApplyOutput } from "../../src/statemachine/index.js";
+import type { CoordinationChecker } from "./coordination-checker.js";
 import { Disk, recordCount, type WriteBatch } from "./disk.js";
 import type { EventQueue } from "./event-queue.js";
 import { InvariantViolation, type InvariantChecker } from "./invariants.js";
-import { ListMachine, dataString } from "./list-machine.js";
+import { LeaderLeases } from "./leader-leases.js";
 import type { Network } from "./network.js";
 import type { Prng } from "./prng.js";
+import { Replica, realMachine, type MachineFactory } from "./replica.js";
 
 /** Virtual time units per nominal tick. */
 export const TICK = 100;
 
 export interface ClusterHooks {
-  /** `host` applied a committed entry with client data (not a no-op or conf change). */
-  onApplied(host: Host, e: Entry): void;
+  /** `host` applied a committed command (not a no-op or conf change) with `output`. */
+  onApplied(host: Host, e: Entry, output: ApplyOutput): void;
+  /** Index `index` was applied for the first time anywhere: the committed stream, in index order. */
+  onCommitted(index: number, output: ApplyOutput): void;
   /** `host` received the answer to a readIndex request. */
   onReadState(host: Host, index: number, ctx: string): void;
   /** `host`'s state machine advanced (pending reads may now complete). */
@@ -46,6 +54,7 @@ export interface SimStats {
   snapshotsTaken: number;
   snapshotsInstalled: number;
   tornWrites: number;
+  leaseExpiriesProposed: number;
 }
 
 export interface SimContext {
@@ -54,6 +63,7 @@ export interface SimContext {
   readonly rng: Prng;
   readonly network: Network;
   readonly checker: InvariantChecker;
+  readonly coordination: CoordinationChecker;
   readonly stats: SimStats;
   /** Record a line of the narrative/trace; `line` is only called when someone listens. */
   log(line: () => string): void;
@@ -82,7 +92,11 @@ export const fastDisk: DiskProfile = { minLatency: 0, maxLatency: 0, tornRate: 0
 export class Host {
   node: RaftNode | null = null;
   storage: MemoryStorage;
-  sm = new ListMachine();
+  sm: Replica;
+  /** Lease deadlines, kept while this host leads. */
+  readonly leases = new LeaderLeases();
+  /** Ticks since this incarnation started: the host's monotonic clock is localTicks * TICK. */
+  localTicks = 0;
   confState: ConfState = emptyConfState();
   up = false;
   /** Removed from the cluster and shut down for good. */
@@ -101,8 +115,15 @@ export class Host {
     readonly id: NodeId,
     readonly durable: Disk,
     readonly rng: Prng,
+    machine: MachineFactory,
   ) {
     this.storage = durable.recover();
+    this.sm = new Replica(machine);
+  }
+
+  /** The host's own monotonic clock (virtual ms): runs at this host's tick rate, restarts at 0 on restart. */
+  clock(): number {
+    return this.localTicks * TICK;
   }
 
   /** The core's log, for the invariant checker (white-box: the simulator reads the node's private state). */
@@ -141,13 +162,15 @@ export class Cluster {
     private readonly snapshotTail: number,
     /** Test hook: sees every RaftNode the cluster creates (mutation tests break the core on purpose). */
     private readonly onNodeCreated?: (host: Host) => void,
+    /** How hosts build their state machine (tests substitute one that breaks a rule on purpose). */
+    private readonly machine: MachineFactory = realMachine,
   ) {}
 
   /** Create a founding member (bootstrapped storage) or a later one (empty storage) and start it. */
   addHost(id: NodeId, bootstrapVoters: NodeId[] | null, tickPeriod: number): Host {
     if (this.hosts.has(id)) throw new Error(`cluster: host ${id} already exists`);
     const disk = bootstrapVoters ? Disk.bootstrapped(MemoryStorage.bootstrap(bootstrapVoters)) : new Disk();
-    const host = new Host(id, disk, this.ctx.rng.fork());
+    const host = new Host(id, disk, this.ctx.rng.fork(), this.machine);
     host.tickPeriod = tickPeriod;
     this.hosts.set(id, host);
     this.start(host);
@@ -192,7 +215,9 @@ export class Cluster {
     host.up = true;
     host.pending = null;
     host.waitingReads.length = 0;
-    host.sm = new ListMachine();
+    host.localTicks = 0;
+    host.leases.steppedDown();
+    host.sm = new Replica(this.machine);
     if (snap.metadata.index > 0) host.sm.restore(snap.metadata.index, snap.data);
     host.confState = snap.metadata.confState;
     const status = node.status();
@@ -223,6 +248,7 @@ export class Cluster {
     host.up = false;
     host.node = null;
     host.pending = null;
+    host.leases.steppedDown();
     host.incarnation++;
   }
 
@@ -249,10 +275,26 @@ export class Cluster {
     this.ctx.queue.push(this.ctx.now + host.tickPeriod, () => {
       if (!host.up || host.incarnation !== inc) return;
       this.ctx.stats.steps++;
+      host.localTicks++;
       host.node!.tick();
+      this.expireLeases(host);
       this.afterInput(host);
       this.scheduleTick(host);
     });
+  }
+
+  /** A leader proposes leaseExpire for the deadlines its clock has passed (at most one entry per tick). */
+  private expireLeases(host: Host): void {
+    const ids = host.leases.takeExpired(host.clock());
+    if (ids.length === 0) return;
+    try {
+      host.node!.propose(encodeCommand({ op: "leaseExpire", ids }));
+      this.ctx.stats.leaseExpiriesProposed++;
+      this.ctx.log(() => `${host.id} proposes leaseExpire [${ids.join(",")}]`);
+    } catch (e) {
+      if (!(e instanceof NotLeaderError || e instanceof ProposalDroppedError)) throw e;
+      host.leases.retryExpiry(ids);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -319,7 +361,9 @@ export class Cluster {
     while (host.up && host.pending === null && host.node!.hasReady()) {
       const node = host.node!;
       const rd = node.ready();
+      if (rd.softState !== undefined && rd.softState.role !== "leader") host.leases.steppedDown();
       if (rd.softState?.role === "leader") {
+        host.leases.becameLeader(host.sm.coordination.stateMachine.leases(), host.clock());
         this.ctx.stats.elections++;
         this.ctx.checker.leader(host.id, node.term);
         this.ctx.checker.newLeaderLog(host.id, node.term, (i) => host.termAt(i));
@@ -403,8 +447,11 @@ export class Cluster {
       } else if (e.data.byteLength === 0) {
         host.sm.apply(e.index, null);
       } else {
-        host.sm.apply(e.index, dataString(e.data));
-        this.hooks.onApplied(host, e);
+        const output = host.sm.apply(e.index, e.data)!;
+        host.leases.applied(output.events, host.clock());
+        const first = this.ctx.coordination.applied(host.id, e.index, e.data, output, host.sm.coordination);
+        this.hooks.onApplied(host, e, output);
+        if (first) this.hooks.onCommitted(e.index, output);
       }
     }
     for (const rs of rd.readStates) this.hooks.onReadState(host, rs.index, rs.ctx);
@@ -441,7 +488,9 @@ export class Cluster {
     const applied = host.sm.appliedIndex;
     const snapIndex = host.storage.snapshot().metadata.index;
     if (applied - snapIndex < this.snapshotEvery || applied > host.storage.lastIndex()) return;
-    const snap = host.storage.createSnapshot(applied, host.confState, host.sm.snapshotData());
+    const data = host.sm.snapshotData();
+    this.ctx.coordination.snapshotTaken(host.id, applied, data);
+    const snap = host.storage.createSnapshot(applied, host.confState, data);
     const compactTo = applied - this.snapshotTail;
     if (compactTo >= host.storage.firstIndex()) host.storage.compact(compactTo);
     host.durable.saveHostSnapshot(snap, compactTo + 1);

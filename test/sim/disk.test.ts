@@ -3,13 +3,13 @@ import { RaftNode } from "../../src/raft/node.js";
 import { MemoryStorage } from "../../src/raft/storage.js";
 import { EntryType, type Entry } from "../../src/raft/types.js";
 import { Disk, recordCount } from "./disk.js";
-import { encodeValue } from "./list-machine.js";
+import { rawBytes } from "./entry-data.js";
 
 const entry = (index: number, term: number, v = `v${index}`): Entry => ({
   index,
   term,
   type: EntryType.Normal,
-  data: encodeValue(v),
+  data: rawBytes(v),
 });
 
 describe("simulated disk", () => {

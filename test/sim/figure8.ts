@@ -82,7 +82,7 @@ export function runFigure8(onNodeCreated?: (h: Host) => void): Figure8Outcome {
   const appliedAt: Record<string, string> = {};
   for (const id of ids) {
     const h = s.host(id);
-    appliedAt[id] = h.up && h.sm.appliedIndex >= index ? (h.sm.values.includes("X") ? "X" : "Y") : "-";
+    appliedAt[id] = h.up && h.sm.appliedIndex >= index ? (s.holds(id, "X") ? "X" : "Y") : "-";
   }
   return { index, appliedAt, lines: s.lines };
 }

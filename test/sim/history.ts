@@ -1,50 +1,74 @@
-// Linearizability of the client history for the append-only list: every completed read returned a prefix of
-// the final committed list, and that prefix contains every value whose append was acknowledged before the
-// read was invoked. Every acknowledged append is in the final list.
+// The client histories, checked after the run with the project's own checkers (src/check):
+// - KV: the JSONL-shaped history of put/get/cas, paired and checked for linearizability against the register
+//   model, one partition per key (P-compositionality). The search has a step budget, not a time budget, so the
+//   verdict is the same on every machine; a history too hard for the budget is "unknown" and counted, not failed.
+// - Locks: every plain lock's acknowledged grants and releases and its fenced resource's writes through
+//   checkLockSafety (unique tokens, real-time token order, mutual exclusion as acknowledged, fencing).
+// - Elections: acknowledged wins, the committed order and every node's observe stream through checkElection
+//   (no token names two leaders; each stream is in token order and only holds committed leaderships).
 
+import {
+  checkElection,
+  checkLinearizability,
+  checkLockSafety,
+  eventsFromObjects,
+  formatFailure,
+  pairOperations,
+  registerModel,
+} from "../../src/check/index.js";
+import type { CoordinationClients } from "./coordination-clients.js";
+import type { FencedResource } from "./fenced-resource.js";
 import { InvariantViolation } from "./invariants.js";
-import type { CompletedOp } from "./workload.js";
+import type { HistoryLine } from "./kv-clients.js";
 
-export function checkHistory(history: readonly CompletedOp[], finalList: readonly string[]): void {
-  const position = new Map<string, number>();
-  finalList.forEach((v, i) => position.set(v, i));
-  const writes = history.filter((op) => op.kind === "write").sort((a, b) => a.complete - b.complete);
-  for (const w of writes) {
-    if (!position.has(w.value)) {
+/** Search steps per seed: far above what a healthy seed's history needs. */
+const MAX_SEARCH_STEPS = 2_000_000;
+
+export interface KvVerdict {
+  operations: number;
+  linearizableKeys: number;
+  unknownKeys: number;
+}
+
+export function checkKvHistory(history: readonly HistoryLine[]): KvVerdict {
+  const paired = pairOperations(eventsFromObjects(history));
+  const result = checkLinearizability(paired, { model: registerModel, budget: { maxSteps: MAX_SEARCH_STEPS } });
+  if (result.verdict === "not-linearizable") {
+    const lines = formatFailure(result.failure!);
+    throw new InvariantViolation("linearizability", lines.slice(0, 12).join("\n    "));
+  }
+  return {
+    operations: result.operations,
+    linearizableKeys: result.partitions.filter((p) => p.verdict === "linearizable").length,
+    unknownKeys: result.partitions.filter((p) => p.verdict === "unknown").length,
+  };
+}
+
+export function checkLockHistories(resources: Iterable<FencedResource>): void {
+  for (const r of resources) {
+    const verdict = checkLockSafety({ grants: r.grants, writes: r.writes });
+    if (!verdict.valid) {
       throw new InvariantViolation(
-        "linearizability",
-        `acknowledged append ${w.value} is not in the final committed list`,
+        "lock safety",
+        `${r.lock}: ${verdict.violations
+          .slice(0, 3)
+          .map((v) => v.message)
+          .join("; ")}`,
       );
     }
   }
-  // prefixMax[k] = the highest final-list position among the first k acknowledged writes.
-  const prefixMax: number[] = [-1];
-  for (const w of writes) prefixMax.push(Math.max(prefixMax[prefixMax.length - 1], position.get(w.value)!));
-  for (const r of history) {
-    if (r.kind !== "read") continue;
-    for (let i = 0; i < r.result.length; i++) {
-      if (r.result[i] !== finalList[i]) {
-        throw new InvariantViolation(
-          "linearizability",
-          `client ${r.client}'s read returned ${JSON.stringify(r.result[i])} at position ${i}, the final list has ${JSON.stringify(finalList[i])}`,
-        );
-      }
-    }
-    // Writes acknowledged before the read was invoked: binary search on completion time.
-    let lo = 0;
-    let hi = writes.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (writes[mid].complete < r.invoke) lo = mid + 1;
-      else hi = mid;
-    }
-    const needed = prefixMax[lo];
-    if (needed >= r.result.length) {
-      const missing = writes.slice(0, lo).find((w) => position.get(w.value)! >= r.result.length)!;
+}
+
+export function checkElectionHistories(clients: CoordinationClients): void {
+  for (const e of clients.electionHistories()) {
+    const verdict = checkElection({ observers: e.observers, wins: e.wins, global: e.global });
+    if (!verdict.valid) {
       throw new InvariantViolation(
-        "linearizability",
-        `client ${r.client}'s read (invoked at ${r.invoke}) returned ${r.result.length} values, missing ${missing.value} ` +
-          `acknowledged at ${missing.complete}`,
+        "election agreement",
+        `${e.name}: ${verdict.violations
+          .slice(0, 3)
+          .map((v) => v.message)
+          .join("; ")}`,
       );
     }
   }

@@ -12,7 +12,7 @@
 // - a node's commit index never goes below what its disk durably recorded, across restarts.
 
 import type { Entry, NodeId } from "../../src/raft/types.js";
-import { dataString } from "./list-machine.js";
+import { dataKey } from "./entry-data.js";
 
 export class InvariantViolation extends Error {
   constructor(
@@ -26,7 +26,7 @@ export class InvariantViolation extends Error {
 
 /** What identifies an entry's content: its term, type and data. */
 export function entryKey(e: Entry): string {
-  return `${e.term}/${e.type}/${dataString(e.data)}`;
+  return `${e.term}/${e.type}/${dataKey(e.data)}`;
 }
 
 interface LoggedEntry {

@@ -6,8 +6,10 @@ import type { RaftConfig } from "../../src/raft/node.js";
 import type { Message, NodeId } from "../../src/raft/types.js";
 import { Cluster, TICK, type Host, type SimContext, type SimStats } from "./cluster.js";
 import { EventQueue } from "./event-queue.js";
+import { encodeCommand } from "../../src/statemachine/index.js";
+import { CoordinationChecker } from "./coordination-checker.js";
+import { rawBytes } from "./entry-data.js";
 import { InvariantChecker } from "./invariants.js";
-import { encodeValue } from "./list-machine.js";
 import { Network } from "./network.js";
 import { Prng } from "./prng.js";
 
@@ -29,6 +31,7 @@ export class Scenario {
       snapshotsTaken: 0,
       snapshotsInstalled: 0,
       tornWrites: 0,
+      leaseExpiriesProposed: 0,
     };
     const ctx: SimContext = {
       queue: new EventQueue<() => void>(),
@@ -36,13 +39,14 @@ export class Scenario {
       rng,
       network: new Network(rng.fork()),
       checker: new InvariantChecker(),
+      coordination: new CoordinationChecker(),
       stats,
       log: (line) => this.lines.push(`${ctx.now} ${line()}`),
       fault: () => {},
       onNewLeader: () => {},
     };
     this.ctx = ctx;
-    const noHooks = { onApplied: () => {}, onReadState: () => {}, onAppliedUpTo: () => {} };
+    const noHooks = { onApplied: () => {}, onCommitted: () => {}, onReadState: () => {}, onAppliedUpTo: () => {} };
     this.cluster = new Cluster(ctx, noHooks, raftOptions, Number.MAX_SAFE_INTEGER, 0, onNodeCreated);
     for (const id of ids) this.cluster.addHost(id, ids, TICK);
   }
@@ -72,11 +76,17 @@ export class Scenario {
     this.cluster.afterInput(h);
   }
 
+  /** Proposes a put of key `scenario/<value>`; see `holds`. */
   propose(id: NodeId, value: string): number {
     const h = this.host(id);
-    const index = h.node!.propose(encodeValue(value));
+    const index = h.node!.propose(encodeCommand({ op: "put", key: `scenario/${value}`, value: rawBytes(value) }));
     this.cluster.afterInput(h);
     return index;
+  }
+
+  /** Whether `id`'s state machine holds the put of `value` (see `propose`). */
+  holds(id: NodeId, value: string): boolean {
+    return this.host(id).sm.coordination.stateMachine.get(`scenario/${value}`) !== undefined;
   }
 
   dropIf(pred: ((m: Message) => boolean) | null): void {

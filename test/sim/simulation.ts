@@ -1,18 +1,24 @@
-// One simulated run: a cluster of real RaftNodes, clients, and a fault phase followed by a liveness phase,
-// all driven by one seeded PRNG through a discrete-event queue. `runSeed(seed)` is a pure function of its
-// options: the same seed gives the same result, byte for byte.
+// One simulated run: a cluster of real RaftNodes running the real coordination state machine, KV and
+// lock/election clients, and a fault phase followed by a liveness phase, all driven by one seeded PRNG through
+// a discrete-event queue. `runSeed(seed)` is a pure function of its options: the same seed gives the same
+// result, byte for byte.
 
 import { NotLeaderError, ProposalDroppedError } from "../../src/raft/errors.js";
 import type { NodeId } from "../../src/raft/types.js";
-import { Cluster, TICK, type Host, type SimContext, type SimStats } from "./cluster.js";
+import { Cluster, TICK, type ClusterHooks, type Host, type SimContext, type SimStats } from "./cluster.js";
 import { EventQueue } from "./event-queue.js";
-import { checkHistory } from "./history.js";
+import { encodeCommand } from "../../src/statemachine/index.js";
+import { CoordinationChecker } from "./coordination-checker.js";
+import { CoordinationClients } from "./coordination-clients.js";
+import { valueBytes } from "./entry-data.js";
+import { checkElectionHistories, checkKvHistory, checkLockHistories } from "./history.js";
 import { InvariantChecker, InvariantViolation } from "./invariants.js";
-import { encodeValue } from "./list-machine.js";
+import { KvClients } from "./kv-clients.js";
 import { Nemesis } from "./nemesis.js";
 import { Network } from "./network.js";
 import { Prng } from "./prng.js";
-import { Workload } from "./workload.js";
+import type { MachineFactory } from "./replica.js";
+import { Requests } from "./requests.js";
 
 export interface SimOptions {
   seed: number;
@@ -28,6 +34,8 @@ export interface SimOptions {
   tamper?: (sim: { cluster: Cluster; ctx: SimContext }) => void;
   /** Test hook: sees every RaftNode created, including on restarts (to break the core on purpose). */
   onNodeCreated?: (host: Host) => void;
+  /** Test hook: how hosts build their state machine (default: the real one). */
+  machine?: MachineFactory;
 }
 
 export interface SeedResult {
@@ -41,6 +49,20 @@ export interface SeedResult {
   committed: number;
   writesAcked: number;
   readsCompleted: number;
+  /** KV operations checked for linearizability, and the keys found linearizable / too hard for the budget. */
+  kvOpsChecked: number;
+  linearizableKeys: number;
+  unknownKeys: number;
+  lockGrants: number;
+  lockReleases: number;
+  /** Leadership changes of the client-level elections (not Raft's). */
+  electionChanges: number;
+  fencedAccepted: number;
+  fencedRefused: number;
+  resourceAccepted: number;
+  resourceRefused: number;
+  leaseExpiries: number;
+  outputsCompared: number;
   snapshotsTaken: number;
   snapshotsInstalled: number;
   tornWrites: number;
@@ -67,6 +89,7 @@ export function runSeed(opts: SimOptions): SeedResult {
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
     tornWrites: 0,
+    leaseExpiriesProposed: 0,
   };
   const onLog = opts.onLog;
   const ctx: SimContext = {
@@ -75,13 +98,16 @@ export function runSeed(opts: SimOptions): SeedResult {
     rng,
     network: new Network(rng.fork()),
     checker: new InvariantChecker(),
+    coordination: new CoordinationChecker(),
     stats,
     log: onLog ? (line) => onLog(ctx.now, line()) : () => {},
     fault: (kind) => stats.faults.set(kind, (stats.faults.get(kind) ?? 0) + 1),
     onNewLeader: (host) => nemesis?.newLeader(host),
   };
   let nemesis: Nemesis | undefined;
-  const workload = new Workload(ctx, rng.int(2, 5), 0.3);
+  const requests = new Requests(ctx);
+  const kv = new KvClients(ctx, requests, rng.int(2, 4), rng.int(3, 5));
+  const coordination = new CoordinationClients(ctx, requests, ctx.coordination, rng.int(1, 3));
   const raftOptions = {
     electionTicks: 10,
     heartbeatTicks: 1,
@@ -93,7 +119,29 @@ export function runSeed(opts: SimOptions): SeedResult {
     maxBatchEntries: rng.pick([1, 4, 64, 1024]),
     maxBatchBytes: rng.pick([1 << 20, 1 << 20, 256]),
   };
-  const cluster = new Cluster(ctx, workload, raftOptions, rng.int(8, 40), rng.int(0, 5), opts.onNodeCreated);
+  const hooks: ClusterHooks = {
+    onApplied: (host, e, output) => {
+      requests.onApplied(host, e, output);
+      coordination.observe(host, output);
+    },
+    onCommitted: (index, output) => {
+      requests.onCommitted(index, output);
+      coordination.committed(output);
+    },
+    onReadState: (host, index, readCtx) => requests.onReadState(host, index, readCtx),
+    onAppliedUpTo: (host) => requests.onAppliedUpTo(host),
+  };
+  const cluster = new Cluster(
+    ctx,
+    hooks,
+    raftOptions,
+    // Snapshot every 16..64 applied entries: the real state machine's snapshot costs more than a list's.
+    rng.int(16, 64),
+    rng.int(0, 5),
+    opts.onNodeCreated,
+    opts.machine,
+  );
+  requests.cluster = cluster;
   const ids: NodeId[] = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);
   const spareIds: NodeId[] = [`n${nodes + 1}`, `n${nodes + 2}`];
 
@@ -108,6 +156,18 @@ export function runSeed(opts: SimOptions): SeedResult {
     committed: 0,
     writesAcked: 0,
     readsCompleted: 0,
+    kvOpsChecked: 0,
+    linearizableKeys: 0,
+    unknownKeys: 0,
+    lockGrants: 0,
+    lockReleases: 0,
+    electionChanges: 0,
+    fencedAccepted: 0,
+    fencedRefused: 0,
+    resourceAccepted: 0,
+    resourceRefused: 0,
+    leaseExpiries: 0,
+    outputsCompared: 0,
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
     tornWrites: 0,
@@ -129,7 +189,8 @@ export function runSeed(opts: SimOptions): SeedResult {
       spareIds,
     });
     nemesis = faults;
-    workload.start(cluster, faultEnd);
+    kv.start(cluster, faultEnd);
+    coordination.start(cluster, faultEnd);
     faults.start();
     ctx.queue.push(faultEnd, () => {
       ctx.log(() => "faults stop: the network heals, disks and clocks recover, crashed nodes restart");
@@ -159,10 +220,12 @@ export function runSeed(opts: SimOptions): SeedResult {
           `(leader: ${leader ? `${leader.id} term ${leader.node!.term}` : "none"})`,
       );
     }
-    // The final committed list: the state machine that has applied the most.
-    let longest = cluster.liveHosts()[0];
-    for (const h of cluster.liveHosts()) if (h.sm.appliedIndex > longest.sm.appliedIndex) longest = h;
-    checkHistory(workload.history, longest.sm.values);
+    const verdict = checkKvHistory(kv.history);
+    result.kvOpsChecked = verdict.operations;
+    result.linearizableKeys = verdict.linearizableKeys;
+    result.unknownKeys = verdict.unknownKeys;
+    checkLockHistories(coordination.resources.values());
+    checkElectionHistories(coordination);
   } catch (e) {
     if (!(e instanceof InvariantViolation)) {
       // The core asserting (RaftInvariantError) or throwing where it must not is a finding too.
@@ -178,12 +241,22 @@ export function runSeed(opts: SimOptions): SeedResult {
   result.faults = Object.fromEntries([...stats.faults.entries()].sort(([a], [b]) => a.localeCompare(b)));
   result.elections = stats.elections;
   result.committed = ctx.checker.committedCount();
-  result.writesAcked = workload.writesAcked;
-  result.readsCompleted = workload.readsCompleted;
+  result.writesAcked = kv.acked;
+  result.readsCompleted = kv.reads;
+  const cs = ctx.coordination.stats();
+  result.lockGrants = cs.grants;
+  result.lockReleases = cs.releases + cs.leaseEndReleases;
+  result.electionChanges = cs.leaderChanges;
+  result.fencedAccepted = cs.fencedAccepted;
+  result.fencedRefused = cs.fencedRefused;
+  result.outputsCompared = cs.outputsCompared;
+  result.resourceAccepted = coordination.counts.resourceAccepted;
+  result.resourceRefused = coordination.counts.resourceRefused;
+  result.leaseExpiries = stats.leaseExpiriesProposed;
   result.snapshotsTaken = stats.snapshotsTaken;
   result.snapshotsInstalled = stats.snapshotsInstalled;
   result.tornWrites = stats.tornWrites;
-  result.invariantChecks = ctx.checker.checks;
+  result.invariantChecks = ctx.checker.checks + ctx.coordination.checks;
   return result;
 }
 
@@ -211,7 +284,7 @@ function probeLiveness(
     if (committed === null) {
       for (const [marker, p] of pending) {
         const h = cluster.get(p.host);
-        if (h?.up && h.sm.appliedIndex >= p.index && h.sm.values.includes(marker)) {
+        if (h?.up && h.sm.appliedIndex >= p.index && h.sm.coordination.stateMachine.get(marker) !== undefined) {
           committed = { ...p, marker };
           ctx.log(() => `liveness: ${p.host} committed and applied ${marker} at index ${p.index}`);
           break;
@@ -235,9 +308,9 @@ function probeLiveness(
     } else {
       const leader = cluster.leader();
       if (leader) {
-        const marker = `live.${++n}`;
+        const marker = `live/${++n}`;
         try {
-          const index = leader.node!.propose(encodeValue(marker));
+          const index = leader.node!.propose(encodeCommand({ op: "put", key: marker, value: valueBytes(n) }));
           pending.set(marker, { host: leader.id, index });
           cluster.afterInput(leader);
         } catch (e) {

@@ -11,6 +11,18 @@ export interface Summary {
   committed: number;
   writesAcked: number;
   readsCompleted: number;
+  kvOpsChecked: number;
+  linearizableKeys: number;
+  unknownKeys: number;
+  lockGrants: number;
+  lockReleases: number;
+  electionChanges: number;
+  fencedAccepted: number;
+  fencedRefused: number;
+  resourceAccepted: number;
+  resourceRefused: number;
+  leaseExpiries: number;
+  outputsCompared: number;
   snapshotsTaken: number;
   snapshotsInstalled: number;
   tornWrites: number;
@@ -30,6 +42,18 @@ export function summarize(results: readonly SeedResult[]): Summary {
     committed: 0,
     writesAcked: 0,
     readsCompleted: 0,
+    kvOpsChecked: 0,
+    linearizableKeys: 0,
+    unknownKeys: 0,
+    lockGrants: 0,
+    lockReleases: 0,
+    electionChanges: 0,
+    fencedAccepted: 0,
+    fencedRefused: 0,
+    resourceAccepted: 0,
+    resourceRefused: 0,
+    leaseExpiries: 0,
+    outputsCompared: 0,
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
     tornWrites: 0,
@@ -44,6 +68,18 @@ export function summarize(results: readonly SeedResult[]): Summary {
     s.committed += r.committed;
     s.writesAcked += r.writesAcked;
     s.readsCompleted += r.readsCompleted;
+    s.kvOpsChecked += r.kvOpsChecked;
+    s.linearizableKeys += r.linearizableKeys;
+    s.unknownKeys += r.unknownKeys;
+    s.lockGrants += r.lockGrants;
+    s.lockReleases += r.lockReleases;
+    s.electionChanges += r.electionChanges;
+    s.fencedAccepted += r.fencedAccepted;
+    s.fencedRefused += r.fencedRefused;
+    s.resourceAccepted += r.resourceAccepted;
+    s.resourceRefused += r.resourceRefused;
+    s.leaseExpiries += r.leaseExpiries;
+    s.outputsCompared += r.outputsCompared;
     s.snapshotsTaken += r.snapshotsTaken;
     s.snapshotsInstalled += r.snapshotsInstalled;
     s.tornWrites += r.tornWrites;
@@ -65,7 +101,13 @@ export function formatSummary(s: Summary, wallMs: number): string {
     `seeds run: ${s.seeds} (${s.membershipSeeds} with membership changes)   steps: ${s.steps}   virtual ticks: ${s.virtualTicks}`,
     `faults injected: ${faultList}`,
     `torn writes: ${s.tornWrites}   snapshots taken: ${s.snapshotsTaken}, installed: ${s.snapshotsInstalled}`,
-    `elections: ${s.elections}   entries committed: ${s.committed}   client writes acked: ${s.writesAcked}, reads: ${s.readsCompleted}`,
+    `raft elections: ${s.elections}   entries committed: ${s.committed}   outputs compared across nodes: ${s.outputsCompared}`,
+    `kv: ${s.kvOpsChecked} ops checked (writes/cas acked ${s.writesAcked}, reads ${s.readsCompleted}), ` +
+      `linearizable keys: ${s.linearizableKeys}${s.unknownKeys > 0 ? ` (${s.unknownKeys} unknown: search budget)` : ""}`,
+    `locks: ${s.lockGrants} grants, ${s.lockReleases} releases, lease expiries proposed ${s.leaseExpiries}; ` +
+      `fenced puts accepted ${s.fencedAccepted}, refused ${s.fencedRefused}; resource writes accepted ` +
+      `${s.resourceAccepted}, refused ${s.resourceRefused}`,
+    `elections (client): ${s.electionChanges} leadership changes`,
     `invariant checks: ${s.invariantChecks}   violations: ${s.violations}`,
   ];
   if (wallMs > 0)

@@ -1,0 +1,59 @@
+// Test-only: coordination state machines that break one lock rule on purpose, built exactly as
+// src/locks/index.ts builds the real one, so the simulator's mutation tests can show its checks catch it.
+
+import { ElectionHandler } from "../../src/locks/elections.js";
+import type { Coordination } from "../../src/locks/index.js";
+import { resolveCoordinationLimits } from "../../src/locks/limits.js";
+import { LockHandler } from "../../src/locks/locks.js";
+import { StateMachine, type CommandHandler, type StateMachineOptions } from "../../src/statemachine/index.js";
+import { SIM_MACHINE_OPTIONS, type MachineFactory } from "./replica.js";
+
+/** A lock handler that grants an acquire without checking that the lease is alive. */
+function grantingToAnyLease(locks: LockHandler): CommandHandler {
+  return {
+    section: locks.section,
+    ops: locks.ops,
+    apply: (command, ctx) =>
+      locks.apply(command, command.op === "lockAcquire" ? { ...ctx, leaseAlive: () => true } : ctx),
+    onLeaseEnded: (id, reason, ctx) => locks.onLeaseEnded(id, reason, ctx),
+    onApplyEnd: (ctx) => locks.onApplyEnd(ctx),
+    snapshot: () => locks.snapshot(),
+    restore: (data) => locks.restore(data),
+  };
+}
+
+interface Breakage {
+  grantToDeadLeases: boolean;
+  ignoreFences: boolean;
+}
+
+function build(make: (options: StateMachineOptions) => StateMachine, breakage: Breakage): Coordination {
+  const limits = resolveCoordinationLimits(SIM_MACHINE_OPTIONS.coordinationLimits);
+  if ("code" in limits) throw new TypeError(limits.message);
+  const locks = new LockHandler(limits);
+  const elections = new ElectionHandler(limits);
+  const stateMachine = make({
+    limits: SIM_MACHINE_OPTIONS.limits,
+    handlers: [breakage.grantToDeadLeases ? grantingToAnyLease(locks) : locks, elections],
+    fenceChecker: breakage.ignoreFences ? () => null : locks.fenceChecker,
+  });
+  return {
+    stateMachine,
+    lockStatus: (name) => locks.status(name),
+    electionLeader: (name) => elections.leader(name),
+    electionCandidates: (name) => elections.candidates(name),
+    electionHistory: (name, fromIndex) => elections.history(name, fromIndex),
+  };
+}
+
+function factory(breakage: Breakage): MachineFactory {
+  return {
+    create: () => build((options) => new StateMachine(options), breakage),
+    restore: (bytes) => build((options) => StateMachine.restore(bytes, options), breakage),
+  };
+}
+
+/** Grants an acquire without checking that the lease is alive. */
+export const machineGrantingToDeadLeases = factory({ grantToDeadLeases: true, ignoreFences: false });
+/** Accepts every fenced write, whatever its token. */
+export const machineIgnoringFences = factory({ grantToDeadLeases: false, ignoreFences: true });
