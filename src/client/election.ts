@@ -14,6 +14,7 @@ import { ConcordError, clientError, toConcordError } from "./errors.js";
 import { grantLease, type Lease } from "./lease.js";
 import type { SessionManager } from "./session.js";
 import { bytesToText, checkKey, checkPositiveInt, toBytes, type ValueInput } from "./values.js";
+import { PushQueue } from "./push-queue.js";
 
 export interface ElectionLeader {
   /** The leader's lease id (identifies the candidate). */
@@ -220,10 +221,7 @@ interface WireObservePush {
 }
 
 export class Observer implements AsyncIterable<LeaderChange> {
-  private readonly queue: LeaderChange[] = [];
-  private failure: ConcordError | null = null;
-  private ended = false;
-  private wake: (() => void) | null = null;
+  private readonly q = new PushQueue<LeaderChange>();
   private stream: { socketId: number; id: number } | null = null;
   /** Index of the last delivered change, and how many changes at that index were delivered. */
   private lastIndex = 0;
@@ -249,32 +247,21 @@ export class Observer implements AsyncIterable<LeaderChange> {
 
   async ready(): Promise<void> {
     await this.started;
-    if (this.failure) throw this.failure;
+    if (this.q.error) throw this.q.error;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<LeaderChange> {
     try {
-      for (;;) {
-        const c = this.queue.shift();
-        if (c) {
-          yield c;
-          continue;
-        }
-        if (this.failure) throw this.failure;
-        if (this.ended) return;
-        await new Promise<void>((r) => (this.wake = r));
-        this.wake = null;
-      }
+      yield* this.q.drain();
     } finally {
       await this.close();
     }
   }
 
   async close(): Promise<void> {
-    if (this.ended) return;
-    this.ended = true;
+    if (this.q.ended) return;
+    this.q.end();
     this.offReconnect();
-    this.wake?.();
     const s = this.stream;
     this.stream = null;
     if (s && s.socketId === this.conn.socketId) {
@@ -284,7 +271,7 @@ export class Observer implements AsyncIterable<LeaderChange> {
   }
 
   private resubscribe(): void {
-    if (this.ended) return;
+    if (this.q.ended) return;
     this.stream = null;
     if (!this.subscribing) void this.subscribe();
   }
@@ -292,7 +279,7 @@ export class Observer implements AsyncIterable<LeaderChange> {
   private async subscribe(): Promise<void> {
     this.subscribing = true;
     try {
-      while (!this.ended && this.stream?.socketId !== this.conn.socketId) {
+      while (!this.q.ended && this.stream?.socketId !== this.conn.socketId) {
         const args: Record<string, unknown> = { name: this.name };
         if (this.lastIndex > 0) {
           args.fromToken = this.lastIndex;
@@ -302,13 +289,13 @@ export class Observer implements AsyncIterable<LeaderChange> {
         try {
           res = await this.conn.callOnSocket<{ stream: number }>("observe", args, { timeoutMs: this.resumeTimeoutMs });
         } catch (e) {
-          this.failure = toConcordError(e);
+          this.q.fail(toConcordError(e));
           await this.close();
           return;
         }
         const { socketId } = res;
         const id = res.result.stream;
-        if (this.ended) {
+        if (this.q.ended) {
           await this.conn.call("unobserve", { stream: id }, { timeoutMs: 2000, retry: false }).catch(() => {});
           return;
         }
@@ -321,7 +308,7 @@ export class Observer implements AsyncIterable<LeaderChange> {
   }
 
   private onPush(socketId: number, stream: number, ev: WireObservePush): void {
-    if (this.ended || this.stream?.socketId !== socketId || this.stream.id !== stream) return;
+    if (this.q.ended || this.stream?.socketId !== socketId || this.stream.id !== stream) return;
     if (ev.error) {
       this.conn.unregisterStream(socketId, stream);
       this.resubscribe();
@@ -343,8 +330,7 @@ export class Observer implements AsyncIterable<LeaderChange> {
     }
     this.skip = 0;
     this.last = change;
-    this.queue.push(change);
-    this.wake?.();
+    this.q.push(change);
   }
 }
 

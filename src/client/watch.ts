@@ -12,6 +12,7 @@ import type { Connection } from "./connection.js";
 import { ConcordError, clientError, toConcordError } from "./errors.js";
 import { decodeKv, type KeyValue } from "./kv.js";
 import { checkKey, checkPositiveInt } from "./values.js";
+import { PushQueue } from "./push-queue.js";
 
 export type WatchEvent =
   | { type: "put"; key: string; revision: number; kv: KeyValue; prevKv?: KeyValue }
@@ -43,10 +44,7 @@ export class Watch implements AsyncIterable<WatchEvent> {
   private readonly prefix: boolean;
   /** Lowest revision not yet delivered; 0 until the first subscription says where "now" is. */
   private next: number;
-  private readonly queue: WatchEvent[] = [];
-  private failure: ConcordError | null = null;
-  private ended = false;
-  private wake: (() => void) | null = null;
+  private readonly q = new PushQueue<WatchEvent>();
   private stream: { socketId: number; id: number } | null = null;
   private subscribing = false;
   private resubscribeWanted = false;
@@ -71,7 +69,7 @@ export class Watch implements AsyncIterable<WatchEvent> {
   /** Resolves once the watch is registered on a member (events after this point are seen). */
   async ready(): Promise<void> {
     await this.started;
-    if (this.failure) throw this.failure;
+    if (this.q.error) throw this.q.error;
   }
 
   /** The lowest revision not delivered yet (resume point). */
@@ -81,17 +79,7 @@ export class Watch implements AsyncIterable<WatchEvent> {
 
   async *[Symbol.asyncIterator](): AsyncIterator<WatchEvent> {
     try {
-      for (;;) {
-        const ev = this.queue.shift();
-        if (ev) {
-          yield ev;
-          continue;
-        }
-        if (this.failure) throw this.failure;
-        if (this.ended) return;
-        await new Promise<void>((r) => (this.wake = r));
-        this.wake = null;
-      }
+      yield* this.q.drain();
     } finally {
       await this.close();
     }
@@ -99,10 +87,9 @@ export class Watch implements AsyncIterable<WatchEvent> {
 
   /** Cancels the watch; the iterator ends after delivering what is queued. */
   async close(): Promise<void> {
-    if (this.ended) return;
-    this.ended = true;
+    if (this.q.ended) return;
+    this.q.end();
     this.offReconnect();
-    this.notify();
     const s = this.stream;
     this.stream = null;
     if (s && s.socketId === this.conn.socketId) {
@@ -111,18 +98,14 @@ export class Watch implements AsyncIterable<WatchEvent> {
     }
   }
 
-  private notify(): void {
-    this.wake?.();
-  }
-
   private fail(e: ConcordError): void {
-    if (this.ended) return;
-    this.failure = e;
+    if (this.q.ended) return;
+    this.q.fail(e);
     void this.close();
   }
 
   private resubscribe(): void {
-    if (this.ended) return;
+    if (this.q.ended) return;
     this.stream = null;
     if (this.subscribing) {
       this.resubscribeWanted = true;
@@ -158,7 +141,7 @@ export class Watch implements AsyncIterable<WatchEvent> {
           );
           return;
         }
-        if (this.ended) {
+        if (this.q.ended) {
           await this.conn.call("unwatch", { stream: r.stream }, { timeoutMs: 2000, retry: false }).catch(() => {});
           return;
         }
@@ -172,14 +155,14 @@ export class Watch implements AsyncIterable<WatchEvent> {
         if (socketId !== this.conn.socketId) this.resubscribeWanted = true;
         // Redo only if the stream is not on the live socket (a reconnect during the call was already absorbed
         // by the call's own retry when it landed on the new socket).
-      } while (this.resubscribeWanted && !this.ended && this.stream?.socketId !== this.conn.socketId);
+      } while (this.resubscribeWanted && !this.q.ended && this.stream?.socketId !== this.conn.socketId);
     } finally {
       this.subscribing = false;
     }
   }
 
   private onPush(socketId: number, stream: number, event: WirePushEvent): void {
-    if (this.ended || this.stream?.socketId !== socketId || this.stream.id !== stream) return;
+    if (this.q.ended || this.stream?.socketId !== socketId || this.stream.id !== stream) return;
     if (event.error) {
       // The server cancelled this stream; pick up where we are.
       this.conn.unregisterStream(socketId, stream);
@@ -198,15 +181,14 @@ export class Watch implements AsyncIterable<WatchEvent> {
         const kv = decodeKv(e.kv);
         const ev: WatchEvent = { type: "put", key: kv.key, revision: e.revision, kv };
         if (e.prevKv) ev.prevKv = decodeKv(e.prevKv);
-        this.queue.push(ev);
+        this.q.push(ev);
       } else {
         const ev: WatchEvent = { type: "delete", key: e.key ?? "", revision: e.revision };
         if (e.prevKv) ev.prevKv = decodeKv(e.prevKv);
-        this.queue.push(ev);
+        this.q.push(ev);
       }
       if (e.revision > top) top = e.revision;
     }
     if (top + 1 > this.next) this.next = top + 1;
-    this.notify();
   }
 }
