@@ -5,7 +5,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { ConcordError } from "../../src/client/errors.js";
 import { DurableStorage } from "../../src/storage/durable-storage.js";
-import { decodeNodeSnapshot, encodeNodeSnapshot } from "../../src/server/node.js";
+import { decodeNodeSnapshot, encodeNodeSnapshot } from "../../src/server/node-snapshot.js";
 import { parseInitialCluster } from "../../src/server/config.js";
 import { restoreCoordinationStateMachine } from "../../src/locks/index.js";
 import { EXIT, clientCommand, exit, printJson, reportError, run, type ClientFlags } from "./common.js";

@@ -29,6 +29,22 @@ export interface Storage {
   snapshot(): Snapshot;
 }
 
+/** A snapshot whose bytes are read by `load` when asked for, and kept only while someone holds them. */
+export function lazySnapshot(metadata: Snapshot["metadata"], load: () => Uint8Array): Snapshot {
+  let cached: WeakRef<Uint8Array> | undefined;
+  return {
+    metadata,
+    get data(): Uint8Array {
+      let d = cached?.deref();
+      if (!d) {
+        d = load();
+        cached = new WeakRef(d);
+      }
+      return d;
+    },
+  };
+}
+
 /**
  * The in-memory log, as etcd's MemoryStorage: `ents[0]` is a dummy entry at the snapshot's (index, term), so
  * the term of the snapshot index is always known. Hosts write it after persisting each Ready.
@@ -108,6 +124,14 @@ export class MemoryStorage implements Storage {
     assert(index <= this.lastIndex(), () => `snapshot index ${index} is past the last index ${this.lastIndex()}`);
     this.snap = { metadata: { index, term: this.term(index), confState }, data };
     return this.snap;
+  }
+
+  /**
+   * Once the snapshot at `index` is durable elsewhere, stop holding its bytes: `load` reads them back when a
+   * lagging follower needs them (rare), cached only while someone still holds them.
+   */
+  releaseSnapshotData(index: number, load: () => Uint8Array): void {
+    if (this.snap.metadata.index === index) this.snap = lazySnapshot(this.snap.metadata, load);
   }
 
   /** Discard entries up to and including `index` (which must be <= the last snapshot's index). */

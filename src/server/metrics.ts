@@ -489,11 +489,16 @@ export function createConcordMetrics(registry: Registry = new Registry()): Conco
   );
   const residentMemory = registry.gauge("concord_process_resident_memory_bytes", "Resident memory size in bytes.");
   const heapUsed = registry.gauge("concord_process_heap_used_bytes", "V8 heap in use, in bytes.");
+  const arrayBuffers = registry.gauge(
+    "concord_process_array_buffers_bytes",
+    "Memory held by ArrayBuffers and Buffers (outside the V8 heap), in bytes.",
+  );
   processStart.set(startSeconds);
   registry.onCollect(() => {
     const usage = process.memoryUsage();
     residentMemory.set(usage.rss);
     heapUsed.set(usage.heapUsed);
+    arrayBuffers.set(usage.arrayBuffers);
   });
   return metrics;
 }

@@ -13,7 +13,6 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
-import { Packr } from "msgpackr";
 import { decodeConfChange, encodeConfChange } from "../raft/confchange.js";
 import { NotLeaderError, ProposalDroppedError } from "../raft/errors.js";
 import { RaftNode } from "../raft/node.js";
@@ -28,12 +27,9 @@ import { LeaseKeeper } from "./lease-keeper.js";
 import type { Logger } from "./logger.js";
 import { PendingProposals, ProposalError } from "./proposals.js";
 import { ReadBarrier } from "./reads.js";
+import { decodeNodeSnapshot, encodeNodeSnapshot, type Member } from "./node-snapshot.js";
 
-export interface Member {
-  id: NodeId;
-  peerUrl: string;
-  clientUrl: string;
-}
+export type { Member } from "./node-snapshot.js";
 
 /** What one applied entry produced, for the gateway to push (watch, lock and election streams). */
 export interface AppliedEvents {
@@ -52,13 +48,6 @@ export interface NodeOptions {
   wallClock?: () => number;
 }
 
-// The node's snapshot wraps the state machine's with the membership's URLs (confState holds only ids).
-const snapPackr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
-export interface NodeSnapshot {
-  v: 1;
-  members: Member[];
-  sm: Uint8Array;
-}
 
 export class ConcordNode extends EventEmitter {
   readonly id: NodeId;
@@ -491,7 +480,7 @@ export class ConcordNode extends EventEmitter {
 
   private restoreSnapshotData(data: Uint8Array | undefined): Coordination {
     if (!data || data.byteLength === 0) return this.createStateMachine();
-    const snap = snapPackr.unpack(data) as NodeSnapshot;
+    const snap = decodeNodeSnapshot(data);
     for (const m of snap.members) this.members.set(m.id, m);
     return this.createStateMachine(snap.sm);
   }
@@ -546,19 +535,6 @@ export class ConcordNode extends EventEmitter {
     this.reads.failAll(err);
     this.emit("fatal", e);
   }
-}
-
-export function encodeNodeSnapshot(s: NodeSnapshot): Uint8Array {
-  return snapPackr.pack(s);
-}
-
-/** Reads a member's snapshot bytes (what `concord snapshot save` writes); throws on anything else. */
-export function decodeNodeSnapshot(bytes: Uint8Array): NodeSnapshot {
-  const s = snapPackr.unpack(bytes) as NodeSnapshot;
-  if (typeof s !== "object" || s === null || s.v !== 1 || !Array.isArray(s.members) || !(s.sm instanceof Uint8Array)) {
-    throw new Error("not a Concord snapshot (expected { v: 1, members, sm })");
-  }
-  return s;
 }
 
 /** A tiny seeded PRNG for election timeouts (the core takes its randomness injected). */

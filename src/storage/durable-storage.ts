@@ -28,7 +28,7 @@ import path from "node:path";
 import { promises as fsp } from "node:fs";
 import fs from "node:fs";
 import { CompactedError, UnavailableError, assert } from "../raft/errors.js";
-import type { MemoryStorage } from "../raft/storage.js";
+import { lazySnapshot, type MemoryStorage } from "../raft/storage.js";
 import {
   emptyConfState,
   isEmptySnapshot,
@@ -49,7 +49,7 @@ import {
 } from "./record.js";
 import { recover, type SnapshotFileRef, type StorageLogger } from "./recover.js";
 import type { SegmentLiveness } from "./replay.js";
-import { writeSnapshotFile } from "./snapshot-file.js";
+import { loadSnapshotFile, writeSnapshotFile } from "./snapshot-file.js";
 import { WalWriter } from "./wal.js";
 
 export type { StorageLogger } from "./recover.js";
@@ -89,7 +89,9 @@ interface PendingWrite {
   install: boolean;
   marker: boolean;
   hardStateAfter: HardState;
-  apply: () => void;
+  /** Updates the in-memory log once the batch is durable; `snapshotPath` is where its snapshot file went. */
+  apply: (snapshotPath?: string) => void;
+  snapshotPath?: string;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -159,7 +161,10 @@ export class DurableStorage {
         maxRecordBytes: opts.maxRecordBytes,
       });
       const wal = await WalWriter.open(walDir, r.segments, opts.segmentBytes);
-      return new DurableStorage(dir, r.log, r.snapshot, r.isNew, wal, r.liveness, r.snapshotFiles, opts);
+      const disk = new DurableStorage(dir, r.log, r.snapshot, r.isNew, wal, r.liveness, r.snapshotFiles, opts);
+      const file = r.snapshot && r.snapshotFiles.find((f) => f.index === r.snapshot!.metadata.index)?.file;
+      if (r.snapshot && file) disk.durableSnapshot = disk.holdSnapshotOnDisk(r.snapshot, file);
+      return disk;
     } catch (err) {
       releaseLock(dir);
       throw err;
@@ -256,10 +261,10 @@ export class DurableStorage {
       install: installs,
       marker: installs,
       hardStateAfter: p.hardState,
-      apply: () => {
+      apply: (snapshotPath) => {
         if (installs) {
           this.log.applySnapshot(snapshot);
-          this.durableSnapshot = snapshot;
+          this.durableSnapshot = this.holdSnapshotOnDisk(snapshot, snapshotPath);
         }
         if (hardState !== undefined) this.log.setHardState(hardState);
         if (effective.length > 0) this.log.append(effective as Entry[]);
@@ -306,12 +311,23 @@ export class DurableStorage {
       install: false,
       marker: true,
       hardStateAfter: this.planned.hardState,
-      apply: () => {
+      apply: (snapshotPath) => {
         if (this.log.snapshot().metadata.index < index) this.log.createSnapshot(index, confState, snapshot.data);
         this.log.compact(index);
-        this.durableSnapshot = snapshot;
+        this.durableSnapshot = this.holdSnapshotOnDisk(snapshot, snapshotPath);
       },
     });
+  }
+
+  /**
+   * A durable snapshot's bytes stay on disk, not in memory (they can be a large share of the process): the log
+   * reads the file back when a follower needs it. Returns the snapshot to remember as the durable one.
+   */
+  private holdSnapshotOnDisk(snapshot: Snapshot, file: string | undefined): Snapshot {
+    if (file === undefined) return snapshot;
+    const load = () => loadSnapshotFile(file).data;
+    this.log.releaseSnapshotData(snapshot.metadata.index, load);
+    return lazySnapshot(snapshot.metadata, load);
   }
 
   /** Wait for queued saves, close the active segment and release the lock. Idempotent. */
@@ -353,7 +369,7 @@ export class DurableStorage {
       const batch = this.queue.splice(0, this.queue.length);
       try {
         await this.writeBatch(batch);
-        for (const w of batch) w.apply();
+        for (const w of batch) w.apply(w.snapshotPath);
         if (this.queue.length === 0) this.assertPlannedReached();
       } catch (err) {
         this.fail(err, batch);
@@ -388,6 +404,7 @@ export class DurableStorage {
       const { index, term } = w.snapshotFile.metadata;
       const file = await writeSnapshotFile(path.join(this.dir, "snap"), w.snapshotFile);
       this.snapshotFiles.push({ index, term, file });
+      w.snapshotPath = file;
     }
     const parts = batch.flatMap((w) => w.records);
     if (parts.length === 0) return;

@@ -137,7 +137,7 @@ describe("concord snapshot save / restore", () => {
     const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");
-    const { unpack } = await import("msgpackr");
+    const { decodeNodeSnapshot } = await import("../../src/server/node-snapshot.js");
     const { restoreCoordinationStateMachine } = await import("../../src/locks/index.js");
     const dir = mkdtempSync(join(tmpdir(), "concord-snap-"));
     try {
@@ -149,7 +149,7 @@ describe("concord snapshot save / restore", () => {
       const info = JSON.parse(r.out);
       expect(info.index).toBeGreaterThan(0);
       // The file is the member's snapshot format: membership plus the state machine's deterministic bytes.
-      const snap = unpack(readFileSync(file)) as { members: { id: string }[]; sm: Uint8Array };
+      const snap = decodeNodeSnapshot(readFileSync(file));
       expect(snap.members.map((m) => m.id).sort()).toEqual(["n1", "n2", "n3"]);
       const sm = restoreCoordinationStateMachine(snap.sm).stateMachine;
       expect(Buffer.from(sm.get("snap/a")!.value).toString()).toBe("alpha");

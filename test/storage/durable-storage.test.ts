@@ -166,6 +166,10 @@ describe("DurableStorage basics", () => {
 
     const b = await open(dir, { segmentBytes: 2048 });
     expect(b.snapshot?.metadata.index).toBe(270);
+    // A durable snapshot's bytes live on disk and are read back on demand (for a lagging follower).
+    expect(Object.getOwnPropertyDescriptor(b.log.snapshot(), "data")?.get).toBeDefined();
+    expect([...b.log.snapshot().data]).toEqual([44]);
+    expect([...b.snapshot!.data]).toEqual([44]);
     expect(b.log.firstIndex()).toBe(271);
     expect(b.log.lastIndex()).toBe(state.lastIndex);
     expect(logState(b.log).entries).toEqual(state.entries.slice(20));
