@@ -128,13 +128,15 @@ export class Raft {
     this.config = configFromConfState(confState);
     this.resetProgress();
     if (hardState.term > 0 || hardState.vote !== null || hardState.commit > 0) {
+      // The durable commit may lag the snapshot: a host need not fsync a change of commit alone, yet may snapshot
+      // what it applied. The snapshot proves its entries committed, so commit is at least its index.
       assert(
-        hardState.commit >= this.log.committed && hardState.commit <= this.log.lastIndex(),
-        () => `hard state commit ${hardState.commit} outside [${this.log.committed}, ${this.log.lastIndex()}]`,
+        hardState.commit <= this.log.lastIndex(),
+        () => `hard state commit ${hardState.commit} is past the last index ${this.log.lastIndex()}`,
       );
       this.term = hardState.term;
       this.vote = hardState.vote;
-      this.log.commitTo(hardState.commit);
+      this.log.commitTo(Math.max(hardState.commit, this.log.committed));
     }
     if (this.log.lastTerm() > this.term) {
       // A torn write kept a batch's entries but not its hard state record (entries are written first). The lost
