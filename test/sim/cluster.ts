@@ -399,8 +399,10 @@ export class Cluster {
   /** The fsync of `batch` completed: update storage, send, apply, advance. */
   private complete(host: Host, rd: Ready, batch: WriteBatch, after: Message[]): void {
     const node = host.node!;
-    // 1. Persist: the disk, then the in-memory storage the core reads.
-    host.durable.write(batch);
+    // 1. Persist: the disk, then the in-memory storage the core reads. As the real server does, a Ready that
+    //    only moves commit (mustSync false) is not written durably: a crash forgets it (commit is re-learned).
+    const commitOnly = !rd.mustSync && !rd.snapshot && rd.entries.length === 0;
+    if (!commitOnly) host.durable.write(batch);
     if (rd.snapshot) host.storage.applySnapshot(rd.snapshot);
     if (rd.hardState) host.storage.setHardState(rd.hardState);
     host.storage.append(rd.entries);

@@ -86,7 +86,9 @@ export class Disk {
     if (this.snapshot) s.applySnapshot(this.snapshot);
     const live = this.entries.filter((e) => e.index > snapIndex);
     s.append(live);
-    s.setHardState({ ...this.hardState, commit: Math.max(this.hardState.commit, snapIndex) });
+    // As written: the durable commit may lag the snapshot (commit-only changes are not synced); the core
+    // reconciles that itself on start.
+    s.setHardState({ ...this.hardState });
     return s;
   }
 }
