@@ -46,6 +46,8 @@ export interface NodeOptions {
   now?: () => number;
   /** Wall-clock milliseconds recorded in lease grants (informational). */
   wallClock?: () => number;
+  /** Told of proposals and of each fsync's duration (the server feeds /metrics from it). */
+  observer?: { proposed(): void; fsync(seconds: number): void };
 }
 
 
@@ -66,6 +68,7 @@ export class ConcordNode extends EventEmitter {
   private readonly createStateMachine: NodeOptions["createStateMachine"];
   readonly now: () => number;
   private readonly wallClock: () => number;
+  private readonly observer: NodeOptions["observer"];
 
   private tickTimer: NodeJS.Timeout | undefined;
   private scheduled = false;
@@ -88,6 +91,7 @@ export class ConcordNode extends EventEmitter {
     this.disk = disk;
     this.now = opts.now ?? (() => performance.now());
     this.wallClock = opts.wallClock ?? (() => Date.now());
+    this.observer = opts.observer;
     this.createStateMachine = opts.createStateMachine;
     this.reads = new ReadBarrier(`${this.id}:${randomBytes(4).toString("hex")}`);
 
@@ -203,6 +207,7 @@ export class ConcordNode extends EventEmitter {
       throw this.translateProposeError(e);
     }
     const p = this.proposals.add(index, this.raft.term);
+    this.observer?.proposed();
     this.schedule();
     return p;
   }
@@ -380,6 +385,7 @@ export class ConcordNode extends EventEmitter {
     const sendFirst = this.raft.role === "leader" && !termOrVoteChanged;
     if (sendFirst) this.transport.send(rd.messages);
     let persisting: Promise<void> | undefined;
+    const persistStart = this.now();
     if (rd.mustSync || rd.snapshot || rd.entries.length > 0) {
       persisting = this.disk.save(rd.hardState, rd.entries, rd.snapshot);
     } else if (rd.hardState) {
@@ -392,7 +398,10 @@ export class ConcordNode extends EventEmitter {
     // of every write's latency. A crash loses nothing: the state machine is rebuilt from disk on restart.
     if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata.index, rd.snapshot.data, rd.snapshot.metadata.confState);
     for (const e of rd.committed) this.applyEntry(e);
-    if (persisting) await persisting;
+    if (persisting) {
+      await persisting;
+      this.observer?.fsync((this.now() - persistStart) / 1000);
+    }
     // Votes, acks and everything else a follower or candidate says must follow its fsync.
     if (!sendFirst) this.transport.send(rd.messages);
     for (const rs of rd.readStates) this.reads.onReadState(rs, this.appliedIndex);

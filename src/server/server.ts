@@ -32,6 +32,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger;
     logger,
     now: opts.now,
     createStateMachine: (snapshot) => createServerStateMachine(config, snapshot),
+    observer: { proposed: () => metrics.proposals.inc(), fsync: (seconds) => metrics.fsyncSeconds.observe(seconds) },
   });
   const service = new ClientService({ node, logger: logger.child({ component: "gateway" }), tokens });
 
@@ -59,6 +60,10 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger;
     maxFrameBytes: config.maxRequestBytes,
     maxInflightPerConnection: config.maxInflightPerConnection,
     maxConnections: config.maxConnections,
+    onRequest: (op, code, seconds) => {
+      metrics.clientRequests.labels(op, code).inc();
+      metrics.clientRequestSeconds.labels(op).observe(seconds);
+    },
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -77,6 +82,11 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger;
     metrics.kvKeys.set(s.keys);
     metrics.kvRevision.set(s.revision);
     metrics.leases.set(node.sm.leases().length);
+    metrics.watchers.set(service.openStreams);
+    // Round trips as measured by the transport's pings: one sample per peer per scrape.
+    for (const [peer, p] of Object.entries(s.transport.peers)) {
+      if (p.rttMs !== null) metrics.peerRttSeconds.labels(peer).observe(p.rttMs / 1000);
+    }
   });
   node.on("role", (s: { leader: string | null }) => {
     metrics.raftLeaderChanges.inc();

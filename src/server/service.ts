@@ -393,6 +393,12 @@ export class ClientService implements GatewayHandler {
     return true;
   }
 
+  /** Watch and observe streams open on this member (for /metrics). */
+  get openStreams(): number {
+    return this.liveStreams;
+  }
+  private liveStreams = 0;
+
   private addStream(conn: ClientConnection, stop: () => void): number {
     let m = this.streams.get(conn);
     if (!m) {
@@ -405,7 +411,14 @@ export class ClientService implements GatewayHandler {
       });
     }
     const id = this.nextStream++;
-    m.set(id, stop);
+    this.liveStreams++;
+    let stopped = false;
+    m.set(id, () => {
+      if (stopped) return;
+      stopped = true;
+      this.liveStreams--;
+      stop();
+    });
     return id;
   }
 

@@ -14,6 +14,7 @@ import {
   ProtocolError,
   decodeClientFrame,
   encodeFrame,
+  isOp,
   type HelloFrame,
   type RequestFrame,
   type WireError,
@@ -57,6 +58,8 @@ export interface GatewayOptions {
   /** Socket buffer above which pushes are refused and streams cancelled. Default 8 MiB. */
   maxBufferedBytes?: number;
   path?: string;
+  /** Told of every answered request: its op (a known op, or "unknown"), the result code ("OK") and duration. */
+  onRequest?(op: string, code: string, seconds: number): void;
 }
 
 export const CLIENT_PATH = "/concord/v1";
@@ -173,35 +176,40 @@ export class ClientGateway {
     }
     this.stats.requests++;
     conn.inflight++;
+    const started = performance.now();
+    // Bounded label values: a client cannot grow the metrics with made-up op names.
+    const op = isOp(req.op) ? req.op : "unknown";
     let result: unknown;
     try {
       result = this.opts.handler.handle(conn, req);
     } catch (e) {
-      conn.inflight--;
-      this.sendError(conn, req.id, this.opts.handler.toWireError(e));
+      this.replyError(conn, req.id, e, op, started);
       return;
     }
     if (result instanceof Promise) {
       result.then(
-        (v) => this.reply(conn, req.id, v),
-        (e) => this.replyError(conn, req.id, e),
+        (v) => this.reply(conn, req.id, v, op, started),
+        (e) => this.replyError(conn, req.id, e, op, started),
       );
     } else {
-      this.reply(conn, req.id, result);
+      this.reply(conn, req.id, result, op, started);
     }
   }
 
-  private reply(conn: ConnState, id: number, value: unknown): void {
+  private reply(conn: ConnState, id: number, value: unknown, op: string, started: number): void {
     conn.inflight--;
+    this.opts.onRequest?.(op, "OK", (performance.now() - started) / 1000);
     if (conn.ws.readyState !== conn.ws.OPEN) return;
     const after = value !== null && typeof value === "object" ? (value as { [AFTER_REPLY]?: () => void })[AFTER_REPLY] : undefined;
     conn.ws.send(encodeFrame({ id, ok: value === undefined ? null : value }));
     after?.();
   }
 
-  private replyError(conn: ConnState, id: number, e: unknown): void {
+  private replyError(conn: ConnState, id: number, e: unknown, op: string, started: number): void {
     conn.inflight--;
-    this.sendError(conn, id, this.opts.handler.toWireError(e));
+    const error = this.opts.handler.toWireError(e);
+    this.opts.onRequest?.(op, error.code, (performance.now() - started) / 1000);
+    this.sendError(conn, id, error);
   }
 
   private onHello(conn: ConnState, hello: HelloFrame): void {
