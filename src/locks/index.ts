@@ -62,6 +62,8 @@ export interface CoordinationOptions extends Omit<StateMachineOptions, "fenceChe
 export interface Coordination {
   readonly stateMachine: StateMachine;
   lockStatus(name: string): LockStatus;
+  /** Holds and queued waiters over every lock. */
+  lockTotals(): { holders: number; waiters: number };
   electionLeader(name: string): Leader | null;
   electionCandidates(name: string): number[];
   /** Leadership changes of `name` with index >= fromIndex, or COMPACTED / INVALID_ARGUMENT. */
@@ -81,6 +83,7 @@ function build(options: CoordinationOptions, make: (smOptions: StateMachineOptio
   return {
     stateMachine,
     lockStatus: (name) => locks.status(name),
+    lockTotals: () => locks.totals(),
     electionLeader: (name) => elections.leader(name),
     electionCandidates: (name) => elections.candidates(name),
     electionHistory: (name, fromIndex) => elections.history(name, fromIndex),

@@ -256,6 +256,17 @@ export class LockHandler implements CommandHandler {
     );
   };
 
+  /** Holds and queued waiters over every lock (for metrics; O(locks)). */
+  totals(): { holders: number; waiters: number } {
+    let holders = 0;
+    let waiters = 0;
+    for (const l of this.locks.values()) {
+      holders += l.holders.size;
+      waiters += l.waiters.size;
+    }
+    return { holders, waiters };
+  }
+
   status(name: string): LockStatus {
     const lock = this.locks.get(name);
     if (lock === undefined) return { name, limit: 0, holders: [], waiters: [] };

@@ -83,6 +83,9 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger;
     metrics.kvRevision.set(s.revision);
     metrics.leases.set(node.sm.leases().length);
     metrics.watchers.set(service.openStreams);
+    const locks = node.coord.lockTotals();
+    metrics.locksHeld.set(locks.holders);
+    metrics.lockWaiters.set(locks.waiters);
     // Round trips as measured by the transport's pings: one sample per peer per scrape.
     for (const [peer, p] of Object.entries(s.transport.peers)) {
       if (p.rttMs !== null) metrics.peerRttSeconds.labels(peer).observe(p.rttMs / 1000);

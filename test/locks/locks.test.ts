@@ -306,3 +306,20 @@ describe("locks", () => {
     );
   });
 });
+
+describe("lock totals (metrics)", () => {
+  it("counts holders and waiters over every lock", async () => {
+    const { createCoordinationStateMachine } = await import("../../src/locks/index.js");
+    const { encodeCommand } = await import("../../src/statemachine/commands.js");
+    const c = createCoordinationStateMachine();
+    let i = 1;
+    const apply = (cmd: Record<string, unknown>) => c.stateMachine.apply(i++, encodeCommand(cmd as never));
+    apply({ op: "leaseGrant", ttlMs: 10_000, grantedAt: 0 });
+    apply({ op: "leaseGrant", ttlMs: 10_000, grantedAt: 0 });
+    expect(c.lockTotals()).toEqual({ holders: 0, waiters: 0 });
+    apply({ op: "lockAcquire", name: "a", lease: 1, wait: true, limit: 1 });
+    apply({ op: "lockAcquire", name: "a", lease: 2, wait: true, limit: 1 });
+    apply({ op: "lockAcquire", name: "b", lease: 2, wait: true, limit: 1 });
+    expect(c.lockTotals()).toEqual({ holders: 2, waiters: 1 });
+  });
+});

@@ -40,6 +40,7 @@ function build(make: (options: StateMachineOptions) => StateMachine, breakage: B
   return {
     stateMachine,
     lockStatus: (name) => locks.status(name),
+    lockTotals: () => locks.totals(),
     electionLeader: (name) => elections.leader(name),
     electionCandidates: (name) => elections.candidates(name),
     electionHistory: (name, fromIndex) => elections.history(name, fromIndex),
