@@ -13,10 +13,10 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
-import { decodeConfChange, encodeConfChange } from "../raft/confchange.js";
+import { decodeConfChange } from "../raft/confchange.js";
 import { NotLeaderError, ProposalDroppedError } from "../raft/errors.js";
 import { RaftNode } from "../raft/node.js";
-import { EntryType, type ConfChange, type ConfState, type Entry, type Message, type NodeId, type Ready, type SoftState } from "../raft/types.js";
+import { EntryType, type ConfChange, type ConfState, type Entry, type SnapshotMetadata, type Message, type NodeId, type Ready, type SoftState } from "../raft/types.js";
 import { encodeCommand, type Command, type Outcome } from "../statemachine/commands.js";
 import type { StateMachine, StateMachineEvent } from "../statemachine/state-machine.js";
 import type { Coordination } from "../locks/index.js";
@@ -396,7 +396,7 @@ export class ConcordNode extends EventEmitter {
     // Apply while this batch is being persisted: committed entries are durable on a quorum already (a leader
     // counts itself only after its own fsync), so their results may be released now — this takes one fsync out
     // of every write's latency. A crash loses nothing: the state machine is rebuilt from disk on restart.
-    if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata.index, rd.snapshot.data, rd.snapshot.metadata.confState);
+    if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata, rd.snapshot.data);
     for (const e of rd.committed) this.applyEntry(e);
     if (persisting) {
       await persisting;
@@ -475,11 +475,12 @@ export class ConcordNode extends EventEmitter {
   }
   private knownPeers: NodeId[] = [];
 
-  private installSnapshot(index: number, data: Uint8Array, confState: ConfState): void {
+  private installSnapshot(meta: SnapshotMetadata, data: Uint8Array): void {
+    const { index, term, confState } = meta;
     this.coord = this.restoreSnapshotData(data);
     this.confState = confState;
     this.appliedIndex = index;
-    this.appliedTerm = this.disk.log.snapshot().metadata.index === index ? this.disk.log.snapshot().metadata.term : this.appliedTerm;
+    this.appliedTerm = term;
     this.lastSnapshotIndex = index;
     this.appliedBytesSinceSnapshot = 0;
     this.syncPeers();
@@ -558,4 +559,3 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-export { encodeConfChange };

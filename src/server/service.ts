@@ -39,8 +39,6 @@ type Principal = { kind: "anyone" } | { kind: "internal" } | { kind: "token"; en
 const LOCAL_OPS = new Set(["range", "watch", "unwatch", "status", "members", "lockStatus", "leader", "observe", "unobserve", "snapshot"]);
 /** Protocol op → state machine op, where they differ. */
 const SM_OP: Record<string, string> = { campaign: "electionCampaign", proclaim: "electionProclaim", resign: "electionResign" };
-/** Ops answered by the leader without a log entry. */
-const LEADER_OPS = new Set(["leaseKeepAlive", "leaseTimeToLive", "transferLeader", "memberAdd", "memberRemove", "memberPromote"]);
 
 export interface ServiceOptions {
   node: ConcordNode;
@@ -614,4 +612,3 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   });
 }
 
-export { LEADER_OPS };
