@@ -38,35 +38,43 @@ export interface SimOptions {
   machine?: MachineFactory;
 }
 
-export interface SeedResult {
+/**
+ * What a seed counts, in the order the summary adds them up: one list, so a seed's result and the summary
+ * cannot drift apart. kvOpsChecked / linearizableKeys / unknownKeys: KV operations checked for
+ * linearizability and the keys found linearizable / too hard for the search budget; electionChanges:
+ * leadership changes of the client-level elections (not Raft's).
+ */
+export const SEED_COUNTERS = [
+  "steps",
+  "virtualTicks",
+  "elections",
+  "committed",
+  "writesAcked",
+  "readsCompleted",
+  "kvOpsChecked",
+  "linearizableKeys",
+  "unknownKeys",
+  "lockGrants",
+  "lockReleases",
+  "electionChanges",
+  "fencedAccepted",
+  "fencedRefused",
+  "resourceAccepted",
+  "resourceRefused",
+  "leaseExpiries",
+  "outputsCompared",
+  "snapshotsTaken",
+  "snapshotsInstalled",
+  "tornWrites",
+  "invariantChecks",
+] as const;
+export type SeedCounters = Record<(typeof SEED_COUNTERS)[number], number>;
+
+export interface SeedResult extends SeedCounters {
   seed: number;
   nodes: number;
   membership: boolean;
-  steps: number;
-  virtualTicks: number;
   faults: Record<string, number>;
-  elections: number;
-  committed: number;
-  writesAcked: number;
-  readsCompleted: number;
-  /** KV operations checked for linearizability, and the keys found linearizable / too hard for the budget. */
-  kvOpsChecked: number;
-  linearizableKeys: number;
-  unknownKeys: number;
-  lockGrants: number;
-  lockReleases: number;
-  /** Leadership changes of the client-level elections (not Raft's). */
-  electionChanges: number;
-  fencedAccepted: number;
-  fencedRefused: number;
-  resourceAccepted: number;
-  resourceRefused: number;
-  leaseExpiries: number;
-  outputsCompared: number;
-  snapshotsTaken: number;
-  snapshotsInstalled: number;
-  tornWrites: number;
-  invariantChecks: number;
   violation: { invariant: string; message: string } | null;
 }
 
