@@ -4,12 +4,39 @@ import { entrySize, type Entry, type Snapshot } from "./types.js";
 
 /**
  * Entries and a snapshot not yet persisted by the host. `offset` is the index `entries[0]` has (or would have).
- * Invariant: if `snapshot` is set, offset === snapshot index + 1.
+ * Entries in [offset, offsetInProgress) and a snapshot with `snapshotInProgress` were handed to the host in a
+ * Ready whose write has not completed; a host may have several such writes in flight (etcd's async storage
+ * writes), so the next Ready carries only what is not in progress.
+ * Invariants: if `snapshot` is set, offset === snapshot index + 1; offset <= offsetInProgress <= offset + entries.length.
  */
 class Unstable {
   snapshot: Snapshot | undefined = undefined;
+  snapshotInProgress = false;
   entries: Entry[] = [];
-  constructor(public offset: number) {}
+  offsetInProgress: number;
+  constructor(public offset: number) {
+    this.offsetInProgress = offset;
+  }
+
+  /** Entries not yet handed to the host. */
+  entriesToPersist(): Entry[] {
+    const from = this.offsetInProgress - this.offset;
+    return from === 0 ? this.entries.slice() : this.entries.slice(from);
+  }
+
+  hasEntriesToPersist(): boolean {
+    return this.offsetInProgress < this.offset + this.entries.length;
+  }
+
+  snapshotToPersist(): Snapshot | undefined {
+    return this.snapshotInProgress ? undefined : this.snapshot;
+  }
+
+  /** Everything unstable now was handed to the host in a Ready. */
+  acceptInProgress(): void {
+    this.offsetInProgress = this.offset + this.entries.length;
+    if (this.snapshot) this.snapshotInProgress = true;
+  }
 
   maybeFirstIndex(): number | undefined {
     return this.snapshot ? this.snapshot.metadata.index + 1 : undefined;
@@ -33,19 +60,26 @@ class Unstable {
   /** The host persisted entries up to (index, term): drop them, unless they were since overwritten. */
   stableTo(index: number, term: number): void {
     const t = this.maybeTerm(index);
+    // A term mismatch means the write was of entries since overwritten by a newer leader's: keep ours.
     if (t === undefined || t !== term || index < this.offset) return;
     this.entries = this.entries.slice(index + 1 - this.offset);
     this.offset = index + 1;
+    if (this.offsetInProgress < this.offset) this.offsetInProgress = this.offset;
   }
 
   stableSnapTo(index: number): void {
-    if (this.snapshot && this.snapshot.metadata.index === index) this.snapshot = undefined;
+    if (this.snapshot && this.snapshot.metadata.index === index) {
+      this.snapshot = undefined;
+      this.snapshotInProgress = false;
+    }
   }
 
   restore(s: Snapshot): void {
     this.offset = s.metadata.index + 1;
+    this.offsetInProgress = this.offset;
     this.entries = [];
     this.snapshot = s;
+    this.snapshotInProgress = false;
   }
 
   truncateAndAppend(ents: Entry[]): void {
@@ -55,10 +89,13 @@ class Unstable {
     } else if (after <= this.offset) {
       // Replace everything unstable; the host's storage truncates the stable suffix when it persists these.
       this.offset = after;
+      this.offsetInProgress = after;
       this.entries = ents.slice();
     } else {
       this.entries = this.entries.slice(0, after - this.offset);
       for (const e of ents) this.entries.push(e);
+      // Entries from `after` on that were in progress are replaced: the new ones go out in the next Ready.
+      if (this.offsetInProgress > after) this.offsetInProgress = after;
     }
   }
 }
@@ -71,6 +108,8 @@ export class RaftLog {
   readonly unstable: Unstable;
   committed: number;
   applied: number;
+  /** The last committed index handed to the host to apply (>= applied; entries in between are in flight). */
+  applying: number;
 
   constructor(readonly storage: Storage) {
     const first = storage.firstIndex();
@@ -78,6 +117,7 @@ export class RaftLog {
     this.unstable = new Unstable(last + 1);
     this.committed = first - 1;
     this.applied = first - 1;
+    this.applying = first - 1;
   }
 
   firstIndex(): number {
@@ -212,14 +252,21 @@ export class RaftLog {
       `applied ${index} is outside [applied ${this.applied}, committed ${this.committed}]`,
     );
     this.applied = index;
+    if (this.applying < index) this.applying = index;
+  }
+
+  /** The host was handed entries (or a snapshot) to apply up to `index`. */
+  acceptApplying(index: number): void {
+    if (this.applying < index) this.applying = index;
   }
 
   hasNextCommittedEntries(): boolean {
-    return this.committed > this.applied && this.committed >= this.firstIndex();
+    return this.committed > this.applying && this.committed >= this.firstIndex();
   }
 
+  /** Committed entries not yet handed to the host to apply. */
   nextCommittedEntries(): Entry[] {
-    const lo = Math.max(this.applied + 1, this.firstIndex());
+    const lo = Math.max(this.applying + 1, this.firstIndex());
     if (this.committed < lo) return [];
     return this.slice(lo, this.committed + 1);
   }

@@ -23,14 +23,17 @@ export interface RaftStatus {
 
 /**
  * The host's handle on the Raft core (etcd's RawNode): feed it ticks, messages and proposals; collect a Ready;
- * persist, send, apply; advance. See Ready in types.ts for the contract. Not reentrant: one Ready at a time.
+ * persist, send, apply; advance. See Ready in types.ts for the contract.
+ * A host may take further Readies before advancing earlier ones (several writes in flight, as etcd's async
+ * storage writes): each Ready carries only entries, a snapshot and committed entries not handed out before.
+ * Readies must then be persisted, their messages sent and `advance` called strictly in the order taken.
  */
 export class RaftNode {
   private readonly raft: Raft;
   private prevSoft: SoftState;
   private prevHard: HardState;
-  /** The Ready handed out and not yet advanced; another may not be taken meanwhile. */
-  private outstanding: Ready | null = null;
+  /** Readies handed out and not yet advanced, oldest first. */
+  private readonly outstanding: Ready[] = [];
 
   constructor(config: RaftConfig, storage: Storage) {
     this.raft = new Raft(config, storage);
@@ -107,8 +110,12 @@ export class RaftNode {
     return { term: this.raft.term, vote: this.raft.vote, commit: this.raft.log.committed };
   }
 
+  /** Readies taken and not yet advanced. */
+  get inFlight(): number {
+    return this.outstanding.length;
+  }
+
   hasReady(): boolean {
-    if (this.outstanding) return false;
     const r = this.raft;
     const soft = this.prevSoft;
     const hard = this.prevHard;
@@ -117,8 +124,8 @@ export class RaftNode {
       r.readStates.length > 0 ||
       r.hasPendingAppends() ||
       r.hasReadRoundPending() ||
-      r.log.unstable.entries.length > 0 ||
-      r.log.unstable.snapshot !== undefined ||
+      r.log.unstable.hasEntriesToPersist() ||
+      r.log.unstable.snapshotToPersist() !== undefined ||
       r.log.hasNextCommittedEntries() ||
       soft.leader !== r.leader ||
       soft.role !== r.role ||
@@ -129,7 +136,6 @@ export class RaftNode {
   }
 
   ready(): Ready {
-    assert(this.outstanding === null, "ready() called again before advance()");
     const r = this.raft;
     // Batching per Ready: the appends for every proposal since the last Ready, and one heartbeat round for
     // every read, go out now.
@@ -140,7 +146,7 @@ export class RaftNode {
     const termOrVoteChanged = hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote;
     const hardChanged = termOrVoteChanged || hard.commit !== this.prevHard.commit;
     const softChanged = soft.leader !== this.prevSoft.leader || soft.role !== this.prevSoft.role;
-    const entries = r.log.unstable.entries.slice();
+    const entries = r.log.unstable.entriesToPersist();
     const rd: Ready = {
       entries,
       committed: r.log.nextCommittedEntries(),
@@ -150,22 +156,25 @@ export class RaftNode {
     };
     if (softChanged) rd.softState = soft;
     if (hardChanged) rd.hardState = hard;
-    const snap = r.unstableSnapshot();
+    const snap = r.log.unstable.snapshotToPersist();
     if (snap) {
       rd.snapshot = snap;
       rd.mustSync = true;
     }
+    r.log.unstable.acceptInProgress();
+    if (snap) r.log.acceptApplying(snap.metadata.index);
+    if (rd.committed.length > 0) r.log.acceptApplying(rd.committed[rd.committed.length - 1].index);
     r.msgs = [];
     r.readStates = [];
     this.prevSoft = soft;
     if (rd.hardState) this.prevHard = rd.hardState;
-    this.outstanding = rd;
+    this.outstanding.push(rd);
     return rd;
   }
 
   advance(rd: Ready): void {
-    assert(this.outstanding === rd, "advance() with a Ready that is not the outstanding one");
-    this.outstanding = null;
+    assert(this.outstanding[0] === rd, "advance() with a Ready that is not the oldest one taken");
+    this.outstanding.shift();
     const r = this.raft;
     if (rd.snapshot) r.log.stableSnapTo(rd.snapshot.metadata.index);
     if (rd.entries.length > 0) {

@@ -872,9 +872,4 @@ export class Raft {
     this.msgs.push(m);
   }
 
-  /** The snapshot not yet persisted by the host, if any (a follower's InstallSnapshot). */
-  unstableSnapshot(): Snapshot | undefined {
-    return this.log.unstable.snapshot;
-  }
-
 }

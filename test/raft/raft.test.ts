@@ -243,6 +243,59 @@ describe("log replication", () => {
   });
 });
 
+describe("several Readies in flight (asynchronous writes)", () => {
+  it("each Ready carries only what no earlier one did; advance must follow the order taken", () => {
+    const c = new TestCluster(["a"]);
+    c.elect("a");
+    const a = c.node("a");
+    const st = c.storages.get("a")!;
+    a.propose(bytes("x"));
+    const rd1 = a.ready();
+    a.propose(bytes("y"));
+    expect(a.hasReady()).toBe(true);
+    const rd2 = a.ready();
+    expect(rd1.entries.map(text)).toEqual(["x"]);
+    expect(rd2.entries.map(text)).toEqual(["y"]);
+    expect(a.inFlight).toBe(2);
+    expect(() => a.advance(rd2)).toThrow(/oldest/);
+    st.append(rd1.entries);
+    a.advance(rd1);
+    // x is durable on the only voter: committed, and handed out once.
+    const rd3 = a.ready();
+    expect(rd3.committed.map(text)).toEqual(["x"]);
+    expect(rd3.entries).toEqual([]);
+    st.append(rd2.entries);
+    a.advance(rd2);
+    const rd4 = a.ready();
+    expect(rd4.committed.map(text)).toEqual(["y"]);
+    a.advance(rd3);
+    a.advance(rd4);
+    expect(a.status().applied).toBe(a.status().commit);
+    expect(a.hasReady()).toBe(false);
+  });
+
+  it("a write of entries a newer leader has since overwritten does not mark the new ones stable", () => {
+    const f = nodeWithLog("b", ["a", "b", "c"], [1], 2); // index 2 (term 1)
+    f.step({ type: "app", from: "a", to: "b", term: 2, logTerm: 1, index: 2, entries: [ent(3, 2), ent(4, 2)], commit: 2 });
+    const rd1 = f.ready(); // writes 3, 4 of term 2: still in flight
+    expect(rd1.entries.map((e) => [e.index, e.term])).toEqual([[3, 2], [4, 2]]);
+    // A term-3 leader replaces 3.. while that write is in flight.
+    f.step({ type: "app", from: "c", to: "b", term: 3, logTerm: 1, index: 2, entries: [ent(3, 3), ent(4, 3), ent(5, 3)], commit: 2 });
+    const rd2 = f.ready();
+    expect(rd2.entries.map((e) => [e.index, e.term])).toEqual([[3, 3], [4, 3], [5, 3]]);
+    persist(f, rd1);
+    f.advance(rd1); // (4, term 2) is no longer in the log: nothing becomes stable
+    // The log still reads the term-3 entries (not the stale term-2 ones the storage holds until rd2 lands).
+    f.step({ type: "app", from: "c", to: "b", term: 3, logTerm: 3, index: 4, entries: [], commit: 2 });
+    const rd3 = f.ready();
+    expect(rd3.messages.find((m) => m.type === "appResp")).toMatchObject({ reject: false, index: 4 });
+    persist(f, rd2);
+    f.advance(rd2);
+    f.advance(rd3);
+    expect(f.status().lastIndex).toBe(5);
+  });
+});
+
 describe("snapshots", () => {
   it("a follower behind the leader's compacted log is caught up by InstallSnapshot", () => {
     const c = new TestCluster(["a", "b", "c"]);

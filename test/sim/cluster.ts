@@ -106,7 +106,12 @@ export class Host {
   /** Virtual time units between this node's ticks (clocks run at different rates). */
   tickPeriod = TICK;
   disk: DiskProfile = fastDisk;
-  pending: PendingWrite | null = null;
+  /** Writes in flight, oldest first; they complete in order. */
+  pending: PendingWrite[] = [];
+  /** How many Readies this host takes before the oldest one's write completes (1: one at a time). */
+  pipeline = 1;
+  /** Virtual time the newest write in flight completes (a later one never completes before it). */
+  lastWriteDoneAt = 0;
   private lastCommit = 0;
   /** Reads answered by the core, waiting for the state machine to reach their index. */
   readonly waitingReads: { index: number; ctx: string }[] = [];
@@ -172,6 +177,8 @@ export class Cluster {
     const disk = bootstrapVoters ? Disk.bootstrapped(MemoryStorage.bootstrap(bootstrapVoters)) : new Disk();
     const host = new Host(id, disk, this.ctx.rng.fork(), this.machine);
     host.tickPeriod = tickPeriod;
+    // Half the hosts persist one Ready at a time, the others keep up to 2-4 writes in flight, as the server does.
+    host.pipeline = host.rng.chance(0.5) ? 1 : host.rng.int(2, 4);
     this.hosts.set(id, host);
     this.start(host);
     return host;
@@ -213,7 +220,7 @@ export class Cluster {
     host.node = node;
     this.onNodeCreated?.(host);
     host.up = true;
-    host.pending = null;
+    host.pending = [];
     host.waitingReads.length = 0;
     host.localTicks = 0;
     host.leases.steppedDown();
@@ -231,7 +238,8 @@ export class Cluster {
 
   crash(host: Host): void {
     if (!host.up) return;
-    const p = host.pending;
+    // The oldest write in flight may be torn; later ones are lost (a torn prefix is a prefix of the writes).
+    const p = host.pending[0];
     if (p) {
       const records = recordCount(p.batch);
       if (records > 1 && this.ctx.rng.chance(host.disk.tornRate)) {
@@ -247,7 +255,7 @@ export class Cluster {
     }
     host.up = false;
     host.node = null;
-    host.pending = null;
+    host.pending = [];
     host.leases.steppedDown();
     host.incarnation++;
   }
@@ -358,7 +366,9 @@ export class Cluster {
   // The Ready loop
 
   private processReady(host: Host): void {
-    while (host.up && host.pending === null && host.node!.hasReady()) {
+    // inFlight, not pending.length: a Ready being completed synchronously (below) is in flight too, and hooks
+    // it runs can re-enter here; a Ready taken then must wait behind it.
+    while (host.up && host.node!.inFlight < host.pipeline && host.node!.hasReady()) {
       const node = host.node!;
       const rd = node.ready();
       if (rd.softState !== undefined && rd.softState.role !== "leader") host.leases.steppedDown();
@@ -379,18 +389,21 @@ export class Cluster {
       this.send(early);
       const batch: WriteBatch = { hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries };
       const latency = rd.mustSync ? this.ctx.rng.int(host.disk.minLatency, host.disk.maxLatency) : 0;
-      if (latency > 0) {
-        host.pending = { rd, batch, after };
+      if (latency > 0 || node.inFlight > 1) {
+        // Writes complete in order: never before the one ahead of it.
+        const doneAt = Math.max(this.ctx.now + latency, host.lastWriteDoneAt);
+        host.lastWriteDoneAt = doneAt;
+        const p: PendingWrite = { rd, batch, after };
+        host.pending.push(p);
         const inc = host.incarnation;
-        this.ctx.queue.push(this.ctx.now + latency, () => {
-          if (!host.up || host.incarnation !== inc || host.pending === null) return;
+        this.ctx.queue.push(doneAt, () => {
+          if (!host.up || host.incarnation !== inc || host.pending[0] !== p) return;
           this.ctx.stats.steps++;
-          const p = host.pending;
-          host.pending = null;
+          host.pending.shift();
           this.complete(host, p.rd, p.batch, p.after);
           this.afterInput(host);
         });
-        return;
+        continue;
       }
       this.complete(host, rd, batch, after);
     }

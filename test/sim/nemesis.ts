@@ -59,10 +59,10 @@ export class Nemesis {
       const down = members.length - up.length;
       if (up.length === 0 || down >= Math.floor((members.length - 1) / 2) + (rng.chance(0.2) ? 1 : 0)) return;
       // Half the time prefer a node whose fsync is in flight: its crash loses or tears the batch.
-      const syncing = up.filter((h) => h.pending !== null);
+      const syncing = up.filter((h) => h.pending.length > 0);
       const victim =
         syncing.length > 0 && rng.chance(0.5) ? rng.pick(syncing) : leader && rng.chance(0.5) ? leader : rng.pick(up);
-      this.ctx.fault(victim.pending ? "crash-mid-fsync" : victim === leader ? "crash-leader" : "crash");
+      this.ctx.fault(victim.pending.length > 0 ? "crash-mid-fsync" : victim === leader ? "crash-leader" : "crash");
       this.cluster.crash(victim);
       this.later(rng.int(2 * TICK, 15 * TICK), () => this.cluster.restart(victim));
     } else if (roll < 0.3) {

@@ -240,14 +240,18 @@ describe("simulator: the checkers are not blind", () => {
   });
 
   it("reports a follower whose state machine lost its state (outputs differ between nodes)", () => {
-    const r = runWithAction(13, 40, (cluster) => {
-      const leader = cluster.leader();
-      const follower = [...cluster.hosts.values()].find((h) => h.up && h !== leader && h.sm.appliedIndex > 5);
-      if (!leader || !follower) return false;
-      follower.sm.coordination = realMachine.create(); // white-box: forget everything, keep applying
-      return true;
-    });
-    expect(r.violation?.invariant).toBe("identical outputs");
+    // In a few seeds the follower installs a snapshot (healing it) before its outputs differ: ask for most.
+    const found = Array.from({ length: 10 }, (_, i) =>
+      runWithAction(i + 1, 40, (cluster) => {
+        const leader = cluster.leader();
+        const follower = [...cluster.hosts.values()].find((h) => h.up && h !== leader && h.sm.appliedIndex > 5);
+        if (!leader || !follower) return false;
+        follower.sm.coordination = realMachine.create(); // white-box: forget everything, keep applying
+        return true;
+      }).violation?.invariant,
+    ).filter((v) => v !== undefined);
+    expect(found.length).toBeGreaterThanOrEqual(7);
+    expect(new Set(found)).toEqual(new Set(["identical outputs"]));
   });
 
   it("the KV history checker (src/check, per-key register) catches a stale read and accepts an info write", () => {
