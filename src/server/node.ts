@@ -4,11 +4,17 @@
 // The ready loop, per Ready (Ready contract in src/raft/types.ts):
 //   1. a leader sends its appends and heartbeats at once (before its own fsync: thesis §10.2.1 — the core
 //      counts the leader's own entries only after `advance`);
-//   2. persist hard state + entries + snapshot with one write and one fdatasync (DurableStorage group commit);
-//   3. a follower or candidate sends its messages now (votes and acks must follow the fsync);
-//   4. apply the snapshot and the committed entries; resolve the waiting proposals and reads;
-//   5. advance; take a snapshot when enough was applied.
-// Proposals and reads only touch the core synchronously; one Ready per event-loop turn carries all of them.
+//   2. start persisting hard state + entries + snapshot (DurableStorage group commit: saves issued while a
+//      write is in flight share the next write and fdatasync);
+//   3. apply the snapshot and the committed entries at once (they are durable on a quorum); resolve the
+//      waiting proposals;
+//   4. when this Ready's write and every earlier one have completed, in order: a follower or candidate sends
+//      its messages (votes and acks must follow the fsync), read states are served, the core advances, and a
+//      snapshot is taken when enough was applied.
+// Several Readies are in flight at once (up to MAX_READIES_IN_FLIGHT): the next one's appends go out and its
+// commits are applied while earlier writes are still being synced, so a write's latency is one quorum fsync,
+// not a wait for the leader's previous fsync. Proposals and reads only touch the core synchronously; one Ready
+// per event-loop turn carries all of them.
 
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
@@ -16,7 +22,7 @@ import { readFileSync } from "node:fs";
 import { decodeConfChange } from "../raft/confchange.js";
 import { NotLeaderError, ProposalDroppedError } from "../raft/errors.js";
 import { RaftNode } from "../raft/node.js";
-import { EntryType, type ConfChange, type ConfState, type Entry, type SnapshotMetadata, type Message, type NodeId, type Ready, type SoftState } from "../raft/types.js";
+import { EntryType, type ConfChange, type ConfState, type Entry, type HardState, type SnapshotMetadata, type Message, type NodeId, type Ready, type SoftState } from "../raft/types.js";
 import { encodeCommand, type Command, type Outcome } from "../statemachine/commands.js";
 import type { StateMachine, StateMachineEvent } from "../statemachine/state-machine.js";
 import type { Coordination } from "../locks/index.js";
@@ -30,6 +36,9 @@ import { ReadBarrier } from "./reads.js";
 import { decodeNodeSnapshot, encodeNodeSnapshot, type Member } from "./node-snapshot.js";
 
 export type { Member } from "./node-snapshot.js";
+
+/** Readies taken before the oldest one's write completed; group commit merges their writes anyway. */
+const MAX_READIES_IN_FLIGHT = 8;
 
 /** What one applied entry produced, for the gateway to push (watch, lock and election streams). */
 export interface AppliedEvents {
@@ -72,13 +81,18 @@ export class ConcordNode extends EventEmitter {
 
   private tickTimer: NodeJS.Timeout | undefined;
   private scheduled = false;
-  private looping = false;
+  /** Completes when every Ready taken so far has been persisted and advanced (they complete in order). */
+  private readiesDone: Promise<void> = Promise.resolve();
+  /** A commit-only hard state not written yet (it rides with the next save, see startReady). */
+  private unsavedHardState: HardState | undefined;
   private stopped = false;
   private lastSnapshotIndex: number;
   private appliedIndex: number;
   /** Term of the entry at appliedIndex (for exported snapshots). */
   private appliedTerm = 0;
   private appliedBytesSinceSnapshot = 0;
+  /** Size of the last snapshot taken or installed (see snapshotDue). */
+  private lastSnapshotBytes = 0;
   private snapshotting = false;
   private fatal: Error | undefined;
 
@@ -96,7 +110,9 @@ export class ConcordNode extends EventEmitter {
     this.reads = new ReadBarrier(`${this.id}:${randomBytes(4).toString("hex")}`);
 
     const snap = disk.snapshot;
-    this.coord = this.restoreSnapshotData(snap?.data);
+    const snapData = snap?.data;
+    this.lastSnapshotBytes = snapData?.byteLength ?? 0;
+    this.coord = this.restoreSnapshotData(snapData);
     this.confState = snap?.metadata.confState ?? disk.log.initialState().confState;
     this.lastSnapshotIndex = snap?.metadata.index ?? 0;
     this.appliedIndex = this.lastSnapshotIndex;
@@ -305,7 +321,7 @@ export class ConcordNode extends EventEmitter {
     if (opts.transfer !== false && this.isLeader) await this.handOffLeadership(opts.timeoutMs ?? this.config.tickMs * this.config.electionTicks * 2);
     this.stopped = true;
     clearInterval(this.tickTimer);
-    while (this.looping) await new Promise((r) => setTimeout(r, 5));
+    await this.readiesDone.catch(() => undefined);
     const err = new ProposalError("SHUTTING_DOWN", "the node is shutting down; retry on another member");
     this.proposals.failAll(err);
     this.reads.failAll(err);
@@ -353,13 +369,13 @@ export class ConcordNode extends EventEmitter {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      void this.runReadyLoop();
+      this.runReadyLoop();
     });
   }
 
-  private async runReadyLoop(): Promise<void> {
-    if (this.looping || this.fatal) return;
-    this.looping = true;
+  /** Take every Ready there is, up to MAX_READIES_IN_FLIGHT; completions re-run this (see finishReady). */
+  private runReadyLoop(): void {
+    if (this.fatal || this.stopped) return;
     try {
       for (;;) {
         this.reads.flush((ctx) => {
@@ -369,17 +385,16 @@ export class ConcordNode extends EventEmitter {
             throw this.translateProposeError(e); // no leader known (an election is under way): retryable
           }
         });
+        if (this.raft.inFlight >= MAX_READIES_IN_FLIGHT || this.snapshotWaitsForWrites()) break;
         if (!this.raft.hasReady()) break;
-        await this.handleReady(this.raft.ready());
+        this.startReady(this.raft.ready());
       }
     } catch (e) {
       this.fail(e as Error);
-    } finally {
-      this.looping = false;
     }
   }
 
-  private async handleReady(rd: Ready): Promise<void> {
+  private startReady(rd: Ready): void {
     if (rd.softState) this.onSoftState(rd.softState);
     const termOrVoteChanged = rd.mustSync && rd.hardState !== undefined && rd.entries.length === 0 && !rd.snapshot;
     const sendFirst = this.raft.role === "leader" && !termOrVoteChanged;
@@ -387,27 +402,42 @@ export class ConcordNode extends EventEmitter {
     let persisting: Promise<void> | undefined;
     const persistStart = this.now();
     if (rd.mustSync || rd.snapshot || rd.entries.length > 0) {
-      persisting = this.disk.save(rd.hardState, rd.entries, rd.snapshot);
+      persisting = this.disk.save(rd.hardState ?? this.unsavedHardState, rd.entries, rd.snapshot);
+      this.unsavedHardState = undefined;
     } else if (rd.hardState) {
-      // Only the commit index moved: no fsync needed (it is re-learned from the leader after a crash);
-      // the next synced batch persists it.
-      this.disk.log.setHardState(rd.hardState);
+      // Only the commit index moved: no fsync needed (it is re-learned from the leader after a crash). With no
+      // write in flight the in-memory log takes it now; otherwise it rides with the next save (a queued save
+      // would set the older hard state it carries after this one).
+      if (this.raft.inFlight === 1) this.disk.log.setHardState(rd.hardState);
+      else this.unsavedHardState = rd.hardState;
     }
-    // Apply while this batch is being persisted: committed entries are durable on a quorum already (a leader
-    // counts itself only after its own fsync), so their results may be released now — this takes one fsync out
-    // of every write's latency. A crash loses nothing: the state machine is rebuilt from disk on restart.
+    // Apply now, while this batch (and maybe earlier ones) is being persisted: committed entries are durable on a
+    // quorum already (a leader counts itself only after its own fsync), so their results may be released — this
+    // takes the leader's fsync out of every write's latency. A crash loses nothing: the state machine is rebuilt
+    // from disk on restart.
     if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata, rd.snapshot.data);
     for (const e of rd.committed) this.applyEntry(e);
-    if (persisting) {
-      await persisting;
-      this.observer?.fsync((this.now() - persistStart) / 1000);
-    }
-    // Votes, acks and everything else a follower or candidate says must follow its fsync.
-    if (!sendFirst) this.transport.send(rd.messages);
+    const previous = this.readiesDone;
+    this.readiesDone = (persisting ? Promise.all([previous, persisting]) : previous).then(() => {
+      if (persisting) this.observer?.fsync((this.now() - persistStart) / 1000);
+      this.finishReady(rd, sendFirst);
+    });
+    this.readiesDone.catch((e: Error) => this.fail(e));
+  }
+
+  /** This Ready's write and every earlier one completed. */
+  private finishReady(rd: Ready, sentFirst: boolean): void {
+    if (this.fatal) return;
+    // Votes, acks and everything else a follower or candidate says must follow its fsync — and the fsyncs of
+    // earlier Readies: an ack may cover entries an earlier, still in-flight write carries.
+    if (!sentFirst) this.transport.send(rd.messages);
     for (const rs of rd.readStates) this.reads.onReadState(rs, this.appliedIndex);
     this.raft.advance(rd);
     this.reads.onApplied(this.appliedIndex);
     this.maybeSnapshot();
+    // advance may have made more work (the leader's own entries now count toward commit), and the loop may
+    // have stopped at the in-flight limit.
+    this.schedule();
   }
 
   private onSoftState(s: SoftState): void {
@@ -483,6 +513,7 @@ export class ConcordNode extends EventEmitter {
     this.appliedTerm = term;
     this.lastSnapshotIndex = index;
     this.appliedBytesSinceSnapshot = 0;
+    this.lastSnapshotBytes = data.byteLength;
     this.syncPeers();
     this.log.info({ index, keys: this.sm.keyCount, hash: this.sm.hash() }, "installed a snapshot from the leader");
     this.emit("snapshot", index);
@@ -495,22 +526,41 @@ export class ConcordNode extends EventEmitter {
     return this.createStateMachine(snap.sm);
   }
 
+  /**
+   * Due after `snapshotEntries` entries once the log since the last snapshot is at least as large as that
+   * snapshot (Raft thesis §5.1.3: then snapshotting costs no more than logging, however large the state grows),
+   * or after `snapshotBytes` of log regardless.
+   */
+  private snapshotDue(): boolean {
+    if (this.snapshotting || this.appliedIndex <= this.lastSnapshotIndex) return false;
+    const bytes = this.appliedBytesSinceSnapshot;
+    return (
+      (this.appliedIndex - this.lastSnapshotIndex >= this.config.snapshotEntries && bytes >= this.lastSnapshotBytes) ||
+      bytes >= this.config.snapshotBytes
+    );
+  }
+
+  /**
+   * A snapshot is taken at the applied index, which must be in the durable log; entries applied from a Ready
+   * whose write is in flight may not be yet. So when one is due, no new Ready is taken until the writes drain.
+   */
+  private snapshotWaitsForWrites(): boolean {
+    return this.raft.inFlight > 0 && this.snapshotDue();
+  }
+
   private maybeSnapshot(): void {
-    if (this.snapshotting) return;
-    const due =
-      this.appliedIndex - this.lastSnapshotIndex >= this.config.snapshotEntries ||
-      this.appliedBytesSinceSnapshot >= this.config.snapshotBytes;
-    if (!due || this.appliedIndex <= this.lastSnapshotIndex) return;
+    if (!this.snapshotDue() || this.raft.inFlight > 0) return;
     const index = this.appliedIndex;
     const data = encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm: this.sm.snapshot() });
     const snap = this.disk.log.createSnapshot(index, this.confState, data);
     this.snapshotting = true;
     this.lastSnapshotIndex = index;
     this.appliedBytesSinceSnapshot = 0;
+    this.lastSnapshotBytes = data.byteLength;
     const started = this.now();
     this.disk
       .saveSnapshot(snap)
-      .then(() => this.log.info({ index, bytes: data.byteLength, ms: Math.round(this.now() - started), hash: this.sm.hash() }, "snapshot saved"))
+      .then(() => this.log.info({ index, bytes: data.byteLength, ms: Math.round(this.now() - started) }, "snapshot saved"))
       .catch((e: Error) => this.fail(e))
       .finally(() => (this.snapshotting = false));
   }
