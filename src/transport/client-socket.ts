@@ -13,6 +13,7 @@ import {
   type WireError,
 } from "./protocol.js";
 import { CLIENT_PATH } from "./gateway.js";
+import { sendInTurn } from "./turn-batching.js";
 
 /** A request that failed with a wire error from the server, or locally (connection lost, timeout). */
 export class RequestError extends Error {
@@ -157,7 +158,7 @@ export class ClientSocket {
           reject(e);
         },
       });
-      this.ws.send(encodeFrame({ ...args, id, op }));
+      sendInTurn(this.ws, encodeFrame({ ...args, id, op }));
     });
   }
 

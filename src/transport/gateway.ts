@@ -19,6 +19,7 @@ import {
   type RequestFrame,
   type WireError,
 } from "./protocol.js";
+import { sendInTurn } from "./turn-batching.js";
 
 export interface GatewayLogger {
   info(obj: object, msg: string): void;
@@ -122,7 +123,7 @@ export class ClientGateway {
           this.stats.slowConsumers++;
           return false;
         }
-        ws.send(encodeFrame({ type: "push", stream, event }));
+        sendInTurn(ws, encodeFrame({ type: "push", stream, event }));
         return true;
       },
       onClose: (fn) => conn.closers.push(fn),
@@ -147,7 +148,7 @@ export class ClientGateway {
   private sendError(conn: ConnState, id: number | undefined, error: WireError): void {
     this.stats.errors++;
     if (conn.ws.readyState !== conn.ws.OPEN) return;
-    conn.ws.send(encodeFrame(id === undefined ? { type: "error", error } : { id, error }));
+    sendInTurn(conn.ws, encodeFrame(id === undefined ? { type: "error", error } : { id, error }));
   }
 
   private onFrame(conn: ConnState, data: Buffer, isBinary: boolean): void {
@@ -201,7 +202,7 @@ export class ClientGateway {
     this.opts.onRequest?.(op, "OK", (performance.now() - started) / 1000);
     if (conn.ws.readyState !== conn.ws.OPEN) return;
     const after = value !== null && typeof value === "object" ? (value as { [AFTER_REPLY]?: () => void })[AFTER_REPLY] : undefined;
-    conn.ws.send(encodeFrame({ id, ok: value === undefined ? null : value }));
+    sendInTurn(conn.ws, encodeFrame({ id, ok: value === undefined ? null : value }));
     after?.();
   }
 
