@@ -159,7 +159,9 @@ describe("concord lock", () => {
     const log = path.join(dir, "nodekill.log");
     const holder = lock(["--ttl", "2s", "nodekill", "--", ...recorder(log, 3)]);
     await waitFor("the holder's child", 15_000, () => (fs.existsSync(log) ? true : undefined));
-    const waiter = lock(["--ttl", "2s", "nodekill", "--", ...recorder(log, 0.2)]);
+    // The waiter must keep its lease through the failover (election + reconnect, which can pass 2 s on a loaded
+    // machine); the holder's short TTL is what this test is about.
+    const waiter = lock(["--ttl", "5s", "nodekill", "--", ...recorder(log, 0.2)]);
     await waitFor("the waiter to queue", 15_000, async () =>
       (await c.lockStatus("nodekill")).waiters.length > 0 ? true : undefined,
     );
