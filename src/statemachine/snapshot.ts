@@ -15,6 +15,7 @@ import type { KeyValue, Outcome } from "./commands.js";
 import { SnapshotFormatError } from "./errors.js";
 import { utf8Length } from "./limits.js";
 import type { WatchEvent } from "./watch-history.js";
+import { ValueArena } from "./value-arena.js";
 
 export const SNAPSHOT_FORMAT_VERSION = 1;
 const MAGIC = [0x43, 0x53, 0x4d, 0x53]; // "CSMS"
@@ -137,31 +138,6 @@ export function decodeSnapshot(bytes: Uint8Array): SnapshotState {
   } catch (e) {
     if (e instanceof SnapshotFormatError) throw e;
     throw new SnapshotFormatError(`damaged: ${(e as Error).message}`);
-  }
-}
-
-/**
- * Restored values are views into 1 MiB arenas instead of one allocation each: a million ArrayBuffer
- * allocations cost more than the rest of restore together. An arena is freed when the last value viewing it
- * is overwritten or deleted, so the cost is bounded retention (at most the snapshot's value bytes), not a leak.
- * Values never alias the caller's snapshot buffer.
- */
-class ValueArena {
-  private static readonly SIZE = 1 << 20;
-  private buffer = new Uint8Array(0);
-  private used = 0;
-
-  copy(from: Uint8Array, start: number, length: number): Uint8Array {
-    if (length === 0) return new Uint8Array(0);
-    if (length > ValueArena.SIZE / 4) return from.slice(start, start + length);
-    if (this.used + length > this.buffer.length) {
-      this.buffer = new Uint8Array(ValueArena.SIZE);
-      this.used = 0;
-    }
-    const at = this.used;
-    this.buffer.set(from.subarray(start, start + length), at);
-    this.used += length;
-    return new Uint8Array(this.buffer.buffer, at, length);
   }
 }
 

@@ -53,6 +53,7 @@ import { decodeSnapshot, encodeSnapshot, type SnapshotState } from "./snapshot.j
 import { contentHash } from "./hash.js";
 import { evaluateCompare } from "./txn.js";
 import { WatchHistory, type WatchEvent, type WatchFilter } from "./watch-history.js";
+import { ValueArena } from "./value-arena.js";
 
 export type StateMachineEvent =
   | WatchEvent
@@ -99,6 +100,8 @@ export interface StateMachineOptions {
 export class StateMachine {
   readonly limits: Limits;
   private kv = new KvStore();
+  /** Where put copies values (see value-arena.ts); replaced by a compact one at every snapshot. */
+  private values = new ValueArena();
   private readonly leaseTable = new LeaseTable();
   private readonly sessions: SessionTable;
   private history: WatchHistory;
@@ -375,7 +378,7 @@ export class StateMachine {
     const lease = op.lease ?? 0;
     const kv: KeyValue = {
       key: op.key,
-      value: op.value,
+      value: this.values.copy(op.value),
       createRevision: prev === undefined ? revision : prev.createRevision,
       modRevision: revision,
       version: prev === undefined ? 1 : prev.version + 1,
@@ -562,9 +565,21 @@ export class StateMachine {
         .map((h): [string, unknown] => [h.section, h.snapshot()])
         .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
       keyCount: this.kv.size,
-      kvs: this.kv.sorted(),
+      kvs: this.repackValues(this.kv.sorted()),
     };
     return encodeSnapshot(state);
+  }
+
+  /**
+   * Copies every live value into a fresh arena, so arenas kept alive only by a few values are freed: the dead
+   * bytes arenas hold stay bounded by what was written since the last snapshot. Values keep their bytes (readers
+   * holding a record see no change); only where they live moves.
+   */
+  private repackValues(kvs: KeyValue[]): KeyValue[] {
+    const fresh = new ValueArena();
+    for (const kv of kvs) (kv as { value: Uint8Array }).value = fresh.copy(kv.value);
+    this.values = fresh;
+    return kvs;
   }
 
   /** 64-bit content hash of the snapshot bytes (16 hex digits), to log and compare across replicas. */
