@@ -29,6 +29,7 @@ import type { Coordination } from "../locks/index.js";
 import { DurableStorage } from "../storage/durable-storage.js";
 import { PeerTransport } from "../transport/peer.js";
 import type { ServerConfig } from "./config.js";
+import { IdleCollector } from "./idle-gc.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import type { Logger } from "./logger.js";
 import { PendingProposals, ProposalError } from "./proposals.js";
@@ -72,6 +73,12 @@ export class ConcordNode extends EventEmitter {
   private readonly proposals = new PendingProposals();
   private readonly reads: ReadBarrier;
   private readonly leases = new LeaseKeeper();
+  /** Linearizable reads and keep-alives served (they apply nothing): with appliedIndex, what "idle" watches. */
+  private readsAndKeepAlives = 0;
+  private readonly idleGc = new IdleCollector(
+    () => this.appliedIndex + this.readsAndKeepAlives,
+    (ms) => this.log.info({ ms: Math.round(ms), rss: process.memoryUsage.rss() }, "idle: returned garbage to the OS"),
+  );
   readonly members = new Map<NodeId, Member>();
   private confState: ConfState;
   private readonly createStateMachine: NodeOptions["createStateMachine"];
@@ -231,6 +238,7 @@ export class ConcordNode extends EventEmitter {
   /** Resolves when a read of local state is linearizable (ReadIndex, batched per turn). */
   readBarrier(): Promise<void> {
     this.assertRunning();
+    this.readsAndKeepAlives++;
     const p = this.reads.wait();
     this.schedule();
     return p;
@@ -239,6 +247,7 @@ export class ConcordNode extends EventEmitter {
   /** A keep-alive on the leader: the TTL now remaining, or undefined if the lease does not exist. */
   keepAlive(leaseId: number): number | undefined {
     if (!this.isLeader) throw new ProposalError("NOT_LEADER", "keep-alives are answered by the leader");
+    this.readsAndKeepAlives++;
     if (!this.sm.leaseAlive(leaseId)) return undefined;
     return this.leases.keepAlive(leaseId, this.now());
   }
@@ -321,6 +330,7 @@ export class ConcordNode extends EventEmitter {
     if (opts.transfer !== false && this.isLeader) await this.handOffLeadership(opts.timeoutMs ?? this.config.tickMs * this.config.electionTicks * 2);
     this.stopped = true;
     clearInterval(this.tickTimer);
+    this.idleGc.stop();
     await this.readiesDone.catch(() => undefined);
     const err = new ProposalError("SHUTTING_DOWN", "the node is shutting down; retry on another member");
     this.proposals.failAll(err);
@@ -560,7 +570,10 @@ export class ConcordNode extends EventEmitter {
     const started = this.now();
     this.disk
       .saveSnapshot(snap)
-      .then(() => this.log.info({ index, bytes: data.byteLength, ms: Math.round(this.now() - started) }, "snapshot saved"))
+      .then(() => {
+        this.log.info({ index, bytes: data.byteLength, ms: Math.round(this.now() - started) }, "snapshot saved");
+        this.idleGc.arm();
+      })
       .catch((e: Error) => this.fail(e))
       .finally(() => (this.snapshotting = false));
   }
