@@ -21,6 +21,9 @@ const { values } = parseArgs({
   },
 });
 const runs = Number(values.runs);
+// Members and the load client run the built CLI, as the `concord` binary users install does (not through tsx,
+// whose loader thread alone adds ~30 MiB to each process).
+const CONCORD = path.join(root, "dist/cli/concord.js");
 const seconds = Number(values.seconds);
 const BASE = 7600;
 const endpoints = [0, 10, 20].map((d) => `ws://127.0.0.1:${BASE + d}`).join(",");
@@ -94,7 +97,7 @@ async function concordRun(): Promise<{ rows: Row[]; rssKiB: number }> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), "concord-bench-"));
   const dev: ChildProcess = spawn(
     process.execPath,
-    ["--import", "tsx", "cli/concord.ts", "dev", "--fresh", "--data", data, "--base-port", String(BASE), "--log-level", "warn"],
+    [CONCORD, "dev", "--fresh", "--data", data, "--base-port", String(BASE), "--log-level", "warn"],
     { cwd: root, stdio: "ignore" },
   );
   try {
@@ -102,7 +105,7 @@ async function concordRun(): Promise<{ rows: Row[]; rssKiB: number }> {
     const rows: Row[] = [];
     for (const p of PLAN) {
       log(`  concord ${p.workload} c=${p.concurrency}`);
-      rows.push(runJson(process.execPath, ["--import", "tsx", "cli/concord.ts", "bench", p.workload, "--concurrency", String(p.concurrency), "--seconds", String(seconds), "--endpoints", endpoints]));
+      rows.push(runJson(process.execPath, [CONCORD, "bench", p.workload, "--concurrency", String(p.concurrency), "--seconds", String(seconds), "--endpoints", endpoints]));
     }
     log("  concord: 100,000 keys of 256 bytes for memory");
     await fillConcord(100_000);
@@ -167,6 +170,8 @@ async function main(): Promise<void> {
   const concord: { rows: Row[]; rssKiB: number }[] = [];
   const etcd: { rows: Row[]; rssKiB: number }[] = [];
   const dir = values["skip-etcd"] ? "" : etcdClientDir();
+  log("building (npm run build)");
+  execFileSync("npm", ["run", "build"], { cwd: root, stdio: "ignore" });
   for (let r = 1; r <= runs; r++) {
     log(`run ${r}/${runs}`);
     concord.push(await concordRun());
