@@ -214,7 +214,7 @@ const OPTIONS: readonly OptionSpec[] = [
   {
     key: "snapshotEntries",
     arg: "<n>",
-    help: "snapshot after this many entries",
+    help: "snapshot after this many entries, once the log since the last snapshot is as large as it",
     kind: { type: "int", min: 1, max: 1e9, unit: "entries" },
     default: 10_000,
   },
