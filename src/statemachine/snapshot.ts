@@ -15,7 +15,7 @@ import type { KeyValue, Outcome } from "./commands.js";
 import { SnapshotFormatError } from "./errors.js";
 import { utf8Length } from "./limits.js";
 import type { WatchEvent } from "./watch-history.js";
-import { ValueArena } from "./value-arena.js";
+import { ByteArena } from "./byte-arena.js";
 
 export const SNAPSHOT_FORMAT_VERSION = 1;
 const MAGIC = [0x43, 0x53, 0x4d, 0x53]; // "CSMS"
@@ -104,7 +104,7 @@ export function decodeSnapshot(bytes: Uint8Array): SnapshotState {
     p += 8;
     if (!Number.isSafeInteger(keyCount) || keyCount < 0) throw new SnapshotFormatError(`bad key count ${keyCount}`);
     const kvs: KeyValue[] = new Array(keyCount);
-    const arena = new ValueArena();
+    const arena = new ByteArena();
     for (let i = 0; i < keyCount; i++) {
       const keyLength = view.getUint32(p, true);
       const key = readKey(bytes, p + 4, keyLength);

@@ -53,7 +53,7 @@ import { decodeSnapshot, encodeSnapshot, type SnapshotState } from "./snapshot.j
 import { contentHash } from "./hash.js";
 import { evaluateCompare } from "./txn.js";
 import { WatchHistory, type WatchEvent, type WatchFilter } from "./watch-history.js";
-import { ValueArena } from "./value-arena.js";
+import { ByteArena } from "./byte-arena.js";
 
 export type StateMachineEvent =
   | WatchEvent
@@ -100,8 +100,8 @@ export interface StateMachineOptions {
 export class StateMachine {
   readonly limits: Limits;
   private kv = new KvStore();
-  /** Where put copies values (see value-arena.ts); replaced by a compact one at every snapshot. */
-  private values = new ValueArena();
+  /** Where put copies values (see byte-arena.ts); replaced by a compact one at every snapshot. */
+  private values = new ByteArena();
   private readonly leaseTable = new LeaseTable();
   private readonly sessions: SessionTable;
   private history: WatchHistory;
@@ -576,7 +576,7 @@ export class StateMachine {
    * holding a record see no change); only where they live moves.
    */
   private repackValues(kvs: KeyValue[]): KeyValue[] {
-    const fresh = new ValueArena();
+    const fresh = new ByteArena();
     for (const kv of kvs) (kv as { value: Uint8Array }).value = fresh.copy(kv.value);
     this.values = fresh;
     return kvs;
