@@ -29,7 +29,7 @@ import type { Coordination } from "../locks/index.js";
 import { DurableStorage } from "../storage/durable-storage.js";
 import { PeerTransport } from "../transport/peer.js";
 import type { ServerConfig } from "./config.js";
-import { IdleCollector } from "./idle-gc.js";
+import { IdleCollector, shrinkPackBuffer } from "./idle-gc.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import type { Logger } from "./logger.js";
 import { PendingProposals, ProposalError } from "./proposals.js";
@@ -561,6 +561,7 @@ export class ConcordNode extends EventEmitter {
     if (!this.snapshotDue() || this.raft.inFlight > 0) return;
     const index = this.appliedIndex;
     const data = encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm: this.sm.snapshot() });
+    shrinkPackBuffer(); // the snapshot's meta grew it
     const snap = this.disk.log.createSnapshot(index, this.confState, data);
     this.snapshotting = true;
     this.lastSnapshotIndex = index;

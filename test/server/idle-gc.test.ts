@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { IdleCollector } from "../../src/server/idle-gc.js";
+import { Packr } from "msgpackr";
+import { IdleCollector, shrinkPackBuffer } from "../../src/server/idle-gc.js";
 
+// Checks are driven by hand (a synchronous test: the collector's own interval cannot fire in between).
 describe("IdleCollector", () => {
   it("collects once the watched progress stops moving, not while it moves", () => {
     let progress = 0;
     const collected: number[] = [];
-    const idle = new IdleCollector(() => progress, (ms) => collected.push(ms), 3_600_000); // checks driven by hand
+    const idle = new IdleCollector(() => progress, (ms) => collected.push(ms), 1000);
     idle.checkIdle();
     expect(collected).toEqual([]); // not armed: nothing to return
     idle.arm();
@@ -23,5 +25,51 @@ describe("IdleCollector", () => {
     idle.stop(); // cancels
     idle.checkIdle();
     expect(idle.collections).toBe(1);
+    idle.stop();
+  });
+
+  it("collects the young generation once quiet for six seconds after the full collection", () => {
+    let progress = 0;
+    const idle = new IdleCollector(() => progress, () => {}, 1000);
+    idle.arm();
+    idle.checkIdle();
+    expect(idle.collections).toBe(1);
+    for (let i = 0; i < 5; i++) idle.checkIdle();
+    expect(idle.youngCollections).toBe(0); // quiet 5 s
+    progress++;
+    idle.checkIdle(); // work restarts the wait
+    for (let i = 0; i < 5; i++) idle.checkIdle();
+    expect(idle.youngCollections).toBe(0);
+    idle.checkIdle();
+    expect(idle.youngCollections).toBe(1); // quiet 6 s
+    idle.checkIdle();
+    expect(idle.youngCollections).toBe(1); // then stopped until armed again
+    expect(idle.collections).toBe(1);
+  });
+
+  it("a snapshot while waiting for the young collection asks for a full one again", () => {
+    let progress = 0;
+    const idle = new IdleCollector(() => progress, () => {}, 1000);
+    idle.arm();
+    idle.checkIdle();
+    progress++;
+    idle.arm(); // a new burst wrote another snapshot
+    idle.checkIdle(); // busy
+    idle.checkIdle();
+    expect(idle.collections).toBe(2);
+    expect(idle.youngCollections).toBe(0);
+    idle.stop();
+  });
+});
+
+describe("shrinkPackBuffer", () => {
+  it("lets msgpackr's scratch buffer, grown by one large message, go (it is shared by every Packr)", () => {
+    const mine = new Packr({ useRecords: false });
+    mine.pack(new Uint8Array(5 << 20));
+    expect(mine.pack({ small: 1 }).buffer.byteLength).toBeGreaterThan(5 << 20); // what costs members 8–12 MiB
+    shrinkPackBuffer();
+    const after = mine.pack({ small: 1 });
+    expect(after.buffer.byteLength).toBeLessThanOrEqual(8192);
+    expect(mine.unpack(after)).toEqual({ small: 1 });
   });
 });
