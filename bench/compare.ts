@@ -83,6 +83,24 @@ function childPids(pid: number): number[] {
   }
 }
 
+interface Run {
+  rows: Row[];
+  rssSoonKiB: number;
+  rssSettledKiB: number;
+}
+
+// Memory is read twice after the fill: soon after, and once settled — a Concord member returns a burst's garbage
+// after 1 s quiet and shrinks its young generation after 6 s more; Go returns memory to the OS in the background.
+const SOON_MS = 2000;
+const SETTLED_MS = 10_000;
+
+async function rssAfterFill(read: () => number): Promise<{ rssSoonKiB: number; rssSettledKiB: number }> {
+  await sleep(SOON_MS);
+  const rssSoonKiB = read();
+  await sleep(SETTLED_MS - SOON_MS);
+  return { rssSoonKiB, rssSettledKiB: read() };
+}
+
 async function fillConcord(n: number): Promise<void> {
   const c = await connect(endpoints);
   const value = Buffer.alloc(256, "v");
@@ -93,7 +111,7 @@ async function fillConcord(n: number): Promise<void> {
   await c.close();
 }
 
-async function concordRun(): Promise<{ rows: Row[]; rssKiB: number }> {
+async function concordRun(): Promise<Run> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), "concord-bench-"));
   const dev: ChildProcess = spawn(
     process.execPath,
@@ -109,9 +127,9 @@ async function concordRun(): Promise<{ rows: Row[]; rssKiB: number }> {
     }
     log("  concord: 100,000 keys of 256 bytes for memory");
     await fillConcord(100_000);
-    await sleep(2000);
-    const rss = Math.max(...childPids(dev.pid!).map(rssKiB));
-    return { rows, rssKiB: rss };
+    const pids = childPids(dev.pid!);
+    const rss = await rssAfterFill(() => Math.max(...pids.map(rssKiB)));
+    return { rows, ...rss };
   } finally {
     dev.kill("SIGTERM");
     await new Promise((r) => dev.once("exit", r));
@@ -139,7 +157,7 @@ c.close();`,
   return dir;
 }
 
-function etcdRun(dir: string): { rows: Row[]; rssKiB: number } {
+async function etcdRun(dir: string): Promise<Run> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), "etcd-bench-"));
   const cluster = path.join(values["etcd-dir"]!, "cluster.sh");
   execFileSync("bash", [cluster, "start", data], { stdio: "ignore", timeout: 300_000 });
@@ -152,9 +170,9 @@ function etcdRun(dir: string): { rows: Row[]; rssKiB: number } {
     }
     log("  etcd: 100,000 keys of 256 bytes for memory");
     execFileSync(process.execPath, ["fill.mjs", "100000"], { cwd: dir, stdio: "ignore", timeout: 300_000 });
-    execFileSync("sleep", ["2"]);
     const pids = [1, 2, 3].map((i) => Number(fs.readFileSync(path.join(data, `n${i}.pid`), "utf8")));
-    return { rows, rssKiB: Math.max(...pids.map(rssKiB)) };
+    const rss = await rssAfterFill(() => Math.max(...pids.map(rssKiB)));
+    return { rows, ...rss };
   } finally {
     execFileSync("bash", [cluster, "stop", data], { stdio: "ignore" });
     fs.rmSync(data, { recursive: true, force: true });
@@ -167,15 +185,15 @@ const median = (xs: number[]) => {
 };
 
 async function main(): Promise<void> {
-  const concord: { rows: Row[]; rssKiB: number }[] = [];
-  const etcd: { rows: Row[]; rssKiB: number }[] = [];
+  const concord: Run[] = [];
+  const etcd: Run[] = [];
   const dir = values["skip-etcd"] ? "" : etcdClientDir();
   log("building (npm run build)");
   execFileSync("npm", ["run", "build"], { cwd: root, stdio: "ignore" });
   for (let r = 1; r <= runs; r++) {
     log(`run ${r}/${runs}`);
     concord.push(await concordRun());
-    if (!values["skip-etcd"]) etcd.push(etcdRun(dir));
+    if (!values["skip-etcd"]) etcd.push(await etcdRun(dir));
   }
   const find = (set: { rows: Row[] }[], workload: string, c: number, sys: "concord" | "etcd") =>
     set.map((s) => s.rows.find((x) => x.workload === workload && x.concurrency === c && (sys === "etcd" || x.system === "concord"))).filter((x): x is Row => !!x);
@@ -191,9 +209,20 @@ async function main(): Promise<void> {
     table.push({ workload: p.workload, concurrency: p.concurrency, concord: c, etcd: e, ratio: +ratio.toFixed(2) });
     lines.push(`| ${p.workload}${p.workload === "get-serializable" ? " (vs etcd get)" : ""} | ${p.concurrency} | ${c.ops} | ${e.ops} | ${ratio.toFixed(2)}× | ${c.p50} / ${c.p99} | ${e.p50} / ${e.p99} |`);
   }
-  const cm = median(concord.map((x) => x.rssKiB));
-  const em = median(etcd.map((x) => x.rssKiB));
-  lines.push("", `Resident memory per member after 100,000 keys of 256 bytes (largest member, median of runs): Concord ${(cm / 1024).toFixed(0)} MiB, etcd ${(em / 1024).toFixed(0)} MiB.`);
+  const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
+  const rss = {
+    soonKiB: { concord: median(concord.map((x) => x.rssSoonKiB)), etcd: median(etcd.map((x) => x.rssSoonKiB)) },
+    settledKiB: { concord: median(concord.map((x) => x.rssSettledKiB)), etcd: median(etcd.map((x) => x.rssSettledKiB)) },
+  };
+  lines.push(
+    "",
+    "Resident memory per member after writing 100,000 keys of 256 bytes (largest member's RSS, median of runs):",
+    "",
+    "| when | Concord | etcd | ratio |",
+    "|---|---|---|---|",
+    `| ${SOON_MS / 1000} s after the last write | ${mib(rss.soonKiB.concord)} | ${mib(rss.soonKiB.etcd)} | ${(rss.soonKiB.concord / rss.soonKiB.etcd).toFixed(2)} |`,
+    `| settled, ${SETTLED_MS / 1000} s after | ${mib(rss.settledKiB.concord)} | ${mib(rss.settledKiB.etcd)} | ${(rss.settledKiB.concord / rss.settledKiB.etcd).toFixed(2)} |`,
+  );
   const cpu = os.cpus();
   const doc = `# Benchmarks: Concord vs etcd 3.4 on the same machine
 
@@ -208,7 +237,7 @@ Reproduce: \`npm run bench:compare -- --runs 3 --seconds 8\` (installs etcd-serv
 `;
   fs.writeFileSync(values.out!, doc);
   console.log(doc);
-  console.log(JSON.stringify({ runs, seconds, table, rssKiB: { concord: cm, etcd: em } }));
+  console.log(JSON.stringify({ runs, seconds, table, rss }));
 }
 
 await main();
