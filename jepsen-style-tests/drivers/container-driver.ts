@@ -80,6 +80,8 @@ async function buildImage(repoRoot: string): Promise<void> {
       if (m) copy(m[1]!);
     }
     for (const part of ["src", "cli", "node_modules", "package.json", "tsconfig.json", "jepsen-style-tests/clock-skew.mjs"]) copy(path.join(repoRoot, part), path.join("/app", part));
+    const addon = "build/Release/malloc_trim.node"; // links only libc, which ldd brought (src/server/c-heap.ts)
+    if (fs.existsSync(path.join(repoRoot, addon))) copy(path.join(repoRoot, addon), path.join("/app", addon));
     fs.mkdirSync(path.join(rootfs, "tmp"), { recursive: true });
     fs.chmodSync(path.join(rootfs, "tmp"), 0o1777);
     fs.mkdirSync(path.join(rootfs, "data"), { recursive: true });
