@@ -24,6 +24,7 @@ import { NotLeaderError, ProposalDroppedError } from "../raft/errors.js";
 import { RaftNode } from "../raft/node.js";
 import { EntryType, type ConfChange, type ConfState, type Entry, type HardState, type SnapshotMetadata, type Message, type NodeId, type Ready, type SoftState } from "../raft/types.js";
 import { encodeCommand, type Command, type Outcome } from "../statemachine/commands.js";
+import { contentHash } from "../statemachine/hash.js";
 import type { StateMachine, StateMachineEvent } from "../statemachine/state-machine.js";
 import type { Coordination } from "../locks/index.js";
 import { DurableStorage } from "../storage/durable-storage.js";
@@ -289,7 +290,7 @@ export class ConcordNode extends EventEmitter {
       index: this.appliedIndex,
       term: this.appliedTerm,
       data: encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm }),
-      hash: this.sm.hash(),
+      hash: contentHash(sm), // what sm.hash() would return, without encoding the state a second time
     };
   }
 
