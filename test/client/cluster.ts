@@ -6,7 +6,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll } from "vitest";
 import { devClusterLayout } from "../../cli/dev.js";
+import { connect, type Client } from "../../src/index.js";
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const CLI = path.join(REPO, "cli/concord.ts");
@@ -182,5 +184,47 @@ export async function waitFor<T>(
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * A suite's cluster for CLI end-to-end tests: started before all tests, with a client, a scratch directory and the
+ * CLI processes it ran (killed after all, with the process groups of children that outlived their CLI).
+ */
+export class CliSuite {
+  cluster!: TestCluster;
+  client!: Client;
+  dir!: string;
+  /** Process groups to SIGKILL at the end: children whose `concord` was SIGKILLed and so could not stop them. */
+  readonly orphans: number[] = [];
+  private readonly procs: CliProcess[] = [];
+
+  constructor(basePort: number, name: string) {
+    beforeAll(async () => {
+      this.cluster = new TestCluster(basePort);
+      await this.cluster.start();
+      this.client = await connect(this.cluster.endpoints);
+      this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `concord-${name}-`));
+    });
+    afterAll(async () => {
+      for (const p of this.procs) p.kill();
+      for (const pid of this.orphans) {
+        try {
+          process.kill(-pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+      await this.client?.close();
+      await this.cluster?.stop();
+      if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+    });
+  }
+
+  /** `concord ARGS` against this suite's cluster. */
+  cli(args: string[]): CliProcess {
+    const p = runCli(args, { CONCORD_ENDPOINTS: this.cluster.endpoints });
+    this.procs.push(p);
+    return p;
   }
 }

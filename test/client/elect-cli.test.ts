@@ -1,44 +1,14 @@
 // `concord elect` and observe end to end: real CLI processes against a real 3-member cluster (ports 8300-8321).
 
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type Client, type LeaderChange } from "../../src/index.js";
-import { TestCluster, runCli, waitFor, type CliProcess } from "./cluster.js";
+import { describe, expect, it } from "vitest";
+import type { LeaderChange } from "../../src/index.js";
+import { CliSuite, waitFor, type CliProcess } from "./cluster.js";
 
-let cluster: TestCluster;
-let c: Client;
-let dir: string;
-const procs: CliProcess[] = [];
-const orphans: number[] = [];
+const suite = new CliSuite(8300, "elect-cli");
 
-beforeAll(async () => {
-  cluster = new TestCluster(8300);
-  await cluster.start();
-  c = await connect(cluster.endpoints);
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "concord-elect-cli-"));
-});
-
-afterAll(async () => {
-  for (const p of procs) p.kill();
-  for (const pid of orphans) {
-    try {
-      process.kill(-pid, "SIGKILL");
-    } catch {
-      // gone
-    }
-  }
-  await c?.close();
-  await cluster?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function cli(args: string[]): CliProcess {
-  const p = runCli(args, { CONCORD_ENDPOINTS: cluster.endpoints });
-  procs.push(p);
-  return p;
-}
+const cli = (args: string[]): CliProcess => suite.cli(args);
 
 interface ObservedLine {
   leader: number | null;
@@ -52,7 +22,7 @@ describe("concord elect", () => {
     const observer = cli(["elect", "sched", "--observe", "--json"]);
     await waitFor("the observer's first line", 15_000, () => (observer.stdout().includes("\n") ? true : undefined));
 
-    const pidFile = path.join(dir, "a.pid");
+    const pidFile = path.join(suite.dir, "a.pid");
     const a = cli([
       "elect",
       "--ttl",
@@ -69,7 +39,7 @@ describe("concord elect", () => {
         ? Number(fs.readFileSync(pidFile, "utf8"))
         : undefined,
     );
-    orphans.push(childA);
+    suite.orphans.push(childA);
     const b = cli(["elect", "--ttl", "2s", "sched", "beta"]);
     await new Promise((r) => setTimeout(r, 500));
     expect(b.stdout()).toBe(""); // beta waits while alpha leads
@@ -81,11 +51,11 @@ describe("concord elect", () => {
     const handover = Date.now() - t0;
     expect(handover).toBeGreaterThan(1000);
     expect(handover).toBeLessThan(6000);
-    expect((await c.election("sched").leader())?.text).toBe("beta");
+    expect((await suite.client.election("sched").leader())?.text).toBe("beta");
 
     b.kill("SIGTERM"); // resigns on exit
     expect((await b.exited).code).toBe(0);
-    await waitFor("no leader", 5000, async () => ((await c.election("sched").leader()) === null ? true : undefined));
+    await waitFor("no leader", 5000, async () => ((await suite.client.election("sched").leader()) === null ? true : undefined));
 
     const lines = await waitFor("the observer to see beta resign", 5000, () => {
       const ls = observer
@@ -108,7 +78,7 @@ describe("concord elect", () => {
 
   it("the library's observe() resumes across a member kill without repeating or skipping changes", async () => {
     const seen: LeaderChange[] = [];
-    const obs = c.election("resume").observe();
+    const obs = suite.client.election("resume").observe();
     await obs.ready();
     const done = (async () => {
       for await (const ch of obs) {
@@ -116,12 +86,12 @@ describe("concord elect", () => {
         if (ch.leader?.text === "v3") return;
       }
     })();
-    const leader = await cluster.waitForLeader(5000);
+    const leader = await suite.cluster.waitForLeader(5000);
     let reconnects = 0;
-    const off = c.onReconnect(() => reconnects++);
+    const off = suite.client.onReconnect(() => reconnects++);
     for (let i = 1; i <= 3; i++) {
-      const lead = await c.election("resume").campaign(`v${i}`, { ttlMs: 3000 });
-      if (i === 2) cluster.kill(leader);
+      const lead = await suite.client.election("resume").campaign(`v${i}`, { ttlMs: 3000 });
+      if (i === 2) suite.cluster.kill(leader);
       if (i < 3) await lead.resign();
     }
     await Promise.race([
@@ -134,6 +104,6 @@ describe("concord elect", () => {
     for (let i = 1; i < idx.length; i++) expect(idx[i]).toBeGreaterThan(idx[i - 1]);
     expect(reconnects).toBeGreaterThanOrEqual(1);
     off();
-    cluster.startMember(leader);
+    suite.cluster.startMember(leader);
   });
 });

@@ -1,43 +1,14 @@
 // `concord lock` end to end: real CLI processes against a real 3-member cluster (ports 8200-8221).
 
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type Client } from "../../src/index.js";
-import { TestCluster, runCli, waitFor, type CliProcess } from "./cluster.js";
+import { describe, expect, it } from "vitest";
+import { CliSuite, waitFor, type CliProcess } from "./cluster.js";
 
-let cluster: TestCluster;
-let c: Client;
-let dir: string;
-const procs: CliProcess[] = [];
-const orphans: number[] = [];
-
-beforeAll(async () => {
-  cluster = new TestCluster(8200);
-  await cluster.start();
-  c = await connect(cluster.endpoints);
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "concord-lock-cli-"));
-});
-
-afterAll(async () => {
-  for (const p of procs) p.kill();
-  for (const pid of orphans) {
-    try {
-      process.kill(-pid, "SIGKILL");
-    } catch {
-      // gone
-    }
-  }
-  await c?.close();
-  await cluster?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const suite = new CliSuite(8200, "lock-cli");
 
 function lock(args: string[]): CliProcess {
-  const p = runCli(["lock", ...args], { CONCORD_ENDPOINTS: cluster.endpoints });
-  procs.push(p);
-  return p;
+  return suite.cli(["lock", ...args]);
 }
 
 /** A child that logs "start T" / "end T" around a sleep (also when terminated). */
@@ -69,7 +40,7 @@ function checkExclusive(log: string): number[] {
 
 describe("concord lock", () => {
   it("three processes never run their commands at the same time, and tokens strictly increase", async () => {
-    const log = path.join(dir, "mutex.log");
+    const log = path.join(suite.dir, "mutex.log");
     const ps = [0, 1, 2].map(() => lock(["--ttl", "3s", "mutex", "--", ...recorder(log, 0.3)]));
     const results = await Promise.all(ps.map((p) => p.exited));
     expect(
@@ -89,7 +60,7 @@ describe("concord lock", () => {
     );
     expect(printed).toMatchObject({ name: "held" });
     expect(printed.token).toBeGreaterThan(0);
-    const status = await c.lockStatus("held");
+    const status = await suite.client.lockStatus("held");
     expect(status.holders.map((h) => h.token)).toEqual([printed.token]);
 
     const tryer = lock(["--try", "held", "--", "true"]);
@@ -99,11 +70,11 @@ describe("concord lock", () => {
 
     holder.kill("SIGINT");
     expect((await holder.exited).code).toBe(0);
-    expect((await c.lockStatus("held")).holders).toEqual([]);
+    expect((await suite.client.lockStatus("held")).holders).toEqual([]);
   });
 
   it("a lost lock kills the child's process group at once", async () => {
-    const pidFile = path.join(dir, "lost.pid");
+    const pidFile = path.join(suite.dir, "lost.pid");
     const p = lock([
       "--ttl",
       "5s",
@@ -120,10 +91,10 @@ describe("concord lock", () => {
         ? Number(fs.readFileSync(pidFile, "utf8"))
         : undefined,
     );
-    orphans.push(childPid);
-    const holder = (await c.lockStatus("lostlock")).holders[0];
+    suite.orphans.push(childPid);
+    const holder = (await suite.client.lockStatus("lostlock")).holders[0];
     const t0 = Date.now();
-    await c.revokeLease(holder.lease); // the lock ends on the server
+    await suite.client.revokeLease(holder.lease); // the lock ends on the server
     const r = await p.exited;
     expect(Date.now() - t0).toBeLessThan(2500);
     expect(r.code).toBe(143); // the child died of SIGTERM; its code is passed through
@@ -132,18 +103,18 @@ describe("concord lock", () => {
   });
 
   it("killing the holder's client process hands the lock over after the TTL", async () => {
-    const pidFile = path.join(dir, "handover.pid");
-    const log = path.join(dir, "handover.log");
+    const pidFile = path.join(suite.dir, "handover.pid");
+    const log = path.join(suite.dir, "handover.log");
     const holder = lock(["--ttl", "2s", "handover", "--", "sh", "-c", `echo $$ > ${pidFile}; sleep 30 & wait $!`]);
     const childPid = await waitFor("the holder's child", 15_000, () =>
       fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").trim()
         ? Number(fs.readFileSync(pidFile, "utf8"))
         : undefined,
     );
-    orphans.push(childPid); // a SIGKILLed `concord lock` cannot stop its child: the fencing token is the guard
+    suite.orphans.push(childPid); // a SIGKILLed `concord lock` cannot stop its child: the fencing token is the guard
     const waiter = lock(["--ttl", "2s", "handover", "--", "sh", "-c", `echo "second $CONCORD_LOCK_TOKEN" >> ${log}`]);
     await waitFor("the waiter to queue", 15_000, async () =>
-      (await c.lockStatus("handover")).waiters.length > 0 ? true : undefined,
+      (await suite.client.lockStatus("handover")).waiters.length > 0 ? true : undefined,
     );
     const t0 = Date.now();
     process.kill(holder.child.pid!, "SIGKILL");
@@ -156,21 +127,21 @@ describe("concord lock", () => {
   });
 
   it("killing the member the holder is connected to never lets two holders run at once", async () => {
-    const log = path.join(dir, "nodekill.log");
+    const log = path.join(suite.dir, "nodekill.log");
     const holder = lock(["--ttl", "2s", "nodekill", "--", ...recorder(log, 3)]);
     await waitFor("the holder's child", 15_000, () => (fs.existsSync(log) ? true : undefined));
     // The waiter must keep its lease through the failover (election + reconnect, which can pass 2 s on a loaded
     // machine); the holder's short TTL is what this test is about.
     const waiter = lock(["--ttl", "5s", "nodekill", "--", ...recorder(log, 0.2)]);
     await waitFor("the waiter to queue", 15_000, async () =>
-      (await c.lockStatus("nodekill")).waiters.length > 0 ? true : undefined,
+      (await suite.client.lockStatus("nodekill")).waiters.length > 0 ? true : undefined,
     );
-    const leader = await cluster.waitForLeader(5000);
-    cluster.kill(leader);
+    const leader = await suite.cluster.waitForLeader(5000);
+    suite.cluster.kill(leader);
     const [r1, r2] = await Promise.all([holder.exited, waiter.exited]);
     expect([0, 143]).toContain(r1.code); // kept the lock through the failover, or lost it and was stopped
     expect(r2.code, waiter.stderr()).toBe(0);
     expect(checkExclusive(log)).toHaveLength(2);
-    cluster.startMember(leader);
+    suite.cluster.startMember(leader);
   });
 });
