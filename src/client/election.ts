@@ -14,7 +14,7 @@ import { ConcordError, clientError, toConcordError } from "./errors.js";
 import { grantLease, type Lease } from "./lease.js";
 import type { SessionManager } from "./session.js";
 import { bytesToText, checkKey, checkPositiveInt, toBytes, type ValueInput } from "./values.js";
-import { PushQueue } from "./push-queue.js";
+import { ResumableStream, type ResumableStreamOptions } from "./resumable-stream.js";
 
 export interface ElectionLeader {
   /** The leader's lease id (identifies the candidate). */
@@ -178,7 +178,7 @@ export class Election {
   }
 
   /** Every leadership change from now on (starting with the current state), in order. */
-  observe(opts: { signal?: AbortSignal; resumeTimeoutMs?: number } = {}): Observer {
+  observe(opts: ResumableStreamOptions = {}): Observer {
     return new Observer(this.conn, this.name, opts);
   }
 
@@ -220,100 +220,33 @@ interface WireObservePush {
   error?: { code: string; message: string };
 }
 
-export class Observer implements AsyncIterable<LeaderChange> {
-  private readonly q = new PushQueue<LeaderChange>();
-  private stream: { socketId: number; id: number } | null = null;
+export class Observer extends ResumableStream<LeaderChange, { stream: number }, WireObservePush> {
   /** Index of the last delivered change, and how many changes at that index were delivered. */
   private lastIndex = 0;
   private deliveredAtLast = 0;
   /** Changes at lastIndex a resumed stream will replay and must be skipped. */
   private skip = 0;
   private last: LeaderChange | null = null;
-  private subscribing = false;
-  private readonly offReconnect: () => void;
-  private readonly resumeTimeoutMs: number;
-  private readonly started: Promise<void>;
 
   constructor(
-    private readonly conn: Connection,
+    conn: Connection,
     private readonly name: string,
-    opts: { signal?: AbortSignal; resumeTimeoutMs?: number },
+    opts: ResumableStreamOptions,
   ) {
-    this.resumeTimeoutMs = opts.resumeTimeoutMs ?? conn.timeoutMs * 3;
-    this.offReconnect = conn.onReconnect(() => this.resubscribe());
-    opts.signal?.addEventListener("abort", () => void this.close(), { once: true });
-    this.started = this.subscribe();
+    super(conn, { open: "observe", close: "unobserve" }, opts);
+    this.start();
   }
 
-  async ready(): Promise<void> {
-    await this.started;
-    if (this.q.error) throw this.q.error;
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<LeaderChange> {
-    try {
-      yield* this.q.drain();
-    } finally {
-      await this.close();
+  protected openArgs(): Record<string, unknown> {
+    const args: Record<string, unknown> = { name: this.name };
+    if (this.lastIndex > 0) {
+      args.fromToken = this.lastIndex;
+      this.skip = this.deliveredAtLast;
     }
+    return args;
   }
 
-  async close(): Promise<void> {
-    if (this.q.ended) return;
-    this.q.end();
-    this.offReconnect();
-    const s = this.stream;
-    this.stream = null;
-    if (s && s.socketId === this.conn.socketId) {
-      this.conn.unregisterStream(s.socketId, s.id);
-      await this.conn.call("unobserve", { stream: s.id }, { timeoutMs: 2000, retry: false }).catch(() => {});
-    }
-  }
-
-  private resubscribe(): void {
-    if (this.q.ended) return;
-    this.stream = null;
-    if (!this.subscribing) void this.subscribe();
-  }
-
-  private async subscribe(): Promise<void> {
-    this.subscribing = true;
-    try {
-      while (!this.q.ended && this.stream?.socketId !== this.conn.socketId) {
-        const args: Record<string, unknown> = { name: this.name };
-        if (this.lastIndex > 0) {
-          args.fromToken = this.lastIndex;
-          this.skip = this.deliveredAtLast;
-        }
-        let res: { result: { stream: number }; socketId: number };
-        try {
-          res = await this.conn.callOnSocket<{ stream: number }>("observe", args, { timeoutMs: this.resumeTimeoutMs });
-        } catch (e) {
-          this.q.fail(toConcordError(e));
-          await this.close();
-          return;
-        }
-        const { socketId } = res;
-        const id = res.result.stream;
-        if (this.q.ended) {
-          await this.conn.call("unobserve", { stream: id }, { timeoutMs: 2000, retry: false }).catch(() => {});
-          return;
-        }
-        this.stream = { socketId, id };
-        this.conn.registerStream(socketId, id, (ev) => this.onPush(socketId, id, ev as WireObservePush));
-      }
-    } finally {
-      this.subscribing = false;
-    }
-  }
-
-  private onPush(socketId: number, stream: number, ev: WireObservePush): void {
-    if (this.q.ended || this.stream?.socketId !== socketId || this.stream.id !== stream) return;
-    if (ev.error) {
-      this.conn.unregisterStream(socketId, stream);
-      this.resubscribe();
-      return;
-    }
+  protected onEvent(ev: WireObservePush): void {
     if (ev.kind !== "leader") return;
     const change: LeaderChange = { leader: decodeLeader(ev.leader), index: ev.index ?? 0, cause: ev.cause ?? "" };
     if (change.index < this.lastIndex) return; // replayed history already delivered
