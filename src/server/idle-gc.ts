@@ -7,8 +7,9 @@
 // after 100,000 puts). Its young generation, grown to 32 MiB under load, shrinks only at a collection that finds
 // the allocation rate of the last seconds low. V8's memory reducer does both for browsers; Node does not start it
 // for servers; and the C heap keeps what the collected buffers freed until trimmed (c-heap.ts). The full
-// collection pauses the member (~350 ms measured at 100,000 keys), so it runs only once
-// `progress` has not moved for `idleMs`, never under load; the young one takes well under a millisecond.
+// collection pauses the member (~350 ms measured at 100,000 keys), so it runs only once `progress` has moved by
+// at most QUIET_OPS in `idleMs` — never under load, yet not never where connected clients' session keep-alives
+// (one per client every 10 s) keep arriving; the young one takes well under a millisecond.
 import { Packr } from "msgpackr";
 import v8 from "node:v8";
 import vm from "node:vm";
@@ -38,6 +39,9 @@ export function findCollector(): Collect | undefined {
     return undefined;
   }
 }
+
+/** Operations (applied entries, reads, keep-alives) per look that still count as quiet: a few clients' keep-alives. */
+const QUIET_OPS = 10;
 
 /** Quiet time after which V8's allocation rate (averaged over ~5 s) lets a young collection shrink the generation. */
 const YOUNG_SHRINK_AFTER_MS = 6000;
@@ -70,14 +74,15 @@ export class IdleCollector {
 
   /**
    * Runs every `idleMs` while armed: the full collection at the first quiet look, the young one once quiet for
-   * YOUNG_SHRINK_AFTER_MS since. Work in between restarts the wait.
+   * YOUNG_SHRINK_AFTER_MS since. A busy look (more than QUIET_OPS) in between restarts the wait.
    */
   checkIdle(): void {
     if (!this.timer) return;
     const now = this.progress();
-    if (now !== this.lastProgress) {
-      this.lastProgress = now; // still busy: look again in idleMs
-      this.quietMs = 0;
+    const moved = now - this.lastProgress;
+    this.lastProgress = now;
+    if (moved > QUIET_OPS) {
+      this.quietMs = 0; // still busy: look again in idleMs
       return;
     }
     this.quietMs += this.idleMs;

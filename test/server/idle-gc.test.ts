@@ -4,7 +4,7 @@ import { IdleCollector, shrinkPackBuffer } from "../../src/server/idle-gc.js";
 
 // Checks are driven by hand (a synchronous test: the collector's own interval cannot fire in between).
 describe("IdleCollector", () => {
-  it("collects once the watched progress stops moving, not while it moves", () => {
+  it("collects once the watched progress (nearly) stops moving, not while it moves", () => {
     let progress = 0;
     const collected: number[] = [];
     const idle = new IdleCollector(() => progress, (ms) => collected.push(ms), 1000);
@@ -12,7 +12,7 @@ describe("IdleCollector", () => {
     expect(collected).toEqual([]); // not armed: nothing to return
     idle.arm();
     for (let i = 0; i < 5; i++) {
-      progress++;
+      progress += 100; // busy
       idle.checkIdle();
     }
     expect(collected).toEqual([]); // busy all along
@@ -36,7 +36,7 @@ describe("IdleCollector", () => {
     expect(idle.collections).toBe(1);
     for (let i = 0; i < 5; i++) idle.checkIdle();
     expect(idle.youngCollections).toBe(0); // quiet 5 s
-    progress++;
+    progress += 100; // busy
     idle.checkIdle(); // work restarts the wait
     for (let i = 0; i < 5; i++) idle.checkIdle();
     expect(idle.youngCollections).toBe(0);
@@ -47,12 +47,31 @@ describe("IdleCollector", () => {
     expect(idle.collections).toBe(1);
   });
 
+  it("a few keep-alives per second still count as quiet (connected clients' sessions never stop them)", () => {
+    let progress = 0;
+    const idle = new IdleCollector(() => progress, () => {}, 1000);
+    idle.arm();
+    progress += 10;
+    idle.checkIdle();
+    expect(idle.collections).toBe(1);
+    progress += 11;
+    idle.checkIdle(); // more than that is work
+    for (let i = 0; i < 5; i++) {
+      progress += 3;
+      idle.checkIdle();
+    }
+    expect(idle.youngCollections).toBe(0);
+    progress += 3;
+    idle.checkIdle();
+    expect(idle.youngCollections).toBe(1);
+  });
+
   it("a snapshot while waiting for the young collection asks for a full one again", () => {
     let progress = 0;
     const idle = new IdleCollector(() => progress, () => {}, 1000);
     idle.arm();
     idle.checkIdle();
-    progress++;
+    progress += 100; // busy
     idle.arm(); // a new burst wrote another snapshot
     idle.checkIdle(); // busy
     idle.checkIdle();
