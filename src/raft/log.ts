@@ -20,8 +20,7 @@ class Unstable {
 
   /** Entries not yet handed to the host. */
   entriesToPersist(): Entry[] {
-    const from = this.offsetInProgress - this.offset;
-    return from === 0 ? this.entries.slice() : this.entries.slice(from);
+    return this.entries.slice(this.offsetInProgress - this.offset);
   }
 
   hasEntriesToPersist(): boolean {

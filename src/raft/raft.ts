@@ -871,5 +871,4 @@ export class Raft {
   private send<M extends Message>(m: M): void {
     this.msgs.push(m);
   }
-
 }
