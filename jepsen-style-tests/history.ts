@@ -6,7 +6,7 @@
 // operation may still take effect later, so the worker continues under a fresh id, as Jepsen does); every
 // completion names the same `f` and `key` as its invoke; events are appended in real-time order.
 
-import { assert } from "../src/raft/errors.js";
+import { assert } from "../src/assert.js";
 
 export interface RecordedEvent {
   process: number;

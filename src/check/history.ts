@@ -7,7 +7,7 @@
 // - `info` operations, and invokes never completed, stay open until the end of the history: they may take
 //   effect at any point after their invoke, or never.
 
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import { HistoryFormatError } from "./errors.js";
 
 export type ProcessId = number | string;

@@ -12,7 +12,7 @@
 //   rest of the search from it depends on nothing else. Sets are bitsets, found by two Zobrist hashes.
 // - A step budget and a time budget turn an exhausting search into the verdict `unknown`.
 
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import { CheckerInputError, ModelInputError } from "./errors.js";
 import type { Operation, PairedHistory } from "./history.js";
 import type { Model } from "./models.js";

@@ -11,7 +11,7 @@
 // risking a second application.
 
 import { performance } from "node:perf_hooks";
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import { sleep, type Connection } from "./connection.js";
 import { toConcordError } from "./errors.js";
 import { Lease } from "./lease.js";

@@ -11,7 +11,7 @@
 //    maxIdleElections are idle, then the longest-idle is forgotten and forgottenThrough (a bound on the index
 //    of anything forgotten) rises, so a resume into a forgotten stretch answers COMPACTED too.
 
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import { failed, ok, type ExtensionCommand, type Outcome } from "../statemachine/commands.js";
 import { commandError, type CommandError } from "../statemachine/errors.js";
 import type { LeaseEndReason } from "../statemachine/leases.js";

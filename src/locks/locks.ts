@@ -12,7 +12,7 @@
 // Grants caused by a lease ending wait until endApply(), after every lease of the entry has ended, so a waiter
 // whose lease ends in the same entry is never granted (and never takes a token that another holder gets too).
 
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import { failed, ok, type ExtensionCommand, type Fence, type Outcome } from "../statemachine/commands.js";
 import { commandError, invalidArgument, type CommandError } from "../statemachine/errors.js";
 import type { LeaseEndReason } from "../statemachine/leases.js";

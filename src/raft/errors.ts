@@ -35,16 +35,3 @@ export class UnavailableError extends Error {
     this.name = "UnavailableError";
   }
 }
-
-/** A broken invariant: the node's state can no longer be trusted. Never caught by the core. */
-export class RaftInvariantError extends Error {
-  constructor(message: string) {
-    super(`raft invariant violated: ${message}`);
-    this.name = "RaftInvariantError";
-  }
-}
-
-/** TigerBeetle-style assertion of an invariant in production code. */
-export function assert(cond: unknown, message: string | (() => string)): asserts cond {
-  if (!cond) throw new RaftInvariantError(typeof message === "string" ? message : message());
-}

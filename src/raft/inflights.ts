@@ -1,4 +1,4 @@
-import { assert } from "./errors.js";
+import { assert } from "../assert.js";
 
 /**
  * The append messages in flight to one follower: a ring of (last index, bytes) per message, bounded by a count

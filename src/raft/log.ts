@@ -1,4 +1,5 @@
-import { CompactedError, UnavailableError, assert } from "./errors.js";
+import { CompactedError, UnavailableError } from "./errors.js";
+import { assert } from "../assert.js";
 import type { Storage } from "./storage.js";
 import { entrySize, type Entry, type Snapshot } from "./types.js";
 

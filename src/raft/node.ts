@@ -1,5 +1,5 @@
 import { Raft, type RaftConfig } from "./raft.js";
-import { assert } from "./errors.js";
+import { assert } from "../assert.js";
 import type { Storage } from "./storage.js";
 import { confStateFromConfig } from "./confchange.js";
 import type { ConfChange, ConfState, HardState, NodeId, Ready, Role, SoftState } from "./types.js";

@@ -1,4 +1,4 @@
-import { assert } from "./errors.js";
+import { assert } from "../assert.js";
 import { Inflights } from "./inflights.js";
 
 /**

@@ -6,7 +6,8 @@ import {
   isJoint,
   type MembershipConfig,
 } from "./confchange.js";
-import { CompactedError, NotLeaderError, ProposalDroppedError, assert } from "./errors.js";
+import { CompactedError, NotLeaderError, ProposalDroppedError } from "./errors.js";
+import { assert } from "../assert.js";
 import { RaftLog } from "./log.js";
 import { Progress } from "./progress.js";
 import { jointCommitted, jointVoteResult, jointVoterIds, type VoteResult } from "./quorum.js";

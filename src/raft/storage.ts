@@ -1,4 +1,5 @@
-import { CompactedError, UnavailableError, assert } from "./errors.js";
+import { CompactedError, UnavailableError } from "./errors.js";
+import { assert } from "../assert.js";
 import {
   EntryType,
   emptyConfState,

@@ -6,7 +6,7 @@
 // surrogates are refused so every key has an exact UTF-8 form for the wire and the snapshot. Values are
 // Uint8Array because they are opaque payloads (config blobs, serialized records), as in etcd.
 
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import type { KeyValue, RangeOp } from "./commands.js";
 import { SortedKeys } from "./sorted-keys.js";
 

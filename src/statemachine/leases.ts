@@ -5,7 +5,7 @@
 //
 // Lease ids are the log index of the grant: unique, increasing and identical on every replica.
 
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import type { LeaseInfo } from "./commands.js";
 
 export type LeaseEndReason = "revoked" | "expired";

@@ -7,7 +7,7 @@
 // (a reordered request carrying an older lowestUnacked does not resurrect forgotten seqs); at most
 // maxSessionResponses outcomes are held.
 
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import type { Outcome, SessionTag } from "./commands.js";
 import { commandError, type CommandError } from "./errors.js";
 

@@ -6,7 +6,7 @@
 // Invariants: no chunk is empty; every chunk is sorted and holds at most 2 * CHUNK keys; the last key of
 // chunk i is smaller than the first key of chunk i + 1; `maxes[i]` is the last key of chunk i.
 
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 
 const CHUNK = 512;
 

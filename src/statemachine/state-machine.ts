@@ -18,7 +18,7 @@
 //
 // Time: commands carry the leader's timestamps (leaseGrant.grantedAt); nothing here reads a clock.
 
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import {
   CORE_OPS,
   decodeCommand,

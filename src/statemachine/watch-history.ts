@@ -5,7 +5,7 @@
 // either held whole or not at all (trimming drops whole revisions, so a resume never sees half a txn).
 // Because every revision bump writes at least one event, "revisions held" = (compactRevision, revision].
 
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import type { KeyValue } from "./commands.js";
 import { commandError, type CommandError } from "./errors.js";
 

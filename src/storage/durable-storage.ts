@@ -27,7 +27,8 @@
 import path from "node:path";
 import { promises as fsp } from "node:fs";
 import fs from "node:fs";
-import { CompactedError, UnavailableError, assert } from "../raft/errors.js";
+import { CompactedError, UnavailableError } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import { lazySnapshot, type MemoryStorage } from "../raft/storage.js";
 import {
   emptyConfState,

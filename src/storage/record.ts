@@ -11,7 +11,7 @@
 
 import { Packr } from "msgpackr";
 import type { Entry, EntryType, HardState } from "../raft/types.js";
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import { crc32c } from "./crc32c.js";
 
 export const RecordKind = { Entries: 1, HardState: 2, Snapshot: 3 } as const;

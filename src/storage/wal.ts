@@ -5,7 +5,7 @@
 
 import fs, { promises as fsp } from "node:fs";
 import path from "node:path";
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import { fsyncDir } from "./fsutil.js";
 
 export interface SegmentFile {

@@ -1,7 +1,7 @@
 // Reconnect delays: exponential with full-range jitter, so that nodes restarted together do not reconnect in
 // lockstep. Pure: randomness is injected (tests pass a seeded function).
 
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 
 export interface BackoffOptions {
   /** First delay before jitter (ms). */

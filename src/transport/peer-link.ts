@@ -8,7 +8,7 @@
 
 import { performance } from "node:perf_hooks";
 import WebSocket from "ws";
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import type { Message, NodeId, SnapshotMessage } from "../raft/types.js";
 import {
   FrameDecodeError,

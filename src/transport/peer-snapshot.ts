@@ -8,7 +8,7 @@
 //
 // Both halves are plain state machines without timers or sockets: the link drives them and owns the clock.
 
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import type { NodeId, SnapshotMessage } from "../raft/types.js";
 import {
   SnapAckStatus,

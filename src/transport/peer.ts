@@ -15,7 +15,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from "n
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
-import { assert } from "../raft/errors.js";
+import { assert } from "../assert.js";
 import type { Message, NodeId } from "../raft/types.js";
 import type { FrameDecodeError } from "./codec.js";
 import { PeerCloseCode } from "./peer-handshake.js";

@@ -236,7 +236,7 @@ export function runSeed(opts: SimOptions): SeedResult {
     checkElectionHistories(coordination);
   } catch (e) {
     if (!(e instanceof InvariantViolation)) {
-      // The core asserting (RaftInvariantError) or throwing where it must not is a finding too.
+      // The core asserting (InvariantError) or throwing where it must not is a finding too.
       const err = e as Error;
       result.violation = { invariant: `exception (${err.name})`, message: err.message };
     } else {
