@@ -8,8 +8,8 @@ import { decodeConfChange } from "../src/raft/confchange.js";
 import { RaftNode } from "../src/raft/node.js";
 import { MemoryStorage } from "../src/raft/storage.js";
 import { EntryType, type Message, type NodeId } from "../src/raft/types.js";
-import { EventQueue } from "../test/sim/event-queue.js";
-import { Prng } from "../test/sim/prng.js";
+import { EventQueue } from "../sim/event-queue.js";
+import { Prng } from "../sim/prng.js";
 
 const CPU_BUDGET_US = 5_000_000; // 5 s of CPU
 const WALL_LIMIT_MS = 30_000; // … and never more than 30 s of wall time on a busy machine

@@ -14,6 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { crc32c } from "../src/storage/crc32c.js";
 import { DurableStorage } from "../src/storage/durable-storage.js";
+import { nodeFileSystem } from "../src/storage/node-file-system.js";
 import { encodeEntries } from "../src/storage/record.js";
 import type { Entry } from "../src/raft/types.js";
 
@@ -82,7 +83,7 @@ interface SaveResult {
 
 async function saveThroughput(batch: number, inflight: number, runMs: number): Promise<SaveResult> {
   const dir = path.join(tmpRoot, `save-${batch}-${inflight}`);
-  const disk = await DurableStorage.open(dir, { logger: quietLogger });
+  const disk = await DurableStorage.open(nodeFileSystem, dir, { logger: quietLogger });
   await disk.bootstrap(["n1"]);
   const payload = new Uint8Array(ENTRY_BYTES).fill(1);
   let next = 2;
@@ -167,7 +168,7 @@ async function walRecovery(
   totalEntries: number,
 ): Promise<{ entries: number; walMB: number; writeSecs: number; recoverSecs: number }> {
   const dir = path.join(tmpRoot, "recover-wal");
-  let disk = await DurableStorage.open(dir, { logger: quietLogger });
+  let disk = await DurableStorage.open(nodeFileSystem, dir, { logger: quietLogger });
   await disk.bootstrap(["n1"]);
   const payload = new Uint8Array(ENTRY_BYTES).fill(9);
   const per = 2000;
@@ -181,7 +182,7 @@ async function walRecovery(
   const walMB =
     fs.readdirSync(path.join(dir, "wal")).reduce((n, f) => n + fs.statSync(path.join(dir, "wal", f)).size, 0) / 1e6;
   const t1 = now();
-  disk = await DurableStorage.open(dir, { logger: quietLogger });
+  disk = await DurableStorage.open(nodeFileSystem, dir, { logger: quietLogger });
   const recoverSecs = (now() - t1) / 1000;
   const entries = disk.log.lastIndex() - disk.log.firstIndex() + 1;
   await disk.close();
@@ -193,7 +194,7 @@ async function snapshotRecovery(
   megabytes: number,
 ): Promise<{ snapshotMB: number; writeSecs: number; recoverSecs: number }> {
   const dir = path.join(tmpRoot, "recover-snap");
-  let disk = await DurableStorage.open(dir, { logger: quietLogger });
+  let disk = await DurableStorage.open(nodeFileSystem, dir, { logger: quietLogger });
   await disk.bootstrap(["n1"]);
   await disk.save({ term: 2, vote: null, commit: 2 }, makeEntries(2, 1, 2, new Uint8Array(8)), undefined);
   const data = new Uint8Array(megabytes * 1024 * 1024);
@@ -203,7 +204,7 @@ async function snapshotRecovery(
   const writeSecs = (now() - t0) / 1000;
   await disk.close();
   const t1 = now();
-  disk = await DurableStorage.open(dir, { logger: quietLogger });
+  disk = await DurableStorage.open(nodeFileSystem, dir, { logger: quietLogger });
   const recoverSecs = (now() - t1) / 1000;
   if (disk.snapshot?.data.length !== data.length) throw new Error("snapshot did not recover");
   await disk.close();

@@ -5,6 +5,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { ConcordError } from "../../src/client/errors.js";
 import { DurableStorage } from "../../src/storage/durable-storage.js";
+import { nodeFileSystem } from "../../src/storage/node-file-system.js";
 import { decodeNodeSnapshot, encodeNodeSnapshot } from "../../src/server/node-snapshot.js";
 import { parseInitialCluster } from "../../src/server/config.js";
 import { restoreCoordinationStateMachine } from "../../src/locks/index.js";
@@ -131,7 +132,7 @@ async function restore(
     members: [...members].map(([id, peerUrl]) => ({ id, peerUrl, clientUrl: clients.get(id) ?? "" })),
     sm: snap.sm,
   });
-  const disk = await DurableStorage.open(dir);
+  const disk = await DurableStorage.open(nodeFileSystem, dir);
   try {
     await disk.bootstrap([...members.keys()].sort(), data, index);
   } finally {

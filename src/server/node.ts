@@ -16,6 +16,7 @@
 // not a wait for the leader's previous fsync. Proposals and reads only touch the core synchronously; one Ready
 // per event-loop turn carries all of them.
 
+import { nodeFileSystem } from "../storage/node-file-system.js";
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
@@ -170,7 +171,7 @@ export class ConcordNode extends EventEmitter {
 
   static async start(opts: NodeOptions): Promise<ConcordNode> {
     const { config, logger } = opts;
-    const disk = await DurableStorage.open(config.dataDir, { repair: config.repair, logger: logger.child({ component: "storage" }) });
+    const disk = await DurableStorage.open(nodeFileSystem, config.dataDir, { repair: config.repair, logger: logger.child({ component: "storage" }) });
     if (disk.isNew && !config.join) {
       const voters = [...config.initialCluster.keys()].sort();
       const members: Member[] = voters.map((id) => ({ id, peerUrl: config.initialCluster.get(id)!, clientUrl: config.clientUrls.get(id) ?? "" }));

@@ -8,7 +8,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { StorageCorruptionError, StorageLockedError, StorageVersionError } from "./errors.js";
-import { fsyncDirSync, isErrno } from "./fsutil.js";
+import type { FileSystem } from "./file-system.js";
+import { isErrno } from "./fsutil.js";
 
 export const FORMAT_VERSION = "1";
 export const SUPPORTED_VERSIONS: readonly string[] = [FORMAT_VERSION];
@@ -27,7 +28,7 @@ function pidIsAlive(pid: number): boolean {
 }
 
 /**
- * Take `<dir>/LOCK`. A lock left by a dead process (or by an earlier process that had our pid, as pid 1 in a
+ * Take `<dir>/LOCK` (the real file system's `lock`, see node-file-system.ts). A lock left by a dead process (or by an earlier process that had our pid, as pid 1 in a
  * restarted container) is taken over; a live holder is a StorageLockedError naming its pid.
  */
 export function acquireLock(dir: string): void {
@@ -78,10 +79,9 @@ function readIfExists(file: string): string | undefined {
  * Check `<dir>/VERSION`, writing it (durably) for a directory that holds no data yet. A directory with data
  * but no VERSION is not one of ours, or was damaged: refuse rather than guess.
  */
-export function checkVersion(dir: string, hasData: boolean): void {
+export function checkVersion(fs: FileSystem, dir: string, hasData: boolean): void {
   const file = path.join(dir, "VERSION");
-  const text = readIfExists(file);
-  if (text === undefined) {
+  if (!fs.exists(file)) {
     if (hasData) {
       throw new StorageCorruptionError(
         file,
@@ -91,17 +91,11 @@ export function checkVersion(dir: string, hasData: boolean): void {
       );
     }
     const tmp = `${file}.tmp`;
-    fs.writeFileSync(tmp, `${FORMAT_VERSION}\n`);
-    const fd = fs.openSync(tmp, "r");
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    fs.writeFileSync(tmp, new TextEncoder().encode(`${FORMAT_VERSION}\n`));
     fs.renameSync(tmp, file);
-    fsyncDirSync(dir);
+    fs.syncDirSync(dir);
     return;
   }
-  const found = text.trim();
+  const found = new TextDecoder().decode(fs.readFile(file)).trim();
   if (!SUPPORTED_VERSIONS.includes(found)) throw new StorageVersionError(dir, found, SUPPORTED_VERSIONS);
 }

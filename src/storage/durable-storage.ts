@@ -1,7 +1,7 @@
 // DurableStorage: the Raft core's log kept in memory (a MemoryStorage the core reads synchronously) and made
 // durable by a segmented write-ahead log plus snapshot files. The WAL is read only on open, for recovery.
 //
-//   const disk = await DurableStorage.open(dir, { segmentBytes, keepSegments, keepSnapshots, repair, logger });
+//   const disk = await DurableStorage.open(nodeFileSystem, dir, { segmentBytes, keepSegments, keepSnapshots, repair, logger });
 //   if (disk.isNew) await disk.bootstrap(["a", "b", "c"]);   // a brand-new cluster (joiners start empty)
 //   const node = new RaftNode(cfg, disk.log);
 //   … for each Ready: await disk.save(rd.hardState, rd.entries, rd.snapshot); then send, apply, advance …
@@ -23,10 +23,11 @@
 // Failure model. A failed write or fsync poisons the instance (StorageFailedError for that save and every
 // later one): after a failed fsync the kernel may have dropped the dirty pages, so retrying could report
 // durable what is not. The process should exit; recovery reads what really is on disk.
+//
+// Every file-system call goes through the injected FileSystem (file-system.ts): the real one in a member, one
+// with page-cache semantics and injected faults in the simulator.
 
 import path from "node:path";
-import { promises as fsp } from "node:fs";
-import fs from "node:fs";
 import { CompactedError, UnavailableError } from "../raft/errors.js";
 import { assert } from "../assert.js";
 import { lazySnapshot, type MemoryStorage } from "../raft/storage.js";
@@ -38,9 +39,10 @@ import {
   type NodeId,
   type Snapshot,
 } from "../raft/types.js";
-import { acquireLock, checkVersion, releaseLock } from "./data-dir.js";
+import { checkVersion } from "./data-dir.js";
 import { StorageFailedError, StorageInputError } from "./errors.js";
-import { ensureDirSync, fsyncDir } from "./fsutil.js";
+import type { FileSystem } from "./file-system.js";
+import { ensureDirSync } from "./fsutil.js";
 import {
   DEFAULT_MAX_RECORD_BYTES,
   HEADER_BYTES,
@@ -119,6 +121,7 @@ export class DurableStorage {
   private durableSnapshot: Snapshot | undefined;
 
   private constructor(
+    private readonly fs: FileSystem,
     readonly dir: string,
     readonly log: MemoryStorage,
     snapshot: Snapshot | undefined,
@@ -135,7 +138,7 @@ export class DurableStorage {
     this.planned = { snapIndex, firstIndex: log.firstIndex(), lastIndex: log.lastIndex(), hardState: hs };
   }
 
-  static async open(dir: string, options: DurableStorageOptions = {}): Promise<DurableStorage> {
+  static async open(fs: FileSystem, dir: string, options: DurableStorageOptions = {}): Promise<DurableStorage> {
     const opts = {
       segmentBytes: intOption("segmentBytes", options.segmentBytes, 64 * 1024 * 1024, 1024),
       keepSegments: intOption("keepSegments", options.keepSegments, 1, 0),
@@ -144,30 +147,33 @@ export class DurableStorage {
       logger: options.logger ?? stderrLogger,
     };
     if (typeof dir !== "string" || dir === "") throw new StorageInputError("data directory must be a non-empty path");
-    if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) {
+    if (fs.exists(dir) && !fs.isDirectory(dir)) {
       throw new StorageInputError(`data directory ${dir} exists but is not a directory`);
     }
-    fs.mkdirSync(dir, { recursive: true });
-    acquireLock(dir);
+    if (!fs.exists(dir)) {
+      fs.mkdirSync(dir);
+      fs.syncDirSync(path.dirname(path.resolve(dir)));
+    }
+    fs.lock(dir);
     try {
       const walDir = path.join(dir, "wal");
       const snapDir = path.join(dir, "snap");
-      const hasData = fs.existsSync(walDir) || fs.existsSync(snapDir);
-      checkVersion(dir, hasData);
-      ensureDirSync(walDir, dir);
-      ensureDirSync(snapDir, dir);
-      const r = recover(walDir, snapDir, {
+      const hasData = fs.exists(walDir) || fs.exists(snapDir);
+      checkVersion(fs, dir, hasData);
+      ensureDirSync(fs, walDir, dir);
+      ensureDirSync(fs, snapDir, dir);
+      const r = recover(fs, walDir, snapDir, {
         repair: options.repair ?? false,
         logger: opts.logger,
         maxRecordBytes: opts.maxRecordBytes,
       });
-      const wal = await WalWriter.open(walDir, r.segments, opts.segmentBytes);
-      const disk = new DurableStorage(dir, r.log, r.snapshot, r.isNew, wal, r.liveness, r.snapshotFiles, opts);
+      const wal = await WalWriter.open(fs, walDir, r.segments, opts.segmentBytes);
+      const disk = new DurableStorage(fs, dir, r.log, r.snapshot, r.isNew, wal, r.liveness, r.snapshotFiles, opts);
       const file = r.snapshot && r.snapshotFiles.find((f) => f.index === r.snapshot!.metadata.index)?.file;
       if (r.snapshot && file) disk.durableSnapshot = disk.holdSnapshotOnDisk(r.snapshot, file);
       return disk;
     } catch (err) {
-      releaseLock(dir);
+      fs.unlock(dir);
       throw err;
     }
   }
@@ -326,7 +332,7 @@ export class DurableStorage {
    */
   private holdSnapshotOnDisk(snapshot: Snapshot, file: string | undefined): Snapshot {
     if (file === undefined) return snapshot;
-    const load = () => loadSnapshotFile(file).data;
+    const load = () => loadSnapshotFile(this.fs, file).data;
     this.log.releaseSnapshotData(snapshot.metadata.index, load);
     return lazySnapshot(snapshot.metadata, load);
   }
@@ -337,7 +343,7 @@ export class DurableStorage {
     this.closed = true;
     while (this.flushing) await this.flushing;
     await this.wal.close();
-    releaseLock(this.dir);
+    this.fs.unlock(this.dir);
   }
 
   private refusal(): Error | undefined {
@@ -403,7 +409,7 @@ export class DurableStorage {
     for (const w of batch) {
       if (w.snapshotFile === undefined) continue;
       const { index, term } = w.snapshotFile.metadata;
-      const file = await writeSnapshotFile(path.join(this.dir, "snap"), w.snapshotFile);
+      const file = await writeSnapshotFile(this.fs, path.join(this.dir, "snap"), w.snapshotFile);
       this.snapshotFiles.push({ index, term, file });
       w.snapshotPath = file;
     }
@@ -421,7 +427,7 @@ export class DurableStorage {
       parts.unshift(hs);
       bytes += hs.length;
     }
-    await this.wal.writeAndSync(parts.length === 1 ? parts[0] : Buffer.concat(parts, bytes));
+    await this.wal.writeAndSync(parts, bytes);
     const seq = this.wal.activeSeq!;
     for (const w of batch) {
       if (w.install) this.liveness.onInstall();
@@ -447,8 +453,8 @@ export class DurableStorage {
       for (const seg of removed) this.liveness.removeSegment(seg.seq);
       this.snapshotFiles.sort((a, b) => a.index - b.index);
       const stale = this.snapshotFiles.splice(0, Math.max(0, this.snapshotFiles.length - this.opts.keepSnapshots));
-      for (const s of stale) await fsp.rm(s.file, { force: true });
-      if (stale.length > 0) await fsyncDir(path.join(this.dir, "snap"));
+      for (const s of stale) await this.fs.remove(s.file);
+      if (stale.length > 0) await this.fs.syncDir(path.join(this.dir, "snap"));
     } catch (err) {
       // Leftover files cost disk space, not correctness: the next snapshot retries.
       this.opts.logger.warn(

@@ -6,12 +6,11 @@
 // orphan of a crash between its rename and its marker, and is deleted; a marker whose file is missing or
 // damaged stops the node.
 
-import fs from "node:fs";
 import path from "node:path";
 import { MemoryStorage } from "../raft/storage.js";
 import type { HardState, Snapshot } from "../raft/types.js";
 import { StorageCorruptionError } from "./errors.js";
-import { fsyncDirSync, isErrno } from "./fsutil.js";
+import type { FileSystem } from "./file-system.js";
 import { RecordKind, decodeRecord, type DecodedRecord, type SnapshotMarker } from "./record.js";
 import { LogReplay, SegmentLiveness } from "./replay.js";
 import { scanSegment } from "./segment-scan.js";
@@ -54,9 +53,9 @@ interface LocatedRecord {
   record: DecodedRecord;
 }
 
-export function recover(walDir: string, snapDir: string, opts: RecoverOptions): Recovered {
-  const segments = listSegments(walDir);
-  const records = readSegments(walDir, segments, opts);
+export function recover(fs: FileSystem, walDir: string, snapDir: string, opts: RecoverOptions): Recovered {
+  const segments = listSegments(fs, walDir);
+  const records = readSegments(fs, walDir, segments, opts);
 
   let newest: SnapshotMarker | undefined;
   for (const r of records) {
@@ -72,8 +71,8 @@ export function recover(walDir: string, snapDir: string, opts: RecoverOptions): 
     newest = m;
   }
 
-  const snapshot = newest ? loadMarkedSnapshot(snapDir, newest) : undefined;
-  const snapshotFiles = tidySnapshotDir(snapDir, newest?.index ?? 0, opts.logger);
+  const snapshot = newest ? loadMarkedSnapshot(fs, snapDir, newest) : undefined;
+  const snapshotFiles = tidySnapshotDir(fs, snapDir, newest?.index ?? 0, opts.logger);
 
   const replay = new LogReplay(newest?.index ?? 0);
   const liveness = new SegmentLiveness();
@@ -115,9 +114,9 @@ export function recover(walDir: string, snapDir: string, opts: RecoverOptions): 
   };
 }
 
-function listSegments(walDir: string): SegmentFile[] {
+function listSegments(fs: FileSystem, walDir: string): SegmentFile[] {
   const seqs = fs
-    .readdirSync(walDir)
+    .list(walDir)
     .map(parseSegmentFileName)
     .filter((s): s is number => s !== undefined)
     .sort((a, b) => a - b);
@@ -133,18 +132,18 @@ function listSegments(walDir: string): SegmentFile[] {
         false,
       );
     }
-    segments.push({ seq, file, size: fs.statSync(file).size });
+    segments.push({ seq, file, size: fs.size(file) });
   }
   return segments;
 }
 
 /** Scan and decode every segment; torn tails are truncated here, corruption throws (or is cut with repair). */
-function readSegments(walDir: string, segments: SegmentFile[], opts: RecoverOptions): LocatedRecord[] {
+function readSegments(fs: FileSystem, walDir: string, segments: SegmentFile[], opts: RecoverOptions): LocatedRecord[] {
   const out: LocatedRecord[] = [];
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i];
     const isLast = i === segments.length - 1;
-    const buf = fs.readFileSync(seg.file);
+    const buf = fs.readFile(seg.file);
     const scan = scanSegment(buf, isLast, opts.maxRecordBytes);
     let cutAt: number | undefined;
     let cutReason = "";
@@ -162,7 +161,7 @@ function readSegments(walDir: string, segments: SegmentFile[], opts: RecoverOpti
         { file: seg.file, offset: scan.validBytes, droppedBytes: buf.length - scan.validBytes, reason: scan.reason },
         "WAL ends in a torn record (a write cut short by a crash); truncating it",
       );
-      truncateFile(seg.file, scan.validBytes);
+      fs.truncateSync(seg.file, scan.validBytes);
       seg.size = scan.validBytes;
       continue;
     }
@@ -183,29 +182,19 @@ function readSegments(walDir: string, segments: SegmentFile[], opts: RecoverOpti
       },
       "repair: truncating the WAL at a damaged record; every later record is discarded",
     );
-    truncateFile(seg.file, cutAt);
+    fs.truncateSync(seg.file, cutAt);
     seg.size = cutAt;
-    for (const d of dropped) fs.rmSync(d.file, { force: true });
-    fsyncDirSync(walDir);
+    for (const d of dropped) fs.removeSync(d.file);
+    fs.syncDirSync(walDir);
     segments.length = i + 1;
     break;
   }
   return out;
 }
 
-function truncateFile(file: string, size: number): void {
-  const fd = fs.openSync(file, "r+");
-  try {
-    fs.ftruncateSync(fd, size);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function loadMarkedSnapshot(snapDir: string, marker: SnapshotMarker): Snapshot {
+function loadMarkedSnapshot(fs: FileSystem, snapDir: string, marker: SnapshotMarker): Snapshot {
   const file = path.join(snapDir, snapshotFileName(marker.term, marker.index));
-  if (!fs.existsSync(file)) {
+  if (!fs.exists(file)) {
     throw new StorageCorruptionError(
       file,
       0,
@@ -213,17 +202,17 @@ function loadMarkedSnapshot(snapDir: string, marker: SnapshotMarker): Snapshot {
       false,
     );
   }
-  return loadSnapshotFile(file);
+  return loadSnapshotFile(fs, file);
 }
 
 /** Remove temp files and orphan snapshots (newer than every marker); list the rest, oldest first. */
-function tidySnapshotDir(snapDir: string, newestMarked: number, logger: StorageLogger): SnapshotFileRef[] {
+function tidySnapshotDir(fs: FileSystem, snapDir: string, newestMarked: number, logger: StorageLogger): SnapshotFileRef[] {
   const kept: SnapshotFileRef[] = [];
   let removed = false;
-  for (const name of fs.readdirSync(snapDir)) {
+  for (const name of fs.list(snapDir).sort()) {
     const file = path.join(snapDir, name);
     if (name.endsWith(".tmp")) {
-      fs.rmSync(file, { force: true });
+      fs.removeSync(file);
       removed = true;
       continue;
     }
@@ -234,16 +223,12 @@ function tidySnapshotDir(snapDir: string, newestMarked: number, logger: StorageL
         { file },
         "removing a snapshot file that no WAL marker records (a crash before its marker was durable)",
       );
-      try {
-        fs.rmSync(file);
-      } catch (err) {
-        if (!isErrno(err, "ENOENT")) throw err;
-      }
+      fs.removeSync(file);
       removed = true;
       continue;
     }
     kept.push({ ...parsed, file });
   }
-  if (removed) fsyncDirSync(snapDir);
+  if (removed) fs.syncDirSync(snapDir);
   return kept.sort((a, b) => a.index - b.index);
 }

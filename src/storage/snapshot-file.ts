@@ -4,14 +4,12 @@
 //   "CSNP" | u32 LE format version (1) | u32 LE crc32c of everything after this 16-byte header
 //   | u32 LE metadata length | metadata (msgpack [index, term, confState]) | snapshot data
 
-import { promises as fsp } from "node:fs";
-import fs from "node:fs";
 import path from "node:path";
 import { Packr } from "msgpackr";
 import type { ConfState, Snapshot } from "../raft/types.js";
 import { crc32c } from "./crc32c.js";
 import { StorageCorruptionError } from "./errors.js";
-import { fsyncDir } from "./fsutil.js";
+import type { FileSystem } from "./file-system.js";
 
 const MAGIC = 0x504e5343; // "CSNP" read as u32 LE
 const FILE_VERSION = 1;
@@ -29,7 +27,7 @@ export function parseSnapshotFileName(name: string): { term: number; index: numb
   return { term: Number.parseInt(m[1], 16), index: Number.parseInt(m[2], 16) };
 }
 
-export async function writeSnapshotFile(snapDir: string, snap: Snapshot): Promise<string> {
+export async function writeSnapshotFile(fs: FileSystem, snapDir: string, snap: Snapshot): Promise<string> {
   const { index, term, confState } = snap.metadata;
   const meta = packr.pack([index, term, confState]);
   const header = Buffer.alloc(HEADER_BYTES + 4);
@@ -43,23 +41,24 @@ export async function writeSnapshotFile(snapDir: string, snap: Snapshot): Promis
 
   const file = path.join(snapDir, snapshotFileName(term, index));
   const tmp = `${file}.tmp`;
-  const fh = await fsp.open(tmp, "w");
+  const fh = await fs.open(tmp, "truncate");
   try {
-    await fh.writev([header, meta, snap.data]);
+    await fh.write([header, meta, snap.data], 0);
     await fh.sync();
   } finally {
     await fh.close();
   }
-  await fsp.rename(tmp, file);
-  await fsyncDir(snapDir);
+  await fs.rename(tmp, file);
+  await fs.syncDir(snapDir);
   return file;
 }
 
 /** Loads and verifies a snapshot file; any damage is a StorageCorruptionError naming the file. */
-export function loadSnapshotFile(file: string): Snapshot {
+export function loadSnapshotFile(fs: FileSystem, file: string): Snapshot {
   let buf: Buffer;
   try {
-    buf = fs.readFileSync(file);
+    const bytes = fs.readFile(file);
+    buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   } catch (err) {
     throw new StorageCorruptionError(file, 0, `cannot read the snapshot file (${(err as Error).message})`, false);
   }

@@ -1,5 +1,6 @@
 // The KV, lease and cluster CLI commands against a real 3-member cluster (ports 8400-8421).
 
+import { nodeFileSystem } from "../../src/storage/node-file-system.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestCluster, runCli } from "./cluster.js";
 
@@ -161,7 +162,7 @@ describe("concord snapshot save / restore", () => {
       expect(restored.code).toBe(0);
       expect(JSON.parse(restored.out)).toMatchObject({ index: info.index, hash: info.hash, restored: true });
       const { DurableStorage } = await import("../../src/storage/durable-storage.js");
-      const disk = await DurableStorage.open(dataDir);
+      const disk = await DurableStorage.open(nodeFileSystem, dataDir);
       expect(disk.snapshot?.metadata).toMatchObject({ index: info.index, confState: { voters: ["n1"] } });
       expect(disk.hardState.commit).toBe(info.index);
       await disk.close();

@@ -10,7 +10,7 @@ import { MemoryStorage } from "../../src/raft/storage.js";
 import { EntryType, type Message, type NodeId } from "../../src/raft/types.js";
 import { createCoordinationStateMachine, type Coordination, type CoordinationEvent } from "../../src/locks/index.js";
 import { decodeCommand, encodeCommand, type Command, type PutCommand } from "../../src/statemachine/index.js";
-import { CoordinationInvariants } from "./invariants.js";
+import { CoordinationInvariants } from "../../sim/lock-invariants.js";
 import { bytes } from "./harness.js";
 
 function rng(seed: number): () => number {

@@ -12,7 +12,7 @@ import {
   type CoordinationEvent,
 } from "../../src/locks/index.js";
 import { encodeCommand, type ApplyOutput, type Command } from "../../src/statemachine/index.js";
-import { CoordinationInvariants } from "./invariants.js";
+import { CoordinationInvariants } from "../../sim/lock-invariants.js";
 import { bytes } from "./harness.js";
 
 const LOCKS = [

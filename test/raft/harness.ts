@@ -1,5 +1,5 @@
 // A minimal synchronous network of RaftNodes for unit tests: messages are delivered in order, instantly,
-// unless a link is cut. (The fault-injecting, seeded network is test/sim.)
+// unless a link is cut. (The fault-injecting, seeded network is the simulator, sim/.)
 import { decodeConfChange } from "../../src/raft/confchange.js";
 import { RaftNode, type RaftConfig } from "../../src/raft/node.js";
 import { MemoryStorage } from "../../src/raft/storage.js";

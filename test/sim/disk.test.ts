@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import { RaftNode } from "../../src/raft/node.js";
 import { MemoryStorage } from "../../src/raft/storage.js";
 import { EntryType, type Entry } from "../../src/raft/types.js";
-import { Disk, recordCount } from "./disk.js";
-import { rawBytes } from "./entry-data.js";
+import { Disk, recordCount } from "../../sim/disk.js";
+import { rawBytes } from "../../sim/entry-data.js";
 
 const entry = (index: number, term: number, v = `v${index}`): Entry => ({
   index,

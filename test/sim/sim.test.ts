@@ -1,16 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { EntryType } from "../../src/raft/types.js";
-import { TICK, type Cluster, type Host, type SimContext } from "./cluster.js";
-import { machineGrantingToDeadLeases, machineIgnoringFences } from "./broken-locks.js";
-import { rawBytes } from "./entry-data.js";
-import { FencedResource } from "./fenced-resource.js";
-import { runFigure8 } from "./figure8.js";
-import { checkKvHistory, checkLockHistories } from "./history.js";
-import { InvariantChecker, InvariantViolation } from "./invariants.js";
-import type { HistoryLine } from "./kv-clients.js";
-import { Prng } from "./prng.js";
-import { realMachine } from "./replica.js";
-import { runSeed, type SeedResult } from "./simulation.js";
+import { TICK, type Cluster, type Host, type SimContext } from "../../sim/cluster.js";
+import { machineGrantingToDeadLeases, machineIgnoringFences } from "../../sim/broken-locks.js";
+import { rawBytes } from "../../sim/entry-data.js";
+import { FencedResource } from "../../sim/fenced-resource.js";
+import { runFigure8 } from "../../sim/figure8.js";
+import { checkKvHistory, checkLockHistories } from "../../sim/history.js";
+import { InvariantChecker, InvariantViolation } from "../../sim/invariants.js";
+import type { HistoryLine } from "../../sim/kv-clients.js";
+import { Prng } from "../../sim/prng.js";
+import { realMachine } from "../../sim/replica.js";
+import { runSeed, type SeedResult } from "../../sim/simulation.js";
 
 const nodesFor = (seed: number): number => (seed % 2 === 0 ? 5 : 3);
 

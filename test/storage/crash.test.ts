@@ -3,6 +3,7 @@
 // prefix of the records of the write that was cut); (2) flip random bits anywhere — recovery must give the
 // exact state or refuse with a StorageCorruptionError. Never corrupt or reordered entries.
 
+import { nodeFileSystem } from "../../src/storage/node-file-system.js";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -32,7 +33,7 @@ function scanRecords(buf: Buffer) {
 }
 
 async function recoverState(dir: string, logger = captureLogger()): Promise<LogState> {
-  const disk = await DurableStorage.open(dir, { logger, segmentBytes: 1024 });
+  const disk = await DurableStorage.open(nodeFileSystem, dir, { logger, segmentBytes: 1024 });
   try {
     return logState(disk.log);
   } finally {
@@ -47,7 +48,7 @@ describe("torn writes: truncation at every byte offset of the last records", () 
       const scratch = tempDir(`trunc${seed}-scratch`);
       dirs.push(dir, scratch);
       // Large keep limits: cleanup after the final snapshot would be impossible if its marker was torn.
-      const disk = await DurableStorage.open(dir, {
+      const disk = await DurableStorage.open(nodeFileSystem, dir, {
         logger: captureLogger(),
         segmentBytes: 1024,
         keepSegments: 1000,
@@ -128,7 +129,7 @@ describe("bit rot: random bit flips anywhere", () => {
     const dir = tempDir("flip");
     const scratch = tempDir("flip-scratch");
     dirs.push(dir, scratch);
-    const disk = await DurableStorage.open(dir, { logger: captureLogger(), segmentBytes: 1024 });
+    const disk = await DurableStorage.open(nodeFileSystem, dir, { logger: captureLogger(), segmentBytes: 1024 });
     await disk.bootstrap(["n1", "n2", "n3"], new Uint8Array(64).fill(3));
     const { after, partial } = await runWorkload(disk, 99, 150);
     await disk.close();
@@ -191,7 +192,7 @@ describe("repair", () => {
   it("refuses damage in the middle of the log, and --repair truncates there with a warning", async () => {
     const dir = tempDir("repair");
     dirs.push(dir);
-    const disk = await DurableStorage.open(dir, { logger: captureLogger(), segmentBytes: 1024, keepSegments: 1000 });
+    const disk = await DurableStorage.open(nodeFileSystem, dir, { logger: captureLogger(), segmentBytes: 1024, keepSegments: 1000 });
     await disk.bootstrap(["n1"]);
     const { after } = await runWorkload(disk, 5, 80, { snapshots: false });
     await disk.close();
@@ -205,13 +206,13 @@ describe("repair", () => {
     bytes[target + HEADER_BYTES] ^= 0x40;
     fs.writeFileSync(victim, bytes);
 
-    const err = await DurableStorage.open(dir, { logger: captureLogger() }).catch((e: unknown) => e);
+    const err = await DurableStorage.open(nodeFileSystem, dir, { logger: captureLogger() }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StorageCorruptionError);
     expect(err).toMatchObject({ file: victim, offset: target });
     expect((err as Error).message).toMatch(/--repair/);
 
     const logger = captureLogger();
-    const repaired = await DurableStorage.open(dir, { logger, repair: true });
+    const repaired = await DurableStorage.open(nodeFileSystem, dir, { logger, repair: true });
     expect(logger.warnings[0].msg).toMatch(/repair/);
     expect(logger.warnings[0].obj).toMatchObject({ file: victim, offset: target });
     // What is left is the state after some earlier operation: a consistent prefix.

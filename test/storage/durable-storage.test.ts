@@ -1,3 +1,4 @@
+import { nodeFileSystem } from "../../src/storage/node-file-system.js";
 import fs from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -15,8 +16,8 @@ import { snapshotFileName } from "../../src/storage/snapshot-file.js";
 import { captureLogger, entry, logState, removeDir, runWorkload, tempDir } from "./helpers.js";
 
 const dirs: string[] = [];
-const open = (dir: string, opts: Parameters<typeof DurableStorage.open>[1] = {}) =>
-  DurableStorage.open(dir, { logger: captureLogger(), ...opts });
+const open = (dir: string, opts: Parameters<typeof DurableStorage.open>[2] = {}) =>
+  DurableStorage.open(nodeFileSystem, dir, { logger: captureLogger(), ...opts });
 const fresh = (label: string): string => {
   const d = tempDir(label);
   dirs.push(d);
@@ -360,12 +361,12 @@ describe("snapshots on disk", () => {
 
 describe("bad input", () => {
   it("rejects bad options, gaps, non-contiguous entries and malformed hard states with typed errors", async () => {
-    await expect(DurableStorage.open(fresh("opts"), { segmentBytes: 10 })).rejects.toThrow(
+    await expect(DurableStorage.open(nodeFileSystem, fresh("opts"), { segmentBytes: 10 })).rejects.toThrow(
       /segmentBytes must be an integer >= 1024/,
     );
     const file = path.join(fresh("notadir"), "file");
     fs.writeFileSync(file, "x");
-    await expect(DurableStorage.open(file)).rejects.toThrow(/exists but is not a directory/);
+    await expect(DurableStorage.open(nodeFileSystem, file)).rejects.toThrow(/exists but is not a directory/);
     const a = await open(fresh("input"));
     await a.bootstrap(["n1"]);
     await expect(a.save(undefined, [entry(5, 1)], undefined)).rejects.toBeInstanceOf(StorageInputError);

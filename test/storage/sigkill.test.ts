@@ -3,6 +3,7 @@
 // recovers the directory itself. Everything reported durable must be there, and the log must equal the
 // child's log after some prefix of its issued saves — nothing reordered, nothing corrupt.
 
+import { nodeFileSystem } from "../../src/storage/node-file-system.js";
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -58,7 +59,7 @@ describe("SIGKILL during writes (real child processes)", () => {
   it("keeps everything the child reported fsynced, across 10 kills at random moments", async () => {
     const dir = tempDir("sigkill");
     dirs.push(dir);
-    const boot = await DurableStorage.open(dir, { logger: captureLogger() });
+    const boot = await DurableStorage.open(nodeFileSystem, dir, { logger: captureLogger() });
     await boot.bootstrap(["n1"]);
     await boot.close();
 
@@ -68,7 +69,7 @@ describe("SIGKILL during writes (real child processes)", () => {
     let tornTails = 0;
     for (let round = 0; round < 10; round++) {
       // The state the child starts from: what the parent recovers now.
-      const before = await DurableStorage.open(dir, { logger: captureLogger() });
+      const before = await DurableStorage.open(nodeFileSystem, dir, { logger: captureLogger() });
       const baseTerms = new Map<number, number>();
       for (let i = before.log.firstIndex(); i <= before.log.lastIndex(); i++) baseTerms.set(i, before.log.term(i));
       const baseLast = before.log.lastIndex();
@@ -92,7 +93,7 @@ describe("SIGKILL during writes (real child processes)", () => {
       totalDurable += durable;
 
       const logger = captureLogger();
-      const after = await DurableStorage.open(dir, { logger });
+      const after = await DurableStorage.open(nodeFileSystem, dir, { logger });
       const log = after.log;
       // Every recovered entry holds exactly the bytes written for its (index, term).
       for (let i = log.firstIndex(); i <= log.lastIndex(); i++) {

@@ -6,10 +6,10 @@
 // the log. Lock grants and leaderships that come later (a queued acquire, a waiting candidate) arrive as the
 // events of the committed stream, as the server pushes them.
 
-import { NotLeaderError, ProposalDroppedError } from "../../src/raft/errors.js";
-import type { Entry, NodeId } from "../../src/raft/types.js";
-import type { CoordinationEvent } from "../../src/locks/index.js";
-import { encodeCommand, type ApplyOutput, type Command } from "../../src/statemachine/index.js";
+import { NotLeaderError, ProposalDroppedError } from "../src/raft/errors.js";
+import type { Entry, NodeId } from "../src/raft/types.js";
+import type { CoordinationEvent } from "../src/locks/index.js";
+import { encodeCommand, type ApplyOutput, type Command } from "../src/statemachine/index.js";
 import { TICK, type Cluster, type ClusterHooks, type Host, type SimContext } from "./cluster.js";
 import { sameBytes } from "./entry-data.js";
 

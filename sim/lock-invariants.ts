@@ -13,8 +13,8 @@
 //    electionLeader();
 //  - observe never skips or reorders: the leaderChanged events of an election are exactly its history.
 
-import type { ApplyOutput, Outcome } from "../../src/statemachine/index.js";
-import type { Coordination, CoordinationEvent, Leader, LeadershipChange } from "../../src/locks/index.js";
+import type { ApplyOutput, Outcome } from "../src/statemachine/index.js";
+import type { Coordination, CoordinationEvent, Leader, LeadershipChange } from "../src/locks/index.js";
 
 export class CoordinationInvariantViolation extends Error {
   constructor(invariant: string, detail: string) {

@@ -9,10 +9,10 @@
 // restart rebuilds everything from the disk. Invariants are checked as each of these steps happens.
 // A leader host also keeps lease deadlines on its own clock and proposes leaseExpire, as the server does.
 
-import { decodeConfChange } from "../../src/raft/confchange.js";
-import type { RaftLog } from "../../src/raft/log.js";
-import { RaftNode, type RaftConfig } from "../../src/raft/node.js";
-import { MemoryStorage } from "../../src/raft/storage.js";
+import { decodeConfChange } from "../src/raft/confchange.js";
+import type { RaftLog } from "../src/raft/log.js";
+import { RaftNode, type RaftConfig } from "../src/raft/node.js";
+import { MemoryStorage } from "../src/raft/storage.js";
 import {
   EntryType,
   emptyConfState,
@@ -21,9 +21,9 @@ import {
   type Message,
   type NodeId,
   type Ready,
-} from "../../src/raft/types.js";
-import { NotLeaderError, ProposalDroppedError } from "../../src/raft/errors.js";
-import { encodeCommand, type ApplyOutput } from "../../src/statemachine/index.js";
+} from "../src/raft/types.js";
+import { NotLeaderError, ProposalDroppedError } from "../src/raft/errors.js";
+import { encodeCommand, type ApplyOutput } from "../src/statemachine/index.js";
 import type { CoordinationChecker } from "./coordination-checker.js";
 import { Disk, recordCount, type WriteBatch } from "./disk.js";
 import type { EventQueue } from "./event-queue.js";

@@ -3,8 +3,8 @@
 // completes loses the batch, or (torn tail) keeps a prefix of its records: never the hard state of a batch
 // unless the whole batch made it, because the hard state is its last record.
 
-import { MemoryStorage } from "../../src/raft/storage.js";
-import { emptyHardState, type Entry, type HardState, type Snapshot } from "../../src/raft/types.js";
+import { MemoryStorage } from "../src/raft/storage.js";
+import { emptyHardState, type Entry, type HardState, type Snapshot } from "../src/raft/types.js";
 
 export interface WriteBatch {
   hardState?: HardState;

@@ -2,7 +2,7 @@
 // reordering), and partitions as a set of cut directed links. A cut link drops what is sent over it and what
 // was in flight on it when it is delivered. All randomness comes from the simulation's PRNG.
 
-import type { Message, NodeId } from "../../src/raft/types.js";
+import type { Message, NodeId } from "../src/raft/types.js";
 import type { Prng } from "./prng.js";
 
 export interface NetworkProfile {

@@ -8,8 +8,8 @@ import {
   restoreCoordinationStateMachine,
   type Coordination,
   type CoordinationOptions,
-} from "../../src/locks/index.js";
-import type { ApplyOutput } from "../../src/statemachine/index.js";
+} from "../src/locks/index.js";
+import type { ApplyOutput } from "../src/statemachine/index.js";
 
 /** How a host builds its state machine: the real one, or a test-only wrapper that breaks a rule on purpose. */
 export interface MachineFactory {

@@ -15,7 +15,7 @@ import {
   formatFailure,
   pairOperations,
   registerModel,
-} from "../../src/check/index.js";
+} from "../src/check/index.js";
 import type { CoordinationClients } from "./coordination-clients.js";
 import type { FencedResource } from "./fenced-resource.js";
 import { InvariantViolation } from "./invariants.js";

@@ -1,5 +1,5 @@
 // npm run sim -- --seeds N [--seed S] [--nodes 3|5] [--verbose] [--first F]
-// npm start (tsx test/sim/cli.ts --demo): one seed, narrated.
+// npm run demo (tsx sim/cli.ts --demo): one seed, narrated.
 // Runs seeds of the deterministic simulator and prints a summary; on a violation prints the seed and the
 // command that replays it, and exits 1. `--seed S` replays one seed exactly (same output every time).
 

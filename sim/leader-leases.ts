@@ -4,8 +4,8 @@
 // leaseExpire(ids). A new leader restarts every deadline at now + TTL, so leadership moves never expire a
 // lease early.
 
-import type { StateMachineEvent } from "../../src/statemachine/index.js";
-import { LeaseKeeper } from "../../src/server/lease-keeper.js";
+import type { StateMachineEvent } from "../src/statemachine/index.js";
+import { LeaseKeeper } from "../src/server/lease-keeper.js";
 
 export class LeaderLeases {
   private readonly keeper = new LeaseKeeper();

@@ -2,11 +2,11 @@
 // instead of by the nemesis — for situations random search rarely reaches (Raft's Figure 8). No client
 // workload; nodes never campaign on their own (huge election timeout), only when the script says so.
 
-import type { RaftConfig } from "../../src/raft/node.js";
-import type { Message, NodeId } from "../../src/raft/types.js";
+import type { RaftConfig } from "../src/raft/node.js";
+import type { Message, NodeId } from "../src/raft/types.js";
 import { Cluster, TICK, type Host, type SimContext, type SimStats } from "./cluster.js";
 import { EventQueue } from "./event-queue.js";
-import { encodeCommand } from "../../src/statemachine/index.js";
+import { encodeCommand } from "../src/statemachine/index.js";
 import { CoordinationChecker } from "./coordination-checker.js";
 import { rawBytes } from "./entry-data.js";
 import { InvariantChecker } from "./invariants.js";

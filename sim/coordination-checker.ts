@@ -14,9 +14,9 @@
 //   never accept a token that the log did not grant to that writer.
 
 import { unpack } from "msgpackr";
-import type { Coordination, CoordinationEvent } from "../../src/locks/index.js";
-import type { ApplyOutput } from "../../src/statemachine/index.js";
-import { CoordinationInvariantViolation, CoordinationInvariants } from "../locks/invariants.js";
+import type { Coordination, CoordinationEvent } from "../src/locks/index.js";
+import type { ApplyOutput } from "../src/statemachine/index.js";
+import { CoordinationInvariantViolation, CoordinationInvariants } from "./lock-invariants.js";
 import { dataKey } from "./entry-data.js";
 import { InvariantViolation } from "./invariants.js";
 

@@ -3,9 +3,9 @@
 // delay spikes), slow disks, clock drift, leadership transfers and — in some seeds — membership changes.
 // `heal()` ends the fault phase: everything back to normal, every crashed member restarted.
 
-import { ConfChangeError } from "../../src/raft/confchange.js";
-import { NotLeaderError, ProposalDroppedError } from "../../src/raft/errors.js";
-import type { ConfChange, NodeId } from "../../src/raft/types.js";
+import { ConfChangeError } from "../src/raft/confchange.js";
+import { NotLeaderError, ProposalDroppedError } from "../src/raft/errors.js";
+import type { ConfChange, NodeId } from "../src/raft/types.js";
 import { TICK, fastDisk, type Cluster, type Host, type SimContext } from "./cluster.js";
 import { calmNetwork } from "./network.js";
 

@@ -9,10 +9,10 @@
 // virtual times for checkLockSafety; acknowledged leaderships, every node's observe stream (per incarnation)
 // and the committed order of leaderships for checkElection.
 
-import type { ElectionObserver, Leadership } from "../../src/check/index.js";
-import type { AcquireResult, CampaignResult, CoordinationEvent } from "../../src/locks/index.js";
-import type { NodeId } from "../../src/raft/types.js";
-import type { ApplyOutput, Command, LeaseGrantResult, Outcome } from "../../src/statemachine/index.js";
+import type { ElectionObserver, Leadership } from "../src/check/index.js";
+import type { AcquireResult, CampaignResult, CoordinationEvent } from "../src/locks/index.js";
+import type { NodeId } from "../src/raft/types.js";
+import type { ApplyOutput, Command, LeaseGrantResult, Outcome } from "../src/statemachine/index.js";
 import { TICK, type Cluster, type Host, type SimContext } from "./cluster.js";
 import type { CoordinationChecker } from "./coordination-checker.js";
 import { valueBytes } from "./entry-data.js";

@@ -1,11 +1,11 @@
 // Test-only: coordination state machines that break one lock rule on purpose, built exactly as
 // src/locks/index.ts builds the real one, so the simulator's mutation tests can show its checks catch it.
 
-import { ElectionHandler } from "../../src/locks/elections.js";
-import type { Coordination } from "../../src/locks/index.js";
-import { resolveCoordinationLimits } from "../../src/locks/limits.js";
-import { LockHandler } from "../../src/locks/locks.js";
-import { StateMachine, type CommandHandler, type StateMachineOptions } from "../../src/statemachine/index.js";
+import { ElectionHandler } from "../src/locks/elections.js";
+import type { Coordination } from "../src/locks/index.js";
+import { resolveCoordinationLimits } from "../src/locks/limits.js";
+import { LockHandler } from "../src/locks/locks.js";
+import { StateMachine, type CommandHandler, type StateMachineOptions } from "../src/statemachine/index.js";
 import { SIM_MACHINE_OPTIONS, type MachineFactory } from "./replica.js";
 
 /** A lock handler that grants an acquire without checking that the lease is alive. */

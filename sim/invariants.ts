@@ -11,7 +11,7 @@
 //   node's applied sequence is a prefix of the others';
 // - a node's commit index never goes below what its disk durably recorded, across restarts.
 
-import type { Entry, NodeId } from "../../src/raft/types.js";
+import type { Entry, NodeId } from "../src/raft/types.js";
 import { dataKey } from "./entry-data.js";
 
 export class InvariantViolation extends Error {

@@ -3,11 +3,11 @@
 // a discrete-event queue. `runSeed(seed)` is a pure function of its options: the same seed gives the same
 // result, byte for byte.
 
-import { NotLeaderError, ProposalDroppedError } from "../../src/raft/errors.js";
-import type { NodeId } from "../../src/raft/types.js";
+import { NotLeaderError, ProposalDroppedError } from "../src/raft/errors.js";
+import type { NodeId } from "../src/raft/types.js";
 import { Cluster, TICK, type ClusterHooks, type Host, type SimContext, type SimStats } from "./cluster.js";
 import { EventQueue } from "./event-queue.js";
-import { encodeCommand } from "../../src/statemachine/index.js";
+import { encodeCommand } from "../src/statemachine/index.js";
 import { CoordinationChecker } from "./coordination-checker.js";
 import { CoordinationClients } from "./coordination-clients.js";
 import { valueBytes } from "./entry-data.js";

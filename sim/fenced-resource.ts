@@ -6,7 +6,7 @@
 // coordination checker), and no two writers ever present the same accepted token. After the run, the writes
 // and the clients' acknowledged grants and releases go through src/check's checkLockSafety.
 
-import type { ResourceWrite } from "../../src/check/index.js";
+import type { ResourceWrite } from "../src/check/index.js";
 import { InvariantViolation } from "./invariants.js";
 
 /** A grant as its holder saw it; the release fields are filled in when the holder releases. */

@@ -7,8 +7,8 @@
 // nothing); one whose index went to another entry never happened and is retried; one that timed out is info
 // (it may still take effect), after which the client continues as a new process, as Jepsen's do.
 
-import type { NodeId } from "../../src/raft/types.js";
-import type { TxnResult } from "../../src/statemachine/index.js";
+import type { NodeId } from "../src/raft/types.js";
+import type { TxnResult } from "../src/statemachine/index.js";
 import { TICK, type Cluster, type Host, type SimContext } from "./cluster.js";
 import { valueBytes, valueOf } from "./entry-data.js";
 import type { ProposeOutcome, Requests } from "./requests.js";

@@ -1,0 +1,56 @@
+// The file-system calls durable storage makes, as an interface: the server passes the real one
+// (node-file-system.ts), the simulator one with page-cache semantics (unsynced writes lost on a crash, torn
+// writes, directory entries durable only once their directory is synced, fsyncs that fail).
+//
+// Durability rules a caller must follow (POSIX, and what the simulator enforces):
+// - data written to a file is durable only after `sync`/`datasync` on its handle succeeded;
+// - a created, renamed or removed directory entry is durable only after `syncDir` of its directory;
+// - after a failed sync the written data may be gone even though reads still return it: never retry a sync
+//   and carry on (fsyncgate); the caller stops.
+//
+// Synchronous calls are for opening and recovering a data directory, which happens before anything is served,
+// and for reading a snapshot file back; everything on the write path is asynchronous.
+
+export interface FileHandle {
+  /** Write all of `parts` (in order) at `position`. */
+  write(parts: readonly Uint8Array[], position: number): Promise<void>;
+  /** fdatasync: the file's data (and the size it needs) is durable once this resolves. */
+  datasync(): Promise<void>;
+  /** fsync: data and metadata. */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** How a file is opened: an existing one for writing, or created (refused when it exists: "createNew"). */
+export type OpenMode = "readWrite" | "createNew" | "truncate";
+
+export interface FileSystem {
+  exists(path: string): boolean;
+  isDirectory(path: string): boolean;
+  /** Size in bytes of a file. */
+  size(path: string): number;
+  /** Names in a directory (any order). */
+  list(dir: string): string[];
+  readFile(path: string): Uint8Array;
+  /** Create a directory and its missing parents; not durable until their parents are synced. */
+  mkdirSync(path: string): void;
+  /** Write a whole small file and fsync it (its directory entry still needs `syncDirSync`). */
+  writeFileSync(path: string, data: Uint8Array): void;
+  /** Cut a file to `size` bytes and fsync it. */
+  truncateSync(path: string, size: number): void;
+  renameSync(from: string, to: string): void;
+  removeSync(path: string): void;
+  syncDirSync(dir: string): void;
+
+  open(path: string, mode: OpenMode): Promise<FileHandle>;
+  rename(from: string, to: string): Promise<void>;
+  remove(path: string): Promise<void>;
+  syncDir(dir: string): Promise<void>;
+
+  /**
+   * Keep other processes out of `dir` while this one uses it (throws StorageLockedError naming the holder);
+   * `unlock` gives it back. A lock dies with its process.
+   */
+  lock(dir: string): void;
+  unlock(dir: string): void;
+}

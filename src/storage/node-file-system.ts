@@ -1,0 +1,99 @@
+// The real file system (node:fs) behind the FileSystem interface. The write path uses plain fd callbacks rather
+// than FileHandle promises: the fdatasync is issued straight from the write's completion, which is measurably
+// faster at thousands of fsyncs per second.
+
+import fs from "node:fs";
+import { acquireLock, releaseLock } from "./data-dir.js";
+import type { FileHandle, FileSystem, OpenMode } from "./file-system.js";
+
+const FLAGS: Record<OpenMode, string> = { readWrite: "r+", createNew: "wx", truncate: "w" };
+
+class NodeFileHandle implements FileHandle {
+  constructor(
+    private readonly fd: number,
+    private readonly path: string,
+  ) {}
+
+  write(parts: readonly Uint8Array[], position: number): Promise<void> {
+    const buf = parts.length === 1 ? parts[0] : Buffer.concat(parts as Uint8Array[]);
+    return new Promise<void>((resolve, reject) => {
+      const writeFrom = (done: number): void => {
+        fs.write(this.fd, buf, done, buf.length - done, position + done, (err, written) => {
+          if (err) return reject(err);
+          if (written <= 0) return reject(new Error(`write to ${this.path} made no progress`));
+          if (done + written < buf.length) return writeFrom(done + written);
+          resolve();
+        });
+      };
+      writeFrom(0);
+    });
+  }
+
+  datasync(): Promise<void> {
+    return new Promise((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
+  }
+
+  sync(): Promise<void> {
+    return new Promise((resolve, reject) => fs.fsync(this.fd, (err) => (err ? reject(err) : resolve())));
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve, reject) => fs.close(this.fd, (err) => (err ? reject(err) : resolve())));
+  }
+}
+
+function syncDirSync(dir: string): void {
+  const fd = fs.openSync(dir, "r");
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export const nodeFileSystem: FileSystem = {
+  exists: (p) => fs.existsSync(p),
+  isDirectory: (p) => fs.statSync(p).isDirectory(),
+  size: (p) => fs.statSync(p).size,
+  list: (dir) => fs.readdirSync(dir),
+  readFile: (p) => fs.readFileSync(p),
+  mkdirSync: (p) => void fs.mkdirSync(p, { recursive: true }),
+  writeFileSync(p, data) {
+    const fd = fs.openSync(p, "w");
+    try {
+      fs.writeSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+  truncateSync(p, size) {
+    const fd = fs.openSync(p, "r+");
+    try {
+      fs.ftruncateSync(fd, size);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+  renameSync: (from, to) => fs.renameSync(from, to),
+  removeSync: (p) => fs.rmSync(p, { force: true }),
+  syncDirSync,
+
+  open: (p, mode) =>
+    new Promise((resolve, reject) =>
+      fs.open(p, FLAGS[mode], (err, fd) => (err ? reject(err) : resolve(new NodeFileHandle(fd, p)))),
+    ),
+  rename: (from, to) => fs.promises.rename(from, to),
+  remove: (p) => fs.promises.rm(p, { force: true }),
+  syncDir: (dir) =>
+    new Promise((resolve, reject) =>
+      fs.open(dir, "r", (err, fd) => {
+        if (err) return reject(err);
+        fs.fsync(fd, (syncErr) => fs.close(fd, () => (syncErr ? reject(syncErr) : resolve())));
+      }),
+    ),
+
+  lock: acquireLock,
+  unlock: releaseLock,
+};
