@@ -150,18 +150,15 @@ export class DurableStorage {
     if (fs.exists(dir) && !fs.isDirectory(dir)) {
       throw new StorageInputError(`data directory ${dir} exists but is not a directory`);
     }
-    if (!fs.exists(dir)) {
-      fs.mkdirSync(dir);
-      fs.syncDirSync(path.dirname(path.resolve(dir)));
-    }
+    ensureDirSync(fs, dir);
     fs.lock(dir);
     try {
       const walDir = path.join(dir, "wal");
       const snapDir = path.join(dir, "snap");
       const hasData = fs.exists(walDir) || fs.exists(snapDir);
       checkVersion(fs, dir, hasData);
-      ensureDirSync(fs, walDir, dir);
-      ensureDirSync(fs, snapDir, dir);
+      ensureDirSync(fs, walDir);
+      ensureDirSync(fs, snapDir);
       const r = recover(fs, walDir, snapDir, {
         repair: options.repair ?? false,
         logger: opts.logger,

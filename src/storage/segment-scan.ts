@@ -9,6 +9,9 @@
 
 import { DEFAULT_MAX_RECORD_BYTES, HEADER_BYTES, recordCrc } from "./record.js";
 
+/** Disks write sectors whole: an interrupted write leaves whole sectors of old (here: zero) bytes behind. */
+const SECTOR_BYTES = 512;
+
 export interface RawRecord {
   kind: number;
   /** Byte offset of the record's header in the segment. */
@@ -60,21 +63,19 @@ export function scanSegment(buf: Uint8Array, isLast: boolean, maxRecordBytes = D
     const computed = recordCrc(buf, pos, length);
     if (stored !== computed) {
       const recordEnd = pos + HEADER_BYTES + length;
-      if (
-        isLast &&
-        recordEnd < end &&
-        allZero(buf, recordEnd, end) &&
-        !validRecordFollows(buf, pos + 1, maxRecordBytes)
-      ) {
-        // The file reaches past this record but holds only zeros there: its size was extended before the
-        // data reached the disk (power loss mid-write). Without such a zero tail a bad checksum is damage,
-        // even on the last record: a torn write cannot leave a complete-length record with wrong bytes
-        // unless the file also ends in unwritten (zero) space.
+      // Where an interrupted write's unwritten part would start: the first sector boundary inside the record,
+      // or the record's end when it lies within one sector.
+      const unwritten = Math.min(recordEnd, (Math.floor(pos / SECTOR_BYTES) + 1) * SECTOR_BYTES);
+      if (isLast && unwritten < end && allZero(buf, unwritten, end) && !validRecordFollows(buf, pos + 1, maxRecordBytes)) {
+        // The file reaches past the written data but holds only zeros from a sector boundary on: its size grew
+        // before the data reached the disk (power loss mid-write), and sectors are written whole. Without such a
+        // zero tail a bad checksum is damage, even on the last record: a torn write cannot leave a
+        // complete-length record with wrong bytes unless the file also ends in unwritten (zero) space.
         return {
           status: "torn",
           records,
           validBytes: pos,
-          reason: "interrupted write: a damaged record followed only by zeros",
+          reason: "interrupted write: a damaged record whose tail, to the end of the file, is unwritten (zeros)",
         };
       }
       return {

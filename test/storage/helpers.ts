@@ -88,6 +88,8 @@ export async function runWorkload(
   seed: number,
   count: number,
   opts: { snapshots: boolean; tailWithoutSnapshots?: number } = { snapshots: true },
+  /** Live progress, for a test that crashes the disk mid-run: the states the operation in flight may leave. */
+  progress?: { acked: LogState[]; inFlight: LogState[] },
 ): Promise<{ ops: WorkloadOp[]; after: LogState[]; partial: LogState[][] }> {
   const rnd = prng(seed);
   const ops: WorkloadOp[] = [];
@@ -135,16 +137,27 @@ export async function runWorkload(
     }
     const before = logState(disk.log);
     if (op.snapshotAt !== undefined) {
-      await disk.saveSnapshot(
-        disk.log.createSnapshot(op.snapshotAt, disk.log.snapshot().metadata.confState, randomData()),
-      );
+      const confState = disk.log.snapshot().metadata.confState;
+      const data = randomData();
+      if (progress) {
+        const s = storageFrom(before, undefined);
+        s.createSnapshot(op.snapshotAt, confState, data);
+        s.compact(op.snapshotAt);
+        progress.inFlight = [before, logState(s)];
+      }
+      await disk.saveSnapshot(disk.log.createSnapshot(op.snapshotAt, confState, data));
       partial.push([]);
     } else {
       partial.push(partialStates(before, op));
+      if (progress) progress.inFlight = [before, ...partial.at(-1)!, completedState(before, op)];
       await disk.save(op.hardState, op.entries, op.snapshot);
     }
     ops.push(op);
     after.push(logState(disk.log));
+    if (progress) {
+      progress.acked.push(after.at(-1)!);
+      progress.inFlight = [];
+    }
   }
   return { ops, after, partial };
 }
@@ -162,6 +175,15 @@ function partialStates(before: LogState, op: WorkloadOp): LogState[] {
     out.push(logState(s));
   }
   return out;
+}
+
+/** The state after every record of an operation. */
+function completedState(before: LogState, op: WorkloadOp): LogState {
+  const s = storageFrom(before, op.snapshot);
+  if (op.snapshot) s.applySnapshot(op.snapshot);
+  if (op.entries.length > 0) s.append(op.entries);
+  if (op.hardState) s.setHardState(op.hardState);
+  return logState(s);
 }
 
 function storageFrom(st: LogState, snapshotHint: Snapshot | undefined): MemoryStorage {

@@ -112,6 +112,18 @@ describe("scanSegment", () => {
     expect(scanSegment(lost, false)).toMatchObject({ status: "corrupt", validBytes: lastStart });
   });
 
+  it("calls a record torn at a sector boundary (whole sectors unwritten, reading as zeros, to the end) torn", () => {
+    const big = encodeEntries([entry(4, 1, new Uint8Array(900).fill(9))]); // spans the boundary at 512
+    const seg = Buffer.concat([segment, big]);
+    const tornAtSector = Buffer.from(seg);
+    tornAtSector.fill(0, 512);
+    expect(scanSegment(tornAtSector, true)).toMatchObject({ status: "torn", validBytes: segment.length });
+    // Zeros that do not start at a sector boundary are not what an interrupted write leaves: damage.
+    const zeroedMidSector = Buffer.from(seg);
+    zeroedMidSector.fill(0, 600);
+    expect(scanSegment(zeroedMidSector, true)).toMatchObject({ status: "corrupt", validBytes: segment.length });
+  });
+
   it("calls a checksum mismatch corruption even at the end of the last segment", () => {
     const bad = Buffer.from(segment);
     bad[bad.length - 1] ^= 1;
