@@ -27,4 +27,40 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The host: deterministic too. It reaches time, the disk and the network only through src/host/world.ts, so
+    // the simulator runs it unchanged; the real implementations (node:fs, ws, timers) are the server's wiring.
+    files: ["src/host/**/*.ts"],
+    rules: {
+      "no-restricted-globals": ["error", "setTimeout", "setInterval", "setImmediate", "performance", "process"],
+      "no-restricted-properties": [
+        "error",
+        { object: "Date", property: "now", message: "host: time comes from World.clock" },
+        { object: "Math", property: "random", message: "host: randomness comes from World.random" },
+      ],
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            "node:*",
+            "fs",
+            "net",
+            "http",
+            "https",
+            "child_process",
+            "ws",
+            "../server/*",
+            "../transport/peer.js",
+            "../transport/peer-link.js",
+            "../transport/peer-inbound.js",
+            "../transport/client-socket.js",
+            "../transport/ws-gateway.js",
+            "../transport/turn-batching.js",
+            "../storage/node-file-system.js",
+            "../storage/data-dir.js",
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -200,7 +200,7 @@ async function snapshotRecovery(
   const data = new Uint8Array(megabytes * 1024 * 1024);
   for (let i = 0; i < data.length; i += 4096) data[i] = i & 0xff;
   const t0 = now();
-  await disk.saveSnapshot(disk.log.createSnapshot(2, disk.log.initialState().confState, data));
+  await disk.saveSnapshot({ metadata: { index: 2, term: disk.log.term(2), confState: disk.log.initialState().confState }, data });
   const writeSecs = (now() - t0) / 1000;
   await disk.close();
   const t1 = now();

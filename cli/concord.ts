@@ -61,7 +61,7 @@ SIGTERM or SIGINT stops gracefully: a leader hands leadership to the most caught
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
-  server.node.on("fatal", () => setTimeout(() => process.exit(1), 100));
+  server.host.replica.failed.add(() => setTimeout(() => process.exit(1), 100));
 });
 
 program

@@ -27,13 +27,13 @@ export const MUTANTS: Readonly<Record<string, Mutant>> = {
   },
   "watch-resume-off-by-one": {
     description: "a watch resumed from a revision replays history from the revision after it (one event lost per resume)",
-    file: "src/server/service.ts",
-    patches: [{ find: `this.node.sm.watchEventsSince(fromRevision, { key, prefix })`, replace: `this.node.sm.watchEventsSince(fromRevision + 1 /* MUTANT */, { key, prefix })` }],
+    file: "src/host/streams.ts",
+    patches: [{ find: `sm.watchEventsSince(fromRevision, { key, prefix })`, replace: `sm.watchEventsSince(fromRevision + 1 /* MUTANT */, { key, prefix })` }],
   },
   "local-reads": {
     description: "linearizable reads served from local state by any member, without the ReadIndex barrier",
-    file: "src/server/service.ts",
-    patches: [{ find: `if (consistency === "linearizable") await this.node.readBarrier();`, replace: `/* MUTANT local-reads: no read barrier */` }],
+    file: "src/host/service.ts",
+    patches: [{ find: `if (consistency === "linearizable") await this.replica.readBarrier();`, replace: `/* MUTANT local-reads: no read barrier */` }],
   },
   "lock-no-exclusion": {
     description:

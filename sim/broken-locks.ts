@@ -6,7 +6,7 @@ import type { Coordination } from "../src/locks/index.js";
 import { resolveCoordinationLimits } from "../src/locks/limits.js";
 import { LockHandler } from "../src/locks/locks.js";
 import { StateMachine, type CommandHandler, type StateMachineOptions } from "../src/statemachine/index.js";
-import { SIM_MACHINE_OPTIONS, type MachineFactory } from "./replica.js";
+import { SIM_MACHINE_OPTIONS, type MachineFactory } from "./machines.js";
 
 /** A lock handler that grants an acquire without checking that the lease is alive. */
 function grantingToAnyLease(locks: LockHandler): CommandHandler {

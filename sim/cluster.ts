@@ -1,51 +1,34 @@
-// The simulated hosts: each runs a real RaftNode over a MemoryStorage, with a simulated disk, the real
-// coordination state machine (src/locks: KV, leases, locks, elections) and a clock, and follows the Ready
-// contract of src/raft/types.ts to the letter:
-//   1. persist hardState/snapshot/entries (an fsync that a slow disk delays; meanwhile no new Ready),
-//   2. send messages — a leader's "app"/"heartbeat"/"snap" go out BEFORE its fsync, everything else after,
-//   3. apply the snapshot, then the committed entries (conf changes through applyConfChange),
-//   4. advance.
-// A crash drops the node and whatever its disk had not fsynced (or keeps a torn prefix of that batch); a
-// restart rebuilds everything from the disk. Invariants are checked as each of these steps happens.
-// A leader host also keeps lease deadlines on its own clock and proposes leaseExpire, as the server does.
+// The simulated cluster: N production hosts (src/host, the code a member runs) with only the world replaced —
+// each host's clock (sim/clock.ts), disk (sim/file-system.ts) and network (sim/peer-network.ts, and client
+// connections: sim/client-socket.ts). A crash drops the host process and whatever its disk had not made
+// durable; a restart opens a new Host on the same disk, as a restarted member recovers. A failed fsync stops
+// the member (the host's own rule); the cluster then restarts it like any stopped process. Every host reports
+// what it persists, applies and installs to the invariant checkers as it happens.
 
-import { decodeConfChange } from "../src/raft/confchange.js";
+import { InvariantError } from "../src/assert.js";
+import { Host } from "../src/host/host.js";
+import type { HostConfig } from "../src/host/host-config.js";
+import { decodeNodeSnapshot } from "../src/host/node-snapshot.js";
+import type { Replica } from "../src/host/replica.js";
+import type { HostLogger, PeerHandlers, World } from "../src/host/world.js";
 import type { RaftLog } from "../src/raft/log.js";
-import { RaftNode, type RaftConfig } from "../src/raft/node.js";
-import { MemoryStorage } from "../src/raft/storage.js";
-import {
-  EntryType,
-  emptyConfState,
-  type ConfState,
-  type Entry,
-  type Message,
-  type NodeId,
-  type Ready,
-} from "../src/raft/types.js";
-import { NotLeaderError, ProposalDroppedError } from "../src/raft/errors.js";
-import { encodeCommand, type ApplyOutput } from "../src/statemachine/index.js";
+import type { ConfState, Entry, Message, NodeId } from "../src/raft/types.js";
+import type { ApplyOutput } from "../src/statemachine/index.js";
+import { StorageFailedError } from "../src/storage/errors.js";
+import { SimClientSocket, SimLink, type LinkEnd } from "./client-socket.js";
+import { SimClock, type SimTime } from "./clock.js";
 import type { CoordinationChecker } from "./coordination-checker.js";
-import { Disk, recordCount, type WriteBatch } from "./disk.js";
 import type { EventQueue } from "./event-queue.js";
+import { SimFileSystem } from "./file-system.js";
 import { InvariantViolation, type InvariantChecker } from "./invariants.js";
-import { LeaderLeases } from "./leader-leases.js";
 import type { Network } from "./network.js";
+import { SimPeerNetwork } from "./peer-network.js";
 import type { Prng } from "./prng.js";
-import { Replica, realMachine, type MachineFactory } from "./replica.js";
+import type { PushFrame } from "../src/transport/protocol.js";
+import { realMachine, type MachineFactory } from "./machines.js";
 
-/** Virtual time units per nominal tick. */
+/** Virtual milliseconds per nominal tick (the member default). */
 export const TICK = 100;
-
-export interface ClusterHooks {
-  /** `host` applied a committed command (not a no-op or conf change) with `output`. */
-  onApplied(host: Host, e: Entry, output: ApplyOutput): void;
-  /** Index `index` was applied for the first time anywhere: the committed stream, in index order. */
-  onCommitted(index: number, output: ApplyOutput): void;
-  /** `host` received the answer to a readIndex request. */
-  onReadState(host: Host, index: number, ctx: string): void;
-  /** `host`'s state machine advanced (pending reads may now complete). */
-  onAppliedUpTo(host: Host): void;
-}
 
 export interface SimStats {
   steps: number;
@@ -53,11 +36,11 @@ export interface SimStats {
   faults: Map<string, number>;
   snapshotsTaken: number;
   snapshotsInstalled: number;
-  tornWrites: number;
-  leaseExpiriesProposed: number;
+  restarts: number;
+  fatalStops: number;
 }
 
-export interface SimContext {
+export interface SimContext extends SimTime {
   readonly queue: EventQueue<() => void>;
   now: number;
   readonly rng: Prng;
@@ -67,76 +50,103 @@ export interface SimContext {
   readonly stats: SimStats;
   /** Record a line of the narrative/trace; `line` is only called when someone listens. */
   log(line: () => string): void;
+  readonly tracing: boolean;
   fault(kind: string): void;
-  /** Called when a node becomes leader (the nemesis may strike at once). */
-  onNewLeader(host: Host): void;
+  /** Called when a host becomes leader (the nemesis may strike at once). */
+  onNewLeader(host: SimHost): void;
+  /** The first application of `index` anywhere: the committed stream, in index order. */
+  onCommitted(index: number, output: ApplyOutput): void;
+  /** A finding outside the event that is running (a host stopping on a broken invariant, an INTERNAL reply). */
+  fail(e: unknown): void;
 }
 
-interface PendingWrite {
-  rd: Ready;
-  batch: WriteBatch;
-  /** Messages that may only leave after the fsync. */
-  after: Message[];
-}
+/** What every host of a seed is configured with (drawn per seed), beyond its name. */
+export type HostParams = Omit<HostConfig, "name" | "dataDir" | "initialCluster" | "clientUrls" | "join" | "forwardProof">;
 
 export interface DiskProfile {
-  /** fsync latency range in time units; 0..0 means the fsync completes within the step. */
+  /** Latency range of an asynchronous disk call, virtual ms. */
   minLatency: number;
   maxLatency: number;
-  /** Probability that a crash during a pending fsync keeps a torn prefix of the batch rather than nothing. */
-  tornRate: number;
 }
 
-export const fastDisk: DiskProfile = { minLatency: 0, maxLatency: 0, tornRate: 0.5 };
+export const fastDisk: DiskProfile = { minLatency: 0, maxLatency: 1 };
 
-export class Host {
-  node: RaftNode | null = null;
-  storage: MemoryStorage;
-  sm: Replica;
-  /** Lease deadlines, kept while this host leads. */
-  readonly leases = new LeaderLeases();
-  /** Ticks since this incarnation started: the host's monotonic clock is localTicks * TICK. */
-  localTicks = 0;
-  confState: ConfState = emptyConfState();
-  up = false;
+export function isMember(cs: ConfState, id: NodeId): boolean {
+  return cs.voters.includes(id) || cs.learners.includes(id) || cs.votersOutgoing.includes(id) || cs.learnersNext.includes(id);
+}
+
+/** A member's URLs are its name: the simulated network routes by name. */
+export const peerUrl = (id: NodeId): string => `ws://${id}:1`;
+export const clientUrl = (id: NodeId): string => `ws://${id}:2`;
+const hostOfUrl = (url: string): NodeId => new URL(url).hostname;
+const FORWARD_PROOF = "sim-forward-proof";
+const DATA_DIR = "/data";
+
+export class SimHost {
+  host: Host | null = null;
+  /** Bumped when the process ends (crash or stop): events of an earlier incarnation are ignored. */
+  incarnation = 0;
+  /** Opening (recovering) or running. */
+  starting = false;
   /** Removed from the cluster and shut down for good. */
   retired = false;
-  /** Bumped on every crash: events scheduled for an earlier incarnation are ignored. */
-  incarnation = 0;
-  /** Virtual time units between this node's ticks (clocks run at different rates). */
-  tickPeriod = TICK;
-  disk: DiskProfile = fastDisk;
-  /** Writes in flight, oldest first; they complete in order. */
-  pending: PendingWrite[] = [];
-  /** How many Readies this host takes before the oldest one's write completes (1: one at a time). */
-  pipeline = 1;
-  /** Virtual time the newest write in flight completes (a later one never completes before it). */
-  lastWriteDoneAt = 0;
-  private lastCommit = 0;
-  /** Reads answered by the core, waiting for the state machine to reach their index. */
-  readonly waitingReads: { index: number; ctx: string }[] = [];
+  /** Global time until which the process is paused. */
+  pausedUntil = 0;
+  /** Member-clock rate of this machine (drift). */
+  clockRate = 1;
+  clock: SimClock;
+  diskProfile: DiskProfile = fastDisk;
+  readonly disk: SimFileSystem;
+  /** The highest commit index this host ever persisted (for "commit never decreases" across restarts). */
+  maxDurableCommit = 0;
+  handlers: PeerHandlers | null = null;
+  network: SimPeerNetwork | null = null;
+  /** Client links to this host's gateway, and its own links to the leader (closed when the process ends). */
+  readonly links = new Set<SimLink>();
 
   constructor(
     readonly id: NodeId,
-    readonly durable: Disk,
     readonly rng: Prng,
-    machine: MachineFactory,
+    private readonly ctx: SimContext,
+    /** The founding voters for a bootstrapping member; null for one that joins later. */
+    readonly founders: NodeId[] | null,
   ) {
-    this.storage = durable.recover();
-    this.sm = new Replica(machine);
+    this.disk = new SimFileSystem(rng.fork(), (at, fn) => this.atMachine(at, fn), () => ctx.now, () => this.rng.int(this.diskProfile.minLatency, this.diskProfile.maxLatency));
+    this.clock = this.newClock();
   }
 
-  /** The host's own monotonic clock (virtual ms): runs at this host's tick rate, restarts at 0 on restart. */
-  clock(): number {
-    return this.localTicks * TICK;
+  get up(): boolean {
+    return this.host !== null;
   }
 
-  /** The core's log, for the invariant checker (white-box: the simulator reads the node's private state). */
+  get replica(): Replica {
+    if (!this.host) throw new Error(`sim: ${this.id} is not running`);
+    return this.host.replica;
+  }
+
+  newClock(): SimClock {
+    const inc = this.incarnation;
+    return new SimClock(this.ctx, this.clockRate, () => this.incarnation === inc, () => this.pausedUntil, 1_800_000_000_000);
+  }
+
+  /** Runs `fn` at global time `at` on this machine: after a pause ends, whatever incarnation runs then. */
+  atMachine(at: number, fn: () => void): void {
+    const run = (): void => {
+      if (this.pausedUntil > this.ctx.now) {
+        this.ctx.queue.push(this.pausedUntil, run);
+        return;
+      }
+      fn();
+    };
+    this.ctx.queue.push(at, run);
+  }
+
+  /** The core's log, for the invariant checks (white-box: the simulator reads the replica's private state). */
   coreLog(): RaftLog {
-    return (this.node as unknown as { raft: { log: RaftLog } }).raft.log;
+    return (this.replica as unknown as { raft: { raft: { log: RaftLog } } }).raft.raft.log;
   }
 
-  /** Term of entry i in the node's log: -1 when compacted, undefined past the end. */
+  /** Term of entry i in the core's log: -1 when compacted, undefined past the end. */
   termAt(i: number): number | undefined {
     const log = this.coreLog();
     if (i > log.lastIndex()) return undefined;
@@ -144,59 +154,61 @@ export class Host {
     return log.term(i);
   }
 
-  resetCommitTracking(commit: number): void {
-    this.lastCommit = commit;
-  }
-
-  /** Whether the node's commit advanced since we last told the checker; returns the new commit or 0. */
-  commitAdvanced(commit: number): number {
-    if (commit <= this.lastCommit) return 0;
-    this.lastCommit = commit;
-    return commit;
+  /**
+   * The term at index `i` of this host's log when `entries` (a write that just completed) were written: from
+   * the entries themselves, or — for the one before them — from the core's log if it still holds the first of
+   * them (a later write may have replaced them since: several are in flight); -1 when unknown.
+   */
+  termBefore(entries: readonly Entry[], i: number): number {
+    const first = entries[0].index;
+    if (i >= first) return entries[i - first].term;
+    const log = this.coreLog();
+    if (i < log.firstIndex() - 1 || first > log.lastIndex() || log.term(first) !== entries[0].term) return -1;
+    return log.term(i);
   }
 }
 
-export class Cluster {
-  readonly hosts = new Map<NodeId, Host>();
+export interface ClusterOptions {
+  params: HostParams;
+  machine?: MachineFactory;
+  /** Test hook: sees every Host the cluster starts (mutation tests break the core on purpose). */
+  onHostStarted?: (host: SimHost) => void;
+}
+
+export class SimCluster {
+  readonly hosts = new Map<NodeId, SimHost>();
+  private readonly machine: MachineFactory;
 
   constructor(
     private readonly ctx: SimContext,
-    private readonly hooks: ClusterHooks,
-    private readonly raftOptions: Omit<RaftConfig, "id" | "rng" | "applied">,
-    private readonly snapshotEvery: number,
-    private readonly snapshotTail: number,
-    /** Test hook: sees every RaftNode the cluster creates (mutation tests break the core on purpose). */
-    private readonly onNodeCreated?: (host: Host) => void,
-    /** How hosts build their state machine (tests substitute one that breaks a rule on purpose). */
-    private readonly machine: MachineFactory = realMachine,
-  ) {}
+    private readonly opts: ClusterOptions,
+  ) {
+    this.machine = opts.machine ?? realMachine;
+  }
 
-  /** Create a founding member (bootstrapped storage) or a later one (empty storage) and start it. */
-  addHost(id: NodeId, bootstrapVoters: NodeId[] | null, tickPeriod: number): Host {
-    if (this.hosts.has(id)) throw new Error(`cluster: host ${id} already exists`);
-    const disk = bootstrapVoters ? Disk.bootstrapped(MemoryStorage.bootstrap(bootstrapVoters)) : new Disk();
-    const host = new Host(id, disk, this.ctx.rng.fork(), this.machine);
-    host.tickPeriod = tickPeriod;
-    // Half the hosts persist one Ready at a time, the others keep up to 2-4 writes in flight, as the server does.
-    host.pipeline = host.rng.chance(0.5) ? 1 : host.rng.int(2, 4);
+  /** Create a founding member (bootstrapping on an empty disk) or a later one (joining) and start it. */
+  addHost(id: NodeId, founders: NodeId[] | null, clockRate: number): SimHost {
+    if (this.hosts.has(id)) throw new Error(`sim: host ${id} already exists`);
+    const host = new SimHost(id, this.ctx.rng.fork(), this.ctx, founders);
+    host.clockRate = clockRate;
     this.hosts.set(id, host);
     this.start(host);
     return host;
   }
 
-  get(id: NodeId): Host | undefined {
+  get(id: NodeId): SimHost | undefined {
     return this.hosts.get(id);
   }
 
-  liveHosts(): Host[] {
+  liveHosts(): SimHost[] {
     return [...this.hosts.values()].filter((h) => h.up);
   }
 
-  /** The live node that believes it leads, with the highest term. */
-  leader(): Host | undefined {
-    let best: Host | undefined;
+  /** The running host that believes it leads, with the highest term. */
+  leader(): SimHost | undefined {
+    let best: SimHost | undefined;
     for (const h of this.hosts.values()) {
-      if (h.up && h.node!.role === "leader" && (!best || h.node!.term > best.node!.term)) best = h;
+      if (h.up && h.replica.isLeader && (!best || h.replica.term > best.replica.term)) best = h;
     }
     return best;
   }
@@ -204,322 +216,243 @@ export class Cluster {
   // ---------------------------------------------------------------------------------------------------------
   // Lifecycle
 
-  private start(host: Host): void {
-    const storage = host.durable.recover();
-    const snap = storage.snapshot();
-    let node: RaftNode;
-    try {
-      node = new RaftNode(
-        { ...this.raftOptions, id: host.id, rng: host.rng.asFunction(), applied: snap.metadata.index },
-        storage,
-      );
-    } catch (e) {
-      throw new InvariantViolation("restart", `${host.id} cannot start from its disk: ${(e as Error).message}`);
-    }
-    host.storage = storage;
-    host.node = node;
-    this.onNodeCreated?.(host);
-    host.up = true;
-    host.pending = [];
-    host.waitingReads.length = 0;
-    host.localTicks = 0;
-    host.leases.steppedDown();
-    host.sm = new Replica(this.machine);
-    if (snap.metadata.index > 0) host.sm.restore(snap.metadata.index, snap.data);
-    host.confState = snap.metadata.confState;
-    const status = node.status();
-    host.resetCommitTracking(status.commit);
-    this.ctx.checker.restartedAt(host.id, snap.metadata.index);
-    this.ctx.checker.restartCommit(host.id, status.commit, host.durable.maxDurableCommit);
-    this.checkCommit(host, status.commit);
-    this.scheduleTick(host);
-    this.afterInput(host);
+  private config(host: SimHost): HostConfig {
+    // A joining member knows the others' addresses (as --initial-cluster tells a real one); the founding members
+    // are whoever founded the cluster.
+    const names = host.founders ?? [...this.hosts.keys()];
+    const known = new Set([...names, ...this.hosts.keys()]);
+    return {
+      ...this.opts.params,
+      name: host.id,
+      dataDir: DATA_DIR,
+      initialCluster: new Map(names.map((n) => [n, peerUrl(n)])),
+      clientUrls: new Map([...known].map((n) => [n, clientUrl(n)])),
+      join: host.founders === null,
+      forwardProof: FORWARD_PROOF,
+    };
   }
 
-  crash(host: Host): void {
-    if (!host.up) return;
-    // The oldest write in flight may be torn; later ones are lost (a torn prefix is a prefix of the writes).
-    const p = host.pending[0];
-    if (p) {
-      const records = recordCount(p.batch);
-      if (records > 1 && this.ctx.rng.chance(host.disk.tornRate)) {
-        const kept = this.ctx.rng.int(1, records - 1);
-        host.durable.write(p.batch, kept);
-        this.ctx.stats.tornWrites++;
-        this.ctx.log(() => `${host.id} crashes mid-fsync: ${kept} of ${records} records survive (torn tail)`);
-      } else {
-        this.ctx.log(() => `${host.id} crashes and loses an unsynced batch of ${records} records`);
-      }
-    } else {
-      this.ctx.log(() => `${host.id} crashes`);
-    }
-    host.up = false;
-    host.node = null;
-    host.pending = [];
-    host.leases.steppedDown();
-    host.incarnation++;
+  private world(host: SimHost): World {
+    const inc = host.incarnation;
+    const clock = host.clock;
+    return {
+      clock,
+      fs: host.disk,
+      random: () => host.rng.next(),
+      logger: this.logger(host),
+      network: async (handlers) => {
+        host.handlers = handlers;
+        return (host.network = new SimPeerNetwork(host.id, {
+          delays: (from, to, messages) => this.batchDelays(from, to, messages),
+          deliver: (to, at, fn) => this.deliverPeer(to, at, fn),
+          atSender: (at, fn) => clock.at(at, () => host.incarnation === inc && fn()),
+          now: () => this.ctx.now,
+          isCut: (from, to) => this.ctx.network.isCut(from, to),
+        }, handlers));
+      },
+      dialLeader: (url) => this.connect(this.hostEnd(host), hostOfUrl(url), { forwardedBy: FORWARD_PROOF }, (ms, fn) => clock.setTimer(ms, fn), undefined, undefined, host),
+    };
   }
 
-  restart(host: Host): void {
-    if (host.up || host.retired) return;
-    this.ctx.log(
-      () =>
-        `${host.id} restarts from its disk (snapshot ${host.durable.snapshot?.metadata.index ?? 0}, ` +
-        `${host.durable.entries.length} entries, commit ${host.durable.hardState.commit})`,
+  private logger(host: SimHost): HostLogger {
+    const ctx = this.ctx;
+    const line = (level: string) => (obj: object | string, msg?: string) => {
+      if (!ctx.tracing) return;
+      const text = typeof obj === "string" ? obj : `${msg ?? ""} ${JSON.stringify(obj, (_k, v: unknown) => (v instanceof Uint8Array ? `<${v.byteLength} bytes>` : typeof v === "bigint" ? String(v) : v instanceof Error ? v.message : v))}`;
+      ctx.log(() => `${host.id} ${level}: ${text}`);
+    };
+    const logger: HostLogger = { debug: () => {}, info: line("info"), warn: line("warn"), error: line("error"), fatal: line("fatal"), child: () => logger };
+    return logger;
+  }
+
+  private start(host: SimHost): void {
+    host.starting = true;
+    host.clock = host.newClock();
+    const inc = host.incarnation;
+    const ctx = this.ctx;
+    const id = host.id;
+    Host.open({
+      config: this.config(host),
+      world: this.world(host),
+      createStateMachine: (snapshot) => (snapshot ? this.machine.restore(snapshot) : this.machine.create()),
+      observer: {
+        persisted: (entries, hs) => {
+          if (entries.length > 0) ctx.checker.persisted(id, entries, (i) => host.termBefore(entries, i));
+          if (hs) host.maxDurableCommit = Math.max(host.maxDurableCommit, hs.commit);
+        },
+        applied: (e, output) => {
+          ctx.checker.applied(id, e);
+          if (output === undefined) return;
+          const first = ctx.coordination.applied(id, e.index, e.data, output, host.replica.coord);
+          if (first) ctx.onCommitted(e.index, output);
+        },
+        snapshotInstalled: (index) => {
+          ctx.checker.restartedAt(id, index);
+          ctx.stats.snapshotsInstalled++;
+          ctx.log(() => `${id} installs a snapshot at index ${index}`);
+        },
+        snapshotTaken: (index, data) => {
+          ctx.coordination.snapshotTaken(id, index, decodeNodeSnapshot(data).sm);
+          ctx.stats.snapshotsTaken++;
+        },
+      },
+    }).then(
+      (h) => {
+        if (host.incarnation !== inc) {
+          void h.stop({ transfer: false });
+          return;
+        }
+        host.host = h;
+        host.starting = false;
+        const r = h.replica;
+        const status = r.status();
+        ctx.checker.restartedAt(id, r.appliedTo);
+        ctx.checker.restartCommit(id, status.commit, host.maxDurableCommit);
+        r.roleChanged.add((s) => {
+          if (s.role !== "leader" || host.incarnation !== inc) return;
+          ctx.stats.elections++;
+          ctx.checker.leader(id, r.term);
+          ctx.checker.newLeaderLog(id, r.term, (i) => host.termAt(i));
+          ctx.log(() => `${id} becomes leader of term ${r.term} (log ends at ${host.coreLog().lastIndex()})`);
+          ctx.onNewLeader(host);
+        });
+        r.membershipChanged.add((cs) => {
+          if (host.incarnation !== inc || isMember(cs, id)) return;
+          // Removed from the configuration: shut down once the change is known here, after the ready loop
+          // has had time to hand over leadership.
+          ctx.queue.push(ctx.now + 3 * TICK, () => {
+            if (host.incarnation === inc && host.up && !isMember(host.replica.status().confState, id)) this.retire(host);
+          });
+        });
+        r.failed.add((e) => {
+          if (host.incarnation !== inc) return;
+          // A failed disk is a fault the member must survive by stopping; anything else that stops it (a broken
+          // invariant, a check of the simulator's failing inside the host's hooks) is a finding.
+          if (!(e instanceof StorageFailedError) || (e as { cause?: unknown }).cause instanceof InvariantError) {
+            ctx.fail(e);
+            return;
+          }
+          ctx.stats.fatalStops++;
+          ctx.log(() => `${id} stops after a fatal error: ${e.message}`);
+          // The process exits: its page cache survives (no power loss). An operator (or systemd) restarts it.
+          this.stop(host, false);
+          ctx.queue.push(ctx.now + ctx.rng.int(2 * TICK, 10 * TICK), () => this.restart(host));
+        });
+        this.opts.onHostStarted?.(host);
+      },
+      (e: Error) => {
+        if (host.incarnation !== inc) return;
+        throw new InvariantViolation("restart", `${id} cannot start from its disk: ${e.message}`);
+      },
     );
+  }
+
+  /** The process ends: with a power loss (`crash`: the disk loses what it had not made durable) or not. */
+  private stop(host: SimHost, powerLoss: boolean): void {
+    host.incarnation++;
+    host.host = null;
+    host.starting = false;
+    host.handlers = null;
+    // Whatever the dead process's code still does (a disk call completing) can no longer reach anyone.
+    host.network?.kill();
+    host.network = null;
+    if (powerLoss) host.disk.crash();
+    else host.disk.processExit();
+    for (const link of host.links) link.close(`connection to ${host.id} reset`, "crash");
+    host.links.clear();
+  }
+
+  crash(host: SimHost): void {
+    if (!host.up && !host.starting) return;
+    this.ctx.log(() => `${host.id} crashes`);
+    this.stop(host, true);
+  }
+
+  restart(host: SimHost): void {
+    if (host.up || host.starting || host.retired) return;
+    this.ctx.stats.restarts++;
+    this.ctx.log(() => `${host.id} restarts from its disk`);
     this.start(host);
   }
 
   /** A member removed from the configuration shuts down for good. */
-  retire(host: Host): void {
+  retire(host: SimHost): void {
     if (host.retired) return;
     this.ctx.log(() => `${host.id} is no longer a member and shuts down`);
-    this.crash(host);
+    this.stop(host, false);
     host.retired = true;
   }
 
-  private scheduleTick(host: Host): void {
-    const inc = host.incarnation;
-    this.ctx.queue.push(this.ctx.now + host.tickPeriod, () => {
-      if (!host.up || host.incarnation !== inc) return;
+  /** The process stops running for `ms` (a GC pause, SIGSTOP, a starved machine); its clock runs on. */
+  pause(host: SimHost, ms: number): void {
+    host.pausedUntil = Math.max(host.pausedUntil, this.ctx.now + ms);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Network
+
+  private batchDelays(from: NodeId, to: NodeId, messages: readonly Message[]): number[] {
+    let delays: number[] | undefined;
+    for (const m of messages) {
+      // One draw per batch; a scripted filter (dropIf) or a cut drops the whole batch.
+      const d = this.ctx.network.delays(m);
+      if (d.length === 0) return [];
+      delays ??= d;
+    }
+    void from;
+    void to;
+    return delays ?? [];
+  }
+
+  private deliverPeer(to: NodeId, at: number, fn: (handlers: PeerHandlers) => void): void {
+    const host = this.hosts.get(to);
+    if (!host) return;
+    host.atMachine(at, () => {
+      if (!host.handlers) return;
       this.ctx.stats.steps++;
-      host.localTicks++;
-      host.node!.tick();
-      this.expireLeases(host);
-      this.afterInput(host);
-      this.scheduleTick(host);
+      fn(host.handlers);
     });
   }
 
-  /** A leader proposes leaseExpire for the deadlines its clock has passed (at most one entry per tick). */
-  private expireLeases(host: Host): void {
-    const ids = host.leases.takeExpired(host.clock());
-    if (ids.length === 0) return;
-    try {
-      host.node!.propose(encodeCommand({ op: "leaseExpire", ids }));
-      this.ctx.stats.leaseExpiriesProposed++;
-      this.ctx.log(() => `${host.id} proposes leaseExpire [${ids.join(",")}]`);
-    } catch (e) {
-      if (!(e instanceof NotLeaderError || e instanceof ProposalDroppedError)) throw e;
-      host.leases.retryExpiry(ids);
-    }
-  }
-
-  // ---------------------------------------------------------------------------------------------------------
-  // Messages
-
-  send(messages: readonly Message[]): void {
-    for (const m of messages) {
-      const delays = this.ctx.network.delays(m);
-      if (m.type === "snap") {
-        this.sendSnapshot(m, delays);
-        continue;
-      }
-      for (const delay of delays) {
-        // Each delivery gets its own shallow copy: a receiver can never alter what another copy carries.
-        const copy = { ...m } as Message;
-        this.ctx.queue.push(this.ctx.now + delay, () => this.deliver(copy));
-      }
-    }
-  }
-
-  /**
-   * A snapshot goes over a stream whose outcome the transport learns, as a real one does (the connection fails
-   * or the transfer completes): the sender's host reports it with reportSnapshot, as etcd's transport does.
-   */
-  private sendSnapshot(m: Message, delays: number[]): void {
-    const sender = this.hosts.get(m.from);
-    const inc = sender?.incarnation;
-    const report = (ok: boolean): void => {
-      if (!sender || !sender.up || sender.incarnation !== inc) return;
-      sender.node!.reportSnapshot(m.to, ok);
-      this.afterInput(sender);
+  /** The end of a link at a host: runs in its current incarnation only. */
+  hostEnd(host: SimHost): LinkEnd {
+    const inc = host.incarnation;
+    return {
+      endpoint: host.id,
+      at: (t, fn) => host.clock.at(t, () => host.incarnation === inc && fn()),
+      now: () => this.ctx.now,
     };
-    if (delays.length === 0) {
-      this.ctx.queue.push(this.ctx.now + TICK, () => report(false));
-      return;
-    }
-    for (const delay of delays) {
-      const copy = { ...m } as Message;
-      this.ctx.queue.push(this.ctx.now + delay, () => report(this.deliver(copy)));
-    }
   }
 
-  /** Returns whether the message reached a running node. */
-  private deliver(m: Message): boolean {
-    const host = this.hosts.get(m.to);
-    if (!host || !host.up || this.ctx.network.isCut(m.from, m.to)) return false;
-    this.ctx.stats.steps++;
-    host.node!.step(m);
-    this.afterInput(host);
-    return true;
+  /** The end of a link at a simulated client (never paused, never crashes). */
+  clientEnd(endpoint: string): LinkEnd {
+    return { endpoint, at: (t, fn) => this.ctx.queue.push(t, fn), now: () => this.ctx.now };
   }
 
-  /** After any input to a node: check what can be checked, then run its Ready loop. */
-  afterInput(host: Host): void {
-    const node = host.node!;
-    if (node.role === "leader") this.ctx.checker.leader(host.id, node.term);
-    this.processReady(host);
-  }
-
-  // ---------------------------------------------------------------------------------------------------------
-  // The Ready loop
-
-  private processReady(host: Host): void {
-    // inFlight, not pending.length: a Ready being completed synchronously (below) is in flight too, and hooks
-    // it runs can re-enter here; a Ready taken then must wait behind it.
-    while (host.up && host.node!.inFlight < host.pipeline && host.node!.hasReady()) {
-      const node = host.node!;
-      const rd = node.ready();
-      if (rd.softState !== undefined && rd.softState.role !== "leader") host.leases.steppedDown();
-      if (rd.softState?.role === "leader") {
-        host.leases.becameLeader(host.sm.coordination.stateMachine.leases(), host.clock());
-        this.ctx.stats.elections++;
-        this.ctx.checker.leader(host.id, node.term);
-        this.ctx.checker.newLeaderLog(host.id, node.term, (i) => host.termAt(i));
-        this.ctx.log(() => `${host.id} becomes leader of term ${node.term} (log ends at ${node.status().lastIndex})`);
-        this.ctx.onNewLeader(host);
+  /** Opens a client connection from `from` to host `to`'s gateway and completes the handshake. */
+  connect(
+    from: LinkEnd,
+    to: NodeId,
+    hello: { token?: string; forwardedBy?: string },
+    setTimer: (ms: number, fn: () => void) => { cancel(): void },
+    onPush?: (frame: PushFrame) => void,
+    onClose?: (reason: string) => void,
+    /** The host making the connection (a forwarding member): its crash closes the link too. */
+    owner?: SimHost,
+  ): Promise<SimClientSocket> {
+    const host = this.hosts.get(to);
+    const link = new SimLink(this.ctx.network, from, host ? this.hostEnd(host) : this.clientEnd(`${to}(gone)`));
+    owner?.links.add(link);
+    if (host?.host) {
+      const conn = host.host.gateway.accept(link.serverSide());
+      if (conn) {
+        link.attach(conn);
+        host.links.add(link);
       }
-      const early: Message[] = [];
-      const after: Message[] = [];
-      for (const m of rd.messages) {
-        if (m.type === "app" || m.type === "heartbeat" || m.type === "snap") early.push(m);
-        else after.push(m);
-      }
-      this.send(early);
-      const batch: WriteBatch = { hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries };
-      const latency = rd.mustSync ? this.ctx.rng.int(host.disk.minLatency, host.disk.maxLatency) : 0;
-      if (latency > 0 || node.inFlight > 1) {
-        // Writes complete in order: never before the one ahead of it.
-        const doneAt = Math.max(this.ctx.now + latency, host.lastWriteDoneAt);
-        host.lastWriteDoneAt = doneAt;
-        const p: PendingWrite = { rd, batch, after };
-        host.pending.push(p);
-        const inc = host.incarnation;
-        this.ctx.queue.push(doneAt, () => {
-          if (!host.up || host.incarnation !== inc || host.pending[0] !== p) return;
-          this.ctx.stats.steps++;
-          host.pending.shift();
-          this.complete(host, p.rd, p.batch, p.after);
-          this.afterInput(host);
-        });
-        continue;
-      }
-      this.complete(host, rd, batch, after);
+    } else {
+      // Nothing listens there: the connection is refused after a round trip.
+      from.at(from.now() + 2 * this.ctx.network.delay(), () => link.close(`cannot reach ${to}: connection refused`, "server"));
     }
+    return SimClientSocket.connect(link, { hello, setTimer, onPush, onClose, connectTimeoutMs: 2 * TICK });
   }
-
-  /** The fsync of `batch` completed: update storage, send, apply, advance. */
-  private complete(host: Host, rd: Ready, batch: WriteBatch, after: Message[]): void {
-    const node = host.node!;
-    // 1. Persist: the disk, then the in-memory storage the core reads. As the real server does, a Ready that
-    //    only moves commit (mustSync false) is not written durably: a crash forgets it (commit is re-learned).
-    const commitOnly = !rd.mustSync && !rd.snapshot && rd.entries.length === 0;
-    if (!commitOnly) host.durable.write(batch);
-    if (rd.snapshot) host.storage.applySnapshot(rd.snapshot);
-    if (rd.hardState) host.storage.setHardState(rd.hardState);
-    host.storage.append(rd.entries);
-    if (rd.entries.length > 0) {
-      this.ctx.checker.persisted(host.id, rd.entries, (i) => this.storageTerm(host, i));
-    }
-    if (rd.hardState) {
-      const c = host.commitAdvanced(rd.hardState.commit);
-      if (c > 0) this.checkCommit(host, c);
-    }
-    // 2. Send what had to wait for the fsync.
-    this.send(after);
-    // 3. Apply.
-    if (rd.snapshot) {
-      const meta = rd.snapshot.metadata;
-      host.sm.restore(meta.index, rd.snapshot.data);
-      host.confState = meta.confState;
-      this.ctx.checker.restartedAt(host.id, meta.index);
-      this.ctx.stats.snapshotsInstalled++;
-      this.ctx.log(() => `${host.id} installs a snapshot at index ${meta.index}`);
-    }
-    let removedSelf = false;
-    for (const e of rd.committed) {
-      if (e.index <= host.sm.appliedIndex) continue; // covered by a snapshot installed in this Ready
-      this.ctx.checker.applied(host.id, e);
-      if (e.type === EntryType.ConfChange) {
-        const cc = decodeConfChange(e.data);
-        host.confState = node.applyConfChange(cc);
-        host.sm.apply(e.index, null);
-        this.ctx.log(
-          () =>
-            `${host.id} applies conf change at ${e.index}: ${describeConfChange(cc.changes)} → voters ` +
-            `[${host.confState.voters.join(",")}]${host.confState.votersOutgoing.length ? ` joint with [${host.confState.votersOutgoing.join(",")}]` : ""}` +
-            `${host.confState.learners.length ? ` learners [${host.confState.learners.join(",")}]` : ""}`,
-        );
-        if (!isMember(host.confState, host.id)) removedSelf = true;
-        const votes = host.confState.voters.includes(host.id) || host.confState.votersOutgoing.includes(host.id);
-        if (!votes && node.role === "leader") {
-          throw new InvariantViolation(
-            "removed leader steps down",
-            `${host.id} still leads term ${node.term} after applying its removal at ${e.index}`,
-          );
-        }
-      } else if (e.data.byteLength === 0) {
-        host.sm.apply(e.index, null);
-      } else {
-        const output = host.sm.apply(e.index, e.data)!;
-        host.leases.applied(output.events, host.clock());
-        const first = this.ctx.coordination.applied(host.id, e.index, e.data, output, host.sm.coordination);
-        this.hooks.onApplied(host, e, output);
-        if (first) this.hooks.onCommitted(e.index, output);
-      }
-    }
-    for (const rs of rd.readStates) this.hooks.onReadState(host, rs.index, rs.ctx);
-    // 4. Advance.
-    node.advance(rd);
-    if (rd.committed.length > 0 || rd.snapshot) {
-      this.hooks.onAppliedUpTo(host);
-      this.maybeSnapshot(host);
-    }
-    if (removedSelf) {
-      // Shut down once the removal is known here; let the Ready loop hand over leadership first.
-      const inc = host.incarnation;
-      this.ctx.queue.push(this.ctx.now + 3 * TICK, () => {
-        if (host.incarnation === inc && host.up && !isMember(host.confState, host.id)) this.retire(host);
-      });
-    }
-  }
-
-  private checkCommit(host: Host, commit: number): void {
-    const term = host.termAt(commit);
-    // Past the log's end would be a core bug (it asserts against it); compacted (-1) means a snapshot covers it.
-    if (term === undefined)
-      throw new InvariantViolation("commit within log", `${host.id} has commit ${commit} past its last index`);
-    if (term >= 0) this.ctx.checker.commit(host.id, commit, term);
-  }
-
-  private storageTerm(host: Host, i: number): number {
-    if (i < host.storage.firstIndex() - 1) return -1;
-    return host.storage.term(i);
-  }
-
-  /** Now and then the host snapshots its state machine and compacts the log, keeping a short tail. */
-  private maybeSnapshot(host: Host): void {
-    const applied = host.sm.appliedIndex;
-    const snapIndex = host.storage.snapshot().metadata.index;
-    if (applied - snapIndex < this.snapshotEvery || applied > host.storage.lastIndex()) return;
-    const data = host.sm.snapshotData();
-    this.ctx.coordination.snapshotTaken(host.id, applied, data);
-    const snap = host.storage.createSnapshot(applied, host.confState, data);
-    const compactTo = applied - this.snapshotTail;
-    if (compactTo >= host.storage.firstIndex()) host.storage.compact(compactTo);
-    host.durable.saveHostSnapshot(snap, compactTo + 1);
-    this.ctx.stats.snapshotsTaken++;
-  }
-}
-
-export function isMember(cs: ConfState, id: NodeId): boolean {
-  return (
-    cs.voters.includes(id) || cs.learners.includes(id) || cs.votersOutgoing.includes(id) || cs.learnersNext.includes(id)
-  );
-}
-
-function describeConfChange(changes: { kind: string; nodeId: NodeId }[]): string {
-  if (changes.length === 0) return "leave joint";
-  return changes.map((c) => `${c.kind} ${c.nodeId}`).join(" + ");
 }

@@ -323,6 +323,11 @@ export class SimFileSystem implements FileSystem {
 
   // ----------------------------------------------------------------------------------------------- crash
 
+  /** The process using the disk exits (no power loss): the cache and the calls in progress live on; its locks die. */
+  processExit(): void {
+    this.locks.clear();
+  }
+
   /** The machine loses power: the cache is gone, calls in progress never complete, locks die. */
   crash(): void {
     this.epoch++;

@@ -11,6 +11,7 @@ import {
   checkElection,
   checkLinearizability,
   checkLockSafety,
+  checkWatchOrder,
   eventsFromObjects,
   formatFailure,
   pairOperations,
@@ -20,6 +21,7 @@ import type { CoordinationClients } from "./coordination-clients.js";
 import type { FencedResource } from "./fenced-resource.js";
 import { InvariantViolation } from "./invariants.js";
 import type { HistoryLine } from "./kv-clients.js";
+import type { WatchClients } from "./watch-clients.js";
 
 /** Search steps per seed: far above what a healthy seed's history needs. */
 const MAX_SEARCH_STEPS = 2_000_000;
@@ -71,5 +73,19 @@ export function checkElectionHistories(clients: CoordinationClients): void {
           .join("; ")}`,
       );
     }
+  }
+}
+
+/** Every watch stream against the committed changes: in order, once, nothing uncommitted, no gaps. */
+export function checkWatchHistories(watches: WatchClients): void {
+  const verdict = checkWatchOrder({ committed: watches.changes, watchers: watches.watchers });
+  if (!verdict.valid) {
+    throw new InvariantViolation(
+      "watch order",
+      verdict.violations
+        .slice(0, 3)
+        .map((v) => v.message)
+        .join("; "),
+    );
   }
 }

@@ -1,16 +1,47 @@
-// The fault injector. During the fault phase it picks a fault every so often: crashes (often of the leader)
-// with restarts, symmetric and one-way partitions, leader isolation, network weather (loss, duplication,
-// delay spikes), slow disks, clock drift, leadership transfers and — in some seeds — membership changes.
-// `heal()` ends the fault phase: everything back to normal, every crashed member restarted.
+// The fault injector. Each seed draws its own mix (swarm testing, as TigerBeetle's VOPR): which kinds of fault
+// it uses and how often, so that some seeds hammer one weakness and others combine several. During the fault
+// phase it strikes every so often: crashes (often of the leader, of a member whose fsync is in flight, or of a
+// leader just elected), process pauses, symmetric and one-way partitions, leader isolation, network weather
+// (loss, duplication, delays with a long tail that outlive a term), slow and failing disks, clock drift,
+// leadership transfers and — in some seeds — membership changes, joint ones included, with faults scheduled
+// around them. `heal()` ends the fault phase: everything back to normal, every stopped member restarted.
 
 import { ConfChangeError } from "../src/raft/confchange.js";
-import { NotLeaderError, ProposalDroppedError } from "../src/raft/errors.js";
 import type { ConfChange, NodeId } from "../src/raft/types.js";
-import { TICK, fastDisk, type Cluster, type Host, type SimContext } from "./cluster.js";
+import { MAX_CLOCK_DRIFT } from "./clock.js";
+import { TICK, clientUrl, fastDisk, peerUrl, type SimCluster, type SimContext, type SimHost } from "./cluster.js";
 import { calmNetwork } from "./network.js";
+import type { Prng } from "./prng.js";
+
+type FaultKind =
+  | "crash"
+  | "pause"
+  | "partition"
+  | "isolate-leader"
+  | "one-way-cut"
+  | "network-weather"
+  | "slow-disk"
+  | "failing-disk"
+  | "clock-drift"
+  | "transfer-leadership"
+  | "membership";
+
+const KINDS: readonly FaultKind[] = [
+  "crash",
+  "pause",
+  "partition",
+  "isolate-leader",
+  "one-way-cut",
+  "network-weather",
+  "slow-disk",
+  "failing-disk",
+  "clock-drift",
+  "transfer-leadership",
+  "membership",
+];
 
 export interface NemesisOptions {
-  /** Time units between faults. */
+  /** Time between faults. */
   minGap: number;
   maxGap: number;
   membership: boolean;
@@ -20,15 +51,30 @@ export interface NemesisOptions {
   spareIds: NodeId[];
 }
 
+/** A seed's fault mix: each kind's weight (0: not used by this seed). */
+export function drawFaultMix(rng: Prng, membership: boolean): Map<FaultKind, number> {
+  const mix = new Map<FaultKind, number>();
+  for (const k of KINDS) {
+    if (k === "membership" && !membership) continue;
+    if (rng.chance(0.75)) mix.set(k, rng.int(1, 10));
+  }
+  if (mix.size === 0) mix.set("crash", 1);
+  return mix;
+}
+
 export class Nemesis {
   private active = true;
   private nextSpare = 0;
+  private readonly total: number;
 
   constructor(
     private readonly ctx: SimContext,
-    private readonly cluster: Cluster,
+    private readonly cluster: SimCluster,
     private readonly opts: NemesisOptions,
-  ) {}
+    private readonly mix: Map<FaultKind, number>,
+  ) {
+    this.total = [...mix.values()].reduce((a, b) => a + b, 0);
+  }
 
   start(): void {
     this.schedule();
@@ -37,9 +83,18 @@ export class Nemesis {
   private schedule(): void {
     this.ctx.queue.push(this.ctx.now + this.ctx.rng.int(this.opts.minGap, this.opts.maxGap), () => {
       if (!this.active) return;
-      this.strike();
+      this.strike(this.pick());
       this.schedule();
     });
+  }
+
+  private pick(): FaultKind {
+    let roll = this.ctx.rng.next() * this.total;
+    for (const [k, w] of this.mix) {
+      roll -= w;
+      if (roll < 0) return k;
+    }
+    return [...this.mix.keys()].at(-1)!;
   }
 
   private later(delay: number, action: () => void): void {
@@ -48,124 +103,149 @@ export class Nemesis {
     });
   }
 
-  private strike(): void {
+  private members(): SimHost[] {
+    return [...this.cluster.hosts.values()].filter((h) => !h.retired);
+  }
+
+  private strike(kind: FaultKind): void {
     const rng = this.ctx.rng;
-    const roll = rng.next();
-    const members = [...this.cluster.hosts.values()].filter((h) => !h.retired);
+    const members = this.members();
     const up = members.filter((h) => h.up);
     const leader = this.cluster.leader();
-    if (roll < 0.2) {
-      // Crash: the leader in half the cases. Keep a majority of the founding size running most of the time.
-      const down = members.length - up.length;
-      if (up.length === 0 || down >= Math.floor((members.length - 1) / 2) + (rng.chance(0.2) ? 1 : 0)) return;
-      // Half the time prefer a node whose fsync is in flight: its crash loses or tears the batch.
-      const syncing = up.filter((h) => h.pending.length > 0);
-      const victim =
-        syncing.length > 0 && rng.chance(0.5) ? rng.pick(syncing) : leader && rng.chance(0.5) ? leader : rng.pick(up);
-      this.ctx.fault(victim.pending.length > 0 ? "crash-mid-fsync" : victim === leader ? "crash-leader" : "crash");
-      this.cluster.crash(victim);
-      this.later(rng.int(2 * TICK, 15 * TICK), () => this.cluster.restart(victim));
-    } else if (roll < 0.3) {
-      if (this.ctx.network.partitioned) return;
-      const ids = members.map((h) => h.id);
-      const side = ids.filter(() => rng.chance(0.4));
-      if (side.length === 0 || side.length === ids.length) return;
-      this.ctx.fault("partition");
-      this.ctx.log(() => `partition: [${side.join(",")}] | [${ids.filter((i) => !side.includes(i)).join(",")}]`);
-      this.ctx.network.partition(
-        side,
-        ids.filter((i) => !side.includes(i)),
-      );
-      this.later(rng.int(5 * TICK, 30 * TICK), () => this.healNetwork());
-    } else if (roll < 0.38) {
-      if (this.ctx.network.partitioned || !leader) return;
-      this.ctx.fault("isolate-leader");
-      this.ctx.log(() => `partition isolates leader ${leader.id}`);
-      this.ctx.network.partition(
-        [leader.id],
-        members.map((h) => h.id).filter((i) => i !== leader.id),
-      );
-      this.later(rng.int(5 * TICK, 30 * TICK), () => this.healNetwork());
-    } else if (roll < 0.46) {
-      if (members.length < 2) return;
-      const a = rng.pick(members).id;
-      const b = rng.pick(members.filter((h) => h.id !== a)).id;
-      this.ctx.fault("one-way-cut");
-      this.ctx.log(() => `one-way cut ${a} → ${b}`);
-      this.ctx.network.cutLink(a, b);
-      this.later(rng.int(5 * TICK, 30 * TICK), () => this.healNetwork());
-    } else if (roll < 0.58) {
-      this.ctx.fault("network-weather");
-      const spiky = rng.chance(0.5);
-      this.ctx.network.profile = {
-        minDelay: rng.int(1, 10),
-        maxDelay: rng.int(10, 80),
-        spikeRate: spiky ? rng.next() * 0.1 : 0,
-        spikeDelay: rng.int(100, 6 * TICK),
-        lossRate: rng.chance(0.5) ? rng.next() * 0.2 : 0,
-        duplicateRate: rng.chance(0.5) ? rng.next() * 0.1 : 0,
-      };
-      this.ctx.log(
-        () =>
-          `network weather: loss ${(this.ctx.network.profile.lossRate * 100).toFixed(0)}%, ` +
-          `duplicates ${(this.ctx.network.profile.duplicateRate * 100).toFixed(0)}%, delay ${this.ctx.network.profile.minDelay}-${this.ctx.network.profile.maxDelay}` +
-          `${spiky ? " with spikes" : ""}`,
-      );
-      this.later(rng.int(10 * TICK, 40 * TICK), () => (this.ctx.network.profile = calmNetwork));
-    } else if (roll < 0.68) {
-      if (up.length === 0) return;
-      const h = rng.pick(up);
-      this.ctx.fault("slow-disk");
-      h.disk = { minLatency: rng.int(5, 50), maxLatency: rng.int(50, 4 * TICK), tornRate: 0.5 };
-      this.ctx.log(() => `${h.id}'s disk turns slow (fsync up to ${h.disk.maxLatency} units)`);
-      this.later(rng.int(10 * TICK, 40 * TICK), () => (h.disk = fastDisk));
-    } else if (roll < 0.76) {
-      if (up.length === 0) return;
-      const h = rng.pick(up);
-      this.ctx.fault("clock-drift");
-      h.tickPeriod = rng.int(TICK / 2, 2 * TICK);
-      this.ctx.log(() => `${h.id}'s clock now ticks every ${h.tickPeriod} units`);
-    } else if (roll < 0.86) {
-      if (!leader) return;
-      const voters = leader
-        .node!.status()
-        .confState.voters.filter((id) => id !== leader.id && this.cluster.get(id)?.up);
-      if (voters.length === 0) return;
-      const to = rng.pick(voters);
-      try {
-        leader.node!.transferLeadership(to);
-      } catch (e) {
-        if (e instanceof NotLeaderError || e instanceof ProposalDroppedError) return;
-        throw e;
+    switch (kind) {
+      case "crash": {
+        // Keep a majority of the members running most of the time.
+        const down = members.length - up.length;
+        if (up.length === 0 || down >= Math.floor((members.length - 1) / 2) + (rng.chance(0.2) ? 1 : 0)) return;
+        // Often a member whose disk is busy (its crash may lose or tear a write), often the leader.
+        const busy = up.filter((h) => h.diskProfile !== fastDisk);
+        const victim = busy.length > 0 && rng.chance(0.3) ? rng.pick(busy) : leader && rng.chance(0.5) ? leader : rng.pick(up);
+        this.ctx.fault(victim === leader ? "crash-leader" : "crash");
+        this.cluster.crash(victim);
+        this.later(rng.int(2 * TICK, 15 * TICK), () => this.cluster.restart(victim));
+        return;
       }
-      this.ctx.fault("transfer-leadership");
-      this.ctx.log(() => `${leader.id} transfers leadership to ${to}`);
-      this.cluster.afterInput(leader);
-    } else if (this.opts.membership) {
-      if (leader) this.changeMembership(leader);
+      case "pause": {
+        if (up.length === 0) return;
+        const victim = leader && rng.chance(0.5) ? leader : rng.pick(up);
+        const ms = rng.chance(0.3) ? rng.int(20 * TICK, 60 * TICK) : rng.int(TICK, 15 * TICK);
+        this.ctx.fault(victim === leader ? "pause-leader" : "pause");
+        this.ctx.log(() => `${victim.id} pauses for ${ms} ms`);
+        this.cluster.pause(victim, ms);
+        return;
+      }
+      case "partition": {
+        if (this.ctx.network.partitioned) return;
+        const ids = members.map((h) => h.id);
+        const side = ids.filter(() => rng.chance(0.4));
+        if (side.length === 0 || side.length === ids.length) return;
+        this.ctx.fault("partition");
+        this.ctx.log(() => `partition: [${side.join(",")}] | [${ids.filter((i) => !side.includes(i)).join(",")}]`);
+        this.ctx.network.partition(side, ids.filter((i) => !side.includes(i)));
+        this.later(rng.int(5 * TICK, 30 * TICK), () => this.healNetwork());
+        return;
+      }
+      case "isolate-leader": {
+        if (this.ctx.network.partitioned || !leader) return;
+        this.ctx.fault("isolate-leader");
+        this.isolate(leader, rng.int(5 * TICK, 30 * TICK));
+        return;
+      }
+      case "one-way-cut": {
+        if (members.length < 2) return;
+        const a = rng.pick(members).id;
+        const b = rng.pick(members.filter((h) => h.id !== a)).id;
+        this.ctx.fault("one-way-cut");
+        this.ctx.log(() => `one-way cut ${a} → ${b}`);
+        this.ctx.network.cutLink(a, b);
+        this.later(rng.int(5 * TICK, 30 * TICK), () => this.healNetwork());
+        return;
+      }
+      case "network-weather": {
+        this.ctx.fault("network-weather");
+        // Spikes with a long tail: a vote request or reply may arrive terms later.
+        const longTail = rng.chance(0.4);
+        this.ctx.network.profile = {
+          minDelay: rng.int(1, 10),
+          maxDelay: rng.int(10, 80),
+          spikeRate: rng.chance(0.6) ? rng.next() * 0.15 : 0,
+          spikeDelay: longTail ? rng.int(10 * TICK, 40 * TICK) : rng.int(TICK, 6 * TICK),
+          lossRate: rng.chance(0.5) ? rng.next() * 0.2 : 0,
+          duplicateRate: rng.chance(0.5) ? rng.next() * 0.1 : 0,
+        };
+        const p = this.ctx.network.profile;
+        this.ctx.log(() => `network weather: loss ${(p.lossRate * 100).toFixed(0)}%, duplicates ${(p.duplicateRate * 100).toFixed(0)}%, delay ${p.minDelay}-${p.maxDelay}, spikes ${(p.spikeRate * 100).toFixed(0)}% up to ${p.spikeDelay}`);
+        this.later(rng.int(10 * TICK, 40 * TICK), () => (this.ctx.network.profile = calmNetwork));
+        return;
+      }
+      case "slow-disk": {
+        if (up.length === 0) return;
+        const h = rng.pick(up);
+        this.ctx.fault("slow-disk");
+        h.diskProfile = { minLatency: rng.int(1, 20), maxLatency: rng.int(20, 3 * TICK) };
+        this.ctx.log(() => `${h.id}'s disk turns slow (up to ${h.diskProfile.maxLatency} ms a call)`);
+        this.later(rng.int(10 * TICK, 40 * TICK), () => (h.diskProfile = fastDisk));
+        return;
+      }
+      case "failing-disk": {
+        if (up.length === 0) return;
+        const h = rng.pick(up);
+        this.ctx.fault("failing-disk");
+        h.disk.syncFailureRate = rng.pick([0.05, 0.2, 1]);
+        this.ctx.log(() => `${h.id}'s fsyncs start failing (${(h.disk.syncFailureRate * 100).toFixed(0)}%)`);
+        this.later(rng.int(2 * TICK, 20 * TICK), () => (h.disk.syncFailureRate = 0));
+        return;
+      }
+      case "clock-drift": {
+        if (up.length === 0) return;
+        const h = rng.pick(up);
+        this.ctx.fault("clock-drift");
+        h.clockRate = 1 + (rng.next() * 2 - 1) * MAX_CLOCK_DRIFT;
+        h.clock.setRate(h.clockRate);
+        this.ctx.log(() => `${h.id}'s clock now runs at ${h.clockRate.toFixed(3)}× real time`);
+        return;
+      }
+      case "transfer-leadership": {
+        if (!leader) return;
+        const voters = leader.replica.status().confState.voters.filter((id) => id !== leader.id && this.cluster.get(id)?.up);
+        if (voters.length === 0) return;
+        const to = rng.pick(voters);
+        try {
+          leader.replica.transferLeadership(to);
+        } catch {
+          return;
+        }
+        this.ctx.fault("transfer-leadership");
+        this.ctx.log(() => `${leader.id} transfers leadership to ${to}`);
+        return;
+      }
+      case "membership":
+        if (leader) this.changeMembership(leader);
+        return;
     }
   }
 
-  private changeMembership(leader: Host): void {
+  private isolate(host: SimHost, ms: number): void {
+    this.ctx.log(() => `partition isolates ${host.id}`);
+    this.ctx.network.partition([host.id], this.members().map((h) => h.id).filter((i) => i !== host.id));
+    this.later(ms, () => this.healNetwork());
+  }
+
+  private changeMembership(leader: SimHost): void {
     const rng = this.ctx.rng;
-    const cs = leader.node!.status().confState;
-    if (cs.votersOutgoing.length > 0) return; // joint: the leader leaves it by itself
+    const cs = leader.replica.status().confState;
+    if (cs.votersOutgoing.length > 0) {
+      // In a joint configuration left explicitly: leave it (an empty change), now or after more faults.
+      this.propose(leader, { changes: [] }, "leave-joint");
+      return;
+    }
     const spare = this.opts.spareIds[this.nextSpare];
     const options: (() => { cc: ConfChange; newHost?: NodeId; kind: string } | null)[] = [
-      () =>
-        spare
-          ? { cc: { changes: [{ kind: "addLearner", nodeId: spare }] }, newHost: spare, kind: "add-learner" }
-          : null,
-      () =>
-        cs.learners.length > 0
-          ? { cc: { changes: [{ kind: "addVoter", nodeId: rng.pick(cs.learners) }] }, kind: "promote-learner" }
-          : null,
-      () =>
-        cs.voters.length > 3
-          ? { cc: { changes: [{ kind: "removeNode", nodeId: rng.pick(cs.voters) }] }, kind: "remove-voter" }
-          : null,
+      () => (spare ? { cc: { changes: [{ kind: "addLearner", nodeId: spare }] }, newHost: spare, kind: "add-learner" } : null),
+      () => (cs.learners.length > 0 ? { cc: { changes: [{ kind: "addVoter", nodeId: rng.pick(cs.learners) }] }, kind: "promote-learner" } : null),
+      () => (cs.voters.length > 3 ? { cc: { changes: [{ kind: "removeNode", nodeId: rng.pick(cs.voters) }] }, kind: "remove-voter" } : null),
       () => {
-        // A joint change: swap a voter for a learner (or a brand-new node).
+        // A joint change: swap a voter for a learner (or a brand-new member), left automatically or explicitly.
         const incoming = cs.learners.length > 0 ? rng.pick(cs.learners) : spare;
         if (!incoming || cs.voters.length < 3) return null;
         const outgoing = rng.pick(cs.voters);
@@ -175,6 +255,7 @@ export class Nemesis {
               { kind: "addVoter", nodeId: incoming },
               { kind: "removeNode", nodeId: outgoing },
             ],
+            transition: rng.chance(0.5) ? "explicit" : "auto",
           },
           newHost: incoming === spare ? spare : undefined,
           kind: "joint-swap",
@@ -183,43 +264,61 @@ export class Nemesis {
     ];
     const plan = rng.pick(options)();
     if (!plan) return;
-    try {
-      leader.node!.proposeConfChange(plan.cc);
-    } catch (e) {
-      if (e instanceof NotLeaderError || e instanceof ProposalDroppedError || e instanceof ConfChangeError) return;
-      throw e;
-    }
-    this.ctx.fault(plan.kind);
-    this.ctx.log(
-      () => `${leader.id} proposes ${plan.kind}: ${plan.cc.changes.map((c) => `${c.kind} ${c.nodeId}`).join(" + ")}`,
-    );
+    if (!this.propose(leader, plan.cc, plan.kind, plan.newHost)) return;
     if (plan.newHost) {
       this.nextSpare++;
-      // A new member starts with an EMPTY storage and learns everything (a snapshot first) from the leader.
-      this.cluster.addHost(plan.newHost, null, TICK);
+      // A new member starts with an EMPTY disk and learns everything (a snapshot first) from the leader.
+      this.cluster.addHost(plan.newHost, null, 1);
     }
-    this.cluster.afterInput(leader);
+    if (plan.kind === "joint-swap" && rng.chance(0.6)) {
+      // Faults around a joint change: members disagree about the configuration while it spreads.
+      const delay = rng.int(0, 3 * TICK);
+      this.later(delay, () => {
+        const l = this.cluster.leader();
+        const up = this.members().filter((h) => h.up);
+        if (up.length === 0) return;
+        const victim = l && rng.chance(0.6) ? l : rng.pick(up);
+        if (rng.chance(0.5)) {
+          this.ctx.fault("crash-around-joint");
+          this.cluster.crash(victim);
+          this.later(rng.int(2 * TICK, 10 * TICK), () => this.cluster.restart(victim));
+        } else if (!this.ctx.network.partitioned) {
+          this.ctx.fault("isolate-around-joint");
+          this.isolate(victim, rng.int(3 * TICK, 20 * TICK));
+        }
+      });
+    }
+  }
+
+  private propose(leader: SimHost, cc: ConfChange, kind: string, newHost?: NodeId): boolean {
+    const member = newHost ? { id: newHost, peerUrl: peerUrl(newHost), clientUrl: clientUrl(newHost) } : undefined;
+    try {
+      leader.replica.changeMembership(cc, member).catch(() => {});
+    } catch (e) {
+      if (e instanceof ConfChangeError) return false;
+      return false;
+    }
+    this.ctx.fault(kind);
+    this.ctx.log(() => `${leader.id} proposes ${kind}: ${cc.changes.map((c) => `${c.kind} ${c.nodeId}`).join(" + ") || "leave joint"}`);
+    return true;
   }
 
   /**
    * A leader that crashes (or is cut off) right after its election, before its no-op and the entries it
    * inherited have spread, leaves divergent logs behind: the raw material of Raft's Figure 8.
    */
-  newLeader(host: Host): void {
+  newLeader(host: SimHost): void {
     const rng = this.ctx.rng;
     if (!this.active || !rng.chance(this.opts.newLeaderStrikeRate)) return;
     const delay = rng.int(0, 30);
     const inc = host.incarnation;
     const isolate = rng.chance(0.5);
     this.later(delay, () => {
-      if (!host.up || host.incarnation !== inc || host.node!.role !== "leader") return;
+      if (!host.up || host.incarnation !== inc || !host.replica.isLeader) return;
       if (isolate) {
         if (this.ctx.network.partitioned) return;
         this.ctx.fault("isolate-new-leader");
-        this.ctx.log(() => `new leader ${host.id} is cut off right after its election`);
-        const others = [...this.cluster.hosts.keys()].filter((id) => id !== host.id);
-        this.ctx.network.partition([host.id], others);
-        this.later(rng.int(3 * TICK, 20 * TICK), () => this.healNetwork());
+        this.isolate(host, rng.int(3 * TICK, 20 * TICK));
       } else {
         this.ctx.fault("crash-new-leader");
         this.cluster.crash(host);
@@ -234,14 +333,15 @@ export class Nemesis {
     this.ctx.network.healAll();
   }
 
-  /** End of the fault phase: heal the network, fix disks and clocks, restart every crashed member. */
+  /** End of the fault phase: heal the network, fix disks and clocks, restart every stopped member. */
   heal(): void {
     this.active = false;
     this.ctx.network.healAll();
     this.ctx.network.profile = calmNetwork;
     for (const h of this.cluster.hosts.values()) {
-      h.disk = fastDisk;
-      h.tickPeriod = 100;
+      h.diskProfile = fastDisk;
+      h.disk.syncFailureRate = 0;
+      h.pausedUntil = Math.min(h.pausedUntil, this.ctx.now);
       if (!h.up && !h.retired) this.cluster.restart(h);
     }
   }

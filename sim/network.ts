@@ -1,8 +1,10 @@
-// The simulated network: per-message delay drawn from the current delay profile, loss, duplication (and so
-// reordering), and partitions as a set of cut directed links. A cut link drops what is sent over it and what
-// was in flight on it when it is delivered. All randomness comes from the simulation's PRNG.
+// The simulated network between endpoints (members, and the simulated clients): per-message delay drawn from the
+// current delay profile, loss, duplication (and so reordering), and partitions as a set of cut directed links.
+// Peer messages are datagrams: a cut link drops what is sent over it and what was in flight on it when it is
+// delivered. Client connections are streams (client-socket.ts): in order, never lost, stalled by a cut. All
+// randomness comes from the simulation's PRNG.
 
-import type { Message, NodeId } from "../src/raft/types.js";
+import type { Message } from "../src/raft/types.js";
 import type { Prng } from "./prng.js";
 
 export interface NetworkProfile {
@@ -36,7 +38,7 @@ export class Network {
 
   constructor(private readonly rng: Prng) {}
 
-  /** Delivery delays for one message: [] when lost, two when duplicated. */
+  /** Delivery delays for one peer message: [] when lost, two when duplicated. */
   delays(m: Message): number[] {
     this.sent++;
     if (this.isCut(m.from, m.to) || this.dropIf?.(m) || this.rng.chance(this.profile.lossRate)) {
@@ -51,23 +53,24 @@ export class Network {
     return out;
   }
 
-  private delay(): number {
+  /** One delivery delay (client streams: never lost). */
+  delay(): number {
     const p = this.profile;
     if (p.spikeRate > 0 && this.rng.chance(p.spikeRate))
       return this.rng.int(p.maxDelay, Math.max(p.maxDelay, p.spikeDelay));
     return this.rng.int(p.minDelay, p.maxDelay);
   }
 
-  isCut(from: NodeId, to: NodeId): boolean {
+  isCut(from: string, to: string): boolean {
     return this.cut.size > 0 && this.cut.has(`${from}>${to}`);
   }
 
-  cutLink(from: NodeId, to: NodeId): void {
+  cutLink(from: string, to: string): void {
     this.cut.add(`${from}>${to}`);
   }
 
   /** Split into two sides that cannot talk to each other (both directions). */
-  partition(side: readonly NodeId[], others: readonly NodeId[]): void {
+  partition(side: readonly string[], others: readonly string[]): void {
     for (const a of side) {
       for (const b of others) {
         this.cutLink(a, b);

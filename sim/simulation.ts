@@ -1,24 +1,27 @@
-// One simulated run: a cluster of real RaftNodes running the real coordination state machine, KV and
-// lock/election clients, and a fault phase followed by a liveness phase, all driven by one seeded PRNG through
-// a discrete-event queue. `runSeed(seed)` is a pure function of its options: the same seed gives the same
-// result, byte for byte.
+// One simulated run: a cluster of production hosts (src/host), KV, lock, election and watch clients speaking the
+// client protocol, and a fault phase followed by a liveness phase, all driven by one seeded PRNG through a
+// discrete-event queue. The hosts' code is asynchronous (promises), so after every event the promise jobs it
+// released run to completion before the next event, as in a real event loop. `runSeed(seed)` is a pure
+// function of its options: the same seed gives the same result, byte for byte.
 
-import { NotLeaderError, ProposalDroppedError } from "../src/raft/errors.js";
+import { DEFAULT_READIES_IN_FLIGHT } from "../src/host/host-config.js";
 import type { NodeId } from "../src/raft/types.js";
-import { Cluster, TICK, type ClusterHooks, type Host, type SimContext, type SimStats } from "./cluster.js";
-import { EventQueue } from "./event-queue.js";
-import { encodeCommand } from "../src/statemachine/index.js";
+import type { ApplyOutput } from "../src/statemachine/index.js";
+import { ClientConnection } from "./client-connection.js";
+import { SimCluster, TICK, type HostParams, type SimContext, type SimHost, type SimStats } from "./cluster.js";
 import { CoordinationChecker } from "./coordination-checker.js";
 import { CoordinationClients } from "./coordination-clients.js";
 import { valueBytes } from "./entry-data.js";
-import { checkElectionHistories, checkKvHistory, checkLockHistories } from "./history.js";
+import { EventQueue } from "./event-queue.js";
+import { checkElectionHistories, checkKvHistory, checkLockHistories, checkWatchHistories } from "./history.js";
 import { InvariantChecker, InvariantViolation } from "./invariants.js";
 import { KvClients } from "./kv-clients.js";
-import { Nemesis } from "./nemesis.js";
+import type { MachineFactory } from "./machines.js";
+import { Nemesis, drawFaultMix } from "./nemesis.js";
 import { Network } from "./network.js";
 import { Prng } from "./prng.js";
-import type { MachineFactory } from "./replica.js";
-import { Requests } from "./requests.js";
+import { Session } from "./session.js";
+import { WatchClients } from "./watch-clients.js";
 
 export interface SimOptions {
   seed: number;
@@ -26,29 +29,32 @@ export interface SimOptions {
   nodes: number;
   /** Ticks of faults before the liveness phase. */
   faultTicks?: number;
-  /** Ticks the healed cluster has to elect a leader and commit a new proposal. */
+  /** Ticks the healed cluster has to elect a leader and commit a new write. */
   livenessTicks?: number;
   /** Receives the narrative / trace lines as they happen. */
   onLog?: (time: number, line: string) => void;
   /** Test hook: called once the cluster exists, before the run (e.g. to corrupt state on purpose). */
-  tamper?: (sim: { cluster: Cluster; ctx: SimContext }) => void;
-  /** Test hook: sees every RaftNode created, including on restarts (to break the core on purpose). */
-  onNodeCreated?: (host: Host) => void;
+  tamper?: (sim: { cluster: SimCluster; ctx: SimContext }) => void;
+  /** Test hook: sees every host started, including on restarts (to break the core on purpose). */
+  onHostStarted?: (host: SimHost) => void;
   /** Test hook: how hosts build their state machine (default: the real one). */
   machine?: MachineFactory;
+  /** Keep stack traces on errors (replaying one seed); off by default: capturing them dominates failure paths. */
+  stackTraces?: boolean;
 }
 
 /**
  * What a seed counts, in the order the summary adds them up: one list, so a seed's result and the summary
- * cannot drift apart. kvOpsChecked / linearizableKeys / unknownKeys: KV operations checked for
- * linearizability and the keys found linearizable / too hard for the search budget; electionChanges:
- * leadership changes of the client-level elections (not Raft's).
+ * cannot drift apart.
  */
 export const SEED_COUNTERS = [
   "steps",
+  "events",
   "virtualTicks",
   "elections",
   "committed",
+  "restarts",
+  "fatalStops",
   "writesAcked",
   "readsCompleted",
   "kvOpsChecked",
@@ -61,11 +67,15 @@ export const SEED_COUNTERS = [
   "fencedRefused",
   "resourceAccepted",
   "resourceRefused",
-  "leaseExpiries",
+  "keepAlives",
+  "leaseExpiriesChecked",
+  "watchEvents",
+  "watchResumes",
   "outputsCompared",
   "snapshotsTaken",
   "snapshotsInstalled",
   "tornWrites",
+  "failedSyncs",
   "invariantChecks",
 ] as const;
 export type SeedCounters = Record<(typeof SEED_COUNTERS)[number], number>;
@@ -79,27 +89,64 @@ export interface SeedResult extends SeedCounters {
 }
 
 /** A run that goes on far past its budget is stuck in the simulator itself: fail loudly. */
-const MAX_STEPS = 2_000_000;
+const MAX_EVENTS = 5_000_000;
 
-export function runSeed(opts: SimOptions): SeedResult {
+/** Runs the promise jobs an event released, to completion (a macrotask runs only once the microtasks are done). */
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** The hosts' configuration, drawn per seed: timing, pipelining depth, batch limits, snapshot thresholds. */
+function drawParams(rng: Prng): HostParams {
+  return {
+    clusterId: "sim",
+    tickMs: TICK,
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    snapshotEntries: rng.int(16, 64),
+    snapshotBytes: rng.pick([4096, 16384, 1 << 20]),
+    readiesInFlight: rng.pick([1, 2, 4, DEFAULT_READIES_IN_FLIGHT]),
+    raft: {
+      // The member's defaults in most seeds; the other paths must be just as safe.
+      preVote: rng.chance(0.8),
+      checkQuorum: rng.chance(0.8),
+      maxInflight: rng.pick([2, 8, 256]),
+      maxInflightBytes: rng.pick([0, 0, 2048]),
+      // One-entry batches in some seeds: an old entry and a new leader's no-op travel in different messages.
+      maxBatchEntries: rng.pick([1, 1, 4, 64, 1024]),
+      maxBatchBytes: rng.pick([1 << 20, 1 << 20, 256]),
+    },
+    storage: { segmentBytes: rng.pick([1024, 4096, 65536]), keepSegments: rng.int(0, 2), keepSnapshots: rng.int(1, 2) },
+    requestTimeoutMs: 10 * TICK,
+    maxRequestBytes: 1 << 20,
+    maxInflightPerConnection: 64,
+    maxConnections: 64,
+    maxBufferedBytes: rng.pick([4096, 1 << 20]),
+  };
+}
+
+export async function runSeed(opts: SimOptions): Promise<SeedResult> {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = opts.stackTraces ? 20 : 0;
+  try {
+    return await run(opts);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+async function run(opts: SimOptions): Promise<SeedResult> {
   const { seed, nodes } = opts;
   if (nodes !== 3 && nodes !== 5) throw new RangeError(`runSeed: nodes must be 3 or 5, got ${nodes}`);
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
-    throw new RangeError(`runSeed: seed must be an integer in [0, 2^32), got ${seed}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`runSeed: seed must be an integer in [0, 2^32), got ${seed}`);
   const rng = new Prng(seed);
-  const faultTicks = opts.faultTicks ?? rng.int(300, 600);
+  const faultTicks = opts.faultTicks ?? rng.int(100, 250);
   const livenessTicks = opts.livenessTicks ?? 200;
   const membership = rng.chance(0.3);
-  const stats: SimStats = {
-    steps: 0,
-    elections: 0,
-    faults: new Map(),
-    snapshotsTaken: 0,
-    snapshotsInstalled: 0,
-    tornWrites: 0,
-    leaseExpiriesProposed: 0,
-  };
+  const params = drawParams(rng);
+  const stats: SimStats = { steps: 0, elections: 0, faults: new Map(), snapshotsTaken: 0, snapshotsInstalled: 0, restarts: 0, fatalStops: 0 };
   const onLog = opts.onLog;
+  let failure: unknown;
+  let nemesis: Nemesis | undefined;
+  const sinks: { committed: (output: ApplyOutput) => void }[] = [];
   const ctx: SimContext = {
     queue: new EventQueue<() => void>(),
     now: 0,
@@ -108,124 +155,78 @@ export function runSeed(opts: SimOptions): SeedResult {
     checker: new InvariantChecker(),
     coordination: new CoordinationChecker(),
     stats,
+    tracing: onLog !== undefined,
     log: onLog ? (line) => onLog(ctx.now, line()) : () => {},
     fault: (kind) => stats.faults.set(kind, (stats.faults.get(kind) ?? 0) + 1),
     onNewLeader: (host) => nemesis?.newLeader(host),
-  };
-  let nemesis: Nemesis | undefined;
-  const requests = new Requests(ctx);
-  const kv = new KvClients(ctx, requests, rng.int(2, 4), rng.int(3, 5));
-  const coordination = new CoordinationClients(ctx, requests, ctx.coordination, rng.int(1, 3));
-  const raftOptions = {
-    electionTicks: 10,
-    heartbeatTicks: 1,
-    // The server's defaults in most seeds; the other paths must be just as safe.
-    preVote: rng.chance(0.8),
-    checkQuorum: rng.chance(0.8),
-    maxInflight: rng.pick([2, 8, 256]),
-    maxInflightBytes: rng.pick([0, 0, 2048]),
-    maxBatchEntries: rng.pick([1, 4, 64, 1024]),
-    maxBatchBytes: rng.pick([1 << 20, 1 << 20, 256]),
-  };
-  const hooks: ClusterHooks = {
-    onApplied: (host, e, output) => {
-      requests.onApplied(host, e, output);
-      coordination.observe(host, output);
+    onCommitted: (_index, output) => {
+      for (const sink of sinks) sink.committed(output);
     },
-    onCommitted: (index, output) => {
-      requests.onCommitted(index, output);
-      coordination.committed(output);
-    },
-    onReadState: (host, index, readCtx) => requests.onReadState(host, index, readCtx),
-    onAppliedUpTo: (host) => requests.onAppliedUpTo(host),
+    fail: (e) => (failure ??= e),
   };
-  const cluster = new Cluster(
-    ctx,
-    hooks,
-    raftOptions,
-    // Snapshot every 16..64 applied entries: the real state machine's snapshot costs more than a list's.
-    rng.int(16, 64),
-    rng.int(0, 5),
-    opts.onNodeCreated,
-    opts.machine,
-  );
-  requests.cluster = cluster;
+  const kv = new KvClients(ctx, rng.int(2, 4), rng.int(3, 5));
+  const coordination = new CoordinationClients(ctx, ctx.coordination, rng.int(1, 3));
+  const watches = new WatchClients(ctx, rng.int(1, 2));
+  sinks.push(coordination, watches);
+  const cluster = new SimCluster(ctx, { params, machine: opts.machine, onHostStarted: opts.onHostStarted });
   const ids: NodeId[] = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);
   const spareIds: NodeId[] = [`n${nodes + 1}`, `n${nodes + 2}`];
-
   const result: SeedResult = {
     seed,
     nodes,
     membership,
-    steps: 0,
-    virtualTicks: 0,
     faults: {},
-    elections: 0,
-    committed: 0,
-    writesAcked: 0,
-    readsCompleted: 0,
-    kvOpsChecked: 0,
-    linearizableKeys: 0,
-    unknownKeys: 0,
-    lockGrants: 0,
-    lockReleases: 0,
-    electionChanges: 0,
-    fencedAccepted: 0,
-    fencedRefused: 0,
-    resourceAccepted: 0,
-    resourceRefused: 0,
-    leaseExpiries: 0,
-    outputsCompared: 0,
-    snapshotsTaken: 0,
-    snapshotsInstalled: 0,
-    tornWrites: 0,
-    invariantChecks: 0,
     violation: null,
+    ...(Object.fromEntries((SEED_COUNTERS as readonly string[]).map((k) => [k, 0])) as SeedCounters),
   };
   const faultEnd = faultTicks * TICK;
   const deadline = faultEnd + livenessTicks * TICK;
-  let liveAt = -1;
-  let stuck: string | null = null;
+  let live = false;
+  let events = 0;
   try {
-    for (const id of ids) cluster.addHost(id, ids, rng.int(TICK - 20, TICK + 20));
+    for (const id of ids) cluster.addHost(id, ids, 1 + (rng.next() * 2 - 1) * 0.01);
     opts.tamper?.({ cluster, ctx });
-    const faults = new Nemesis(ctx, cluster, {
-      minGap: 2 * TICK,
-      maxGap: 12 * TICK,
-      membership,
-      newLeaderStrikeRate: rng.pick([0.02, 0.1, 0.4]),
-      spareIds,
-    });
+    const faults = new Nemesis(
+      ctx,
+      cluster,
+      { minGap: 2 * TICK, maxGap: 12 * TICK, membership, newLeaderStrikeRate: rng.pick([0.02, 0.1, 0.4]), spareIds },
+      drawFaultMix(rng, membership),
+    );
     nemesis = faults;
     kv.start(cluster, faultEnd);
     coordination.start(cluster, faultEnd);
+    watches.start(cluster, faultEnd);
     faults.start();
     ctx.queue.push(faultEnd, () => {
-      ctx.log(() => "faults stop: the network heals, disks and clocks recover, crashed nodes restart");
+      ctx.log(() => "faults stop: the network heals, disks and clocks recover, stopped members restart");
       faults.heal();
-      probeLiveness(
-        ctx,
-        cluster,
-        (at) => (liveAt = at),
-        deadline,
-        (why) => (stuck = why),
+      void probeLiveness(ctx, cluster, deadline).then(
+        () => (live = true),
+        (e) => (failure = e),
       );
     });
-    while (liveAt < 0 && stuck === null) {
-      const next = ctx.queue.pop();
-      if (!next || next.time > deadline) break;
-      ctx.now = next.time;
-      next.event();
-      if (stats.steps > MAX_STEPS) throw new Error(`seed ${seed}: over ${MAX_STEPS} steps; the simulator is looping`);
+    // Errors thrown inside the hosts' promise jobs (a broken invariant, an assertion) surface here.
+    const onRejection = (e: unknown) => (failure ??= e);
+    process.on("unhandledRejection", onRejection);
+    try {
+      while (!live && failure === undefined) {
+        const next = ctx.queue.pop();
+        if (!next || next.time > deadline) break;
+        ctx.now = next.time;
+        next.event();
+        events++;
+        await settle();
+        if (events > MAX_EVENTS) throw new Error(`seed ${seed}: over ${MAX_EVENTS} events; the simulator is looping`);
+      }
+    } finally {
+      process.off("unhandledRejection", onRejection);
     }
-    if (stuck !== null)
-      throw new InvariantViolation("liveness", `members did not catch up within ${livenessTicks} ticks: ${stuck}`);
-    if (liveAt < 0) {
+    if (failure !== undefined) throw failure;
+    if (!live) {
       const leader = cluster.leader();
       throw new InvariantViolation(
         "liveness",
-        `no leader committed a new proposal within ${livenessTicks} ticks after the faults healed ` +
-          `(leader: ${leader ? `${leader.id} term ${leader.node!.term}` : "none"})`,
+        `no leader committed a new write within ${livenessTicks} ticks after the faults healed (leader: ${leader ? `${leader.id} term ${leader.replica.term}` : "none"})`,
       );
     }
     const verdict = checkKvHistory(kv.history);
@@ -234,99 +235,84 @@ export function runSeed(opts: SimOptions): SeedResult {
     result.unknownKeys = verdict.unknownKeys;
     checkLockHistories(coordination.resources.values());
     checkElectionHistories(coordination);
+    coordination.checkLeases();
+    checkWatchHistories(watches);
   } catch (e) {
-    if (!(e instanceof InvariantViolation)) {
-      // The core asserting (InvariantError) or throwing where it must not is a finding too.
-      const err = e as Error;
-      result.violation = { invariant: `exception (${err.name})`, message: err.message };
-    } else {
-      result.violation = { invariant: e.invariant, message: e.message };
-    }
+    const err = e as Error;
+    // A host asserting (InvariantError) or throwing where it must not is a finding too.
+    result.violation = e instanceof InvariantViolation ? { invariant: e.invariant, message: e.message } : { invariant: `exception (${err?.name})`, message: err?.stack || `${err?.name}: ${err?.message}` || String(e) };
     ctx.log(() => `VIOLATION ${result.violation!.message}`);
   }
-  result.steps = stats.steps;
-  result.virtualTicks = Math.round(ctx.now / TICK);
-  result.faults = Object.fromEntries([...stats.faults.entries()].sort(([a], [b]) => a.localeCompare(b)));
-  result.elections = stats.elections;
-  result.committed = ctx.checker.committedCount();
-  result.writesAcked = kv.acked;
-  result.readsCompleted = kv.reads;
   const cs = ctx.coordination.stats();
-  result.lockGrants = cs.grants;
-  result.lockReleases = cs.releases + cs.leaseEndReleases;
-  result.electionChanges = cs.leaderChanges;
-  result.fencedAccepted = cs.fencedAccepted;
-  result.fencedRefused = cs.fencedRefused;
-  result.outputsCompared = cs.outputsCompared;
-  result.resourceAccepted = coordination.counts.resourceAccepted;
-  result.resourceRefused = coordination.counts.resourceRefused;
-  result.leaseExpiries = stats.leaseExpiriesProposed;
-  result.snapshotsTaken = stats.snapshotsTaken;
-  result.snapshotsInstalled = stats.snapshotsInstalled;
-  result.tornWrites = stats.tornWrites;
-  result.invariantChecks = ctx.checker.checks + ctx.coordination.checks;
+  let tornWrites = 0;
+  let failedSyncs = 0;
+  for (const h of cluster.hosts.values()) {
+    tornWrites += h.disk.stats.tornFiles;
+    failedSyncs += h.disk.stats.failedSyncs;
+  }
+  Object.assign(result, {
+    steps: stats.steps,
+    events,
+    virtualTicks: Math.round(ctx.now / TICK),
+    faults: Object.fromEntries([...stats.faults.entries()].sort(([a], [b]) => a.localeCompare(b))),
+    elections: stats.elections,
+    committed: ctx.checker.committedCount(),
+    restarts: stats.restarts,
+    fatalStops: stats.fatalStops,
+    writesAcked: kv.acked,
+    readsCompleted: kv.reads,
+    lockGrants: cs.grants,
+    lockReleases: cs.releases + cs.leaseEndReleases,
+    electionChanges: cs.leaderChanges,
+    fencedAccepted: cs.fencedAccepted,
+    fencedRefused: cs.fencedRefused,
+    outputsCompared: cs.outputsCompared,
+    resourceAccepted: coordination.counts.resourceAccepted,
+    resourceRefused: coordination.counts.resourceRefused,
+    keepAlives: coordination.counts.keepAlives,
+    leaseExpiriesChecked: coordination.counts.leaseExpiriesChecked,
+    watchEvents: watches.eventsReceived,
+    watchResumes: watches.resumes,
+    snapshotsTaken: stats.snapshotsTaken,
+    snapshotsInstalled: stats.snapshotsInstalled,
+    tornWrites,
+    failedSyncs,
+    invariantChecks: ctx.checker.checks + ctx.coordination.checks,
+  } satisfies Partial<SeedResult>);
   return result;
 }
 
 /**
- * After the heal: every tick, propose a marker on whichever node leads, until one is applied on the node that
- * proposed it; then every member of the configuration must apply it too (no follower left stuck behind).
+ * After the heal: a client writes a marker (through any member, with its session) until one is acknowledged;
+ * then every member of the configuration must apply it too (no member left stuck behind).
  */
-function probeLiveness(
-  ctx: SimContext,
-  cluster: Cluster,
-  done: (at: number) => void,
-  deadline: number,
-  fail: (why: string) => void,
-): void {
-  let n = 0;
-  const pending = new Map<string, { host: string; index: number }>();
-  let committed: { host: string; index: number; marker: string } | null = null;
-  const laggards = (): Host[] => {
-    const cs = cluster.get(committed!.host)!.confState;
-    return [...cs.voters, ...cs.learners]
-      .map((id) => cluster.get(id))
-      .filter((h): h is Host => h !== undefined && !h.retired && h.sm.appliedIndex < committed!.index);
-  };
-  const probe = (): void => {
-    if (committed === null) {
-      for (const [marker, p] of pending) {
-        const h = cluster.get(p.host);
-        if (h?.up && h.sm.appliedIndex >= p.index && h.sm.coordination.stateMachine.get(marker) !== undefined) {
-          committed = { ...p, marker };
-          ctx.log(() => `liveness: ${p.host} committed and applied ${marker} at index ${p.index}`);
-          break;
-        }
-      }
+async function probeLiveness(ctx: SimContext, cluster: SimCluster, deadline: number): Promise<void> {
+  const conn = new ClientConnection(ctx, cluster, "probe");
+  const session = new Session(conn);
+  for (let n = 1; ctx.now < deadline; n++) {
+    const marker = `live/${n}`;
+    const w = await session.write("put", { key: marker, value: valueBytes(n) });
+    if (w.kind !== "ok") {
+      ctx.log(() => `liveness: ${marker} not acknowledged (${w.kind}: ${w.error.code} ${w.error.message})`);
+      continue;
     }
-    if (committed !== null) {
-      const behind = laggards();
-      if (behind.length === 0) {
-        ctx.log(() => `liveness: every member applied ${committed!.marker}; the cluster is live`);
-        done(ctx.now);
+    ctx.log(() => `liveness: ${marker} acknowledged`);
+    for (;;) {
+      const leader = cluster.leader();
+      const cs = leader?.replica.status().confState;
+      const behind = cs
+        ? [...cs.voters, ...cs.learners].map((id) => cluster.get(id)).filter((h): h is SimHost => h !== undefined && !h.retired && !(h.up && h.replica.sm.get(marker) !== undefined))
+        : [];
+      if (cs && behind.length === 0) {
+        ctx.log(() => `liveness: every member applied ${marker}; the cluster is live`);
+        session.close();
         return;
       }
       if (ctx.now + TICK > deadline) {
-        fail(
-          `${committed.marker} committed at index ${committed.index}, but ` +
-            behind.map((h) => `${h.id} (${h.up ? "up" : "down"}) applied only ${h.sm.appliedIndex}`).join(", "),
-        );
-        return;
+        throw new InvariantViolation("liveness", `${marker} was acknowledged, but ${behind.map((h) => `${h.id} (${h.up ? `up, applied ${h.replica.appliedTo}` : "down"})`).join(", ") || "no leader"} did not apply it in time`);
       }
-    } else {
-      const leader = cluster.leader();
-      if (leader) {
-        const marker = `live/${++n}`;
-        try {
-          const index = leader.node!.propose(encodeCommand({ op: "put", key: marker, value: valueBytes(n) }));
-          pending.set(marker, { host: leader.id, index });
-          cluster.afterInput(leader);
-        } catch (e) {
-          if (!(e instanceof NotLeaderError || e instanceof ProposalDroppedError)) throw e;
-        }
-      }
+      await conn.sleep(TICK);
     }
-    if (ctx.now + TICK <= deadline) ctx.queue.push(ctx.now + TICK, probe);
-  };
-  ctx.queue.push(ctx.now + TICK, probe);
+  }
+  throw new InvariantViolation("liveness", "no write was acknowledged after the faults healed");
 }

@@ -29,16 +29,16 @@ export function formatSummary(s: Summary, wallMs: number): string {
       .map(([k, v]) => `${k} ${v}`)
       .join(", ") || "none";
   const lines = [
-    `seeds run: ${s.seeds} (${s.membershipSeeds} with membership changes)   steps: ${s.steps}   virtual ticks: ${s.virtualTicks}`,
+    `seeds run: ${s.seeds} (${s.membershipSeeds} with membership changes)   events: ${s.events}   peer deliveries: ${s.steps}   virtual ticks: ${s.virtualTicks}`,
     `faults injected: ${faultList}`,
-    `torn writes: ${s.tornWrites}   snapshots taken: ${s.snapshotsTaken}, installed: ${s.snapshotsInstalled}`,
+    `restarts: ${s.restarts}   stops after a failed fsync: ${s.fatalStops} (fsyncs failed: ${s.failedSyncs})   torn writes: ${s.tornWrites}   snapshots taken: ${s.snapshotsTaken}, installed: ${s.snapshotsInstalled}`,
     `raft elections: ${s.elections}   entries committed: ${s.committed}   outputs compared across nodes: ${s.outputsCompared}`,
     `kv: ${s.kvOpsChecked} ops checked (writes/cas acked ${s.writesAcked}, reads ${s.readsCompleted}), ` +
       `linearizable keys: ${s.linearizableKeys}${s.unknownKeys > 0 ? ` (${s.unknownKeys} unknown: search budget)` : ""}`,
-    `locks: ${s.lockGrants} grants, ${s.lockReleases} releases, lease expiries proposed ${s.leaseExpiries}; ` +
+    `locks: ${s.lockGrants} grants, ${s.lockReleases} releases; leases: ${s.keepAlives} keep-alives, ${s.leaseExpiriesChecked} expiries checked against their holders; ` +
       `fenced puts accepted ${s.fencedAccepted}, refused ${s.fencedRefused}; resource writes accepted ` +
       `${s.resourceAccepted}, refused ${s.resourceRefused}`,
-    `elections (client): ${s.electionChanges} leadership changes`,
+    `elections (client): ${s.electionChanges} leadership changes   watches: ${s.watchEvents} events received, ${s.watchResumes} resumes`,
     `invariant checks: ${s.invariantChecks}   violations: ${s.violations}`,
   ];
   if (wallMs > 0)

@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import { ConcordError } from "../../src/client/errors.js";
 import { DurableStorage } from "../../src/storage/durable-storage.js";
 import { nodeFileSystem } from "../../src/storage/node-file-system.js";
-import { decodeNodeSnapshot, encodeNodeSnapshot } from "../../src/server/node-snapshot.js";
+import { decodeNodeSnapshot, encodeNodeSnapshot } from "../../src/host/node-snapshot.js";
 import { parseInitialCluster } from "../../src/server/config.js";
 import { restoreCoordinationStateMachine } from "../../src/locks/index.js";
 import { EXIT, clientCommand, exit, printJson, reportError, run, type ClientFlags } from "./common.js";

@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
+import type { Access, Permission, TokenEntry, TokenTable } from "../host/auth.js";
 import { DEFAULT_LIMITS } from "../statemachine/limits.js";
 
 export class ConfigError extends Error {
@@ -936,54 +937,10 @@ export function redactConfig(config: ServerConfig): Record<string, unknown> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Bearer tokens and permissions.
+// Bearer tokens and permissions (what they mean: src/host/auth.ts).
 
-export type Access = "read" | "write" | "admin";
-export type ResourceKind = "key" | "lock" | "election" | "cluster";
-
-export interface Permission {
-  kind: ResourceKind;
-  /** The permission covers every name starting with `prefix` ("" covers all); always "" for cluster. */
-  prefix: string;
-  access: Access;
-}
-
-export interface TokenEntry {
-  /** A label for logs and metrics; never the token itself. */
-  name: string;
-  permissions: Permission[];
-}
-
-export interface TokenTable {
-  /** The entry for a presented bearer token, or undefined when the token is unknown. */
-  lookup(token: string): TokenEntry | undefined;
-  readonly size: number;
-}
-
-export interface AccessRequest {
-  kind: ResourceKind;
-  /** The key, range prefix, lock name or election name asked for; ignored for cluster. */
-  name: string;
-  access: Access;
-}
-
-const ACCESS_RANK: Record<Access, number> = { read: 1, write: 2, admin: 3 };
-const ACCESS_VALUES = Object.keys(ACCESS_RANK) as Access[];
+const ACCESS_VALUES: readonly Access[] = ["read", "write", "admin"];
 const MIN_TOKEN_LENGTH = 16;
-
-/**
- * admin ⊇ write ⊇ read. A key permission on prefix P grants a request on key K when K starts with P; for a
- * range or watch by prefix, `name` is the requested prefix, so a grant on "config/" covers "config/db/" but
- * not "" (the whole keyspace).
- */
-export function authorize(entry: TokenEntry, request: AccessRequest): boolean {
-  const needed = ACCESS_RANK[request.access];
-  for (const p of entry.permissions) {
-    if (p.kind !== request.kind || ACCESS_RANK[p.access] < needed) continue;
-    if (p.kind === "cluster" || request.name.startsWith(p.prefix)) return true;
-  }
-  return false;
-}
 
 function hashToken(token: string): string {
   // The table is keyed by a hash so that lookup time leaks nothing useful about the stored tokens.

@@ -1,70 +1,181 @@
-// `concord server`: one member process — storage, Raft, peer transport, client gateway and HTTP endpoints.
+// `concord server`: one member process. The deterministic host (src/host) does the work; this file gives it the
+// real world — files (node:fs), timers and the monotonic clock, the peer transport, the leader dialer, the
+// client port's WebSockets — and adds what only a process has: HTTP endpoints, metrics, logging, idle memory
+// collection.
 
+import { createHmac, randomBytes } from "node:crypto";
+import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import fs from "node:fs";
-import { ClientGateway } from "../transport/gateway.js";
+import { rootCertificates } from "node:tls";
+import { Host } from "../host/host.js";
+import { DEFAULT_READIES_IN_FLIGHT, type HostConfig } from "../host/host-config.js";
+import type { Clock, World } from "../host/world.js";
+import type { FileSystem } from "../storage/file-system.js";
+import { nodeFileSystem } from "../storage/node-file-system.js";
+import { ClientSocket } from "../transport/client-socket.js";
+import { PeerTransport } from "../transport/peer.js";
+import { WsGateway } from "../transport/ws-gateway.js";
 import { configWarnings, loadTokens, redactConfig, type ServerConfig } from "./config.js";
 import { createHttpHandler } from "./http.js";
+import { IdleCollector, shrinkPackBuffer } from "./idle-gc.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createConcordMetrics, type ConcordMetrics } from "./metrics.js";
-import { ConcordNode, type NodeOptions } from "./node.js";
-import { ClientService } from "./service.js";
 import { createServerStateMachine } from "./state-machine.js";
 
 export interface RunningServer {
-  node: ConcordNode;
+  host: Host;
   metrics: ConcordMetrics;
   logger: Logger;
   /** Graceful: hand off leadership, flush, close. */
   stop(opts?: { transfer?: boolean }): Promise<void>;
 }
 
-export async function startServer(config: ServerConfig, opts: { logger?: Logger; now?: NodeOptions["now"] } = {}): Promise<RunningServer> {
+/** Real time: the monotonic clock, timers, and setImmediate for "once this turn's work is done". */
+export const realClock: Clock = {
+  now: () => performance.now(),
+  wallNow: () => Date.now(),
+  setTimer(ms, fn) {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+  defer: (fn) => void setImmediate(fn),
+};
+
+/** --no-fsync (tests and benchmarks only): every sync succeeds at once, so nothing is durable. */
+function withoutSync(fs: FileSystem): FileSystem {
+  const none = () => Promise.resolve();
+  return {
+    ...fs,
+    syncDirSync: () => {},
+    syncDir: none,
+    open: async (path, mode) => ({ ...(await fs.open(path, mode)), datasync: none, sync: none }),
+  };
+}
+
+/** mulberry32, seeded from the OS: the host's randomness (election timeouts) in a member. */
+function seededRandom(): () => number {
+  let a = randomBytes(4).readUInt32LE(0);
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The host's part of a member's configuration. */
+export function hostConfig(config: ServerConfig): HostConfig {
+  const secret = config.peerSecret ?? config.clusterId;
+  return {
+    name: config.name,
+    clusterId: config.clusterId,
+    dataDir: config.dataDir,
+    initialCluster: config.initialCluster,
+    clientUrls: config.clientUrls,
+    join: config.join,
+    tickMs: config.tickMs,
+    electionTicks: config.electionTicks,
+    heartbeatTicks: config.heartbeatTicks,
+    snapshotEntries: config.snapshotEntries,
+    snapshotBytes: config.snapshotBytes,
+    readiesInFlight: DEFAULT_READIES_IN_FLIGHT,
+    storage: { repair: config.repair },
+    requestTimeoutMs: 10_000,
+    maxRequestBytes: config.maxRequestBytes,
+    maxInflightPerConnection: config.maxInflightPerConnection,
+    maxConnections: config.maxConnections,
+    maxBufferedBytes: 8 << 20,
+    forwardProof: createHmac("sha256", secret).update(`concord-forward:${config.clusterId}`).digest("hex"),
+    tokens: config.authTokensFile ? loadTokens(config.authTokensFile) : undefined,
+  };
+}
+
+export async function startServer(config: ServerConfig, opts: { logger?: Logger } = {}): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, name: config.name });
   for (const w of configWarnings(config)) logger.warn(w);
   logger.info({ config: redactConfig(config) }, "starting");
   const metrics = createConcordMetrics();
-  const tokens = config.authTokensFile ? loadTokens(config.authTokensFile) : undefined;
 
-  const node = await ConcordNode.start({
-    config,
+  // Members share the client-port TLS setup. A follower forwarding to the leader's wss port trusts the client
+  // CA (--client-ca-file) and, as the leader then requires, shows its own certificate; without a client CA it
+  // trusts the system's CAs plus the certificates in its own --client-cert-file (a shared self-signed
+  // certificate, or a chain that includes its CA).
+  const clientTls = config.tls.client;
+  const forwardTls = clientTls?.ca
+    ? { ca: [fs.readFileSync(clientTls.ca)], cert: fs.readFileSync(clientTls.cert), key: fs.readFileSync(clientTls.key) }
+    : clientTls
+      ? { ca: [...rootCertificates, fs.readFileSync(clientTls.cert)] }
+      : undefined;
+  const peerTls = config.tls.peer;
+  const hc = hostConfig(config);
+  let progress = (): number => 0;
+  const idleGc = new IdleCollector(
+    () => progress(),
+    (ms) => logger.info({ ms: Math.round(ms), rss: process.memoryUsage.rss() }, "idle: returned garbage to the OS"),
+  );
+  const world: World = {
+    clock: realClock,
+    fs: config.fsync ? nodeFileSystem : withoutSync(nodeFileSystem),
+    random: seededRandom(),
     logger,
-    now: opts.now,
-    createStateMachine: (snapshot) => createServerStateMachine(config, snapshot),
-    observer: { proposed: () => metrics.proposals.inc(), fsync: (seconds) => metrics.fsyncSeconds.observe(seconds) },
-  });
-  const service = new ClientService({ node, logger: logger.child({ component: "gateway" }), tokens });
+    network: async (handlers) => {
+      const transport = new PeerTransport({
+        id: config.name,
+        clusterId: config.clusterId,
+        secret: config.peerSecret ?? config.clusterId,
+        listen: config.peerListen,
+        peers: new Map(),
+        // --peer-cert-file/--peer-key-file/--peer-ca-file: wss with mutual TLS between members.
+        ...(peerTls
+          ? { tls: { cert: fs.readFileSync(peerTls.cert), key: fs.readFileSync(peerTls.key), ...(peerTls.ca ? { ca: fs.readFileSync(peerTls.ca) } : {}) } }
+          : {}),
+        logger: logger.child({ component: "peer" }),
+        onMessages: handlers.onMessages,
+        onSnapshotStatus: handlers.onSnapshotStatus,
+      });
+      await transport.start();
+      return transport;
+    },
+    dialLeader: (url) => ClientSocket.connect(url, { hello: { forwardedBy: hc.forwardProof }, connectTimeoutMs: 2000, ...(forwardTls ? { tls: forwardTls } : {}) }),
+  };
 
-  const tls = config.tls.client;
-  const httpHandler = createHttpHandler({
-    ready: () => node.readiness(),
-    metrics: () => metrics.registry.expose(),
-    status: () => node.status(),
-  });
-  const server = tls
-    ? https.createServer(
-        {
-          cert: fs.readFileSync(tls.cert),
-          key: fs.readFileSync(tls.key),
-          // --client-ca-file: clients must present a certificate signed by it (mutual TLS).
-          ...(tls.ca ? { ca: fs.readFileSync(tls.ca), requestCert: true, rejectUnauthorized: true } : {}),
-        },
-        httpHandler,
-      )
-    : http.createServer(httpHandler);
-  const gateway = new ClientGateway({
-    server,
-    handler: service,
-    logger: logger.child({ component: "gateway" }),
-    maxFrameBytes: config.maxRequestBytes,
-    maxInflightPerConnection: config.maxInflightPerConnection,
-    maxConnections: config.maxConnections,
+  const host = await Host.open({
+    config: hc,
+    world,
+    createStateMachine: (snapshot) => createServerStateMachine(config, snapshot),
+    observer: {
+      proposed: () => metrics.proposals.inc(),
+      fsync: (seconds) => metrics.fsyncSeconds.observe(seconds),
+      snapshotTaken: () => shrinkPackBuffer(), // the snapshot's meta grew msgpackr's scratch buffer
+      snapshotSaved: () => idleGc.arm(),
+    },
     onRequest: (op, code, seconds) => {
       metrics.clientRequests.labels(op, code).inc();
       metrics.clientRequestSeconds.labels(op).observe(seconds);
     },
   });
+  const replica = host.replica;
+  progress = () => replica.progress;
+
+  const httpHandler = createHttpHandler({
+    ready: () => replica.readiness(),
+    metrics: () => metrics.registry.expose(),
+    status: () => replica.status(),
+  });
+  const server = clientTls
+    ? https.createServer(
+        {
+          cert: fs.readFileSync(clientTls.cert),
+          key: fs.readFileSync(clientTls.key),
+          // --client-ca-file: clients must present a certificate signed by it (mutual TLS).
+          ...(clientTls.ca ? { ca: fs.readFileSync(clientTls.ca), requestCert: true, rejectUnauthorized: true } : {}),
+        },
+        httpHandler,
+      )
+    : http.createServer(httpHandler);
+  const ws = new WsGateway({ server, gateway: host.gateway, maxFrameBytes: config.maxRequestBytes, logger: logger.child({ component: "gateway" }) });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.clientListen.port, config.clientListen.host, () => resolve());
@@ -72,18 +183,18 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger;
   logger.info({ clientUrl: config.clientUrl, peerUrl: config.peerUrl }, "serving clients");
 
   metrics.registry.onCollect(() => {
-    const s = node.status();
+    const s = replica.status();
     metrics.raftTerm.set(s.term);
     metrics.setRole(s.role);
     metrics.raftHasLeader.set(s.leader === null ? 0 : 1);
     metrics.raftCommitIndex.set(s.commit);
     metrics.raftAppliedIndex.set(s.applied);
-    metrics.clientConnections.set(gateway.connectionCount);
+    metrics.clientConnections.set(host.gateway.connectionCount);
     metrics.kvKeys.set(s.keys);
     metrics.kvRevision.set(s.revision);
-    metrics.leases.set(node.sm.leases().length);
-    metrics.watchers.set(service.openStreams);
-    const locks = node.coord.lockTotals();
+    metrics.leases.set(replica.sm.leases().length);
+    metrics.watchers.set(host.service.streams.open);
+    const locks = replica.coord.lockTotals();
     metrics.locksHeld.set(locks.holders);
     metrics.lockWaiters.set(locks.waiters);
     // Round trips as measured by the transport's pings: one sample per peer per scrape.
@@ -91,21 +202,21 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger;
       if (p.rttMs !== null) metrics.peerRttSeconds.labels(peer).observe(p.rttMs / 1000);
     }
   });
-  node.on("role", (s: { leader: string | null }) => {
+  replica.roleChanged.add((s) => {
     metrics.raftLeaderChanges.inc();
     metrics.raftHasLeader.set(s.leader === null ? 0 : 1);
   });
 
   let stopping: Promise<void> | null = null;
   return {
-    node,
+    host,
     metrics,
     logger,
     stop(o = {}) {
       stopping ??= (async () => {
-        await node.stop({ transfer: o.transfer });
-        service.close();
-        await gateway.close();
+        idleGc.stop();
+        await host.stop({ transfer: o.transfer });
+        await ws.close();
         await new Promise<void>((r) => server.close(() => r()));
       })();
       return stopping;

@@ -7,9 +7,11 @@
 // freed when the last view into it is dropped. That suits data freed roughly in the order it was written: log
 // entries (compacted oldest first), and values, which the state machine copies into a fresh arena at every
 // snapshot (see StateMachine.repackValues) so the dead bytes arenas hold stay bounded by what was written since
-// the last snapshot. Views never alias the caller's buffers.
+// the last snapshot. Views never alias the caller's buffers. Arenas start small and double up to 1 MiB, so a
+// small state (a new member, a snapshot of a few keys) does not pay for a megabyte each time it is repacked.
 export class ByteArena {
   private static readonly SIZE = 1 << 20;
+  private static readonly FIRST = 4096;
   private buffer = new Uint8Array(0);
   private used = 0;
 
@@ -18,7 +20,8 @@ export class ByteArena {
     if (length === 0) return new Uint8Array(0);
     if (length > ByteArena.SIZE / 4) return new Uint8Array(length);
     if (this.used + length > this.buffer.length) {
-      this.buffer = new Uint8Array(ByteArena.SIZE);
+      const next = Math.min(ByteArena.SIZE, Math.max(ByteArena.FIRST, 2 * this.buffer.length));
+      this.buffer = new Uint8Array(Math.max(next, length));
       this.used = 0;
     }
     const at = this.used;

@@ -5,8 +5,8 @@
 //   if (disk.isNew) await disk.bootstrap(["a", "b", "c"]);   // a brand-new cluster (joiners start empty)
 //   const node = new RaftNode(cfg, disk.log);
 //   … for each Ready: await disk.save(rd.hardState, rd.entries, rd.snapshot); then send, apply, advance …
-//   … after applying up to i: await disk.saveSnapshot(disk.log.createSnapshot(i, confState, data)) — or build
-//       the Snapshot yourself; saveSnapshot records it in the log if the log does not hold it yet …
+//   … after applying up to i: await disk.saveSnapshot({ metadata: { index: i, term, confState }, data }) …
+//   … a Ready that only moves the commit index: disk.noteCommit(hardState) (no write) …
 //   await disk.close();
 //
 // Durability contract. `save` resolves once its records are written and fdatasync'ed; only then does it
@@ -14,7 +14,9 @@
 // crash could take back. Saves issued while a write is in flight are queued and written together: one
 // write() and one fdatasync() for the whole group (group commit), in call order. `stats.fsyncs` counts them.
 // Within one save the records are ordered snapshot marker, entries, hard state (as etcd's WAL): a torn save
-// can lose its hard state but never leave a commit index pointing past the entries it covers.
+// can lose its hard state but never leave a commit index pointing past the entries it covers. A save of
+// entries is preceded by the commit index known so far over the entries already written (see save): a
+// membership change is never durable without the commit of the ones before it.
 //
 // Layout: <dir>/LOCK, <dir>/VERSION, <dir>/wal/*.wal (wal.ts, record.ts), <dir>/snap/*.snap (snapshot-file.ts).
 // After a durable snapshot, WAL segments holding no entry that can still be live above it are deleted,
@@ -30,7 +32,7 @@
 import path from "node:path";
 import { CompactedError, UnavailableError } from "../raft/errors.js";
 import { assert } from "../assert.js";
-import { lazySnapshot, type MemoryStorage } from "../raft/storage.js";
+import { lazySnapshot, type MemoryStorage, type Storage } from "../raft/storage.js";
 import {
   emptyConfState,
   isEmptySnapshot,
@@ -119,11 +121,15 @@ export class DurableStorage {
   /** The hard state as of the last record written to the WAL; begins every new segment. */
   private walHardState: HardState;
   private durableSnapshot: Snapshot | undefined;
+  /** A commit-only hard state noted while saves were in progress (see noteCommit). */
+  private pendingCommit: HardState | undefined;
+  /** The highest commit index noted without a write; the next entries written carry it (see save). */
+  private notedCommit = 0;
 
   private constructor(
     private readonly fs: FileSystem,
     readonly dir: string,
-    readonly log: MemoryStorage,
+    private readonly memory: MemoryStorage,
     snapshot: Snapshot | undefined,
     readonly isNew: boolean,
     private readonly wal: WalWriter,
@@ -132,10 +138,10 @@ export class DurableStorage {
     private readonly opts: Required<Omit<DurableStorageOptions, "repair" | "logger">> & { logger: StorageLogger },
   ) {
     this.durableSnapshot = snapshot;
-    const hs = log.initialState().hardState;
+    const hs = memory.initialState().hardState;
     this.walHardState = hs;
-    const snapIndex = log.snapshot().metadata.index;
-    this.planned = { snapIndex, firstIndex: log.firstIndex(), lastIndex: log.lastIndex(), hardState: hs };
+    const snapIndex = memory.snapshot().metadata.index;
+    this.planned = { snapIndex, firstIndex: memory.firstIndex(), lastIndex: memory.lastIndex(), hardState: hs };
   }
 
   static async open(fs: FileSystem, dir: string, options: DurableStorageOptions = {}): Promise<DurableStorage> {
@@ -175,9 +181,34 @@ export class DurableStorage {
     }
   }
 
+  /**
+   * The log the Raft core reads (entries, hard state, snapshot): exactly what is durable, plus the commit
+   * index noted without a write. Read-only: only this class writes it, after each save is durable.
+   */
+  get log(): Storage {
+    return this.memory;
+  }
+
+  /** The last index in the durable log. */
+  get durableLastIndex(): number {
+    return this.memory.lastIndex();
+  }
+
+  /**
+   * Only the commit index moved: nothing is written (after a crash the commit is re-learned from the leader).
+   * With no save in progress the log takes it now; otherwise once the saves drain, because a save applied
+   * after it would set the older hard state it carries.
+   */
+  noteCommit(hardState: HardState): void {
+    validateHardState(hardState);
+    this.notedCommit = Math.max(this.notedCommit, hardState.commit);
+    if (this.queue.length === 0 && this.flushing === undefined) this.memory.setHardState(hardState);
+    else this.pendingCommit = hardState;
+  }
+
   /** The durable hard state (what the log holds). */
   get hardState(): HardState {
-    return this.log.initialState().hardState;
+    return this.memory.initialState().hardState;
   }
 
   /** The newest durable snapshot, if any. */
@@ -241,6 +272,15 @@ export class DurableStorage {
           new StorageInputError(`entries start at index ${first}, leaving a gap after the last index ${p.lastIndex}`),
         );
       }
+      // The commit index known so far, as far as it covers entries already in the log, is made durable BEFORE
+      // the new entries: appending a membership change must imply that every earlier one is durably known to be
+      // committed (apply-time configuration changes are safe only then: after a restart the member applies them
+      // before it may campaign). A commit noted without a write (noteCommit) rides here too.
+      const known = Math.min(Math.max(this.notedCommit, hardState?.commit ?? 0), first - 1);
+      if (known > p.hardState.commit) {
+        p.hardState = { ...p.hardState, commit: known };
+        records.push(encodeHardState(p.hardState));
+      }
       const record = encodeEntries(effective);
       if (record.length - HEADER_BYTES > this.opts.maxRecordBytes) {
         return Promise.reject(
@@ -267,11 +307,11 @@ export class DurableStorage {
       hardStateAfter: p.hardState,
       apply: (snapshotPath) => {
         if (installs) {
-          this.log.applySnapshot(snapshot);
+          this.memory.applySnapshot(snapshot);
           this.durableSnapshot = this.holdSnapshotOnDisk(snapshot, snapshotPath);
         }
-        if (hardState !== undefined) this.log.setHardState(hardState);
-        if (effective.length > 0) this.log.append(effective as Entry[]);
+        if (hardState !== undefined) this.memory.setHardState(hardState);
+        if (effective.length > 0) this.memory.append(effective as Entry[]);
       },
     });
   }
@@ -291,12 +331,12 @@ export class DurableStorage {
           `snapshot index ${index} is not after the current snapshot index ${this.planned.snapIndex}`,
         );
       }
-      if (index > this.log.lastIndex() || index > this.planned.lastIndex) {
-        throw new StorageInputError(`snapshot index ${index} is past the log's last index ${this.log.lastIndex()}`);
+      if (index > this.memory.lastIndex() || index > this.planned.lastIndex) {
+        throw new StorageInputError(`snapshot index ${index} is past the log's last index ${this.memory.lastIndex()}`);
       }
       let logTerm: number;
       try {
-        logTerm = this.log.term(index);
+        logTerm = this.memory.term(index);
       } catch (err) {
         if (err instanceof CompactedError || err instanceof UnavailableError) throw new StorageInputError(err.message);
         throw err;
@@ -316,8 +356,8 @@ export class DurableStorage {
       marker: true,
       hardStateAfter: this.planned.hardState,
       apply: (snapshotPath) => {
-        if (this.log.snapshot().metadata.index < index) this.log.createSnapshot(index, confState, snapshot.data);
-        this.log.compact(index);
+        if (this.memory.snapshot().metadata.index < index) this.memory.createSnapshot(index, confState, snapshot.data);
+        this.memory.compact(index);
         this.durableSnapshot = this.holdSnapshotOnDisk(snapshot, snapshotPath);
       },
     });
@@ -330,7 +370,7 @@ export class DurableStorage {
   private holdSnapshotOnDisk(snapshot: Snapshot, file: string | undefined): Snapshot {
     if (file === undefined) return snapshot;
     const load = () => loadSnapshotFile(this.fs, file).data;
-    this.log.releaseSnapshotData(snapshot.metadata.index, load);
+    this.memory.releaseSnapshotData(snapshot.metadata.index, load);
     return lazySnapshot(snapshot.metadata, load);
   }
 
@@ -368,6 +408,10 @@ export class DurableStorage {
     for (;;) {
       if (this.queue.length === 0) {
         this.flushing = undefined;
+        if (this.pendingCommit !== undefined && this.pendingCommit.commit > this.memory.initialState().hardState.commit) {
+          this.memory.setHardState({ ...this.memory.initialState().hardState, commit: this.pendingCommit.commit });
+        }
+        this.pendingCommit = undefined;
         return;
       }
       const batch = this.queue.splice(0, this.queue.length);
@@ -390,9 +434,8 @@ export class DurableStorage {
   /** Once everything queued is applied, the in-memory log must be exactly the planned state. */
   private assertPlannedReached(): void {
     const p = this.planned;
-    const log = this.log;
+    const log = this.memory;
     assert(
-      // (The log's snapshot may be ahead of the planned one: log.createSnapshot before saveSnapshot.)
       log.lastIndex() === p.lastIndex &&
         log.firstIndex() === p.firstIndex &&
         log.snapshot().metadata.index >= p.snapIndex,
@@ -440,8 +483,6 @@ export class DurableStorage {
 
   /** Delete WAL segments and snapshot files the newest durable snapshot makes unnecessary. */
   private async removeCovered(): Promise<void> {
-    // The durable snapshot, not log.snapshot(): the host may already have created a newer one in memory
-    // (log.createSnapshot) whose marker is not written yet.
     const snapIndex = this.durableSnapshot?.metadata.index ?? 0;
     try {
       const removed = await this.wal.removeOldest(

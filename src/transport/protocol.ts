@@ -12,6 +12,9 @@ import { Packr } from "msgpackr";
 
 export const PROTOCOL_VERSION = 1;
 
+/** The WebSocket path on a member's client port. */
+export const CLIENT_PATH = "/concord/v1";
+
 export type ErrorCode =
   // framing and protocol
   | "MALFORMED_FRAME"

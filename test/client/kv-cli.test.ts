@@ -138,7 +138,7 @@ describe("concord snapshot save / restore", () => {
     const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");
-    const { decodeNodeSnapshot } = await import("../../src/server/node-snapshot.js");
+    const { decodeNodeSnapshot } = await import("../../src/host/node-snapshot.js");
     const { restoreCoordinationStateMachine } = await import("../../src/locks/index.js");
     const dir = mkdtempSync(join(tmpdir(), "concord-snap-"));
     try {

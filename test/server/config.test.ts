@@ -6,7 +6,6 @@ import { Command } from "commander";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   addServerOptions,
-  authorize,
   ConfigError,
   configWarnings,
   deriveClusterId,
@@ -18,9 +17,8 @@ import {
   parseInitialCluster,
   parseTokens,
   redactConfig,
-  type AccessRequest,
-  type TokenEntry,
 } from "../../src/server/config.js";
+import { authorize, type AccessRequest, type TokenEntry } from "../../src/host/auth.js";
 import { createLogger, OnceLogger } from "../../src/server/logger.js";
 
 let dir: string;

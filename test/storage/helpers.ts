@@ -4,8 +4,8 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { MemoryStorage } from "../../src/raft/storage.js";
-import { EntryType, type Entry, type HardState, type Snapshot } from "../../src/raft/types.js";
+import { MemoryStorage, type Storage } from "../../src/raft/storage.js";
+import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } from "../../src/raft/types.js";
 import type { DurableStorage } from "../../src/storage/durable-storage.js";
 
 export function tempDir(label: string): string {
@@ -45,8 +45,13 @@ export interface LogState {
   entries: string[];
 }
 
-/** A plain, comparable picture of a MemoryStorage. */
-export function logState(log: MemoryStorage): LogState {
+/** A snapshot of applied state at `index` of `log`, as a host builds one for saveSnapshot. */
+export function snapshotAt(log: Storage, index: number, confState: ConfState, data: Uint8Array): Snapshot {
+  return { metadata: { index, term: log.term(index), confState }, data };
+}
+
+/** A plain, comparable picture of a log. */
+export function logState(log: Storage): LogState {
   const snap = log.snapshot().metadata;
   const entries = log.lastIndex() >= log.firstIndex() ? log.entries(log.firstIndex(), log.lastIndex() + 1) : [];
   return {
@@ -145,7 +150,7 @@ export async function runWorkload(
         s.compact(op.snapshotAt);
         progress.inFlight = [before, logState(s)];
       }
-      await disk.saveSnapshot(disk.log.createSnapshot(op.snapshotAt, confState, data));
+      await disk.saveSnapshot(snapshotAt(disk.log, op.snapshotAt, confState, data));
       partial.push([]);
     } else {
       partial.push(partialStates(before, op));

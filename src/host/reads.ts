@@ -1,3 +1,4 @@
+import { assert } from "../assert.js";
 import type { ReadState } from "../raft/types.js";
 
 interface ReadWaiter {
@@ -49,7 +50,7 @@ export class ReadBarrier {
     if (!batch) return;
     this.requested.delete(rs.ctx);
     if (applied >= rs.index) {
-      for (const w of batch) w.resolve();
+      release(batch, rs.index, applied);
       return;
     }
     this.waitingApply.push({ index: rs.index, waiters: batch });
@@ -59,7 +60,7 @@ export class ReadBarrier {
   onApplied(applied: number): void {
     let n = 0;
     while (n < this.waitingApply.length && this.waitingApply[n].index <= applied) {
-      for (const w of this.waitingApply[n].waiters) w.resolve();
+      release(this.waitingApply[n].waiters, this.waitingApply[n].index, applied);
       n++;
     }
     if (n > 0) this.waitingApply = this.waitingApply.slice(n);
@@ -78,4 +79,10 @@ export class ReadBarrier {
     for (const r of this.waitingApply) for (const w of r.waiters) w.reject(error);
     this.waitingApply = [];
   }
+}
+
+/** Lets reads run: only once the state machine has applied their read index (that is what makes them linearizable). */
+function release(waiters: ReadWaiter[], readIndex: number, applied: number): void {
+  assert(applied >= readIndex, () => `answering reads at read index ${readIndex} with only ${applied} applied`);
+  for (const w of waiters) w.resolve();
 }

@@ -1,25 +1,23 @@
-// The client gateway: a WebSocket server on the client port (sharing its http server with /health, /ready,
-// /metrics, /status). It owns connections, the handshake, frame decoding, limits and backpressure; what a
-// request means is the `GatewayHandler`'s business (src/server/service.ts).
+// The client gateway: every client connection's frames, whatever carries them (a WebSocket in a member,
+// src/transport/ws-gateway.ts; the simulated network in sim/). It owns the handshake, frame decoding, limits
+// and backpressure; what a request means is the `GatewayHandler`'s business (service.ts).
 //
 // Limits (each answered with a typed error, never a crash): frame size, requests in flight per connection,
-// connections per node, and a slow consumer — a connection whose socket buffer stays above the limit has its
-// push streams cancelled with SLOW_CONSUMER rather than growing memory.
+// connections per member, and a slow consumer — a connection whose outgoing buffer stays above the limit has
+// its push streams cancelled with SLOW_CONSUMER rather than growing memory.
 
-import type { IncomingMessage, Server as HttpServer } from "node:http";
-import type { Server as HttpsServer } from "node:https";
-import { WebSocketServer, type WebSocket } from "ws";
-import {
-  PROTOCOL_VERSION,
-  ProtocolError,
-  decodeClientFrame,
-  encodeFrame,
-  isOp,
-  type HelloFrame,
-  type RequestFrame,
-  type WireError,
-} from "./protocol.js";
-import { sendInTurn } from "./turn-batching.js";
+import { PROTOCOL_VERSION, ProtocolError, decodeClientFrame, encodeFrame, type HelloFrame, type RequestFrame, type WireError } from "../transport/protocol.js";
+import type { Clock } from "./world.js";
+
+/** What carries one client connection's frames. */
+export interface ClientLink {
+  readonly remote: string;
+  /** Queue one encoded frame (frames of one turn may leave together). */
+  send(frame: Uint8Array): void;
+  /** Bytes queued and not yet written to the peer (slow-consumer detection). */
+  bufferedBytes(): number;
+  close(code: number, reason: string): void;
+}
 
 export interface GatewayLogger {
   info(obj: object, msg: string): void;
@@ -31,10 +29,12 @@ export interface GatewayLogger {
 export interface ClientConnection {
   readonly id: number;
   readonly remote: string;
-  /** Whatever the handler attached at hello (e.g. the token's permissions). */
+  /** Whatever the handler attached at hello (the connection's principal). */
   principal: unknown;
   /** Send a pushed event on `stream`; returns false if the connection is gone or too slow. */
   push(stream: number, event: unknown): boolean;
+  /** A stream's last push (its end, or the error that ends it): sent even to a slow consumer, so no stream stops silently. */
+  finish(stream: number, event: unknown): void;
   /** Called when the connection closes (streams clean up). */
   onClose(fn: () => void): void;
   close(code: number, reason: string): void;
@@ -47,23 +47,29 @@ export interface GatewayHandler {
   handle(conn: ClientConnection, req: RequestFrame): Promise<unknown> | unknown;
   /** Map an error thrown by `handle` to a wire error. */
   toWireError(e: unknown): WireError;
+  /** The op name to count a request under (a bounded set: a client cannot grow the metrics with made-up names). */
+  metricOp(op: string): string;
 }
 
 export interface GatewayOptions {
-  server: HttpServer | HttpsServer;
   handler: GatewayHandler;
   logger: GatewayLogger;
+  clock: Clock;
   maxFrameBytes: number;
   maxInflightPerConnection: number;
   maxConnections: number;
-  /** Socket buffer above which pushes are refused and streams cancelled. Default 8 MiB. */
-  maxBufferedBytes?: number;
-  path?: string;
-  /** Told of every answered request: its op (a known op, or "unknown"), the result code ("OK") and duration. */
+  /** Outgoing buffer above which pushes are refused and streams cancelled. */
+  maxBufferedBytes: number;
+  /** Told of every answered request: its op, the result code ("OK") and duration. */
   onRequest?(op: string, code: string, seconds: number): void;
 }
 
-export const CLIENT_PATH = "/concord/v1";
+/** What the transport feeds a connection it accepted. */
+export interface GatewayConnection {
+  receive(data: Uint8Array, isBinary: boolean): void;
+  /** The link closed (either side). */
+  closed(): void;
+}
 
 /**
  * A result may carry `[AFTER_REPLY]: () => void`: the gateway calls it right after sending the reply, so a
@@ -72,86 +78,95 @@ export const CLIENT_PATH = "/concord/v1";
 export const AFTER_REPLY: unique symbol = Symbol("afterReply");
 
 interface ConnState extends ClientConnection {
-  ws: WebSocket;
+  link: ClientLink;
+  open: boolean;
   greeted: boolean;
   inflight: number;
   closers: (() => void)[];
 }
 
 export class ClientGateway {
-  private readonly wss: WebSocketServer;
   private readonly conns = new Set<ConnState>();
   private nextId = 1;
   readonly stats = { connections: 0, refused: 0, requests: 0, errors: 0, malformed: 0, slowConsumers: 0 };
 
-  constructor(private readonly opts: GatewayOptions) {
-    this.wss = new WebSocketServer({
-      server: opts.server,
-      path: opts.path ?? CLIENT_PATH,
-      maxPayload: opts.maxFrameBytes + 1024, // oversize frames get a typed error below, not a bare close
-      perMessageDeflate: false,
-    });
-    this.wss.on("connection", (ws, req) => this.onConnection(ws, req));
-    this.wss.on("error", (e) => opts.logger.warn({ err: e }, "client gateway error"));
-  }
+  constructor(private readonly opts: GatewayOptions) {}
 
   get connectionCount(): number {
     return this.conns.size;
   }
 
-  private onConnection(ws: WebSocket, req: IncomingMessage): void {
-    const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+  /** A new connection: served, or refused (TOO_MANY_CONNECTIONS is sent and the link closed) → null. */
+  accept(link: ClientLink): GatewayConnection | null {
     if (this.conns.size >= this.opts.maxConnections) {
       this.stats.refused++;
       const error: WireError = { code: "TOO_MANY_CONNECTIONS", message: `this node serves at most ${this.opts.maxConnections} connections; try another member` };
-      ws.send(encodeFrame({ type: "error", error }));
-      ws.close(4003, "too many connections");
-      return;
+      link.send(encodeFrame({ type: "error", error }));
+      link.close(4003, "too many connections");
+      return null;
     }
-    const maxBuffered = this.opts.maxBufferedBytes ?? 8 << 20;
     const conn: ConnState = {
       id: this.nextId++,
-      remote,
+      remote: link.remote,
       principal: undefined,
-      ws,
+      link,
+      open: true,
       greeted: false,
       inflight: 0,
       closers: [],
       push: (stream, event) => {
-        if (ws.readyState !== ws.OPEN) return false;
-        if (ws.bufferedAmount > maxBuffered) {
+        if (!conn.open) return false;
+        if (link.bufferedBytes() > this.opts.maxBufferedBytes) {
           this.stats.slowConsumers++;
           return false;
         }
-        sendInTurn(ws, encodeFrame({ type: "push", stream, event }));
+        link.send(encodeFrame({ type: "push", stream, event }));
         return true;
       },
+      finish: (stream, event) => {
+        if (conn.open) link.send(encodeFrame({ type: "push", stream, event }));
+      },
       onClose: (fn) => conn.closers.push(fn),
-      close: (code, reason) => ws.close(code, reason),
+      close: (code, reason) => link.close(code, reason),
     };
     this.conns.add(conn);
     this.stats.connections++;
-    ws.on("message", (data, isBinary) => this.onFrame(conn, data as Buffer, isBinary));
-    ws.on("close", () => {
-      this.conns.delete(conn);
-      for (const fn of conn.closers) {
-        try {
-          fn();
-        } catch (e) {
-          this.opts.logger.warn({ err: e }, "error while cleaning up a client connection");
-        }
+    return {
+      receive: (data, isBinary) => {
+        if (conn.open) this.onFrame(conn, data, isBinary);
+      },
+      closed: () => this.onClosed(conn),
+    };
+  }
+
+  /** Close every connection (a member stopping). */
+  closeAll(): void {
+    for (const c of [...this.conns]) {
+      c.link.close(1001, "member stopping");
+      this.onClosed(c);
+    }
+  }
+
+  private onClosed(conn: ConnState): void {
+    if (!conn.open) return;
+    conn.open = false;
+    this.conns.delete(conn);
+    for (const fn of conn.closers) {
+      try {
+        fn();
+      } catch (e) {
+        this.opts.logger.warn({ err: e }, "error while cleaning up a client connection");
       }
-    });
-    ws.on("error", (e) => this.opts.logger.debug({ err: e, remote }, "client socket error"));
+    }
   }
 
   private sendError(conn: ConnState, id: number | undefined, error: WireError): void {
     this.stats.errors++;
-    if (conn.ws.readyState !== conn.ws.OPEN) return;
-    sendInTurn(conn.ws, encodeFrame(id === undefined ? { type: "error", error } : { id, error }));
+    if (!conn.open) return;
+    conn.link.send(encodeFrame(id === undefined ? { type: "error", error } : { id, error }));
   }
 
-  private onFrame(conn: ConnState, data: Buffer, isBinary: boolean): void {
+  private onFrame(conn: ConnState, data: Uint8Array, isBinary: boolean): void {
     let frame: HelloFrame | RequestFrame;
     try {
       if (!isBinary) throw new ProtocolError("MALFORMED_FRAME", "text frames are not accepted; send msgpack in binary frames");
@@ -177,9 +192,8 @@ export class ClientGateway {
     }
     this.stats.requests++;
     conn.inflight++;
-    const started = performance.now();
-    // Bounded label values: a client cannot grow the metrics with made-up op names.
-    const op = isOp(req.op) ? req.op : "unknown";
+    const started = this.opts.clock.now();
+    const op = this.opts.handler.metricOp(req.op);
     let result: unknown;
     try {
       result = this.opts.handler.handle(conn, req);
@@ -199,17 +213,17 @@ export class ClientGateway {
 
   private reply(conn: ConnState, id: number, value: unknown, op: string, started: number): void {
     conn.inflight--;
-    this.opts.onRequest?.(op, "OK", (performance.now() - started) / 1000);
-    if (conn.ws.readyState !== conn.ws.OPEN) return;
+    this.opts.onRequest?.(op, "OK", (this.opts.clock.now() - started) / 1000);
+    if (!conn.open) return;
     const after = value !== null && typeof value === "object" ? (value as { [AFTER_REPLY]?: () => void })[AFTER_REPLY] : undefined;
-    sendInTurn(conn.ws, encodeFrame({ id, ok: value === undefined ? null : value }));
+    conn.link.send(encodeFrame({ id, ok: value === undefined ? null : value }));
     after?.();
   }
 
   private replyError(conn: ConnState, id: number, e: unknown, op: string, started: number): void {
     conn.inflight--;
     const error = this.opts.handler.toWireError(e);
-    this.opts.onRequest?.(op, error.code, (performance.now() - started) / 1000);
+    this.opts.onRequest?.(op, error.code, (this.opts.clock.now() - started) / 1000);
     this.sendError(conn, id, error);
   }
 
@@ -219,25 +233,19 @@ export class ClientGateway {
         code: "PROTOCOL_MISMATCH",
         message: `protocol ${hello.protocol} is not supported; this server speaks protocol ${PROTOCOL_VERSION}`,
       });
-      conn.ws.close(4002, "protocol mismatch");
+      conn.link.close(4002, "protocol mismatch");
       return;
     }
     try {
       const { principal, welcome } = this.opts.handler.hello(conn, hello);
       conn.principal = principal;
       conn.greeted = true;
-      conn.ws.send(encodeFrame({ type: "welcome", protocol: PROTOCOL_VERSION, ...welcome }));
+      conn.link.send(encodeFrame({ type: "welcome", protocol: PROTOCOL_VERSION, ...welcome }));
     } catch (e) {
       const err = this.opts.handler.toWireError(e);
       this.opts.logger.info({ remote: conn.remote, code: err.code }, `refused a client: ${err.message}`);
       this.sendError(conn, undefined, err);
-      conn.ws.close(4001, err.code);
+      conn.link.close(4001, err.code);
     }
-  }
-
-  /** Close every connection and stop accepting new ones (the http server is closed by its owner). */
-  async close(): Promise<void> {
-    for (const c of this.conns) c.ws.terminate();
-    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 }

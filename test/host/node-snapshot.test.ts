@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeNodeSnapshot, encodeNodeSnapshot } from "../../src/server/node-snapshot.js";
+import { decodeNodeSnapshot, encodeNodeSnapshot } from "../../src/host/node-snapshot.js";
 
 describe("member snapshot format", () => {
   const members = [

@@ -1,5 +1,5 @@
-// A running Concord node: owns the event loop, the timers and the wiring between the pure Raft core, the
-// durable storage, the peer transport and the replicated state machine.
+// The replica: the pure Raft core, durable storage, the peer network and the replicated state machine, wired
+// by the ready loop. Deterministic given its inputs: time, the disk and the network come in through World.
 //
 // The ready loop, per Ready (Ready contract in src/raft/types.ts):
 //   1. a leader sends its appends and heartbeats at once (before its own fsync: thesis §10.2.1 — the core
@@ -11,112 +11,138 @@
 //   4. when this Ready's write and every earlier one have completed, in order: a follower or candidate sends
 //      its messages (votes and acks must follow the fsync), read states are served, the core advances, and a
 //      snapshot is taken when enough was applied.
-// Several Readies are in flight at once (up to MAX_READIES_IN_FLIGHT): the next one's appends go out and its
+// Several Readies are in flight at once (up to `readiesInFlight`): the next one's appends go out and its
 // commits are applied while earlier writes are still being synced, so a write's latency is one quorum fsync,
 // not a wait for the leader's previous fsync. Proposals and reads only touch the core synchronously; one Ready
-// per event-loop turn carries all of them.
+// per turn carries all of them.
 
-import { nodeFileSystem } from "../storage/node-file-system.js";
-import { randomBytes } from "node:crypto";
-import { EventEmitter } from "node:events";
-import { readFileSync } from "node:fs";
+import { assert } from "../assert.js";
+import type { Coordination } from "../locks/index.js";
 import { decodeConfChange } from "../raft/confchange.js";
 import { NotLeaderError, ProposalDroppedError } from "../raft/errors.js";
 import { RaftNode } from "../raft/node.js";
-import { EntryType, type ConfChange, type ConfState, type Entry, type HardState, type SnapshotMetadata, type Message, type NodeId, type Ready, type SoftState } from "../raft/types.js";
+import {
+  EntryType,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Message,
+  type NodeId,
+  type Ready,
+  type SnapshotMetadata,
+  type SoftState,
+} from "../raft/types.js";
 import { encodeCommand, type Command, type Outcome } from "../statemachine/commands.js";
 import { contentHash } from "../statemachine/hash.js";
-import type { StateMachine, StateMachineEvent } from "../statemachine/state-machine.js";
-import type { Coordination } from "../locks/index.js";
+import type { ApplyOutput, StateMachine, StateMachineEvent } from "../statemachine/state-machine.js";
 import { DurableStorage } from "../storage/durable-storage.js";
-import { PeerTransport } from "../transport/peer.js";
-import type { ServerConfig } from "./config.js";
-import { IdleCollector, shrinkPackBuffer } from "./idle-gc.js";
+import type { HostConfig } from "./host-config.js";
 import { LeaseKeeper } from "./lease-keeper.js";
-import type { Logger } from "./logger.js";
+import { Listeners } from "./listeners.js";
+import { decodeNodeSnapshot, encodeNodeSnapshot, type Member } from "./node-snapshot.js";
 import { PendingProposals, ProposalError } from "./proposals.js";
 import { ReadBarrier } from "./reads.js";
-import { decodeNodeSnapshot, encodeNodeSnapshot, type Member } from "./node-snapshot.js";
+import { snapshotDue } from "./snapshot-policy.js";
+import type { Clock, HostLogger, PeerNetwork, Timer, World } from "./world.js";
 
 export type { Member } from "./node-snapshot.js";
 
-/** Readies taken before the oldest one's write completed; group commit merges their writes anyway. */
-const MAX_READIES_IN_FLIGHT = 8;
-
-/** What one applied entry produced, for the gateway to push (watch, lock and election streams). */
+/** What one applied entry produced, for the push streams (watch, lock and election streams). */
 export interface AppliedEvents {
   index: number;
   events: StateMachineEvent[];
 }
 
-export interface NodeOptions {
-  config: ServerConfig;
-  logger: Logger;
-  /** Builds the state machine, empty or restored from snapshot bytes (locks and elections installed). */
-  createStateMachine(snapshot?: Uint8Array): Coordination;
-  /** Monotonic milliseconds (lease deadlines); injectable so tests can skew a node's clock. */
-  now?: () => number;
-  /** Wall-clock milliseconds recorded in lease grants (informational). */
-  wallClock?: () => number;
-  /** Told of proposals and of each fsync's duration (the server feeds /metrics from it). */
-  observer?: { proposed(): void; fsync(seconds: number): void };
+/**
+ * Told what the replica does, as it does it: a member feeds metrics from it, the simulator its invariant
+ * checks. Every method is optional and must not throw.
+ */
+export interface ReplicaObserver {
+  proposed?(): void;
+  /** One save's duration (the wait for earlier saves excluded). */
+  fsync?(seconds: number): void;
+  /** A Ready's write completed: its entries and hard state are durable. */
+  persisted?(entries: readonly Entry[], hardState: HardState | undefined): void;
+  /** A committed entry was applied; `output` is undefined for a no-op or a membership change. */
+  applied?(entry: Entry, output: ApplyOutput | undefined): void;
+  /** The state machine now starts after `index` (a snapshot from the leader was installed). */
+  snapshotInstalled?(index: number): void;
+  /** A snapshot of applied state was encoded (it is being saved). */
+  snapshotTaken?(index: number, data: Uint8Array): void;
+  snapshotSaved?(index: number): void;
 }
 
+export interface ReplicaOptions {
+  config: HostConfig;
+  world: World;
+  /** Builds the state machine, empty or restored from snapshot bytes (locks and elections installed). */
+  createStateMachine(snapshot?: Uint8Array): Coordination;
+  observer?: ReplicaObserver;
+}
 
-export class ConcordNode extends EventEmitter {
+/** A Ready taken and not yet advanced. */
+interface InFlight {
+  rd: Ready;
+  /** The leader sent its messages before the write. */
+  sentFirst: boolean;
+  /** It has something to write (hard state, entries, a snapshot). */
+  writes: boolean;
+  /** Its write (if any) completed. */
+  written: boolean;
+}
+
+export class Replica {
   readonly id: NodeId;
-  readonly config: ServerConfig;
-  readonly log: Logger;
+  readonly config: HostConfig;
+  readonly log: HostLogger;
+  readonly clock: Clock;
   /** The state machine with locks and elections; replaced wholesale when a snapshot is installed. */
   coord: Coordination;
+  readonly members = new Map<NodeId, Member>();
+  readonly applied = new Listeners<AppliedEvents>();
+  /** A snapshot from the leader replaced the state machine: streams cannot continue exactly. */
+  readonly snapshotInstalled = new Listeners<number>();
+  readonly roleChanged = new Listeners<SoftState>();
+  readonly membershipChanged = new Listeners<ConfState>();
+  readonly failed = new Listeners<Error>();
+
   private readonly raft: RaftNode;
   private readonly disk: DurableStorage;
-  private readonly transport: PeerTransport;
+  private network!: PeerNetwork;
   private readonly proposals = new PendingProposals();
   private readonly reads: ReadBarrier;
   private readonly leases = new LeaseKeeper();
-  /** Linearizable reads and keep-alives served (they apply nothing): with appliedIndex, what "idle" watches. */
-  private readsAndKeepAlives = 0;
-  private readonly idleGc = new IdleCollector(
-    () => this.appliedIndex + this.readsAndKeepAlives,
-    (ms) => this.log.info({ ms: Math.round(ms), rss: process.memoryUsage.rss() }, "idle: returned garbage to the OS"),
-  );
-  readonly members = new Map<NodeId, Member>();
+  private readonly createStateMachine: ReplicaOptions["createStateMachine"];
+  private readonly observer: ReplicaObserver;
+  private readonly inFlight: InFlight[] = [];
   private confState: ConfState;
-  private readonly createStateMachine: NodeOptions["createStateMachine"];
-  readonly now: () => number;
-  private readonly wallClock: () => number;
-  private readonly observer: NodeOptions["observer"];
-
-  private tickTimer: NodeJS.Timeout | undefined;
+  private knownPeers: NodeId[] = [];
+  private tickTimer: Timer | undefined;
   private scheduled = false;
-  /** Completes when every Ready taken so far has been persisted and advanced (they complete in order). */
-  private readiesDone: Promise<void> = Promise.resolve();
-  /** A commit-only hard state not written yet (it rides with the next save, see startReady). */
-  private unsavedHardState: HardState | undefined;
   private stopped = false;
+  private fatal: Error | undefined;
   private lastSnapshotIndex: number;
   private appliedIndex: number;
   /** Term of the entry at appliedIndex (for exported snapshots). */
-  private appliedTerm = 0;
+  private appliedTerm: number;
   private appliedBytesSinceSnapshot = 0;
-  /** Size of the last snapshot taken or installed (see snapshotDue). */
-  private lastSnapshotBytes = 0;
+  /** Size of the last snapshot taken or installed (see snapshot-policy.ts). */
+  private lastSnapshotBytes: number;
   private snapshotting = false;
-  private fatal: Error | undefined;
+  /** Linearizable reads and keep-alives served (they apply nothing): with appliedIndex, how busy the member is. */
+  private readsAndKeepAlives = 0;
 
-  private constructor(opts: NodeOptions, disk: DurableStorage, transport: PeerTransport | undefined) {
-    super();
-    this.setMaxListeners(0);
-    this.config = opts.config;
-    this.id = opts.config.name;
-    this.log = opts.logger;
+  private constructor(opts: ReplicaOptions, disk: DurableStorage) {
+    const { config, world } = opts;
+    this.config = config;
+    this.id = config.name;
+    this.log = world.logger;
+    this.clock = world.clock;
     this.disk = disk;
-    this.now = opts.now ?? (() => performance.now());
-    this.wallClock = opts.wallClock ?? (() => Date.now());
-    this.observer = opts.observer;
+    this.observer = opts.observer ?? {};
     this.createStateMachine = opts.createStateMachine;
-    this.reads = new ReadBarrier(`${this.id}:${randomBytes(4).toString("hex")}`);
+    this.reads = new ReadBarrier(`${this.id}:${Math.floor(world.random() * 0xffffffff).toString(16)}`);
 
     const snap = disk.snapshot;
     const snapData = snap?.data;
@@ -127,51 +153,27 @@ export class ConcordNode extends EventEmitter {
     this.appliedIndex = this.lastSnapshotIndex;
     this.appliedTerm = snap?.metadata.term ?? 0;
     // Members known from config (URLs) for those in the configuration but not yet in a snapshot.
-    for (const [id, peerUrl] of this.config.initialCluster) {
-      if (!this.members.has(id)) this.members.set(id, { id, peerUrl, clientUrl: this.config.clientUrls.get(id) ?? "" });
+    for (const [id, peerUrl] of config.initialCluster) {
+      if (!this.members.has(id)) this.members.set(id, { id, peerUrl, clientUrl: config.clientUrls.get(id) ?? "" });
     }
-
-    const seed = randomBytes(4).readUInt32LE(0);
     this.raft = new RaftNode(
       {
+        ...config.raft,
         id: this.id,
-        electionTicks: this.config.electionTicks,
-        heartbeatTicks: this.config.heartbeatTicks,
+        electionTicks: config.electionTicks,
+        heartbeatTicks: config.heartbeatTicks,
         applied: this.appliedIndex,
-        rng: mulberry32(seed),
+        rng: () => world.random(),
       },
       disk.log,
     );
-    this.transport =
-      transport ??
-      new PeerTransport({
-        id: this.id,
-        clusterId: this.config.clusterId,
-        secret: this.config.peerSecret ?? this.config.clusterId,
-        listen: this.config.peerListen,
-        peers: this.peerUrls(),
-        // --peer-cert-file/--peer-key-file/--peer-ca-file: wss with mutual TLS between members.
-        ...(this.config.tls.peer
-          ? {
-              tls: {
-                cert: readFileSync(this.config.tls.peer.cert),
-                key: readFileSync(this.config.tls.peer.key),
-                ...(this.config.tls.peer.ca ? { ca: readFileSync(this.config.tls.peer.ca) } : {}),
-              },
-            }
-          : {}),
-        logger: this.log.child({ component: "peer" }),
-        onMessages: (batch) => this.onPeerMessages(batch),
-        onSnapshotStatus: (to, ok) => {
-          this.raft.reportSnapshot(to, ok);
-          this.schedule();
-        },
-      });
   }
 
-  static async start(opts: NodeOptions): Promise<ConcordNode> {
-    const { config, logger } = opts;
-    const disk = await DurableStorage.open(nodeFileSystem, config.dataDir, { repair: config.repair, logger: logger.child({ component: "storage" }) });
+  /** Opens the data directory (bootstrapping a new cluster there if it is empty), then starts. */
+  static async open(opts: ReplicaOptions): Promise<Replica> {
+    const { config, world } = opts;
+    const logger = world.logger;
+    const disk = await DurableStorage.open(world.fs, config.dataDir, { ...config.storage, logger: logger.child({ component: "storage" }) });
     if (disk.isNew && !config.join) {
       const voters = [...config.initialCluster.keys()].sort();
       const members: Member[] = voters.map((id) => ({ id, peerUrl: config.initialCluster.get(id)!, clientUrl: config.clientUrls.get(id) ?? "" }));
@@ -181,19 +183,27 @@ export class ConcordNode extends EventEmitter {
     } else if (disk.isNew) {
       logger.info("joining an existing cluster: waiting for a snapshot from the leader");
     }
-    const node = new ConcordNode(opts, disk, undefined);
-    await node.transport.start();
-    node.tickTimer = setInterval(() => node.tick(), config.tickMs);
-    node.log.info(
-      { id: node.id, term: node.raft.term, applied: node.appliedIndex, lastIndex: node.raft.status().lastIndex },
+    const replica = new Replica(opts, disk);
+    replica.network = await world.network({
+      onMessages: (batch) => replica.onPeerMessages(batch),
+      onSnapshotStatus: (to, ok) => {
+        if (replica.stopped) return;
+        replica.raft.reportSnapshot(to, ok);
+        replica.schedule();
+      },
+    });
+    replica.syncPeers();
+    replica.armTick();
+    replica.log.info(
+      { id: replica.id, term: replica.raft.term, applied: replica.appliedIndex, lastIndex: replica.raft.status().lastIndex },
       "node started",
     );
-    node.schedule();
-    return node;
+    replica.schedule();
+    return replica;
   }
 
   // ---------------------------------------------------------------------------------------------------------
-  // Public API for the gateway
+  // For the client service
 
   get sm(): StateMachine {
     return this.coord.stateMachine;
@@ -211,28 +221,41 @@ export class ConcordNode extends EventEmitter {
     return this.raft.role === "leader";
   }
 
-  get applied(): number {
+  get term(): number {
+    return this.raft.term;
+  }
+
+  get appliedTo(): number {
     return this.appliedIndex;
+  }
+
+  /** Applied entries plus reads and keep-alives served: moves while the member works (idle collection). */
+  get progress(): number {
+    return this.appliedIndex + this.readsAndKeepAlives;
+  }
+
+  get isRunning(): boolean {
+    return !this.stopped && this.fatal === undefined;
   }
 
   /** The leader's client URL, if a leader is known. */
   leaderClientUrl(): string | null {
     const l = this.raft.leader;
-    return l === null ? null : (this.members.get(l)?.clientUrl || null);
+    return l === null ? null : this.members.get(l)?.clientUrl || null;
   }
 
   /** Propose a command on the leader; resolves with its outcome once applied here. */
   propose(command: Command): Promise<Outcome> {
     this.assertRunning();
-    if (command.op === "leaseGrant") (command as { grantedAt: number }).grantedAt = this.wallClock();
+    if (command.op === "leaseGrant") (command as { grantedAt: number }).grantedAt = this.clock.wallNow();
     let index: number;
     try {
       index = this.raft.propose(encodeCommand(command));
     } catch (e) {
-      throw this.translateProposeError(e);
+      throw translateProposeError(e);
     }
     const p = this.proposals.add(index, this.raft.term);
-    this.observer?.proposed();
+    this.observer.proposed?.();
     this.schedule();
     return p;
   }
@@ -246,29 +269,32 @@ export class ConcordNode extends EventEmitter {
     return p;
   }
 
-  /** A keep-alive on the leader: the TTL now remaining, or undefined if the lease does not exist. */
+  /**
+   * A keep-alive on the leader (after a read barrier confirmed its leadership, see ops.ts): the TTL now
+   * remaining, or undefined if the lease does not exist.
+   */
   keepAlive(leaseId: number): number | undefined {
+    this.assertRunning();
     if (!this.isLeader) throw new ProposalError("NOT_LEADER", "keep-alives are answered by the leader");
-    this.readsAndKeepAlives++;
     if (!this.sm.leaseAlive(leaseId)) return undefined;
-    return this.leases.keepAlive(leaseId, this.now());
+    return this.leases.keepAlive(leaseId, this.clock.now());
   }
 
   /** Remaining TTL of a lease as the leader sees it (undefined elsewhere). */
   leaseRemainingMs(leaseId: number): number | undefined {
-    return this.isLeader ? this.leases.remainingMs(leaseId, this.now()) : undefined;
+    return this.isLeader ? this.leases.remainingMs(leaseId, this.clock.now()) : undefined;
   }
 
   transferLeadership(to: NodeId): void {
     try {
       this.raft.transferLeadership(to);
     } catch (e) {
-      throw this.translateProposeError(e);
+      throw translateProposeError(e);
     }
     this.schedule();
   }
 
-  /** Add a member as a learner (it catches up by snapshot), or promote a learner to voter. */
+  /** Add a member as a learner (it catches up by snapshot), promote a learner, or remove a member. */
   async changeMembership(cc: ConfChange, member?: Member): Promise<ConfState> {
     this.assertRunning();
     const withContext: ConfChange = member ? { ...cc, context: JSON.stringify(member) } : cc;
@@ -276,7 +302,7 @@ export class ConcordNode extends EventEmitter {
     try {
       index = this.raft.proposeConfChange(withContext);
     } catch (e) {
-      throw this.translateProposeError(e);
+      throw translateProposeError(e);
     }
     const p = this.proposals.add(index, this.raft.term);
     this.schedule();
@@ -284,7 +310,7 @@ export class ConcordNode extends EventEmitter {
     return this.confState;
   }
 
-  /** The state as of the last applied entry, in the node's snapshot format (what `concord snapshot save` writes). */
+  /** The state as of the last applied entry, in the member snapshot format (what `concord snapshot save` writes). */
   exportSnapshot(): { index: number; term: number; data: Uint8Array; hash: string } {
     const sm = this.sm.snapshot();
     return {
@@ -303,11 +329,13 @@ export class ConcordNode extends EventEmitter {
       compactRevision: this.sm.compactRevision,
       keys: this.sm.keyCount,
       snapshotIndex: this.lastSnapshotIndex,
-      members: [...this.members.values()].map((m) => ({
-        ...m,
-        role: this.confState.voters.includes(m.id) || this.confState.votersOutgoing.includes(m.id) ? "voter" : this.confState.learners.includes(m.id) ? "learner" : "removed",
-      })).filter((m) => m.role !== "removed"),
-      transport: this.transport.stats(),
+      members: [...this.members.values()]
+        .map((m) => ({
+          ...m,
+          role: this.confState.voters.includes(m.id) || this.confState.votersOutgoing.includes(m.id) ? "voter" : this.confState.learners.includes(m.id) ? "learner" : "removed",
+        }))
+        .filter((m) => m.role !== "removed"),
+      transport: this.network.stats(),
       storage: this.disk.stats,
       leases: this.isLeader ? this.leases.size : undefined,
       fatal: this.fatal?.message,
@@ -329,16 +357,16 @@ export class ConcordNode extends EventEmitter {
    */
   async stop(opts: { transfer?: boolean; timeoutMs?: number } = {}): Promise<void> {
     if (this.stopped) return;
-    if (opts.transfer !== false && this.isLeader) await this.handOffLeadership(opts.timeoutMs ?? this.config.tickMs * this.config.electionTicks * 2);
+    if (opts.transfer !== false && this.isLeader && !this.fatal) {
+      await this.handOffLeadership(opts.timeoutMs ?? this.config.tickMs * this.config.electionTicks * 2);
+    }
     this.stopped = true;
-    clearInterval(this.tickTimer);
-    this.idleGc.stop();
-    await this.readiesDone.catch(() => undefined);
+    this.tickTimer?.cancel();
     const err = new ProposalError("SHUTTING_DOWN", "the node is shutting down; retry on another member");
     this.proposals.failAll(err);
     this.reads.failAll(err);
-    await this.transport.stop();
-    await this.disk.close();
+    await this.network.stop();
+    await this.disk.close().catch(() => undefined);
     this.log.info("node stopped");
   }
 
@@ -355,49 +383,55 @@ export class ConcordNode extends EventEmitter {
     } catch {
       return;
     }
-    const deadline = this.now() + timeoutMs;
-    while (this.isLeader && this.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const deadline = this.clock.now() + timeoutMs;
+    while (this.isLeader && this.clock.now() < deadline) await new Promise<void>((r) => this.clock.setTimer(10, r));
   }
 
   // ---------------------------------------------------------------------------------------------------------
-  // Event loop
+  // Inputs: ticks and peer messages
 
-  private tick(): void {
-    if (this.stopped) return;
-    this.raft.tick();
-    if (this.isLeader) this.maybeExpireLeases();
-    this.schedule();
+  private armTick(): void {
+    this.tickTimer = this.clock.setTimer(this.config.tickMs, () => {
+      if (!this.isRunning) return;
+      this.raft.tick();
+      if (this.isLeader) this.maybeExpireLeases();
+      this.schedule();
+      this.armTick();
+    });
   }
 
   private onPeerMessages(batch: Message[]): void {
-    if (this.stopped) return;
+    if (!this.isRunning) return;
     for (const m of batch) this.raft.step(m);
     this.schedule();
   }
 
-  /** Run the ready loop once at the end of this event-loop turn, so the turn's work shares one Ready. */
+  /** Run the ready loop once this turn's work is done, so the turn's proposals and reads share one Ready. */
   schedule(): void {
-    if (this.scheduled || this.stopped) return;
+    if (this.scheduled || !this.isRunning) return;
     this.scheduled = true;
-    setImmediate(() => {
+    this.clock.defer(() => {
       this.scheduled = false;
       this.runReadyLoop();
     });
   }
 
-  /** Take every Ready there is, up to MAX_READIES_IN_FLIGHT; completions re-run this (see finishReady). */
+  // ---------------------------------------------------------------------------------------------------------
+  // The ready loop
+
+  /** Take every Ready there is, up to `readiesInFlight`; completed writes re-run this (finishReadies). */
   private runReadyLoop(): void {
-    if (this.fatal || this.stopped) return;
+    if (!this.isRunning) return;
     try {
       for (;;) {
         this.reads.flush((ctx) => {
           try {
             this.raft.readIndex(ctx);
           } catch (e) {
-            throw this.translateProposeError(e); // no leader known (an election is under way): retryable
+            throw translateProposeError(e); // no leader known (an election is under way): retryable
           }
         });
-        if (this.raft.inFlight >= MAX_READIES_IN_FLIGHT || this.snapshotWaitsForWrites()) break;
+        if (this.raft.inFlight >= this.config.readiesInFlight || this.snapshotWaitsForWrites()) break;
         if (!this.raft.hasReady()) break;
         this.startReady(this.raft.ready());
       }
@@ -409,19 +443,28 @@ export class ConcordNode extends EventEmitter {
   private startReady(rd: Ready): void {
     if (rd.softState) this.onSoftState(rd.softState);
     const termOrVoteChanged = rd.mustSync && rd.hardState !== undefined && rd.entries.length === 0 && !rd.snapshot;
-    const sendFirst = this.raft.role === "leader" && !termOrVoteChanged;
-    if (sendFirst) this.transport.send(rd.messages);
-    let persisting: Promise<void> | undefined;
-    const persistStart = this.now();
-    if (rd.mustSync || rd.snapshot || rd.entries.length > 0) {
-      persisting = this.disk.save(rd.hardState ?? this.unsavedHardState, rd.entries, rd.snapshot);
-      this.unsavedHardState = undefined;
-    } else if (rd.hardState) {
-      // Only the commit index moved: no fsync needed (it is re-learned from the leader after a crash). With no
-      // write in flight the in-memory log takes it now; otherwise it rides with the next save (a queued save
-      // would set the older hard state it carries after this one).
-      if (this.raft.inFlight === 1) this.disk.log.setHardState(rd.hardState);
-      else this.unsavedHardState = rd.hardState;
+    const writes = rd.mustSync || rd.snapshot !== undefined || rd.entries.length > 0;
+    const item: InFlight = { rd, sentFirst: this.raft.role === "leader" && !termOrVoteChanged, writes, written: false };
+    if (item.sentFirst) this.network.send(rd.messages);
+    this.inFlight.push(item);
+    if (writes) {
+      const started = this.clock.now();
+      this.disk.save(rd.hardState, rd.entries, rd.snapshot).then(
+        () => {
+          this.observer.fsync?.((this.clock.now() - started) / 1000);
+          try {
+            this.onWritten(item);
+          } catch (e) {
+            this.fail(e as Error);
+          }
+        },
+        (e: Error) => this.fail(e),
+      );
+    } else {
+      // Only the commit index moved (or nothing durable at all): no fsync needed; a lost commit is re-learned
+      // from the leader after a crash.
+      if (rd.hardState) this.disk.noteCommit(rd.hardState);
+      item.written = true;
     }
     // Apply now, while this batch (and maybe earlier ones) is being persisted: committed entries are durable on a
     // quorum already (a leader counts itself only after its own fsync), so their results may be released — this
@@ -429,60 +472,78 @@ export class ConcordNode extends EventEmitter {
     // from disk on restart.
     if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata, rd.snapshot.data);
     for (const e of rd.committed) this.applyEntry(e);
-    // The metric times this save alone, not the wait for earlier Readies to complete.
-    persisting?.then(() => this.observer?.fsync((this.now() - persistStart) / 1000), () => undefined);
-    const previous = this.readiesDone;
-    this.readiesDone = (persisting ? Promise.all([previous, persisting]) : previous).then(() => this.finishReady(rd, sendFirst));
-    this.readiesDone.catch((e: Error) => this.fail(e));
+    if (item.written) this.finishReadies();
   }
 
-  /** This Ready's write and every earlier one completed. */
-  private finishReady(rd: Ready, sentFirst: boolean): void {
-    if (this.fatal) return;
+  /** A Ready's write completed. Saves complete in the order they were issued (DurableStorage's queue). */
+  private onWritten(item: InFlight): void {
+    if (!this.isRunning) return;
+    const i = this.inFlight.indexOf(item);
+    assert(i >= 0, "a write completed for a Ready that is not in flight");
+    for (let j = 0; j < i; j++) assert(this.inFlight[j].written, "Readies' writes completed out of order");
+    item.written = true;
+    this.finishReadies();
+  }
+
+  /** Finish, oldest first, every Ready whose write and every earlier one's have completed. */
+  private finishReadies(): void {
+    try {
+      while (this.inFlight.length > 0 && this.inFlight[0].written && this.isRunning) this.finishReady(this.inFlight.shift()!);
+    } catch (e) {
+      this.fail(e as Error);
+    }
+    // advance may have made more work (the leader's own entries now count toward commit), and the loop may
+    // have stopped at the in-flight limit.
+    this.schedule();
+  }
+
+  private finishReady({ rd, sentFirst, writes }: InFlight): void {
+    if (writes) this.observer.persisted?.(rd.entries, rd.hardState);
     // Votes, acks and everything else a follower or candidate says must follow its fsync — and the fsyncs of
     // earlier Readies: an ack may cover entries an earlier, still in-flight write carries.
-    if (!sentFirst) this.transport.send(rd.messages);
+    if (!sentFirst) this.network.send(rd.messages);
     for (const rs of rd.readStates) this.reads.onReadState(rs, this.appliedIndex);
     this.raft.advance(rd);
     this.reads.onApplied(this.appliedIndex);
     this.maybeSnapshot();
-    // advance may have made more work (the leader's own entries now count toward commit), and the loop may
-    // have stopped at the in-flight limit.
-    this.schedule();
   }
 
   private onSoftState(s: SoftState): void {
     this.log.info({ role: s.role, leader: s.leader, term: this.raft.term }, "role changed");
     if (s.role === "leader") {
       // A new leader restarts every lease deadline at now + TTL: no lease expires early because leadership moved.
-      this.leases.restart(this.sm.leases(), this.now());
+      this.leases.restart(this.sm.leases(), this.clock.now());
     } else {
       this.leases.clear();
     }
     if (s.role !== "leader") this.reads.failRequested(new ProposalError("NOT_LEADER", "leadership changed during a read; retry"));
-    this.emit("role", s);
+    this.roleChanged.emit(s);
   }
 
   private applyEntry(e: Entry): void {
+    // The applied index advances by one, except across a snapshot (installSnapshot moves it there).
+    assert(e.index === this.appliedIndex + 1, () => `applying entry ${e.index} after ${this.appliedIndex}`);
+    let output: ApplyOutput | undefined;
     if (e.type === EntryType.ConfChange) {
       const cc = decodeConfChange(e.data);
       this.confState = this.raft.applyConfChange(cc);
       this.onMembershipApplied(cc);
       this.proposals.applied(e.index, e.term, undefined);
     } else if (e.data.byteLength > 0) {
-      const out = this.sm.apply(e.index, e.data);
+      output = this.sm.apply(e.index, e.data);
       this.appliedBytesSinceSnapshot += e.data.byteLength;
-      for (const ev of out.events) {
-        if (ev.type === "leaseGranted" && this.isLeader) this.leases.granted(ev.id, ev.ttlMs, this.now());
+      for (const ev of output.events) {
+        if (ev.type === "leaseGranted" && this.isLeader) this.leases.granted(ev.id, ev.ttlMs, this.clock.now());
         else if (ev.type === "leaseEnded") this.leases.ended(ev.id);
       }
-      this.proposals.applied(e.index, e.term, out.result);
-      if (out.events.length > 0) this.emit("applied", { index: e.index, events: out.events } satisfies AppliedEvents);
+      this.proposals.applied(e.index, e.term, output.result);
     } else {
       this.proposals.applied(e.index, e.term, undefined);
     }
     this.appliedIndex = e.index;
     this.appliedTerm = e.term;
+    this.observer.applied?.(e, output);
+    if (output && output.events.length > 0) this.applied.emit({ index: e.index, events: output.events });
   }
 
   private onMembershipApplied(cc: ConfChange): void {
@@ -498,26 +559,21 @@ export class ConcordNode extends EventEmitter {
     for (const id of [...this.members.keys()]) if (!inConfig.has(id)) this.members.delete(id);
     this.syncPeers();
     this.log.info({ confState: this.confState, change: cc.changes }, "membership changed");
-    this.emit("membership", this.confState);
-  }
-
-  private peerUrls(): Map<NodeId, string> {
-    const m = new Map<NodeId, string>();
-    for (const mem of this.members.values()) if (mem.id !== this.id && mem.peerUrl) m.set(mem.id, mem.peerUrl);
-    return m;
+    this.membershipChanged.emit(this.confState);
   }
 
   private syncPeers(): void {
-    const wanted = this.peerUrls();
+    const wanted = new Map<NodeId, string>();
+    for (const m of this.members.values()) if (m.id !== this.id && m.peerUrl) wanted.set(m.id, m.peerUrl);
     const known = new Set(this.knownPeers);
-    for (const [id, url] of wanted) if (!known.has(id)) this.transport.addPeer(id, url);
-    for (const id of known) if (!wanted.has(id)) this.transport.removePeer(id);
+    for (const [id, url] of wanted) if (!known.has(id)) this.network.addPeer(id, url);
+    for (const id of known) if (!wanted.has(id)) this.network.removePeer(id);
     this.knownPeers = [...wanted.keys()];
   }
-  private knownPeers: NodeId[] = [];
 
   private installSnapshot(meta: SnapshotMetadata, data: Uint8Array): void {
     const { index, term, confState } = meta;
+    assert(index > this.appliedIndex, () => `installing a snapshot at ${index}, not after the applied index ${this.appliedIndex}`);
     this.coord = this.restoreSnapshotData(data);
     this.confState = confState;
     this.appliedIndex = index;
@@ -530,7 +586,8 @@ export class ConcordNode extends EventEmitter {
     // encoding and repacking the whole state again just for this line.
     const hash = data.byteLength > 0 ? contentHash(decodeNodeSnapshot(data).sm) : undefined;
     this.log.info({ index, keys: this.sm.keyCount, hash }, "installed a snapshot from the leader");
-    this.emit("snapshot", index);
+    this.observer.snapshotInstalled?.(index);
+    this.snapshotInstalled.emit(index);
   }
 
   private restoreSnapshotData(data: Uint8Array | undefined): Coordination {
@@ -540,17 +597,13 @@ export class ConcordNode extends EventEmitter {
     return this.createStateMachine(snap.sm);
   }
 
-  /**
-   * Due after `snapshotEntries` entries once the log since the last snapshot is at least as large as that
-   * snapshot (Raft thesis §5.1.3: then snapshotting costs no more than logging, however large the state grows),
-   * or after `snapshotBytes` of log regardless.
-   */
   private snapshotDue(): boolean {
-    if (this.snapshotting || this.appliedIndex <= this.lastSnapshotIndex) return false;
-    const bytes = this.appliedBytesSinceSnapshot;
     return (
-      (this.appliedIndex - this.lastSnapshotIndex >= this.config.snapshotEntries && bytes >= this.lastSnapshotBytes) ||
-      bytes >= this.config.snapshotBytes
+      !this.snapshotting &&
+      snapshotDue(
+        { appliedIndex: this.appliedIndex, lastSnapshotIndex: this.lastSnapshotIndex, appliedBytes: this.appliedBytesSinceSnapshot, lastSnapshotBytes: this.lastSnapshotBytes },
+        this.config,
+      )
     );
   }
 
@@ -563,38 +616,36 @@ export class ConcordNode extends EventEmitter {
   }
 
   private maybeSnapshot(): void {
-    if (!this.snapshotDue() || this.raft.inFlight > 0) return;
+    if (this.raft.inFlight > 0 || !this.snapshotDue()) return;
     const index = this.appliedIndex;
+    // Every Ready has been advanced, so everything applied is in the durable log.
+    assert(index <= this.disk.durableLastIndex, () => `snapshot at ${index} is past the durable last index ${this.disk.durableLastIndex}`);
     const data = encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm: this.sm.snapshot() });
-    shrinkPackBuffer(); // the snapshot's meta grew it
-    const snap = this.disk.log.createSnapshot(index, this.confState, data);
+    this.observer.snapshotTaken?.(index, data);
     this.snapshotting = true;
     this.lastSnapshotIndex = index;
     this.appliedBytesSinceSnapshot = 0;
     this.lastSnapshotBytes = data.byteLength;
-    const started = this.now();
+    const started = this.clock.now();
     this.disk
-      .saveSnapshot(snap)
+      .saveSnapshot({ metadata: { index, term: this.appliedTerm, confState: this.confState }, data })
       .then(() => {
-        this.log.info({ index, bytes: data.byteLength, ms: Math.round(this.now() - started) }, "snapshot saved");
-        this.idleGc.arm();
+        this.log.info({ index, bytes: data.byteLength, ms: Math.round(this.clock.now() - started) }, "snapshot saved");
+        this.observer.snapshotSaved?.(index);
       })
       .catch((e: Error) => this.fail(e))
       .finally(() => (this.snapshotting = false));
   }
 
   private maybeExpireLeases(): void {
-    const ids = this.leases.takeExpired(this.now());
+    const ids = this.leases.takeExpired(this.clock.now());
     if (ids.length === 0) return;
-    this.propose({ op: "leaseExpire", ids } as Command).catch(() => this.leases.retryExpiry(ids));
-  }
-
-  private translateProposeError(e: unknown): Error {
-    if (e instanceof NotLeaderError) {
-      return new ProposalError(e.leaderId === null ? "UNAVAILABLE" : "NOT_LEADER", e.leaderId === null ? "no leader is known yet; retry shortly" : `not the leader; the leader is ${e.leaderId}`);
+    // Refused at once (a leadership transfer, no longer the leader) or lost later: propose again next tick.
+    try {
+      this.propose({ op: "leaseExpire", ids } as Command).catch(() => this.leases.retryExpiry(ids));
+    } catch {
+      this.leases.retryExpiry(ids);
     }
-    if (e instanceof ProposalDroppedError) return new ProposalError("UNAVAILABLE", e.message);
-    return e as Error;
   }
 
   private assertRunning(): void {
@@ -602,28 +653,27 @@ export class ConcordNode extends EventEmitter {
     if (this.fatal) throw new ProposalError("UNAVAILABLE", `the node stopped serving after a fatal error: ${this.fatal.message}`);
   }
 
-  /** Storage failures are fatal: after a failed fsync nothing can be acknowledged safely. */
+  /**
+   * Storage failures (and broken invariants) are fatal: after a failed fsync nothing can be acknowledged
+   * safely, and retrying it could report durable what is not. The member stops serving; restarting it recovers
+   * from what really is on disk.
+   */
   private fail(e: Error): void {
-    if (this.fatal) return;
+    if (this.fatal || this.stopped) return;
     this.fatal = e;
     this.log.fatal({ err: e }, "fatal error: the node stops serving (restart it to recover from its data directory)");
-    clearInterval(this.tickTimer);
+    this.tickTimer?.cancel();
     const err = new ProposalError("UNAVAILABLE", `node failed: ${e.message}`);
     this.proposals.failAll(err);
     this.reads.failAll(err);
-    this.emit("fatal", e);
+    this.failed.emit(e);
   }
 }
 
-/** A tiny seeded PRNG for election timeouts (the core takes its randomness injected). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+function translateProposeError(e: unknown): Error {
+  if (e instanceof NotLeaderError) {
+    return new ProposalError(e.leaderId === null ? "UNAVAILABLE" : "NOT_LEADER", e.leaderId === null ? "no leader is known yet; retry shortly" : `not the leader; the leader is ${e.leaderId}`);
+  }
+  if (e instanceof ProposalDroppedError) return new ProposalError("UNAVAILABLE", e.message);
+  return e as Error;
 }
-

@@ -1,0 +1,242 @@
+// Client connections over the simulated network: what a WebSocket over TCP is to a member's gateway. A link is
+// a pair of ordered byte streams — frames arrive in the order sent, never lost or duplicated, each after a
+// network delay; a partition stalls them (they arrive once it heals), and a crash of either end closes the link
+// (the other end learns it after a delay, as from a reset). `SimClientSocket` speaks the client protocol over
+// one: the very frames the client library sends (hello, requests with ids, replies, pushes), encoded and
+// decoded by src/transport/protocol.ts. Simulated clients use it, and members forwarding writes to the leader.
+
+import type { ClientLink, GatewayConnection } from "../src/host/gateway.js";
+import type { LeaderLink, Timer } from "../src/host/world.js";
+import { PROTOCOL_VERSION, decodeServerFrame, encodeFrame, type HelloFrame, type PushFrame, type WelcomeFrame } from "../src/transport/protocol.js";
+import { RequestError } from "../src/transport/request-error.js";
+import type { Network } from "./network.js";
+
+/** One end of a link: an endpoint of the network, and how events are run there (pauses and crashes apply). */
+export interface LinkEnd {
+  readonly endpoint: string;
+  /** Runs `fn` at global time `at` at this end, unless this end is gone by then. */
+  at(at: number, fn: () => void): void;
+  /** Global time now. */
+  now(): number;
+}
+
+/** Re-checks a stalled delivery this often (virtual ms). */
+const STALL_RETRY = 50;
+
+/** One direction of a link: frames in order, each after a delay, stalled while the link is cut. */
+class Direction {
+  /** Global time the last frame queued here arrives (a later one never arrives before it). */
+  private lastArrival = 0;
+  /** Bytes sent and not yet delivered. */
+  inFlight = 0;
+
+  constructor(
+    private readonly net: Network,
+    private readonly from: LinkEnd,
+    private readonly to: LinkEnd,
+    private readonly isOpen: () => boolean,
+  ) {}
+
+  send(bytes: number, deliver: () => void): void {
+    this.inFlight += bytes;
+    const arrival = Math.max(this.from.now() + this.net.delay(), this.lastArrival);
+    this.lastArrival = arrival;
+    const attempt = (): void => {
+      if (!this.isOpen()) return;
+      if (this.net.isCut(this.from.endpoint, this.to.endpoint)) {
+        this.lastArrival = Math.max(this.lastArrival, this.to.now() + STALL_RETRY);
+        this.to.at(this.to.now() + STALL_RETRY, attempt);
+        return;
+      }
+      this.inFlight -= bytes;
+      deliver();
+    };
+    this.to.at(arrival, attempt);
+  }
+}
+
+/**
+ * A connection from `client` to a member's gateway. Frames the member sends go to `onFrame`; a close (by
+ * either side, or a crash of the member) reaches the other side after a delay.
+ */
+export class SimLink {
+  private open = true;
+  private readonly toServer: Direction;
+  private readonly toClient: Direction;
+  private server: GatewayConnection | null = null;
+  onFrame: (frame: Uint8Array) => void = () => {};
+  onClose: (reason: string) => void = () => {};
+
+  constructor(
+    net: Network,
+    private readonly client: LinkEnd,
+    private readonly serverEnd: LinkEnd,
+  ) {
+    this.toServer = new Direction(net, client, serverEnd, () => this.open);
+    this.toClient = new Direction(net, serverEnd, client, () => this.open);
+  }
+
+  get isOpen(): boolean {
+    return this.open;
+  }
+
+  /** The member's side, as its gateway sees it. */
+  serverSide(): ClientLink {
+    return {
+      remote: this.client.endpoint,
+      // Frames are never changed once encoded (the gateway decodes with copyBuffers): no copy needed.
+      send: (frame) => {
+        if (this.open) this.toClient.send(frame.byteLength, () => this.onFrame(frame));
+      },
+      bufferedBytes: () => this.toClient.inFlight,
+      close: (code, reason) => this.close(`closed by the member (${code}: ${reason})`, "server"),
+    };
+  }
+
+  /** The gateway accepted the connection: frames from the client go to it. */
+  attach(server: GatewayConnection): void {
+    this.server = server;
+  }
+
+  /** The client sends a frame to the member. */
+  send(frame: Uint8Array): void {
+    if (this.open) this.toServer.send(frame.byteLength, () => this.server?.receive(frame, true));
+  }
+
+  /**
+   * Closes the link. Each side learns it after a delay (`reason` for the client); a side that is gone (a
+   * crashed member) learns nothing.
+   */
+  close(reason: string, by: "client" | "server" | "crash"): void {
+    if (!this.open) return;
+    this.open = false;
+    const server = this.server;
+    if (by !== "server") this.serverEnd.at(this.serverEnd.now() + 1, () => server?.closed());
+    else server?.closed();
+    if (by !== "client") this.client.at(this.client.now() + 1, () => this.onClose(reason));
+  }
+}
+
+export interface SimSocketOptions {
+  hello: Omit<HelloFrame, "type" | "protocol">;
+  /** Timers of whoever holds the socket (a client's, or a member's own clock for a forwarding link). */
+  setTimer(ms: number, fn: () => void): Timer;
+  onPush?(frame: PushFrame): void;
+  onClose?(reason: string): void;
+  connectTimeoutMs: number;
+}
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+}
+
+/** The client protocol over a SimLink: ClientSocket's twin (src/transport/client-socket.ts). */
+export class SimClientSocket implements LeaderLink {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closedReason: string | null = null;
+  welcome!: WelcomeFrame;
+
+  private constructor(
+    private readonly link: SimLink,
+    private readonly opts: SimSocketOptions,
+  ) {}
+
+  /** Opens `link` and completes the handshake; rejects with UNAVAILABLE when the member is unreachable. */
+  static connect(link: SimLink, opts: SimSocketOptions): Promise<SimClientSocket> {
+    const sock = new SimClientSocket(link, opts);
+    return new Promise((resolve, reject) => {
+      let greeted = false;
+      const timer = opts.setTimer(opts.connectTimeoutMs, () => {
+        if (greeted) return;
+        link.close("connect timeout", "client");
+        reject(new RequestError({ code: "UNAVAILABLE", message: `could not connect within ${opts.connectTimeoutMs} ms` }));
+      });
+      link.onFrame = (data) => {
+        let frame;
+        try {
+          frame = decodeServerFrame(data);
+        } catch {
+          return;
+        }
+        if (!greeted) {
+          if ("type" in frame && frame.type === "welcome") {
+            greeted = true;
+            timer.cancel();
+            sock.welcome = frame;
+            resolve(sock);
+          } else if ("type" in frame && frame.type === "error") {
+            timer.cancel();
+            reject(new RequestError(frame.error));
+            link.close("refused", "client");
+          }
+          return;
+        }
+        sock.onFrame(frame);
+      };
+      link.onClose = (reason) => {
+        if (!greeted) {
+          timer.cancel();
+          reject(new RequestError({ code: "UNAVAILABLE", message: reason }));
+        }
+        sock.onClosed(reason);
+      };
+      link.send(encodeFrame({ type: "hello", protocol: PROTOCOL_VERSION, ...opts.hello }));
+    });
+  }
+
+  get isOpen(): boolean {
+    return this.closedReason === null && this.link.isOpen;
+  }
+
+  request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
+    if (!this.isOpen) return Promise.reject(new RequestError({ code: "UNAVAILABLE", message: this.closedReason ?? "not connected" }));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      let timer: Timer | undefined;
+      if (timeoutMs > 0) {
+        timer = this.opts.setTimer(timeoutMs, () => {
+          this.pending.delete(id);
+          reject(new RequestError({ code: "TIMEOUT", message: `${op} did not complete within ${timeoutMs} ms` }));
+        });
+      }
+      this.pending.set(id, {
+        resolve: (v) => {
+          timer?.cancel();
+          resolve(v as T);
+        },
+        reject: (e) => {
+          timer?.cancel();
+          reject(e);
+        },
+      });
+      this.link.send(encodeFrame({ ...args, id, op }));
+    });
+  }
+
+  close(): void {
+    this.link.close("closed by the client", "client");
+    this.onClosed("closed by the client");
+  }
+
+  private onFrame(frame: ReturnType<typeof decodeServerFrame>): void {
+    if ("id" in frame && typeof frame.id === "number") {
+      const p = this.pending.get(frame.id);
+      if (!p) return;
+      this.pending.delete(frame.id);
+      if ("error" in frame) p.reject(new RequestError(frame.error));
+      else p.resolve(frame.ok);
+    } else if ("type" in frame && frame.type === "push") {
+      this.opts.onPush?.(frame);
+    }
+  }
+
+  private onClosed(reason: string): void {
+    if (this.closedReason !== null) return;
+    this.closedReason = reason;
+    for (const p of this.pending.values()) p.reject(new RequestError({ code: "UNAVAILABLE", message: reason }));
+    this.pending.clear();
+    this.opts.onClose?.(reason);
+  }
+}

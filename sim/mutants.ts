@@ -1,0 +1,113 @@
+// Rules of the host and of the Raft core broken on purpose, to show the simulator is not blind: each mutant is a
+// copy of src/ and sim/ in a temp directory with a few textual changes (never committed as code: only these
+// patches are), run through the seeds npm test runs (sim/seeds.ts) until one reports a violation. A patch must
+// match exactly once, or the mutant is stale against the code and refuses to run — a mutant that silently
+// patched nothing would prove nothing.
+//
+// Where production code asserts the rule itself (TigerBeetle's habit), the mutant removes the assertion too, so
+// that what catches it is the consequence the simulator checks: a lost write, a stale read, two leaders.
+
+export interface Mutant {
+  readonly description: string;
+  readonly patches: ReadonlyArray<{ readonly file: string; readonly find: string; readonly replace: string }>;
+}
+
+export const MUTANTS: Readonly<Record<string, Mutant>> = {
+  "follower-acks-before-fsync": {
+    description: "a follower acknowledges an append before its fsync completes (sends every Ready's messages first)",
+    patches: [
+      {
+        file: "src/host/replica.ts",
+        find: `sentFirst: this.raft.role === "leader" && !termOrVoteChanged,`,
+        replace: `sentFirst: !termOrVoteChanged /* MUTANT */,`,
+      },
+    ],
+  },
+  "read-before-applied": {
+    description: "a linearizable read is answered once its read index is known, before the state machine applied it",
+    patches: [
+      { file: "src/host/reads.ts", find: `    if (applied >= rs.index) {\n      release(`, replace: `    if (true /* MUTANT */) {\n      release(` },
+      { file: "src/host/reads.ts", find: `  assert(applied >= readIndex,`, replace: `  assert(true /* MUTANT */,` },
+    ],
+  },
+  "leader-counts-before-fsync": {
+    description: "the leader counts its own entries toward commit before their fsync (advances a Ready before its write completes)",
+    patches: [
+      { file: "src/host/replica.ts", find: `writes, written: false };`, replace: `writes, written: this.raft.role === "leader" /* MUTANT */ };` },
+      { file: "src/host/replica.ts", find: `            this.onWritten(item);`, replace: `            if (this.inFlight.includes(item)) this.onWritten(item); /* MUTANT */` },
+    ],
+  },
+  "apply-ahead-of-snapshot": {
+    description: "with several Readies in flight, committed entries are applied ahead of the snapshot they follow (assertions removed)",
+    patches: [
+      {
+        file: "src/host/replica.ts",
+        find: `    if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata, rd.snapshot.data);\n    for (const e of rd.committed) this.applyEntry(e);`,
+        replace: `    for (const e of rd.committed) this.applyEntry(e); /* MUTANT */\n    if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata, rd.snapshot.data);`,
+      },
+      { file: "src/host/replica.ts", find: `    assert(e.index === this.appliedIndex + 1,`, replace: `    assert(true /* MUTANT */,` },
+      { file: "src/host/replica.ts", find: `    assert(index > this.appliedIndex,`, replace: `    assert(true /* MUTANT */,` },
+    ],
+  },
+  "new-leader-keeps-deadlines": {
+    description: "a new leader keeps the lease deadlines it had when it last led instead of restarting them at now + TTL",
+    patches: [
+      {
+        file: "src/host/lease-keeper.ts",
+        find: `    this.deadlines.clear();\n    this.expiring.clear();\n    for (const l of leases) this.deadlines.set(l.id, { ttlMs: l.ttlMs, deadline: now + l.ttlMs });`,
+        replace: `    for (const l of leases) if (!this.deadlines.has(l.id)) this.deadlines.set(l.id, { ttlMs: l.ttlMs, deadline: now + l.ttlMs }); /* MUTANT */`,
+      },
+      { file: "src/host/replica.ts", find: `    } else {\n      this.leases.clear();\n    }`, replace: `    } else {\n      /* MUTANT: deadlines kept */\n    }` },
+    ],
+  },
+  "ack-before-apply": {
+    description: "a write is acknowledged as soon as it is proposed, before it is committed and applied",
+    patches: [
+      {
+        file: "src/host/replica.ts",
+        find: `    const p = this.proposals.add(index, this.raft.term);\n    this.observer.proposed?.();`,
+        replace: `    this.proposals.add(index, this.raft.term).catch(() => {});\n    const p = Promise.resolve({ ok: true, value: { revision: 0 } } as Outcome); /* MUTANT */\n    this.observer.proposed?.();`,
+      },
+    ],
+  },
+  "failed-fsync-ignored": {
+    description: "a failed fsync of the WAL is ignored: the save reports success and the member carries on",
+    patches: [
+      { file: "src/storage/wal.ts", find: `    await a.handle.datasync();`, replace: `    await a.handle.datasync().catch(() => {}); /* MUTANT */` },
+    ],
+  },
+  "figure8-by-counting": {
+    description: "Raft core: an entry of an earlier term is committed by counting replicas (the Figure 8 rule removed)",
+    patches: [{ file: "src/raft/log.ts", find: `if (index > this.committed && this.termOrZero(index) === term) {`, replace: `if (index > this.committed /* MUTANT */) {` }],
+  },
+  "joint-commit-one-majority": {
+    description: "Raft core: in a joint configuration an entry commits with a majority of the incoming voters alone",
+    patches: [
+      {
+        file: "src/raft/quorum.ts",
+        find: `  return Math.min(majorityCommitted(c.incoming, ackedIndex), majorityCommitted(c.outgoing, ackedIndex));`,
+        replace: `  return majorityCommitted(c.incoming, ackedIndex); /* MUTANT */`,
+      },
+    ],
+  },
+  "joint-election-one-majority": {
+    description: "Raft core: in a joint configuration an election is won with a majority of the incoming voters alone",
+    patches: [
+      {
+        file: "src/raft/quorum.ts",
+        find: `  const a = majorityVoteResult(c.incoming, votes);\n  const b = majorityVoteResult(c.outgoing, votes);`,
+        replace: `  const a = majorityVoteResult(c.incoming, votes);\n  const b = a; /* MUTANT */`,
+      },
+    ],
+  },
+  "vote-twice-in-a-term": {
+    description: "Raft core: a member that voted in this term grants a late vote request of another candidate of the same term",
+    patches: [
+      {
+        file: "src/raft/raft.ts",
+        find: `      (this.vote === null && this.leader === null) ||`,
+        replace: `      this.leader === null /* MUTANT */ ||`,
+      },
+    ],
+  },
+};

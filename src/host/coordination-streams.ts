@@ -1,0 +1,163 @@
+// Locks and elections for clients connected to THIS member: a waiting acquire or campaign is answered when
+// this member applies the grant, and a holder is told at once when its hold ends with its lease ("lockLost" /
+// "leadershipLost"). Every member applies the same log, so whichever member a client is connected to sees the
+// same grants at the same indices. The acquire or campaign itself is proposed on the leader (forwarded by a
+// follower); only the waiting and the stream live here.
+
+import type { AcquireResult, CampaignResult, CoordinationEvent } from "../locks/index.js";
+import { arg, type RequestFrame } from "../transport/protocol.js";
+import type { ClientConnection } from "./gateway.js";
+import type { AppliedEvents, Replica } from "./replica.js";
+import type { Streams } from "./streams.js";
+
+interface Waiting {
+  conn: ClientConnection;
+  resolve(token: number): void;
+}
+
+interface Holding {
+  conn: ClientConnection;
+  stream: number;
+  token: number;
+}
+
+const keyOf = (name: string, lease: number) => `${lease}\u0000${name}`;
+
+/** Serves a request on the leader (or forwards it there). */
+type OnLeader = (req: RequestFrame) => Promise<unknown>;
+
+export class CoordinationStreams {
+  /** Acquires waiting for a grant, by (lock name, lease). */
+  private readonly lockWaiters = new Map<string, Waiting>();
+  /** Campaigns waiting for leadership, by (election name, lease). */
+  private readonly campaignWaiters = new Map<string, Waiting>();
+  /** Holds to report when lost, by (name, lease). */
+  private readonly lockHolders = new Map<string, Holding>();
+  private readonly leaders = new Map<string, Holding>();
+
+  constructor(
+    private readonly replica: Replica,
+    private readonly streams: Streams,
+  ) {
+    replica.applied.add((a) => this.onApplied(a));
+  }
+
+  /**
+   * Acquire a lock; with `wait` (the default) the reply comes when the lock is granted. The waiter is
+   * registered before the proposal, so a grant applied here before the leader's reply arrives is not missed.
+   * The reply carries a `stream` on which a `lockLost` push arrives if the hold ends with the lease.
+   */
+  async lockAcquire(conn: ClientConnection, req: RequestFrame, onLeader: OnLeader): Promise<unknown> {
+    const name = arg.string(req, "name");
+    const lease = arg.int(req, "lease", { min: 1 });
+    const wait = req.wait === undefined ? true : arg.bool(req, "wait");
+    const granted = wait ? this.await(this.lockWaiters, conn, name, lease) : null;
+    let result: AcquireResult;
+    try {
+      result = (await onLeader({ ...req, wait })) as AcquireResult;
+    } catch (e) {
+      this.lockWaiters.delete(keyOf(name, lease));
+      throw e;
+    }
+    let token: number;
+    if (result.granted) token = result.token;
+    else if ("held" in result || !granted) {
+      this.lockWaiters.delete(keyOf(name, lease));
+      return result;
+    } else {
+      // A retried acquire (same session seq) replays the recorded "queued": the grant may have been applied
+      // already, while no request was waiting for it. This member's state says so.
+      const held = this.replica.coord.lockStatus(name).holders.find((h) => h.lease === lease);
+      token = held ? held.token : await granted;
+    }
+    this.lockWaiters.delete(keyOf(name, lease));
+    const stream = this.streams.add(conn, () => {});
+    this.track(this.lockHolders, conn, stream, name, lease, token);
+    return { granted: true, token, stream };
+  }
+
+  /** Campaign; the reply comes when this candidate leads, with a stream for a `leadershipLost` push. */
+  async campaign(conn: ClientConnection, req: RequestFrame, onLeader: OnLeader): Promise<unknown> {
+    const name = arg.string(req, "name");
+    const lease = arg.int(req, "lease", { min: 1 });
+    const elected = this.await(this.campaignWaiters, conn, name, lease);
+    let result: CampaignResult;
+    try {
+      result = (await onLeader(req)) as CampaignResult;
+    } catch (e) {
+      this.campaignWaiters.delete(keyOf(name, lease));
+      throw e;
+    }
+    let token: number;
+    if (result.leader) token = result.token;
+    else {
+      // As for a retried acquire: leadership may already have been granted while nobody waited.
+      const current = this.replica.coord.electionLeader(name);
+      token = current && current.lease === lease ? current.token : await elected;
+    }
+    this.campaignWaiters.delete(keyOf(name, lease));
+    const stream = this.streams.add(conn, () => {});
+    this.track(this.leaders, conn, stream, name, lease, token);
+    return { token, stream };
+  }
+
+  private await(map: Map<string, Waiting>, conn: ClientConnection, name: string, lease: number): Promise<number> {
+    const key = keyOf(name, lease);
+    return new Promise<number>((resolve) => {
+      map.set(key, { conn, resolve });
+      conn.onClose(() => {
+        if (map.get(key)?.conn === conn) map.delete(key);
+      });
+    });
+  }
+
+  private track(map: Map<string, Holding>, conn: ClientConnection, stream: number, name: string, lease: number, token: number): void {
+    const key = keyOf(name, lease);
+    map.set(key, { conn, stream, token });
+    conn.onClose(() => {
+      if (map.get(key)?.conn === conn) map.delete(key);
+    });
+  }
+
+  private onApplied(a: AppliedEvents): void {
+    for (const ev of a.events) {
+      if (ev.type !== "extension") continue;
+      const e = ev.event as CoordinationEvent;
+      switch (e.kind) {
+        case "lockGranted":
+          this.wake(this.lockWaiters, keyOf(e.name, e.lease), e.token);
+          break;
+        case "lockReleased": {
+          const h = this.ended(this.lockHolders, keyOf(e.name, e.lease), e.token);
+          if (h && e.reason === "leaseEnded") h.conn.finish(h.stream, { kind: "lockLost", name: e.name, token: e.token, index: a.index });
+          break;
+        }
+        case "leadershipGained":
+          this.wake(this.campaignWaiters, keyOf(e.election, e.lease), e.token);
+          break;
+        case "leadershipLost": {
+          const h = this.ended(this.leaders, keyOf(e.election, e.lease), e.token);
+          if (h && e.reason === "leaseEnded") h.conn.finish(h.stream, { kind: "leadershipLost", name: e.election, token: e.token, index: a.index });
+          break;
+        }
+        default:
+          break;
+      }
+    }
+  }
+
+  private wake(map: Map<string, Waiting>, key: string, token: number): void {
+    const w = map.get(key);
+    if (!w) return;
+    map.delete(key);
+    w.resolve(token);
+  }
+
+  /** The hold `key` with `token` ended: forget it, and return it if someone was told of it. */
+  private ended(map: Map<string, Holding>, key: string, token: number): Holding | undefined {
+    const h = map.get(key);
+    if (!h || h.token !== token) return undefined;
+    map.delete(key);
+    return h;
+  }
+}

@@ -1,0 +1,46 @@
+// What a host is configured with: the parts of a member's configuration (src/server/config.ts) that the
+// deterministic host uses. A member derives it from its flags; the simulator draws it per seed.
+
+import type { RaftConfig } from "../raft/node.js";
+import type { NodeId } from "../raft/types.js";
+import type { DurableStorageOptions } from "../storage/durable-storage.js";
+import type { TokenTable } from "./auth.js";
+
+export interface HostConfig {
+  /** This member's id in the cluster, e.g. "n1". */
+  name: NodeId;
+  clusterId: string;
+  dataDir: string;
+  /** Every founding member's peer URL by name, this one included. */
+  initialCluster: ReadonlyMap<NodeId, string>;
+  /** Client URLs of the members that are known, this one included (to tell clients where the leader is). */
+  clientUrls: ReadonlyMap<NodeId, string>;
+  /** A new member joining an existing cluster: starts empty, without bootstrapping a configuration. */
+  join: boolean;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** Take a snapshot after this many applied entries (see snapshot-policy.ts)... */
+  snapshotEntries: number;
+  /** ...or after this many bytes of entries. */
+  snapshotBytes: number;
+  /** Readies taken before the oldest one's write completed (1: one at a time). */
+  readiesInFlight: number;
+  /** Raft options beyond the timing ones; the core's defaults when absent. */
+  raft?: Partial<Pick<RaftConfig, "preVote" | "checkQuorum" | "maxInflight" | "maxInflightBytes" | "maxBatchBytes" | "maxBatchEntries">>;
+  storage?: Pick<DurableStorageOptions, "segmentBytes" | "keepSegments" | "keepSnapshots" | "repair">;
+  /** Deadline of a proposal, and of a request forwarded to the leader. */
+  requestTimeoutMs: number;
+  /** Client connections: frame size, requests in flight per connection, connections, slow-consumer threshold. */
+  maxRequestBytes: number;
+  maxInflightPerConnection: number;
+  maxConnections: number;
+  maxBufferedBytes: number;
+  /** What a follower forwarding writes presents to the leader (an HMAC of the cluster secret). */
+  forwardProof: string;
+  /** Bearer tokens and their permissions; everyone may do everything when absent. */
+  tokens?: TokenTable;
+}
+
+/** Readies in flight in a member unless configured otherwise; group commit merges their writes anyway. */
+export const DEFAULT_READIES_IN_FLIGHT = 8;

@@ -1,0 +1,204 @@
+// Every client op, declared once: what it needs (access and resource kind, auth.ts), where it is served
+// (route) and how. Wire-level arguments and results are in docs/protocol.md.
+//
+// Routes:
+// - "local":  served by the member the client is connected to (reads, streams, status);
+// - "leader": served on the leader; a follower forwards it (writes, keep-alives, membership);
+// - "wait":   proposed on the leader, but answered by the member the client is connected to once it applies the
+//             grant, with a stream for the "lost" push (lock acquires, campaigns); `propose` is what the leader
+//             does with one forwarded to it.
+
+import { ProtocolError, arg, type RequestFrame } from "../transport/protocol.js";
+import type { AccessNeed } from "./auth.js";
+import { CommandFailure } from "./errors.js";
+import type { ClientConnection } from "./gateway.js";
+import { changeMembership, requireMember } from "./membership-ops.js";
+import type { ClientService } from "./service.js";
+
+type Serve = (s: ClientService, conn: ClientConnection | undefined, req: RequestFrame) => unknown;
+
+export type Op = AccessNeed &
+  (
+    | { route: "local" | "leader"; serve: Serve }
+    | { route: "wait"; serve: (s: ClientService, conn: ClientConnection, req: RequestFrame) => unknown; propose: (s: ClientService, req: RequestFrame) => unknown }
+  );
+
+/** The request as a state-machine command named `smOp` (the wire op by default); `id` is the request's own. */
+function asCommand(req: RequestFrame, smOp?: string): Record<string, unknown> {
+  const { id: _id, ...fields } = req;
+  if (smOp !== undefined) fields.op = smOp;
+  return fields;
+}
+
+/** An op that is one state-machine command, proposed on the leader and answered once applied. */
+const command =
+  (smOp?: string): Serve =>
+  (s, _conn, req) =>
+    s.proposeCommand(asCommand(req, smOp));
+
+const lease = (req: RequestFrame) => arg.int(req, "lease", { min: 1 });
+
+export const OPS = {
+  // key-value store
+  put: { access: "write", kind: "key", route: "leader", serve: command() },
+  range: { access: "read", kind: "key", route: "local", serve: (s, _c, req) => s.range(req) },
+  delete: { access: "write", kind: "key", route: "leader", serve: command() },
+  txn: { access: "write", kind: "key", route: "leader", serve: command() },
+  compact: { access: "admin", kind: "cluster", route: "leader", serve: command() },
+  watch: { access: "read", kind: "key", route: "local", serve: (s, c, req) => s.streams.watch(c!, req) },
+  unwatch: { access: "read", kind: "none", route: "local", serve: (s, c, req) => ({ cancelled: s.streams.cancel(c!, arg.int(req, "stream", { min: 1 })) }) },
+
+  // leases and sessions
+  leaseGrant: {
+    access: "write",
+    kind: "none",
+    route: "leader",
+    serve: (s, _c, req) => s.proposeCommand({ ...asCommand(req), grantedAt: 0 }), // the leader stamps grantedAt
+  },
+  leaseRevoke: {
+    access: "write",
+    kind: "none",
+    route: "leader",
+    // A request's own `id` is its request id: on the wire the lease is `lease`.
+    serve: (s, _c, req) => {
+      const { lease: id, ...fields } = asCommand(req);
+      return s.proposeCommand({ ...fields, id });
+    },
+  },
+  leaseKeepAlive: {
+    access: "write",
+    kind: "none",
+    route: "leader",
+    // Answered only once a heartbeat round confirmed this member still leads: a deposed leader that has not
+    // noticed yet must not extend a lease the new leader will expire (clients trust a lease for its TTL from
+    // when a successful keep-alive was sent; a new leader restarts every TTL at its election, which follows
+    // any heartbeat round a quorum answered for the old one).
+    serve: async (s, _c, req) => {
+      const id = lease(req);
+      await s.replica.readBarrier();
+      const ttl = s.replica.keepAlive(id);
+      if (ttl === undefined) throw new CommandFailure({ code: "LEASE_NOT_FOUND", message: `lease ${id} does not exist (it expired or was revoked)` });
+      return { id, ttlMs: ttl };
+    },
+  },
+  leaseTimeToLive: {
+    access: "read",
+    kind: "none",
+    route: "leader",
+    serve: async (s, _c, req) => {
+      const id = lease(req);
+      await s.replica.readBarrier();
+      const info = s.replica.sm.leaseTimeToLive(id);
+      return { lease: info ? { ...info, remainingMs: Math.round(s.replica.leaseRemainingMs(id) ?? info.ttlMs) } : null };
+    },
+  },
+  leaseList: {
+    access: "read",
+    kind: "none",
+    route: "leader",
+    serve: async (s) => {
+      await s.replica.readBarrier();
+      return { leases: s.replica.sm.leases().map((l) => ({ id: l.id, ttlMs: l.ttlMs })) };
+    },
+  },
+  registerClient: { access: "write", kind: "none", route: "leader", serve: command() },
+
+  // locks
+  lockAcquire: {
+    access: "write",
+    kind: "lock",
+    route: "wait",
+    serve: (s, c, req) => s.coordination.lockAcquire(c, req, (r) => s.onLeader(r)),
+    propose: (s, req) => s.proposeCommand(asCommand(req)),
+  },
+  lockRelease: { access: "write", kind: "lock", route: "leader", serve: command() },
+  lockStatus: {
+    access: "read",
+    kind: "lock",
+    route: "local",
+    serve: async (s, _c, req) => {
+      const name = arg.string(req, "name");
+      await s.replica.readBarrier();
+      return s.replica.coord.lockStatus(name);
+    },
+  },
+
+  // elections
+  campaign: {
+    access: "write",
+    kind: "election",
+    route: "wait",
+    serve: (s, c, req) => s.coordination.campaign(c, req, (r) => s.onLeader(r)),
+    propose: (s, req) => s.proposeCommand(asCommand(req, "electionCampaign")),
+  },
+  proclaim: { access: "write", kind: "election", route: "leader", serve: command("electionProclaim") },
+  resign: { access: "write", kind: "election", route: "leader", serve: command("electionResign") },
+  leader: {
+    access: "read",
+    kind: "election",
+    route: "local",
+    serve: async (s, _c, req) => {
+      const name = arg.string(req, "name");
+      await s.replica.readBarrier();
+      return { leader: s.replica.coord.electionLeader(name) };
+    },
+  },
+  observe: { access: "read", kind: "election", route: "local", serve: (s, c, req) => s.streams.observe(c!, req) },
+  unobserve: { access: "read", kind: "none", route: "local", serve: (s, c, req) => ({ cancelled: s.streams.cancel(c!, arg.int(req, "stream", { min: 1 })) }) },
+
+  // cluster
+  status: { access: "read", kind: "none", route: "local", serve: (s) => s.replica.status() },
+  members: { access: "read", kind: "none", route: "local", serve: (s) => ({ members: s.replica.status().members, leader: s.replica.leaderId }) },
+  memberAdd: {
+    access: "admin",
+    kind: "cluster",
+    route: "leader",
+    serve: (s, _c, req) => {
+      const id = requireMember(s.replica, req, "member", "absent");
+      const peerUrl = wsUrl(req, "peerUrl", false);
+      const clientUrl = wsUrl(req, "clientUrl", true);
+      return changeMembership(s.replica, { changes: [{ kind: "addLearner", nodeId: id }] }, { id, peerUrl, clientUrl });
+    },
+  },
+  memberPromote: {
+    access: "admin",
+    kind: "cluster",
+    route: "leader",
+    serve: (s, _c, req) => changeMembership(s.replica, { changes: [{ kind: "addVoter", nodeId: requireMember(s.replica, req, "member", "learner") }] }),
+  },
+  memberRemove: {
+    access: "admin",
+    kind: "cluster",
+    route: "leader",
+    serve: (s, _c, req) => changeMembership(s.replica, { changes: [{ kind: "removeNode", nodeId: requireMember(s.replica, req, "member", "member") }] }),
+  },
+  transferLeader: {
+    access: "admin",
+    kind: "cluster",
+    route: "leader",
+    serve: (s, _c, req) => {
+      s.replica.transferLeadership(requireMember(s.replica, req, "to", "voter"));
+      return { ok: true };
+    },
+  },
+  snapshot: { access: "admin", kind: "cluster", route: "local", serve: (s, c) => s.streams.snapshot(c!) },
+} satisfies Record<string, Op>;
+
+export type OpName = keyof typeof OPS;
+
+export const isOp = (op: string): op is OpName => Object.prototype.hasOwnProperty.call(OPS, op);
+
+/** A ws:// or wss:// URL argument (member peer and client URLs); optional ones may be absent or empty. */
+function wsUrl(req: RequestFrame, name: string, optional: boolean): string {
+  const v = arg.string(req, name, { optional, allowEmpty: optional });
+  if (v === "") return v;
+  let ok = false;
+  try {
+    const u = new URL(v);
+    ok = (u.protocol === "ws:" || u.protocol === "wss:") && u.hostname !== "" && u.port !== "";
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new ProtocolError("INVALID_ARGUMENT", `${req.op}.${name} is ${JSON.stringify(v.slice(0, 100))}; expected a ws:// or wss:// URL with host and port`);
+  return v;
+}

@@ -1,0 +1,60 @@
+// The client port's WebSockets (path /concord/v1, sharing the HTTP server with /health, /ready, /metrics and
+// /status): each connection's frames go to the host's ClientGateway (src/host/gateway.ts), which owns
+// everything about what they mean.
+
+import type { IncomingMessage, Server as HttpServer } from "node:http";
+import type { Server as HttpsServer } from "node:https";
+import { WebSocketServer, type WebSocket } from "ws";
+import type { ClientGateway } from "../host/gateway.js";
+import { CLIENT_PATH } from "./protocol.js";
+import { sendInTurn } from "./turn-batching.js";
+
+export interface WsGatewayOptions {
+  server: HttpServer | HttpsServer;
+  gateway: ClientGateway;
+  /** Frames above this are refused by the gateway with FRAME_TOO_LARGE; ws closes only far larger ones. */
+  maxFrameBytes: number;
+  logger: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
+}
+
+export class WsGateway {
+  private readonly wss: WebSocketServer;
+  private readonly sockets = new Set<WebSocket>();
+
+  constructor(private readonly opts: WsGatewayOptions) {
+    this.wss = new WebSocketServer({
+      server: opts.server,
+      path: CLIENT_PATH,
+      maxPayload: opts.maxFrameBytes + 1024, // oversize frames get a typed error from the gateway, not a bare close
+      perMessageDeflate: false,
+    });
+    this.wss.on("connection", (ws, req) => this.onConnection(ws, req));
+    this.wss.on("error", (e) => opts.logger.warn({ err: e }, "client gateway error"));
+  }
+
+  private onConnection(ws: WebSocket, req: IncomingMessage): void {
+    const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const conn = this.opts.gateway.accept({
+      remote,
+      send: (frame) => {
+        if (ws.readyState === ws.OPEN) sendInTurn(ws, frame);
+      },
+      bufferedBytes: () => ws.bufferedAmount,
+      close: (code, reason) => ws.close(code, reason),
+    });
+    if (conn === null) return;
+    this.sockets.add(ws);
+    ws.on("message", (data, isBinary) => conn.receive(data as Buffer, isBinary));
+    ws.on("close", () => {
+      this.sockets.delete(ws);
+      conn.closed();
+    });
+    ws.on("error", (e) => this.opts.logger.debug({ err: e, remote }, "client socket error"));
+  }
+
+  /** Drop every connection and stop accepting new ones (the http server is closed by its owner). */
+  async close(): Promise<void> {
+    for (const ws of this.sockets) ws.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+}
