@@ -15,7 +15,7 @@ export interface DevOptions {
 }
 
 /** `root` and its subdirectories (members' data directories) whose LOCK a live process holds. */
-export function heldDataDirs(root: string): { dir: string; pid: number }[] {
+function heldDataDirs(root: string): { dir: string; pid: number }[] {
   if (!fs.existsSync(root)) return [];
   const subdirs = fs
     .readdirSync(root, { withFileTypes: true })
