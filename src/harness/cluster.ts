@@ -141,7 +141,7 @@ export class LocalCluster implements StatusSource {
     const giveUp = new AbortController();
     const firstExit = new Promise<never>((_, reject) => {
       for (const m of members) {
-        void m.proc.exited.then((e) => reject(new MemberExitedError(m.info, e, m.proc.logTail(15))));
+        void m.proc.exited.then((e) => reject(new MemberExitedError(m.info, e)));
       }
     });
     try {
@@ -159,12 +159,7 @@ export class LocalCluster implements StatusSource {
           ? `member ${e.member.name} exited (${describeExit(e.exit)}) before the cluster was up`
           : (e as Error).message;
       await this.teardown();
-      throw new ClusterStartError(
-        `${first}\n${tails.join("\n")}`,
-        exited.map((m) => m.info.name),
-      );
-    } finally {
-      giveUp.abort();
+      throw new ClusterStartError(`${first}\n${tails.join("\n")}`);
     }
   }
 
@@ -457,7 +452,6 @@ class MemberExitedError extends Error {
   constructor(
     readonly member: MemberInfo,
     readonly exit: MemberExit,
-    readonly logTail: string,
   ) {
     super(`member ${member.name} exited (${describeExit(exit)})`);
   }
@@ -465,12 +459,5 @@ class MemberExitedError extends Error {
 
 /** The cluster did not come up; the message carries the reason and the relevant log tails. */
 export class ClusterStartError extends Error {
-  constructor(
-    message: string,
-    /** Members that exited before the cluster was up. */
-    readonly exitedMembers: string[],
-  ) {
-    super(message);
-    this.name = "ClusterStartError";
-  }
+  override readonly name = "ClusterStartError";
 }
