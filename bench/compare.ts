@@ -2,15 +2,14 @@
 // Each run starts a fresh 3-member Concord cluster (real processes, real fsync) and runs every workload with
 // `concord bench`, then does the same against a fresh etcd cluster (../shared/bench/etcd). Writes
 // docs/benchmarks.md. Absolute numbers drift on shared machines; the ratios in one run are what counts.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { LocalCluster, REPO_ROOT as root, distCommand, sleep } from "../src/harness/index.js";
 import { connect } from "../src/index.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values } = parseArgs({
   options: {
     runs: { type: "string", default: "3" },
@@ -26,7 +25,6 @@ const runs = Number(values.runs);
 const CONCORD = path.join(root, "dist/cli/concord.js");
 const seconds = Number(values.seconds);
 const BASE = 7600;
-const endpoints = [0, 10, 20].map((d) => `ws://127.0.0.1:${BASE + d}`).join(",");
 
 interface Row {
   system: string;
@@ -48,19 +46,6 @@ const PLAN = [
 ] as const;
 
 const log = (s: string) => process.stderr.write(s + "\n");
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitReady(urls: string[], timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await Promise.all(
-      urls.map((u) => fetch(u.replace("ws://", "http://") + "/ready").then((r) => r.ok, () => false)),
-    );
-    if (ok.every(Boolean)) return;
-    if (Date.now() > deadline) throw new Error(`cluster not ready within ${timeoutMs} ms`);
-    await sleep(200);
-  }
-}
 
 function runJson(cmd: string, args: string[], cwd = root): Row {
   const out = execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: (seconds + 60) * 1000 });
@@ -72,15 +57,6 @@ function runJson(cmd: string, args: string[], cwd = root): Row {
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) : NaN;
-}
-
-/** Members' pids of a `concord dev` parent: its direct children. */
-function childPids(pid: number): number[] {
-  try {
-    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" }).trim().split("\n").map(Number).filter(Boolean);
-  } catch {
-    return [];
-  }
 }
 
 interface Run {
@@ -101,7 +77,7 @@ async function rssAfterFill(read: () => number): Promise<{ rssSoonKiB: number; r
   return { rssSoonKiB, rssSettledKiB: read() };
 }
 
-async function fillConcord(n: number): Promise<void> {
+async function fillConcord(endpoints: string[], n: number): Promise<void> {
   const c = await connect(endpoints);
   const value = Buffer.alloc(256, "v");
   let next = 0;
@@ -112,28 +88,24 @@ async function fillConcord(n: number): Promise<void> {
 }
 
 async function concordRun(): Promise<Run> {
-  const data = fs.mkdtempSync(path.join(os.tmpdir(), "concord-bench-"));
-  const dev: ChildProcess = spawn(
-    process.execPath,
-    [CONCORD, "dev", "--fresh", "--data", data, "--base-port", String(BASE), "--log-level", "warn"],
-    { cwd: root, stdio: "ignore" },
+  const cluster = await LocalCluster.start(
+    { size: 3, basePort: BASE, command: distCommand(root), logLevel: "warn", root: fs.mkdtempSync(path.join(os.tmpdir(), "concord-bench-")) },
+    60_000,
   );
+  const endpoints = cluster.endpoints();
   try {
-    await waitReady(endpoints.split(","));
     const rows: Row[] = [];
     for (const p of PLAN) {
       log(`  concord ${p.workload} c=${p.concurrency}`);
-      rows.push(runJson(process.execPath, [CONCORD, "bench", p.workload, "--concurrency", String(p.concurrency), "--seconds", String(seconds), "--endpoints", endpoints]));
+      rows.push(runJson(process.execPath, [CONCORD, "bench", p.workload, "--concurrency", String(p.concurrency), "--seconds", String(seconds), "--endpoints", endpoints.join(",")]));
     }
     log("  concord: 100,000 keys of 256 bytes for memory");
-    await fillConcord(100_000);
-    const pids = childPids(dev.pid!);
+    await fillConcord(endpoints, 100_000);
+    const pids = cluster.running().map((n) => cluster.pid(n)!);
     const rss = await rssAfterFill(() => Math.max(...pids.map(rssKiB)));
     return { rows, ...rss };
   } finally {
-    dev.kill("SIGTERM");
-    await new Promise((r) => dev.once("exit", r));
-    fs.rmSync(data, { recursive: true, force: true });
+    await cluster.teardown();
   }
 }
 

@@ -9,7 +9,7 @@
 
 import { parseArgs } from "node:util";
 import { ClientSocket } from "../src/transport/client-socket.js";
-import { TestCluster } from "../test/integration/cluster.js";
+import { LocalCluster } from "../src/harness/index.js";
 import { runEtcdFailover, sleep, summarize, timeFirstWriteAfterKill, type WriteOnce } from "./etcd-failover.js";
 
 const { values } = parseArgs({
@@ -51,7 +51,7 @@ function memberWriter(url: string, tag: string): { write: WriteOnce; close(): vo
 }
 
 async function runConcord(): Promise<number[]> {
-  const cluster = await TestCluster.start({ size: 3, basePort, logLevel: "warn" });
+  const cluster = await LocalCluster.start({ size: 3, basePort, logLevel: "warn" });
   const results: number[] = [];
   const stopOnSignal = () => void cluster.teardown().then(() => process.exit(130));
   process.once("SIGINT", stopOnSignal);

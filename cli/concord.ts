@@ -70,7 +70,7 @@ program
   .addOption(new Option("--nodes <n>", "members").default("3"))
   .addOption(new Option("--base-port <port>", "client port of n1; n2 is +10, n3 +20 (peer port = client port + 1)").default("7100"))
   .addOption(new Option("--data <dir>", "data directory root").default("./.concord/dev"))
-  .addOption(new Option("--fresh", "delete the data directory first"))
+  .addOption(new Option("--fresh", "delete the data directory first (refused while a running process holds it)"))
   .addOption(new Option("--log-level <level>", "members' log level").default("info"))
   .action(async (o: { nodes: string; basePort: string; data: string; fresh?: boolean; logLevel: string }) => {
     await runDev({ nodes: Number(o.nodes), basePort: Number(o.basePort), data: o.data, fresh: !!o.fresh, logLevel: o.logLevel });

@@ -1,7 +1,10 @@
-// `concord dev`: a local cluster of real member processes on loopback, data under ./.concord/dev.
-import { spawn, type ChildProcess } from "node:child_process";
+// `concord dev`: a local cluster of real member processes on loopback (src/harness), data under ./.concord/dev.
+// --fresh deletes the data first, but never a directory a running process holds (its LOCK names a live pid): that
+// would wipe a running cluster's acknowledged writes from under it.
 import fs from "node:fs";
 import path from "node:path";
+import { ClusterStartError, LocalCluster, currentCommand, describeExit, memberPorts } from "../src/harness/index.js";
+import { lockHolder } from "../src/storage/data-dir.js";
 
 export interface DevOptions {
   nodes: number;
@@ -11,70 +14,84 @@ export interface DevOptions {
   logLevel: string;
 }
 
-export function devClusterLayout(o: Pick<DevOptions, "nodes" | "basePort">) {
-  const members = Array.from({ length: o.nodes }, (_, i) => ({
-    name: `n${i + 1}`,
-    clientUrl: `ws://127.0.0.1:${o.basePort + i * 10}`,
-    peerUrl: `ws://127.0.0.1:${o.basePort + i * 10 + 1}`,
-  }));
-  return {
-    members,
-    initialCluster: members.map((m) => `${m.name}=${m.peerUrl}`).join(","),
-    initialClusterClients: members.map((m) => `${m.name}=${m.clientUrl}`).join(","),
-    endpoints: members.map((m) => m.clientUrl).join(","),
-  };
+/** `root` and its subdirectories (members' data directories) whose LOCK a live process holds. */
+function heldDataDirs(root: string): { dir: string; pid: number }[] {
+  if (!fs.existsSync(root)) return [];
+  const subdirs = fs
+    .readdirSync(root, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => path.join(root, d.name));
+  return [root, ...subdirs].flatMap((dir) => {
+    const pid = lockHolder(dir);
+    return pid === undefined ? [] : [{ dir, pid }];
+  });
 }
 
 export async function runDev(o: DevOptions): Promise<void> {
-  if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 9) throw new Error(`--nodes: expected 1..9, got ${o.nodes}`);
-  const layout = devClusterLayout(o);
-  const dataRoot = path.resolve(o.data);
-  if (o.fresh) fs.rmSync(dataRoot, { recursive: true, force: true });
-  fs.mkdirSync(dataRoot, { recursive: true });
-  const script = process.argv[1];
-  const children: ChildProcess[] = [];
-  for (const m of layout.members) {
-    const logFile = fs.openSync(path.join(dataRoot, `${m.name}.log`), "a");
-    const child = spawn(
-      process.execPath,
-      [
-        ...process.execArgv,
-        script,
-        "server",
-        "--name", m.name,
-        "--data-dir", path.join(dataRoot, m.name),
-        "--client-url", m.clientUrl,
-        "--peer-url", m.peerUrl,
-        "--initial-cluster", layout.initialCluster,
-        "--initial-cluster-clients", layout.initialClusterClients,
-        "--log-level", o.logLevel,
-      ],
-      { stdio: ["ignore", logFile, logFile] },
-    );
-    children.push(child);
-    child.on("exit", (code, signal) => {
-      if (!stopping) console.error(`member ${m.name} exited (${signal ?? code}); see ${path.join(dataRoot, `${m.name}.log`)}`);
-    });
+  if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 9)
+    throw new Error(`--nodes: expected 1..9, got ${o.nodes}`);
+  try {
+    memberPorts(o.basePort, o.nodes - 1);
+  } catch (e) {
+    throw new Error(`--base-port: ${(e as Error).message}`);
   }
+  const dataRoot = path.resolve(o.data);
+  if (o.fresh) {
+    const held = heldDataDirs(dataRoot);
+    if (held.length > 0) {
+      const list = held.map((h) => `${h.dir} (held by pid ${h.pid})`).join(", ");
+      throw new Error(
+        `dev --fresh: refusing to delete ${dataRoot}: a running process holds ${list}. ` +
+          `Stop that cluster first (Ctrl-C in its terminal), or use another --data directory.`,
+      );
+    }
+    fs.rmSync(dataRoot, { recursive: true, force: true });
+  }
+
+  let up = false;
   let stopping = false;
+  const cluster = new LocalCluster({
+    size: o.nodes,
+    basePort: o.basePort,
+    root: dataRoot,
+    keepData: true,
+    logLevel: o.logLevel,
+    command: currentCommand(),
+    onExit: (m, exit) => {
+      if (!up || exit.requested || stopping) return;
+      console.error(
+        `member ${m.name} exited (${describeExit(exit)}); last lines of ${m.logFile}:\n${cluster.logTail(m.name, 10)}`,
+      );
+    },
+  });
   const stop = () => {
     if (stopping) return;
     stopping = true;
     console.log("\nstopping the dev cluster (graceful: leadership is handed over first)…");
-    for (const c of children) c.kill("SIGTERM");
-    const killer = setTimeout(() => children.forEach((c) => c.kill("SIGKILL")), 10_000);
-    killer.unref();
+    void Promise.all(cluster.running().map((n) => cluster.stop(n, "SIGTERM", 10_000)));
   };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
+  // Members run in process groups of their own, so a terminal's Ctrl-C or hang-up reaches only this process: each
+  // stops the members gracefully.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, stop);
 
-  console.log(`Concord dev cluster: ${o.nodes} member process(es) on loopback, data in ${dataRoot}`);
-  for (const m of layout.members) console.log(`  ${m.name}  clients ${m.clientUrl}  peers ${m.peerUrl}  log ${path.join(dataRoot, m.name + ".log")}`);
-  console.log(`
+  console.log(`Concord dev cluster: starting ${o.nodes} member process(es) on loopback, data in ${dataRoot}`);
+  let leader: string;
+  try {
+    leader = await cluster.start(60_000);
+  } catch (e) {
+    if (stopping) return;
+    if (e instanceof ClusterStartError) throw new Error(`dev: the cluster did not start: ${e.message}`);
+    throw e;
+  }
+  up = true;
+  for (const m of cluster.members())
+    console.log(`  ${m.name}  clients ${m.clientUrl}  peers ${m.peerUrl}  log ${m.logFile}`);
+  console.log(`Up: leader ${leader}.
 Try it (in another terminal):
-  export CONCORD_ENDPOINTS=${layout.endpoints}
+  export CONCORD_ENDPOINTS=${cluster.endpoints().join(",")}
   curl -s http://127.0.0.1:${o.basePort}/status | head -c 300; echo
   curl -s http://127.0.0.1:${o.basePort}/metrics | grep concord_raft_
 Press Ctrl-C to stop.`);
-  await Promise.all(children.map((c) => new Promise((r) => c.on("exit", r))));
+  await Promise.all(cluster.members().map((m) => cluster.exited(m.name)));
+  if (!stopping) throw new Error(`dev: every member exited; their logs are in ${dataRoot}`);
 }

@@ -1,4 +1,5 @@
-// Small helpers shared by the suite: sleeping, polling with a deadline, a seeded PRNG.
+// Small helpers shared by the suite: sleeping (abortable), a seeded PRNG, timeouts. Polling with a deadline is
+// the cluster harness's waitUntil (src/harness/wait.ts).
 
 export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
@@ -11,23 +12,6 @@ export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     }
     signal?.addEventListener("abort", done, { once: true });
   });
-
-/** Polls `fn` until it returns something other than undefined; throws naming `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined> | T | undefined, everyMs = 100): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      lastError = e;
-    }
-    if (performance.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ""}`);
-    await sleep(everyMs);
-  }
-}
 
 /** Mulberry32: a small seeded PRNG, so a run's choices replay from its seed. */
 export class Rng {

@@ -12,13 +12,13 @@
 
 import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
-import http from "node:http";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { LinkMode } from "./fault-proxy.js";
 import { NORMAL_CLOCK, type ClockSettings, type ClusterDriver, type DiskFault, type DiskFaultOutcome, type MemberView } from "./driver.js";
 import { connectClient } from "../client.js";
-import { sleep, waitFor } from "../util.js";
+import { fetchStatus, httpGet, waitForLeader, waitUntil, type MemberStatus } from "../../src/harness/index.js";
+import { sleep } from "../util.js";
 
 const run = promisify(execFile);
 const IMAGE = "concord-jepsen:local";
@@ -224,36 +224,18 @@ export class ContainerCluster implements ClusterDriver {
     return names.flatMap((a) => names.filter((b) => b !== a).map((b) => [a, b] as [string, string]));
   }
 
-  private httpGet(name: string, urlPath: string, timeoutMs = 1500): Promise<string> {
-    const m = this.member(name);
-    return new Promise((resolve, reject) => {
-      const req = http.get(`${m.httpBase}${urlPath}`, { timeout: timeoutMs }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString("utf8")) : reject(new Error(`HTTP ${res.statusCode}`))));
-        res.on("error", reject);
-      });
-      req.on("timeout", () => req.destroy(new Error("timeout")));
-      req.on("error", reject);
-    });
+  private async healthy(name: string): Promise<true | undefined> {
+    const r = await httpGet(`${this.member(name).httpBase}/health`, { timeoutMs: 1500 }).catch(() => null);
+    return r?.status === 200 ? true : undefined;
   }
 
-  async status(name: string) {
-    return JSON.parse(await this.httpGet(name, "/status")) as Awaited<ReturnType<ClusterDriver["status"]>>;
+  status(name: string): Promise<MemberStatus> {
+    return fetchStatus(this.member(name).httpBase, { timeoutMs: 1500 });
   }
 
   async leader(timeoutMs = 20_000): Promise<string | null> {
-    try {
-      return await waitFor("a leader", timeoutMs, async () => {
-        const names = this.running().filter((n) => !this.paused.has(n));
-        const statuses = (await Promise.all(names.map((n) => this.status(n).catch(() => null)))).filter((s) => s !== null);
-        if (statuses.length === 0) return undefined;
-        const leader = statuses[0]!.leader;
-        return leader !== null && statuses.every((s) => s.leader === leader) && names.includes(leader) ? leader : undefined;
-      }, 200);
-    } catch {
-      return null;
-    }
+    const source = { reachable: () => this.running().filter((n) => !this.paused.has(n)), status: (n: string) => this.status(n) };
+    return waitForLeader(source, timeoutMs, { everyMs: 200 }).catch(() => null);
   }
 
   private async pid(name: string): Promise<number> {
@@ -348,11 +330,11 @@ export class ContainerCluster implements ClusterDriver {
     const since = new Date().toISOString();
     await this.restart(name);
     let exited = false;
-    await waitFor(`${name} to start or exit`, 30_000, async () => {
+    await waitUntil(`${name} to start or exit`, 30_000, async () => {
       const state = await docker(["inspect", "-f", "{{.State.Running}}", m.container]);
       if (state === "false") return (exited = true);
-      return (await this.httpGet(name, "/health").then(() => true, () => undefined)) ?? undefined;
-    }, 300).catch(() => {});
+      return this.healthy(name);
+    }, { everyMs: 300 }).catch(() => {});
     if (exited) this.stopped.add(name);
     const log = await dockerLogs(m.container, since).catch(() => "");
     const detected = fault === "flip-wal-bits" ? exited && /corrupt|crc/i.test(log) : !exited;
@@ -368,12 +350,12 @@ export class ContainerCluster implements ClusterDriver {
       await client.addMember(name, `ws://${m.ip}:${PEER_PORT}`, m.clientUrl);
       m.initialCluster = (await client.members()).members.map((p) => `${p.id}=${p.peerUrl}`).join(",");
       await this.create(m);
-      await waitFor(`${name} to catch up`, 30_000, async () => {
+      await waitUntil(`${name} to catch up`, 30_000, async () => {
         const leader = await this.leader(5000);
         if (leader === null) return undefined;
         const [l, s] = await Promise.all([this.status(leader), this.status(name)]);
         return s.applied >= l.commit ? true : undefined;
-      }, 300);
+      }, { everyMs: 300 });
       await client.promoteMember(name);
     } finally {
       await client.close();

@@ -1,5 +1,6 @@
 // What a nemesis and a workload may ask of a cluster, whatever runs it (local processes or containers).
 
+import type { MemberStatus } from "../../src/harness/index.js";
 import type { LinkMode } from "./fault-proxy.js";
 
 export interface ClockSettings {
@@ -45,7 +46,8 @@ export interface ClusterDriver {
   endpoints(): string[];
   /** The leader every running member agrees on, or null. */
   leader(timeoutMs?: number): Promise<string | null>;
-  status(name: string): Promise<{ role: string; leader: string | null; term: number; commit: number; applied: number; members: { id: string; role: string }[] }>;
+  /** The member's GET /status. */
+  status(name: string): Promise<MemberStatus>;
 
   /** Directed link from → to (both peer-port streams of that direction). Names not in the cluster throw. */
   setLink(from: string, to: string, mode: LinkMode, delayMs?: number): void;

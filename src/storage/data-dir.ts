@@ -59,6 +59,19 @@ export function acquireLock(dir: string): void {
   throw new StorageLockedError(dir, Number.parseInt(readIfExists(lockFile) ?? "0", 10));
 }
 
+/**
+ * The pid of the live process holding `<dir>/LOCK`, or undefined when the directory is not held (no LOCK, or one
+ * acquireLock would take over as stale). Reads only: for tools that must not touch a directory in use.
+ */
+export function lockHolder(dir: string): number | undefined {
+  const text = readIfExists(path.join(dir, "LOCK"));
+  if (text === undefined) return undefined;
+  const pid = Number.parseInt(text.trim(), 10);
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  if (pid === process.pid) return heldByThisProcess.has(path.resolve(dir)) ? pid : undefined;
+  return pidIsAlive(pid) ? pid : undefined;
+}
+
 export function releaseLock(dir: string): void {
   const key = path.resolve(dir);
   if (!heldByThisProcess.delete(key)) return;

@@ -4,7 +4,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { LeaderChange } from "../../src/index.js";
-import { CliSuite, waitFor, type CliProcess } from "./cluster.js";
+import { waitUntil } from "../../src/harness/index.js";
+import { CliSuite, type CliProcess } from "./cli.js";
 
 const suite = new CliSuite(8300, "elect-cli");
 
@@ -20,7 +21,7 @@ interface ObservedLine {
 describe("concord elect", () => {
   it("hands leadership over on SIGKILL of the leading process; --observe sees every change in order", async () => {
     const observer = cli(["elect", "sched", "--observe", "--json"]);
-    await waitFor("the observer's first line", 15_000, () => (observer.stdout().includes("\n") ? true : undefined));
+    await waitUntil("the observer's first line", 15_000, () => (observer.stdout().includes("\n") ? true : undefined));
 
     const pidFile = path.join(suite.dir, "a.pid");
     const a = cli([
@@ -34,7 +35,7 @@ describe("concord elect", () => {
       "-c",
       `echo $$ > ${pidFile}; echo "$CONCORD_ELECTION_VALUE $CONCORD_ELECTION_TOKEN"; sleep 30 & wait $!`,
     ]);
-    const childA = await waitFor("alpha leading", 15_000, () =>
+    const childA = await waitUntil("alpha leading", 15_000, () =>
       fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").trim()
         ? Number(fs.readFileSync(pidFile, "utf8"))
         : undefined,
@@ -45,7 +46,7 @@ describe("concord elect", () => {
     expect(b.stdout()).toBe(""); // beta waits while alpha leads
     const t0 = Date.now();
     process.kill(a.child.pid!, "SIGKILL");
-    const tokenB = await waitFor("beta leading", 10_000, () =>
+    const tokenB = await waitUntil("beta leading", 10_000, () =>
       b.stdout().trim() ? Number(b.stdout().trim()) : undefined,
     );
     const handover = Date.now() - t0;
@@ -55,9 +56,9 @@ describe("concord elect", () => {
 
     b.kill("SIGTERM"); // resigns on exit
     expect((await b.exited).code).toBe(0);
-    await waitFor("no leader", 5000, async () => ((await suite.client.election("sched").leader()) === null ? true : undefined));
+    await waitUntil("no leader", 5000, async () => ((await suite.client.election("sched").leader()) === null ? true : undefined));
 
-    const lines = await waitFor("the observer to see beta resign", 5000, () => {
+    const lines = await waitUntil("the observer to see beta resign", 5000, () => {
       const ls = observer
         .stdout()
         .trim()
@@ -91,7 +92,7 @@ describe("concord elect", () => {
     const off = suite.client.onReconnect(() => reconnects++);
     for (let i = 1; i <= 3; i++) {
       const lead = await suite.client.election("resume").campaign(`v${i}`, { ttlMs: 3000 });
-      if (i === 2) suite.cluster.kill(leader);
+      if (i === 2) void suite.cluster.kill(leader);
       if (i < 3) await lead.resign();
     }
     await Promise.race([
@@ -104,6 +105,6 @@ describe("concord elect", () => {
     for (let i = 1; i < idx.length; i++) expect(idx[i]).toBeGreaterThan(idx[i - 1]);
     expect(reconnects).toBeGreaterThanOrEqual(1);
     off();
-    suite.cluster.startMember(leader);
+    await suite.cluster.restart(leader);
   });
 });

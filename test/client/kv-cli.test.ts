@@ -2,24 +2,24 @@
 
 import { nodeFileSystem } from "../../src/storage/node-file-system.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestCluster, runCli } from "./cluster.js";
+import { LocalCluster } from "../../src/harness/index.js";
+import { runCli } from "./cli.js";
 
-let cluster: TestCluster;
+let cluster: LocalCluster;
 
 beforeAll(async () => {
-  cluster = new TestCluster(8400);
-  await cluster.start();
+  cluster = await LocalCluster.start({ size: 3, basePort: 8400, logLevel: "warn" });
 });
 
 afterAll(async () => {
-  await cluster?.stop();
+  await cluster?.teardown();
 });
 
 async function concord(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; out: string; err: string }> {
-  const p = runCli(args, { CONCORD_ENDPOINTS: cluster.endpoints, ...env });
+  const p = runCli(args, { CONCORD_ENDPOINTS: cluster.endpoints().join(","), ...env });
   const timer = setTimeout(() => p.kill(), 20_000);
   const r = await p.exited;
   clearTimeout(timer);

@@ -3,20 +3,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { performance } from "node:perf_hooks";
 import { connect, ConcordError, type Client, type WatchEvent } from "../../src/index.js";
-import { TestCluster } from "./cluster.js";
+import { LocalCluster } from "../../src/harness/index.js";
 
-let cluster: TestCluster;
+let cluster: LocalCluster;
 let c: Client;
 
 beforeAll(async () => {
-  cluster = new TestCluster(8100);
-  await cluster.start();
-  c = await connect(cluster.endpoints, { timeoutMs: 8000 });
+  cluster = await LocalCluster.start({ size: 3, basePort: 8100, logLevel: "warn" });
+  c = await connect(cluster.endpoints(), { timeoutMs: 8000 });
 });
 
 afterAll(async () => {
   await c?.close();
-  await cluster?.stop();
+  await cluster?.teardown();
 });
 
 describe("KV", () => {
@@ -111,7 +110,7 @@ describe("leases", () => {
     expect(lease.keepAlives).toBeGreaterThanOrEqual(4);
     expect((await c.get("lease/k"))?.text).toBe("v");
     // Revoked behind the lease's back: the next keep-alive gets LEASE_NOT_FOUND and lost fires.
-    const other = await connect(cluster.endpoints);
+    const other = await connect(cluster.endpoints());
     try {
       await other.revokeLease(lease.id);
     } finally {
@@ -137,7 +136,7 @@ describe("failover", () => {
       }
     })();
     const leader = await cluster.waitForLeader(5000);
-    expect(c.endpoint).toBe(leader.clientUrl); // the client prefers the leader, so the kill cuts its connection
+    expect(c.endpoint).toBe(cluster.member(leader).clientUrl); // the client prefers the leader, so the kill cuts its connection
     let reconnects = 0;
     const off = c.onReconnect(() => reconnects++);
     let acknowledged = 0;
@@ -145,7 +144,7 @@ describe("failover", () => {
       for (let i = 0; i < 40; i++) {
         await c.put("fo/counter", String(i));
         acknowledged++;
-        if (i === 10) cluster.kill(leader);
+        if (i === 10) void cluster.kill(leader);
       }
       await c.put("fo/done", "1");
     })();
@@ -166,29 +165,29 @@ describe("failover", () => {
     expect((await c.get("fo/counter"))?.version).toBe(acknowledged);
     expect(reconnects).toBeGreaterThanOrEqual(1);
     off();
-    cluster.startMember(leader);
+    await cluster.restart(leader);
   });
 });
 
 describe("a frozen member", () => {
   it("a write to a member that stops answering (SIGSTOP) is retried elsewhere and applied once", async () => {
     const leader = await cluster.waitForLeader(10_000);
-    const c2 = await connect(cluster.endpoints, { timeoutMs: 12_000, attemptTimeoutMs: 1500 });
+    const c2 = await connect(cluster.endpoints(), { timeoutMs: 12_000, attemptTimeoutMs: 1500 });
     try {
-      expect(c2.endpoint).toBe(leader.clientUrl);
+      expect(c2.endpoint).toBe(cluster.member(leader).clientUrl);
       await c2.put("frozen/k", "0");
-      cluster.signal(leader, "SIGSTOP");
+      cluster.pause(leader);
       const t0 = performance.now();
       const r = await c2.put("frozen/k", "1");
       const took = performance.now() - t0;
       expect(r.revision).toBeGreaterThan(0);
       expect(took).toBeLessThan(12_000);
-      expect(c2.endpoint).not.toBe(leader.clientUrl);
+      expect(c2.endpoint).not.toBe(cluster.member(leader).clientUrl);
       const kv = await c2.get("frozen/k");
       expect(kv?.text).toBe("1");
       expect(kv?.version).toBe(2);
     } finally {
-      cluster.signal(leader, "SIGCONT");
+      cluster.resume(leader);
       await c2.close();
     }
   });
@@ -200,9 +199,9 @@ describe("lease loss while the cluster is unreachable", () => {
     const lease = await c.grantLease(ttl);
     await new Promise((r) => setTimeout(r, 700)); // at least one keep-alive succeeded
     expect(lease.keepAlives).toBeGreaterThanOrEqual(1);
-    const live = cluster.members.filter((m) => m.process);
+    const live = cluster.running();
     const frozenAt = performance.now();
-    for (const m of live) cluster.signal(m, "SIGSTOP");
+    for (const m of live) cluster.pause(m);
     try {
       await new Promise<void>((r) => lease.lost.addEventListener("abort", () => r(), { once: true }));
       const after = performance.now() - frozenAt;
@@ -210,7 +209,7 @@ describe("lease loss while the cluster is unreachable", () => {
       expect(after).toBeLessThanOrEqual(ttl + 100);
       expect(after).toBeGreaterThan(ttl / 3);
     } finally {
-      for (const m of live) cluster.signal(m, "SIGCONT");
+      for (const m of live) cluster.resume(m);
     }
   });
 });

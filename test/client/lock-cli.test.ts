@@ -3,7 +3,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { CliSuite, waitFor, type CliProcess } from "./cluster.js";
+import { waitUntil } from "../../src/harness/index.js";
+import { CliSuite, type CliProcess } from "./cli.js";
 
 const suite = new CliSuite(8200, "lock-cli");
 
@@ -55,7 +56,7 @@ describe("concord lock", () => {
     expect((await failing.exited).code).toBe(7);
 
     const holder = lock(["--json", "held"]);
-    const printed = await waitFor("the token", 15_000, () =>
+    const printed = await waitUntil("the token", 15_000, () =>
       holder.stdout().includes("\n") ? JSON.parse(holder.stdout()) : undefined,
     );
     expect(printed).toMatchObject({ name: "held" });
@@ -86,7 +87,7 @@ describe("concord lock", () => {
       "-c",
       `echo $$ > ${pidFile}; sleep 30 & wait $!`,
     ]);
-    const childPid = await waitFor("the child", 15_000, () =>
+    const childPid = await waitUntil("the child", 15_000, () =>
       fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").trim()
         ? Number(fs.readFileSync(pidFile, "utf8"))
         : undefined,
@@ -106,14 +107,14 @@ describe("concord lock", () => {
     const pidFile = path.join(suite.dir, "handover.pid");
     const log = path.join(suite.dir, "handover.log");
     const holder = lock(["--ttl", "2s", "handover", "--", "sh", "-c", `echo $$ > ${pidFile}; sleep 30 & wait $!`]);
-    const childPid = await waitFor("the holder's child", 15_000, () =>
+    const childPid = await waitUntil("the holder's child", 15_000, () =>
       fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").trim()
         ? Number(fs.readFileSync(pidFile, "utf8"))
         : undefined,
     );
     suite.orphans.push(childPid); // a SIGKILLed `concord lock` cannot stop its child: the fencing token is the guard
     const waiter = lock(["--ttl", "2s", "handover", "--", "sh", "-c", `echo "second $CONCORD_LOCK_TOKEN" >> ${log}`]);
-    await waitFor("the waiter to queue", 15_000, async () =>
+    await waitUntil("the waiter to queue", 15_000, async () =>
       (await suite.client.lockStatus("handover")).waiters.length > 0 ? true : undefined,
     );
     const t0 = Date.now();
@@ -129,19 +130,19 @@ describe("concord lock", () => {
   it("killing the member the holder is connected to never lets two holders run at once", async () => {
     const log = path.join(suite.dir, "nodekill.log");
     const holder = lock(["--ttl", "2s", "nodekill", "--", ...recorder(log, 3)]);
-    await waitFor("the holder's child", 15_000, () => (fs.existsSync(log) ? true : undefined));
+    await waitUntil("the holder's child", 15_000, () => (fs.existsSync(log) ? true : undefined));
     // The waiter must keep its lease through the failover (election + reconnect, which can pass 2 s on a loaded
     // machine); the holder's short TTL is what this test is about.
     const waiter = lock(["--ttl", "5s", "nodekill", "--", ...recorder(log, 0.2)]);
-    await waitFor("the waiter to queue", 15_000, async () =>
+    await waitUntil("the waiter to queue", 15_000, async () =>
       (await suite.client.lockStatus("nodekill")).waiters.length > 0 ? true : undefined,
     );
     const leader = await suite.cluster.waitForLeader(5000);
-    suite.cluster.kill(leader);
+    void suite.cluster.kill(leader);
     const [r1, r2] = await Promise.all([holder.exited, waiter.exited]);
     expect([0, 143]).toContain(r1.code); // kept the lock through the failover, or lost it and was stopped
     expect(r2.code, waiter.stderr()).toBe(0);
     expect(checkExclusive(log)).toHaveLength(2);
-    suite.cluster.startMember(leader);
+    await suite.cluster.restart(leader);
   });
 });

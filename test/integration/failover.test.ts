@@ -3,16 +3,16 @@
 // absence, by snapshot after the leader compacted past it.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestCluster, retrying, waitFor } from "./cluster.js";
+import { LocalCluster, retrying, waitUntil } from "../../src/harness/index.js";
 import { SessionWriter, checkWriter, readPrefix } from "./writer.js";
 
 const SNAPSHOT_ENTRIES = 300;
 
 describe.sequential("3-member cluster: writes, linearizable reads, leader failover, catch-up", () => {
-  let cluster: TestCluster;
+  let cluster: LocalCluster;
 
   beforeAll(async () => {
-    cluster = await TestCluster.start({ size: 3, basePort: 9100, tickMs: 50, snapshotEntries: SNAPSHOT_ENTRIES });
+    cluster = await LocalCluster.start({ size: 3, basePort: 9100, tickMs: 50, snapshotEntries: SNAPSHOT_ENTRIES });
   });
   afterAll(async () => {
     await cluster?.teardown();
@@ -51,11 +51,11 @@ describe.sequential("3-member cluster: writes, linearizable reads, leader failov
     let stop = false;
     const load = writer.run(() => stop, 5);
     try {
-      await waitFor("20 writes before the kill", 10_000, () => (writer.acked.length >= 20 ? true : undefined));
+      await waitUntil("20 writes before the kill", 10_000, () => (writer.acked.length >= 20 ? true : undefined));
       const before = writer.acked.length;
       await cluster.kill(oldLeader);
       const killedAt = performance.now();
-      await waitFor("20 writes after the kill", 20_000, () => (writer.acked.length >= before + 20 ? true : undefined));
+      await waitUntil("20 writes after the kill", 20_000, () => (writer.acked.length >= before + 20 ? true : undefined));
       const newLeader = await cluster.waitForLeader(10_000);
       expect(newLeader).not.toBe(oldLeader);
       expect(performance.now() - killedAt).toBeLessThan(20_000);
@@ -103,7 +103,7 @@ describe.sequential("3-member cluster: writes, linearizable reads, leader failov
     } finally {
       sock.close();
     }
-    const ls = await waitFor("a snapshot on the leader", 10_000, async () => {
+    const ls = await waitUntil("a snapshot on the leader", 10_000, async () => {
       const s = await cluster.status(leader);
       return s.snapshotIndex > 0 ? s : undefined;
     });
@@ -116,7 +116,7 @@ describe.sequential("3-member cluster: writes, linearizable reads, leader failov
 
     // Same state everywhere: same revision and the same keys and values.
     const want = await readPrefix(cluster, leader, "");
-    await waitFor("the leader's snapshot to be saved", 10_000, () =>
+    await waitUntil("the leader's snapshot to be saved", 10_000, () =>
       cluster.logTail(leader, 10_000).includes("snapshot saved") ? true : undefined,
     );
     const wantRevision = (await cluster.status(leader)).revision;
@@ -130,10 +130,10 @@ describe.sequential("3-member cluster: writes, linearizable reads, leader failov
 });
 
 describe.sequential("exactly-once session writes across members", () => {
-  let cluster: TestCluster;
+  let cluster: LocalCluster;
 
   beforeAll(async () => {
-    cluster = await TestCluster.start({ size: 3, basePort: 9150, tickMs: 50 });
+    cluster = await LocalCluster.start({ size: 3, basePort: 9150, tickMs: 50 });
   });
   afterAll(async () => {
     await cluster?.teardown();

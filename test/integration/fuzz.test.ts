@@ -6,7 +6,7 @@
 import { Packr } from "msgpackr";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestCluster } from "./cluster.js";
+import { LocalCluster } from "../../src/harness/index.js";
 import { FrameFuzzer, type FuzzFrame } from "./fuzz-frames.js";
 
 const TARGET_FRAMES = 100_000;
@@ -147,10 +147,10 @@ async function fuzzConnection(url: string, fuzzer: FrameFuzzer, stats: FuzzStats
 }
 
 describe.sequential("client port fuzzing", () => {
-  let cluster: TestCluster;
+  let cluster: LocalCluster;
 
   beforeAll(async () => {
-    cluster = await TestCluster.start({ size: 3, basePort: 9400, tickMs: 50, snapshotEntries: 5000, logLevel: "warn" });
+    cluster = await LocalCluster.start({ size: 3, basePort: 9400, tickMs: 50, snapshotEntries: 5000, logLevel: "warn" });
   });
   afterAll(async () => {
     await cluster?.teardown();

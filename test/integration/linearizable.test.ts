@@ -11,7 +11,7 @@ import {
   registerModel,
 } from "../../src/check/index.js";
 import type { ClientSocket } from "../../src/transport/client-socket.js";
-import { TestCluster, sleep } from "./cluster.js";
+import { LocalCluster, sleep } from "../../src/harness/index.js";
 
 const CLIENTS = 6;
 const KEYS = ["lin/a", "lin/b", "lin/c"];
@@ -26,10 +26,10 @@ interface Event {
 }
 
 describe.sequential("linearizable reads and writes through a leader failover", () => {
-  let cluster: TestCluster;
+  let cluster: LocalCluster;
 
   beforeAll(async () => {
-    cluster = await TestCluster.start({ size: 3, basePort: 9250, tickMs: 50 });
+    cluster = await LocalCluster.start({ size: 3, basePort: 9250, tickMs: 50 });
   });
   afterAll(async () => {
     await cluster?.teardown();

@@ -2,14 +2,14 @@
 // one; the new configuration really is the quorum afterwards.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestCluster, retrying, waitFor } from "./cluster.js";
+import { LocalCluster, retrying, waitUntil } from "../../src/harness/index.js";
 import { SessionWriter, checkWriter, readPrefix } from "./writer.js";
 
 describe.sequential("membership changes under load", () => {
-  let cluster: TestCluster;
+  let cluster: LocalCluster;
 
   beforeAll(async () => {
-    cluster = await TestCluster.start({ size: 3, basePort: 9300, tickMs: 50, snapshotEntries: 200 });
+    cluster = await LocalCluster.start({ size: 3, basePort: 9300, tickMs: 50, snapshotEntries: 200 });
   });
   afterAll(async () => {
     await cluster?.teardown();
@@ -28,7 +28,7 @@ describe.sequential("membership changes under load", () => {
     const loads = writers.map((w) => w.run(() => stop, 2));
     const progress = async (what: string) => {
       const marks = writers.map((w) => w.acked.length);
-      await waitFor(what, 20_000, () => (writers.every((w, i) => w.acked.length >= marks[i] + 10) ? true : undefined));
+      await waitUntil(what, 20_000, () => (writers.every((w, i) => w.acked.length >= marks[i] + 10) ? true : undefined));
     };
     try {
       await progress("writes before the change");

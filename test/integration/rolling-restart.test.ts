@@ -3,15 +3,15 @@
 // acknowledged write is lost, none is applied twice, and clients see only retryable errors.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestCluster, waitFor } from "./cluster.js";
+import { LocalCluster, waitUntil } from "../../src/harness/index.js";
 import { SessionWriter, checkWriter, readPrefix } from "./writer.js";
 
 describe.sequential("rolling restart under a write load", () => {
-  let cluster: TestCluster;
+  let cluster: LocalCluster;
 
   beforeAll(async () => {
     // A small snapshot threshold: snapshots are taken and shipped while members restart.
-    cluster = await TestCluster.start({ size: 3, basePort: 9200, tickMs: 50, snapshotEntries: 200 });
+    cluster = await LocalCluster.start({ size: 3, basePort: 9200, tickMs: 50, snapshotEntries: 200 });
   });
   afterAll(async () => {
     await cluster?.teardown();
@@ -39,7 +39,7 @@ describe.sequential("rolling restart under a write load", () => {
           await cluster.waitForApplied(name, commit, 30_000);
           // Writes continue with the member back: each writer makes progress before the next restart.
           const marks = writers.map((w) => w.acked.length);
-          await waitFor("every writer to make progress", 20_000, () =>
+          await waitUntil("every writer to make progress", 20_000, () =>
             writers.every((w, i) => w.acked.length >= marks[i] + 5) ? true : undefined,
           );
           restarts.push({

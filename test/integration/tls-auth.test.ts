@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientSocket, RequestError } from "../../src/transport/client-socket.js";
-import { TestCluster, retrying } from "./cluster.js";
+import { LocalCluster, retrying } from "../../src/harness/index.js";
 
 const TOKENS = {
   admin: "admin-token-0123456789abcdef",
@@ -109,7 +109,7 @@ async function refusal(p: Promise<unknown>): Promise<{ code: string; message: st
 }
 
 describe.sequential("TLS and token auth", () => {
-  let cluster: TestCluster;
+  let cluster: LocalCluster;
   let dir: string;
   let certs: Certificates;
   let leader: string;
@@ -143,7 +143,7 @@ describe.sequential("TLS and token auth", () => {
         { token: TOKENS.reader, name: "app-reader", permissions: [{ prefix: "app/", access: "read" }] },
       ]),
     );
-    cluster = await TestCluster.start({
+    cluster = await LocalCluster.start({
       size: 3,
       basePort: 9500,
       tickMs: 50,
@@ -340,7 +340,7 @@ describe.sequential("TLS and token auth", () => {
 });
 
 describe.sequential("server-only TLS with a shared self-signed certificate", () => {
-  let cluster: TestCluster;
+  let cluster: LocalCluster;
   let dir: string;
 
   beforeAll(async () => {
@@ -370,7 +370,7 @@ describe.sequential("server-only TLS with a shared self-signed certificate", () 
       ],
       { stdio: ["ignore", "ignore", "pipe"] },
     );
-    cluster = await TestCluster.start({ size: 3, basePort: 9600, tickMs: 50, clientTls: { cert, key, ca: cert } });
+    cluster = await LocalCluster.start({ size: 3, basePort: 9600, tickMs: 50, clientTls: { cert, key, ca: cert } });
   });
   afterAll(async () => {
     await cluster?.teardown();

@@ -7,7 +7,7 @@
 
 import type { ClientSocket } from "../../src/transport/client-socket.js";
 import { RequestError } from "../../src/transport/client-socket.js";
-import { isRetryable, sleep, type TestCluster } from "./cluster.js";
+import { isRetryable, sleep, type LocalCluster } from "../../src/harness/index.js";
 
 export class RetryingClient {
   private sock: ClientSocket | null = null;
@@ -16,7 +16,7 @@ export class RetryingClient {
   readonly fatalErrors: { op: string; code: string; message: string }[] = [];
 
   constructor(
-    private readonly cluster: TestCluster,
+    private readonly cluster: LocalCluster,
     /** Members this client may use (names); re-read on each reconnect, so members may come and go. */
     private readonly candidates: () => string[],
     start = 0,
@@ -92,7 +92,7 @@ export class SessionWriter {
   readonly acked: number[] = [];
 
   constructor(
-    cluster: TestCluster,
+    cluster: LocalCluster,
     candidates: () => string[],
     readonly prefix: string,
     start = 0,
@@ -133,7 +133,7 @@ export class SessionWriter {
 
 /** The keys under `prefix` on `member`, read locally (serializable) with paging. */
 export async function readPrefix(
-  cluster: TestCluster,
+  cluster: LocalCluster,
   member: string,
   prefix: string,
 ): Promise<Map<string, { value: string; version: number }>> {
