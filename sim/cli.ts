@@ -1,9 +1,12 @@
-// npm run sim -- --seeds N [--seed S] [--nodes 3|5] [--verbose] [--first F]
+// npm run sim -- --seeds N [--seed S] [--nodes 3|5] [--verbose] [--first F] [--jobs J] [--stop]
 // npm run demo (tsx sim/cli.ts --demo): one seed, narrated.
 // Runs seeds of the deterministic simulator and prints a summary; on a violation prints the seed and the
-// command that replays it, and exits 1. `--seed S` replays one seed exactly (same output every time).
+// command that replays it, and exits 1. `--seed S` replays one seed exactly (same output every time). A range
+// of seeds is shared among J worker processes (one per core by default); the summary does not depend on J.
 
-import { Command, InvalidArgumentError } from "commander";
+import { fork } from "node:child_process";
+import os from "node:os";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { nodesFor as defaultNodes } from "./seeds.js";
 import { runSeed, type SeedResult } from "./simulation.js";
 import { summarize, formatSummary } from "./summary.js";
@@ -26,7 +29,9 @@ const program = new Command()
   .option("--seed <s>", "replay exactly one seed", integer("--seed", 0, 0xffffffff))
   .option("--nodes <n>", "3 or 5 founding voters (default: alternate by seed)", integer("--nodes", 3, 5))
   .option("--verbose", "print every event of the run (with --seed)")
-  .option("--stop", "stop at the first seed that violates an invariant")
+  .option("--stop", "stop at the first seed that violates an invariant (the lowest one, whatever --jobs)")
+  .option("--jobs <n>", "worker processes sharing a range of seeds (default: one per core)", integer("--jobs", 1, 64), Math.max(1, os.availableParallelism()))
+  .addOption(new Option("--worker <i>", "internal: run the seeds of worker i of --jobs and report them to the parent").argParser(integer("--worker", 0, 63)).hideHelp())
   .option("--demo", "run one seed with a narrative of what happens")
   .showHelpAfterError();
 
@@ -38,6 +43,8 @@ const opts = program.opts<{
   nodes?: number;
   verbose?: boolean;
   stop?: boolean;
+  jobs: number;
+  worker?: number;
   demo?: boolean;
 }>();
 if (opts.nodes !== undefined && opts.nodes !== 3 && opts.nodes !== 5)
@@ -61,19 +68,61 @@ if (opts.demo) {
   for (const l of lines) console.log(l);
   if (result.violation) console.log(`seed ${seed}: ${result.violation.message}`);
   report([result], 0);
-} else {
-  const started = process.hrtime.bigint();
-  const results: SeedResult[] = [];
-  for (let s = opts.first; s < opts.first + opts.seeds; s++) {
-    const r = await runSeed({ seed: s, nodes: nodesFor(s) });
-    results.push(r);
-    if (r.violation) console.log(`seed ${s}: ${r.violation.message}\n  replay: ${replayCommand(r)}`);
-    if (r.violation && opts.stop) {
-      console.log(`stopped at the first violation: seed ${s} (${r.violation.invariant})`);
-      break;
-    }
+} else if (opts.worker !== undefined) {
+  // A worker: its share of the range, each result to the parent as it completes.
+  for (let s = opts.first + opts.worker; s < opts.first + opts.seeds; s += opts.jobs) {
+    process.send!(await runSeed({ seed: s, nodes: nodesFor(s) }));
   }
-  report(results, Number(process.hrtime.bigint() - started) / 1e6);
+  process.disconnect();
+} else {
+  await runRange();
+}
+
+/** Runs the range, in worker processes when --jobs > 1; prints violations in seed order, then the summary. */
+async function runRange(): Promise<void> {
+  const started = performance.now();
+  const last = opts.first + opts.seeds - 1;
+  const results = new Map<number, SeedResult>();
+  /** Per worker: the seeds it has reported so far. */
+  const done = new Array<number>(opts.jobs).fill(0);
+  let lowestViolation = Infinity;
+  const workerOf = (s: number) => (s - opts.first) % opts.jobs;
+  /** With --stop: every seed below the lowest violation has been run, by every worker. */
+  const settled = () => Number.isFinite(lowestViolation) && done.every((n, w) => opts.first + w + n * opts.jobs >= lowestViolation);
+  let lastProgress = started;
+  const onResult = (r: SeedResult): void => {
+    results.set(r.seed, r);
+    done[workerOf(r.seed)]++;
+    if (r.violation) lowestViolation = Math.min(lowestViolation, r.seed);
+    if (performance.now() - lastProgress > 10_000) {
+      lastProgress = performance.now();
+      const violations = [...results.values()].filter((x) => x.violation).length;
+      process.stderr.write(`sim: ${results.size}/${opts.seeds} seeds, ${violations} violations, ${((lastProgress - started) / 1000).toFixed(0)} s\n`);
+    }
+  };
+  if (opts.jobs === 1) {
+    for (let s = opts.first; s <= last && !(opts.stop && settled()); s++) onResult(await runSeed({ seed: s, nodes: nodesFor(s) }));
+  } else {
+    const args = process.argv.slice(2).filter((a, i, all) => a !== "--stop" && a !== "--worker" && all[i - 1] !== "--worker");
+    const children = Array.from({ length: Math.min(opts.jobs, opts.seeds) }, (_, w) =>
+      fork(process.argv[1], [...args, "--worker", String(w)], { execArgv: process.execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+    );
+    await Promise.all(
+      children.map((child, w) => {
+        return new Promise<void>((resolve, reject) => {
+          child.on("message", (r: SeedResult) => {
+            onResult(r);
+            if (opts.stop && settled()) for (const c of children) c.kill();
+          });
+          child.on("exit", (code, signal) => (code === 0 || signal === "SIGTERM" ? resolve() : reject(new Error(`sim worker ${w} exited with ${signal ?? code}`))));
+        });
+      }),
+    );
+  }
+  const ordered = [...results.values()].sort((a, b) => a.seed - b.seed).filter((r) => !opts.stop || r.seed <= lowestViolation);
+  for (const r of ordered) if (r.violation) console.log(`seed ${r.seed}: ${r.violation.message}\n  replay: ${replayCommand(r)}`);
+  if (opts.stop && Number.isFinite(lowestViolation)) console.log(`stopped at the first violation: seed ${lowestViolation} (${results.get(lowestViolation)!.violation!.invariant})`);
+  report(ordered, performance.now() - started);
 }
 
 function report(results: SeedResult[], wallMs: number): void {

@@ -244,7 +244,7 @@ export class SimCluster {
         host.handlers = handlers;
         return (host.network = new SimPeerNetwork(host.id, {
           delays: (from, to, messages) => this.batchDelays(from, to, messages),
-          deliver: (to, at, fn) => this.deliverPeer(to, at, fn),
+          deliver: (from, to, at, fn) => this.deliverPeer(from, to, at, fn),
           atSender: (at, fn) => clock.at(at, () => host.incarnation === inc && fn()),
           now: () => this.ctx.now,
           isCut: (from, to) => this.ctx.network.isCut(from, to),
@@ -404,12 +404,13 @@ export class SimCluster {
     return delays ?? [];
   }
 
-  private deliverPeer(to: NodeId, at: number, fn: (handlers: PeerHandlers) => void): void {
+  private deliverPeer(from: NodeId, to: NodeId, at: number, fn: (handlers: PeerHandlers) => void): void {
     const host = this.hosts.get(to);
     if (!host) return;
     host.atMachine(at, () => {
       if (!host.handlers) return;
       this.ctx.stats.steps++;
+      if (!this.ctx.network.isCut(from, to)) host.network?.learn(from);
       fn(host.handlers);
     });
   }

@@ -53,7 +53,7 @@ function run(name: string): Promise<Outcome> {
   const root = prepare(name);
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "sim/cli.ts"), "--seeds", String(SEEDS_IN_TESTS), "--stop"], {
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "sim/cli.ts"), "--seeds", String(SEEDS_IN_TESTS), "--stop", "--jobs", "1"], {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -55,9 +55,11 @@ export interface NemesisOptions {
 export function drawFaultMix(rng: Prng, membership: boolean): Map<FaultKind, number> {
   const mix = new Map<FaultKind, number>();
   for (const k of KINDS) {
-    if (k === "membership" && !membership) continue;
+    if (k === "membership") continue;
     if (rng.chance(0.75)) mix.set(k, rng.int(1, 10));
   }
+  // A membership seed changes the configuration often: the windows where members disagree about it are rare.
+  if (membership) mix.set("membership", rng.int(8, 20));
   if (mix.size === 0) mix.set("crash", 1);
   return mix;
 }
@@ -262,7 +264,8 @@ export class Nemesis {
         };
       },
     ];
-    const plan = rng.pick(options)();
+    // Half the time a joint change (the rarest and subtlest windows), else any of the four.
+    const plan = (rng.chance(0.5) ? options[3] : rng.pick(options))();
     if (!plan) return;
     if (!this.propose(leader, plan.cc, plan.kind, plan.newHost)) return;
     if (plan.newHost) {
@@ -270,15 +273,18 @@ export class Nemesis {
       // A new member starts with an EMPTY disk and learns everything (a snapshot first) from the leader.
       this.cluster.addHost(plan.newHost, null, 1);
     }
-    if (plan.kind === "joint-swap" && rng.chance(0.6)) {
+    if (plan.kind === "joint-swap" && rng.chance(0.8)) {
       // Faults around a joint change: members disagree about the configuration while it spreads.
-      const delay = rng.int(0, 3 * TICK);
+      const delay = rng.int(0, 2 * TICK);
+      const roll = rng.next();
       this.later(delay, () => {
         const l = this.cluster.leader();
         const up = this.members().filter((h) => h.up);
         if (up.length === 0) return;
         const victim = l && rng.chance(0.6) ? l : rng.pick(up);
-        if (rng.chance(0.5)) {
+        if (roll < 0.5) {
+          this.splitAroundJoint(cs.voters, plan.cc, l);
+        } else if (roll < 0.75) {
           this.ctx.fault("crash-around-joint");
           this.cluster.crash(victim);
           this.later(rng.int(2 * TICK, 10 * TICK), () => this.cluster.restart(victim));
@@ -287,6 +293,41 @@ export class Nemesis {
           this.isolate(victim, rng.int(3 * TICK, 20 * TICK));
         }
       });
+    }
+  }
+
+  /**
+   * Splits the cluster while a joint change spreads, so that one side holds a majority of the incoming voters
+   * but not of the outgoing ones and the other side the reverse: neither may elect a leader or commit (both
+   * majorities are needed), though each has what one configuration alone would call a quorum. Members on the
+   * outgoing side are restarted now and then, so some come back with the old configuration only.
+   */
+  private splitAroundJoint(outgoing: readonly NodeId[], cc: ConfChange, leader: SimHost | undefined): void {
+    if (this.ctx.network.partitioned) return;
+    const rng = this.ctx.rng;
+    const removed = new Set(cc.changes.filter((c) => c.kind === "removeNode").map((c) => c.nodeId));
+    const added = cc.changes.filter((c) => c.kind === "addVoter").map((c) => c.nodeId);
+    const incoming = [...outgoing.filter((id) => !removed.has(id)), ...added.filter((id) => !outgoing.includes(id))];
+    const shared = outgoing.filter((id) => incoming.includes(id));
+    // The incoming side: the new voters and just enough shared ones (the leader first) for an incoming majority.
+    const newOnly = incoming.filter((id) => !outgoing.includes(id));
+    const need = Math.floor(incoming.length / 2) + 1 - newOnly.length;
+    const ordered = leader && shared.includes(leader.id) ? [leader.id, ...shared.filter((id) => id !== leader.id)] : shared;
+    const side = [...newOnly, ...ordered.slice(0, Math.max(0, need))];
+    const others = this.members().map((h) => h.id).filter((id) => !side.includes(id));
+    if (side.length === 0 || others.length === 0) return;
+    this.ctx.fault("split-around-joint");
+    this.ctx.log(() => `partition around the joint change: [${side.join(",")}] | [${others.join(",")}]`);
+    this.ctx.network.partition(side, others);
+    this.later(rng.int(5 * TICK, 30 * TICK), () => this.healNetwork());
+    for (const id of others) {
+      const h = this.cluster.get(id);
+      if (h?.up && rng.chance(0.5)) {
+        this.later(rng.int(0, 3 * TICK), () => {
+          this.cluster.crash(h);
+          this.later(rng.int(TICK, 5 * TICK), () => this.cluster.restart(h));
+        });
+      }
     }
   }
 

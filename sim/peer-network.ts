@@ -2,7 +2,8 @@
 // destination into one batch, as the real transport's frame per peer per turn, encoded and decoded by the real
 // peer codec (src/transport/codec.ts), so a receiver gets fresh, validated messages. Batches are datagrams:
 // delayed, lost, duplicated (so reordered) and cut by partitions. A snapshot travels alone, and its sender
-// learns the outcome (delivered, or failed because the link is down), as the real transport reports it.
+// learns the outcome (delivered, or failed because the link is down), as the real transport reports it. A member
+// answers one that reached it even if it was never told about it (the real handshake carries the address).
 
 import type { PeerHandlers, PeerNetwork } from "../src/host/world.js";
 import type { Message, NodeId } from "../src/raft/types.js";
@@ -14,7 +15,7 @@ export interface PeerRouting {
   /** Delays for a batch from → to: [] when it is lost, two when duplicated. */
   delays(from: NodeId, to: NodeId, messages: readonly Message[]): number[];
   /** Runs `fn` at the receiving member at global time `at`, with its current handlers (if it runs then). */
-  deliver(to: NodeId, at: number, fn: (handlers: PeerHandlers) => void): void;
+  deliver(from: NodeId, to: NodeId, at: number, fn: (handlers: PeerHandlers) => void): void;
   /** Runs `fn` at the sending member's incarnation at global time `at` (if it still runs). */
   atSender(at: number, fn: () => void): void;
   now(): number;
@@ -27,6 +28,8 @@ const SNAPSHOT_FAILURE_DELAY = 100;
 
 export class SimPeerNetwork implements PeerNetwork {
   private readonly peers = new Set<NodeId>();
+  /** Members that reached us without being among our peers: we may answer them (PeerTransport's learned remotes). */
+  private readonly learned = new Set<NodeId>();
   private stopped = false;
   droppedUnknownPeer = 0;
 
@@ -40,7 +43,7 @@ export class SimPeerNetwork implements PeerNetwork {
     if (this.stopped || messages.length === 0) return;
     const byPeer = new Map<NodeId, Message[]>();
     for (const m of messages) {
-      if (!this.peers.has(m.to)) {
+      if (!this.peers.has(m.to) && !this.learned.has(m.to)) {
         this.droppedUnknownPeer++;
         continue;
       }
@@ -55,7 +58,7 @@ export class SimPeerNetwork implements PeerNetwork {
     for (const [to, batch] of byPeer) {
       const bytes = encodeBatch(batch);
       for (const delay of this.routing.delays(this.id, to, batch)) {
-        this.routing.deliver(to, this.routing.now() + delay, (h) => {
+        this.routing.deliver(this.id, to, this.routing.now() + delay, (h) => {
           if (this.routing.isCut(this.id, to)) return;
           const frame = decodeFrame(bytes);
           if (frame.kind !== FrameKind.Batch) throw new Error("sim: a batch frame decoded as another kind");
@@ -83,7 +86,7 @@ export class SimPeerNetwork implements PeerNetwork {
       settled = true;
       report(ok);
     };
-    this.routing.deliver(m.to, this.routing.now() + delays[0], (h) => {
+    this.routing.deliver(this.id, m.to, this.routing.now() + delays[0], (h) => {
       if (this.routing.isCut(this.id, m.to)) return;
       h.onMessages([decodeMessage(bytes)]);
       this.routing.atSender(this.routing.now() + delays[0], () => settle(true));
@@ -105,6 +108,11 @@ export class SimPeerNetwork implements PeerNetwork {
 
   async stop(): Promise<void> {
     this.stopped = true;
+  }
+
+  /** `id` reached us (its handshake told us its address). */
+  learn(id: NodeId): void {
+    if (id !== this.id) this.learned.add(id);
   }
 
   /** The process ended: nothing it still runs may send. */

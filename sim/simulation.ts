@@ -170,7 +170,7 @@ async function run(opts: SimOptions): Promise<SeedResult> {
   sinks.push(coordination, watches);
   const cluster = new SimCluster(ctx, { params, machine: opts.machine, onHostStarted: opts.onHostStarted });
   const ids: NodeId[] = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);
-  const spareIds: NodeId[] = [`n${nodes + 1}`, `n${nodes + 2}`];
+  const spareIds: NodeId[] = Array.from({ length: 4 }, (_, i) => `n${nodes + 1 + i}`);
   const result: SeedResult = {
     seed,
     nodes,

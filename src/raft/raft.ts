@@ -638,6 +638,9 @@ export class Raft {
 
   /** Advance commit to what a (joint) majority holds, if it is an entry of this term. */
   private maybeCommit(): boolean {
+    // The leader counts its own entries only once the host has persisted them (stableTo).
+    const self = this.progress.get(this.id);
+    assert(self === undefined || self.match <= this.lastStableIndex(), () => `the leader counts itself at ${self!.match}, past its durable log (${this.lastStableIndex()})`);
     const index = jointCommitted(this.config.voters, (id) => this.progress.get(id)?.match ?? 0);
     if (index === Infinity) return false;
     return this.log.maybeCommit(index, this.term);

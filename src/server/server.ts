@@ -126,6 +126,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
         clusterId: config.clusterId,
         secret: config.peerSecret ?? config.clusterId,
         listen: config.peerListen,
+        advertiseUrl: config.peerUrl,
         peers: new Map(),
         // --peer-cert-file/--peer-key-file/--peer-ca-file: wss with mutual TLS between members.
         ...(peerTls

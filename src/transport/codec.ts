@@ -34,6 +34,7 @@ export const NONCE_BYTES = 32;
 /** HMAC-SHA256 output size. */
 export const PROOF_BYTES = 32;
 export const MAX_REASON_LENGTH = 256;
+export const MAX_URL_LENGTH = 2048;
 /** Default bound on one frame's encoded size; the transport passes its own limit. */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
@@ -75,6 +76,8 @@ export interface HelloFrame {
   to: NodeId;
   nonce: Uint8Array;
   proof: Uint8Array;
+  /** The dialer's own peer URL, so that the dialed member can answer a member it was never told about. */
+  url?: string;
 }
 
 /** Server → client: the server's own proof, so the client knows it reached a member of its cluster. */
@@ -411,7 +414,9 @@ export function encodeChallenge(f: Omit<ChallengeFrame, "kind">): Uint8Array {
 }
 
 export function encodeHello(f: Omit<HelloFrame, "kind">): Uint8Array {
-  return pack([FrameKind.Hello, f.protocol, f.clusterId, f.from, f.to, f.nonce, f.proof]);
+  const t: unknown[] = [FrameKind.Hello, f.protocol, f.clusterId, f.from, f.to, f.nonce, f.proof];
+  if (f.url !== undefined) t.push(f.url);
+  return pack(t);
 }
 
 export function encodeWelcome(f: Omit<WelcomeFrame, "kind">): Uint8Array {
@@ -474,7 +479,7 @@ export function decodeFrame(bytes: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME
       };
     }
     case FrameKind.Hello: {
-      const t = tuple(v, 7, "frame", "", "a hello frame [3, protocol, clusterId, from, to, nonce, proof]");
+      const t = tuple(v, Array.isArray(v) && v.length === 8 ? 8 : 7, "frame", "", "a hello frame [3, protocol, clusterId, from, to, nonce, proof, url?]");
       return {
         kind,
         protocol: uint(t[1], "hello", "protocol"),
@@ -483,6 +488,7 @@ export function decodeFrame(bytes: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME
         to: nodeId(t[4], "hello", "to"),
         nonce: binary(t[5], "hello", "nonce", NONCE_BYTES),
         proof: binary(t[6], "hello", "proof", PROOF_BYTES),
+        ...(t.length === 8 ? { url: str(t[7], MAX_URL_LENGTH, "hello", "url") } : {}),
       };
     }
     case FrameKind.Welcome: {

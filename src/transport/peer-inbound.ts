@@ -68,6 +68,8 @@ export class InboundConnection {
     );
   }
 
+  /** The authenticated peer's own peer URL, when its hello carried one. */
+  peerUrl: string | null = null;
   /** The authenticated peer, or null during the handshake. */
   get peer(): NodeId | null {
     return this.peerId;
@@ -188,6 +190,7 @@ export class InboundConnection {
     this.handshakeTimer = null;
     this.ws.send(encodeWelcome({ proof: serverProof(o.secret, binding) }));
     this.peerId = hello.from;
+    this.peerUrl = hello.url ?? null;
     this.stats = this.host.receiveStats(hello.from);
     this.receiver = new SnapshotStreamReceiver(o.id, hello.from, o.maxSnapshotBytes);
     this.host.authenticated(this);

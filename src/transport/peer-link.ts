@@ -214,6 +214,7 @@ export class PeerLink {
             to: this.peer,
             nonce: clientNonce,
             proof: clientProof(this.o.secret, binding),
+            ...(this.o.advertiseUrl !== undefined ? { url: this.o.advertiseUrl } : {}),
           }),
         );
       } else if (frame.kind === FrameKind.Welcome && serverNonce !== null && !this.ready) {

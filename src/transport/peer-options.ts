@@ -38,6 +38,8 @@ export interface PeerTransportOptions {
   server?: HttpServer | HttpsServer;
   /** Peer id → base URL (ws://host:port or wss://host:port). */
   peers?: Map<NodeId, string>;
+  /** This member's own peer URL, sent in the handshake (see PeerTransport's learned remotes). */
+  advertiseUrl?: string;
   tls?: PeerTlsOptions;
   logger?: PeerLogger;
   onMessages(batch: Message[]): void;
@@ -59,9 +61,9 @@ export interface PeerTransportOptions {
 }
 
 export type ResolvedPeerOptions = Required<
-  Omit<PeerTransportOptions, "listen" | "server" | "tls" | "onSnapshotStatus" | "peers" | "backoff">
+  Omit<PeerTransportOptions, "listen" | "server" | "tls" | "onSnapshotStatus" | "peers" | "backoff" | "advertiseUrl">
 > &
-  Pick<PeerTransportOptions, "listen" | "server" | "tls" | "onSnapshotStatus"> & {
+  Pick<PeerTransportOptions, "listen" | "server" | "tls" | "onSnapshotStatus" | "advertiseUrl"> & {
     peers: Map<NodeId, string>;
     backoff: BackoffOptions;
   };
@@ -132,6 +134,7 @@ export function resolvePeerOptions(o: PeerTransportOptions): ResolvedPeerOptions
     server: o.server,
     tls: o.tls,
     peers,
+    advertiseUrl: o.advertiseUrl,
     logger: o.logger ?? silentLogger,
     onMessages: o.onMessages,
     onSnapshotStatus: o.onSnapshotStatus,

@@ -44,6 +44,12 @@ export class PeerTransport implements InboundHost {
   private ownsServer = false;
   private wss: WebSocketServer | null = null;
   private readonly links = new Map<NodeId, PeerLink>();
+  /**
+   * Members that dialed us, authenticated, without being among our peers, by the URL their hello gave: a member
+   * that missed the change adding a new one still answers it (acks and votes to a new leader it has not heard
+   * of would otherwise go nowhere, and it could never catch up). Used only while no configured link exists.
+   */
+  private readonly learned = new Map<NodeId, { url: string; link: PeerLink | null }>();
   private readonly dirtyLinks = new Set<PeerLink>();
   private flushScheduled = false;
   private readonly inbound = new Set<InboundConnection>();
@@ -122,7 +128,7 @@ export class PeerTransport implements InboundHost {
     if (this.state !== "started") return;
     for (const m of messages) {
       assert(m.from === this.options.id, () => `send(): message from "${m.from}" on node "${this.options.id}"`);
-      const link = this.links.get(m.to);
+      const link = this.links.get(m.to) ?? this.learnedLink(m.to);
       if (link === undefined) {
         this.droppedUnknownPeer++;
         this.options.logger.debug({ to: m.to, type: m.type }, "message to an unknown peer dropped");
@@ -138,6 +144,18 @@ export class PeerTransport implements InboundHost {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
     }
+  }
+
+  /** The link to a member known only from its own handshake (dialed on first use), if any. */
+  private learnedLink(id: NodeId): PeerLink | undefined {
+    const l = this.learned.get(id);
+    if (l === undefined || this.state !== "started") return undefined;
+    if (l.link === null) {
+      l.link = new PeerLink(id, l.url, this.options);
+      l.link.start();
+      this.options.logger.info({ peer: id, url: l.url }, "answering a member known only from its handshake");
+    }
+    return l.link;
   }
 
   /** Adds (or re-points) an outbound link; before start() it only records the peer for start() to dial. */
@@ -156,6 +174,10 @@ export class PeerTransport implements InboundHost {
     const link = new PeerLink(id, url, this.options);
     this.links.set(id, link);
     link.start();
+    // A configured link replaces one learned from a handshake.
+    const learned = this.learned.get(id)?.link;
+    if (learned) void learned.close();
+    this.learned.delete(id);
   }
 
   /** Closes the outbound link and any inbound connection of a removed member. */
@@ -192,6 +214,8 @@ export class PeerTransport implements InboundHost {
     this.dirtyLinks.clear();
     const closing: Promise<void>[] = [...this.links.values()].map((l) => l.close());
     this.links.clear();
+    for (const l of this.learned.values()) if (l.link) closing.push(l.link.close());
+    this.learned.clear();
     for (const c of this.inbound) closing.push(closeGracefully(c.ws, PeerCloseCode.GoingAway, "node stopping"));
     await Promise.all(closing);
     this.server?.off("upgrade", this.onUpgrade);
@@ -214,6 +238,15 @@ export class PeerTransport implements InboundHost {
     if (previous !== undefined && previous !== conn)
       previous.close(PeerCloseCode.Replaced, "replaced by a newer connection");
     this.inboundByPeer.set(peer, conn);
+    if (conn.peerUrl !== null && !this.links.has(peer) && this.learned.get(peer)?.url !== conn.peerUrl) {
+      try {
+        peerDialUrl(peer, conn.peerUrl);
+        void this.learned.get(peer)?.link?.close();
+        this.learned.set(peer, { url: conn.peerUrl, link: null });
+      } catch {
+        this.options.logger.warn({ peer, url: conn.peerUrl }, "a member's handshake gave an unusable peer URL; not answering it there");
+      }
+    }
     this.loggedRefusals.forEach((k) => k.startsWith(`${peer}\0`) && this.loggedRefusals.delete(k));
     this.options.logger.debug({ peer, remote: conn.remoteAddress }, "peer connected");
   }

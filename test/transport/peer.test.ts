@@ -13,7 +13,20 @@ import {
 } from "../../src/transport/codec.js";
 import { PeerCloseCode, newNonce, serverProof } from "../../src/transport/peer-handshake.js";
 import { PEER_PATH, PeerConfigError, PeerTransport, type PeerTransportOptions } from "../../src/transport/peer.js";
+import { createServer } from "node:net";
 import { bytesOf, captureLogger, everyMessageType, sleep, waitFor } from "./fixtures.js";
+
+/** A loopback port nobody listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 interface Node {
   t: PeerTransport;
@@ -69,6 +82,26 @@ const hb = (from: NodeId, to: NodeId, commit: number): Message => ({
 });
 
 describe("PeerTransport", () => {
+  it("answers a member it was never told about, at the URL its handshake gave", async () => {
+    // a is not told about b: as a member that missed the change adding b, when b leads and writes to it.
+    const a = await node("a");
+    const port = await freePort();
+    const b = await node("b", { listen: { host: "127.0.0.1", port }, advertiseUrl: `ws://127.0.0.1:${port}` });
+    a.t.send([hb("a", "b", 1)]);
+    expect(a.t.stats().droppedUnknownPeer).toBe(1); // nobody told a where b is
+    b.t.addPeer("a", a.t.url);
+    await waitFor(() => b.t.stats().peers.a?.connected === true, "b connected to a");
+    b.t.send([hb("b", "a", 7)]);
+    await waitFor(() => a.inbox.length === 1, "a hears from b");
+    // The answer goes over a link a learned from b's handshake (dialed on first use: Raft retries).
+    await waitFor(() => {
+      a.t.send([hb("a", "b", 8)]);
+      return b.inbox.length > 0;
+    }, "b hears a's answer");
+    expect(b.inbox[0]).toMatchObject({ from: "a", commit: 8 });
+    expect(a.log.records.some((r) => /known only from its handshake/.test(r.msg))).toBe(true);
+  });
+
   it("delivers every message type, and one turn's messages as one frame per peer", async () => {
     const [a, b] = [await node("a"), await node("b")];
     await mesh(a, b);
