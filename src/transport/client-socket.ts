@@ -47,6 +47,12 @@ export interface ClientSocketOptions {
   onPush?(frame: PushFrame): void;
   onClose?(reason: string): void;
   connectTimeoutMs?: number;
+  /**
+   * Liveness check (ms): ping the member this often, and drop the connection when nothing (no pong, no frame)
+   * was heard for twice as long. A stopped or cut-off member keeps its TCP connection open, so without this a
+   * connection that only waits for pushes (a watch) would never notice. 0 / undefined: no pings.
+   */
+  heartbeatMs?: number;
   /** wss: CA to trust; cert and key when the member requires client certificates (mutual TLS). */
   tls?: { ca?: string | Buffer | (string | Buffer)[]; cert?: string | Buffer; key?: string | Buffer; rejectUnauthorized?: boolean };
 }
@@ -60,10 +66,13 @@ export class ClientSocket {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closedReason: string | null = null;
+  private heartbeat: NodeJS.Timeout | undefined;
   welcome!: WelcomeFrame;
 
   private constructor(
     private readonly ws: WebSocket,
+    /** The member's client URL, for messages. */
+    readonly url: string,
     private readonly opts: ClientSocketOptions,
   ) {}
 
@@ -73,7 +82,7 @@ export class ClientSocket {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(target, { perMessageDeflate: false, ...(opts.tls ?? {}) });
       ws.binaryType = "nodebuffer";
-      const sock = new ClientSocket(ws, opts);
+      const sock = new ClientSocket(ws, url, opts);
       const timer = setTimeout(() => {
         ws.terminate();
         reject(new RequestError({ code: "UNAVAILABLE", message: `could not connect to ${url} within ${opts.connectTimeoutMs ?? 5000} ms` }));
@@ -92,6 +101,7 @@ export class ClientSocket {
             greeted = true;
             clearTimeout(timer);
             sock.welcome = frame;
+            sock.startHeartbeat();
             resolve(sock);
           } else if ("type" in frame && frame.type === "error") {
             clearTimeout(timer);
@@ -112,6 +122,36 @@ export class ClientSocket {
     });
   }
 
+  private startHeartbeat(): void {
+    const every = this.opts.heartbeatMs ?? 0;
+    if (every <= 0) return;
+    let lastHeard = performance.now();
+    let lastTick = lastHeard;
+    const heard = () => (lastHeard = performance.now());
+    this.ws.on("message", heard);
+    this.ws.on("pong", heard);
+    this.heartbeat = setInterval(() => {
+      const now = performance.now();
+      // A tick far behind schedule means this process was busy: replies may be waiting unread in the socket,
+      // so silence proves nothing this round.
+      const late = now - lastTick > every * 1.5;
+      lastTick = now;
+      if (!late && now - lastHeard > every * 2) {
+        const reason = `no reply from ${this.url} for ${Math.round(now - lastHeard)} ms (pinged every ${every} ms)`;
+        this.ws.terminate();
+        this.onClosed(reason);
+        return;
+      }
+      if (late) lastHeard = Math.max(lastHeard, now - every);
+      try {
+        this.ws.ping();
+      } catch {
+        // closing: the close event follows
+      }
+    }, every);
+    this.heartbeat.unref();
+  }
+
   private onFrame(frame: ReturnType<typeof decodeServerFrame>): void {
     if ("id" in frame && typeof frame.id === "number") {
       const p = this.pending.get(frame.id);
@@ -127,6 +167,7 @@ export class ClientSocket {
   private onClosed(reason: string): void {
     if (this.closedReason !== null) return;
     this.closedReason = reason;
+    clearInterval(this.heartbeat);
     for (const p of this.pending.values()) p.reject(new RequestError({ code: "UNAVAILABLE", message: reason }));
     this.pending.clear();
     this.opts.onClose?.(reason);
