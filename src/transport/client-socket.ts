@@ -58,9 +58,15 @@ export interface ClientSocketOptions {
 }
 
 interface Pending {
+  op: string;
+  /** The request frame's size: if the member closes for size (1009), the largest is the culprit. */
+  bytes: number;
   resolve(v: unknown): void;
   reject(e: Error): void;
 }
+
+/** WebSocket close code "message too big": the member's ws layer refused a frame over its payload limit. */
+const CLOSE_TOO_BIG = 1009;
 
 export class ClientSocket {
   private readonly pending = new Map<number, Pending>();
@@ -118,7 +124,10 @@ export class ClientSocket {
           reject(new RequestError({ code: "UNAVAILABLE", message: `cannot reach ${url}: ${e.message}` }));
         }
       });
-      ws.on("close", (code, reason) => sock.onClosed(`connection to ${url} closed (${code}${reason.length ? ": " + reason.toString() : ""})`));
+      ws.on("close", (code, reason) => {
+        if (code === CLOSE_TOO_BIG) sock.failOversized();
+        sock.onClosed(`connection to ${url} closed (${code}${reason.length ? ": " + reason.toString() : ""})`);
+      });
     });
   }
 
@@ -164,6 +173,26 @@ export class ClientSocket {
     }
   }
 
+  /**
+   * The member closed the connection because a frame was too large (1009): frames go out in order and the member
+   * refuses the first oversized one, so the largest request in flight is the one refused; it fails with
+   * FRAME_TOO_LARGE (not retryable) while the others fail as for any lost connection.
+   */
+  private failOversized(): void {
+    let culprit: [number, Pending] | undefined;
+    for (const entry of this.pending) if (!culprit || entry[1].bytes > culprit[1].bytes) culprit = entry;
+    if (!culprit) return;
+    const [id, p] = culprit;
+    this.pending.delete(id);
+    const limit = this.welcome?.maxFrameBytes;
+    p.reject(
+      new RequestError({
+        code: "FRAME_TOO_LARGE",
+        message: `${p.op} request of ${p.bytes} bytes: ${this.url} closed the connection because a frame was too large (WebSocket 1009)${limit ? `; it accepts frames of at most ${limit} bytes` : ""}`,
+      }),
+    );
+  }
+
   private onClosed(reason: string): void {
     if (this.closedReason !== null) return;
     this.closedReason = reason;
@@ -181,6 +210,17 @@ export class ClientSocket {
   request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
     if (!this.isOpen) return Promise.reject(new RequestError({ code: "UNAVAILABLE", message: this.closedReason ?? "not connected" }));
     const id = this.nextId++;
+    const frame = encodeFrame({ ...args, id, op });
+    const limit = this.welcome.maxFrameBytes;
+    if (limit !== undefined && frame.byteLength > limit) {
+      // Refused here rather than sent: the member would refuse it (or close the connection, if far over).
+      return Promise.reject(
+        new RequestError({
+          code: "FRAME_TOO_LARGE",
+          message: `${op} request of ${frame.byteLength} bytes exceeds the limit of ${limit} bytes per request of ${this.url} (its --max-request-bytes)`,
+        }),
+      );
+    }
     return new Promise<T>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       if (timeoutMs > 0) {
@@ -190,6 +230,8 @@ export class ClientSocket {
         }, timeoutMs);
       }
       this.pending.set(id, {
+        op,
+        bytes: frame.byteLength,
         resolve: (v) => {
           if (timer) clearTimeout(timer);
           resolve(v as T);
@@ -199,7 +241,7 @@ export class ClientSocket {
           reject(e);
         },
       });
-      sendInTurn(this.ws, encodeFrame({ ...args, id, op }));
+      sendInTurn(this.ws, frame);
     });
   }
 

@@ -65,6 +65,9 @@ export interface GatewayOptions {
 
 export const CLIENT_PATH = "/concord/v1";
 
+/** How far over maxFrameBytes a frame may be and still be read, to answer it with a typed error. */
+const OVERSIZE_ANSWER_MARGIN = 16 * 1024;
+
 /**
  * A result may carry `[AFTER_REPLY]: () => void`: the gateway calls it right after sending the reply, so a
  * stream's first pushes (a watch's backlog) always follow the reply that tells the client the stream's id.
@@ -88,7 +91,9 @@ export class ClientGateway {
     this.wss = new WebSocketServer({
       server: opts.server,
       path: opts.path ?? CLIENT_PATH,
-      maxPayload: opts.maxFrameBytes + 1024, // oversize frames get a typed error below, not a bare close
+      // Frames a little over the limit are read and answered FRAME_TOO_LARGE (with their id), keeping the
+      // connection; beyond this margin ws closes it with 1009 before buffering the frame (logged below).
+      maxPayload: opts.maxFrameBytes + OVERSIZE_ANSWER_MARGIN,
       perMessageDeflate: false,
     });
     this.wss.on("connection", (ws, req) => this.onConnection(ws, req));
@@ -142,7 +147,15 @@ export class ClientGateway {
         }
       }
     });
-    ws.on("error", (e) => this.opts.logger.debug({ err: e, remote }, "client socket error"));
+    ws.on("error", (e: Error & { code?: string }) => {
+      if (e.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+        this.stats.malformed++;
+        this.opts.logger.warn(
+          { remote, limit: this.opts.maxFrameBytes },
+          `closed a client connection (WebSocket 1009): it sent a frame over ${this.opts.maxFrameBytes + OVERSIZE_ANSWER_MARGIN} bytes; this member accepts frames of at most ${this.opts.maxFrameBytes} bytes`,
+        );
+      } else this.opts.logger.debug({ err: e, remote }, "client socket error");
+    });
   }
 
   private sendError(conn: ConnState, id: number | undefined, error: WireError): void {
@@ -159,7 +172,10 @@ export class ClientGateway {
     } catch (e) {
       this.stats.malformed++;
       const err = e instanceof ProtocolError ? e : new ProtocolError("MALFORMED_FRAME", String(e));
-      this.sendError(conn, undefined, { code: err.code, message: err.message });
+      if (err.code === "FRAME_TOO_LARGE") {
+        this.opts.logger.warn({ remote: conn.remote, bytes: data.byteLength, limit: this.opts.maxFrameBytes }, `refused a client frame: ${err.message}`);
+      }
+      this.sendError(conn, err.requestId, { code: err.code, message: err.message });
       return;
     }
     if ((frame as HelloFrame).type === "hello") {
@@ -226,7 +242,7 @@ export class ClientGateway {
       const { principal, welcome } = this.opts.handler.hello(conn, hello);
       conn.principal = principal;
       conn.greeted = true;
-      conn.ws.send(encodeFrame({ type: "welcome", protocol: PROTOCOL_VERSION, ...welcome }));
+      conn.ws.send(encodeFrame({ type: "welcome", protocol: PROTOCOL_VERSION, ...welcome, maxFrameBytes: this.opts.maxFrameBytes }));
     } catch (e) {
       const err = this.opts.handler.toWireError(e);
       this.opts.logger.info({ remote: conn.remote, code: err.code }, `refused a client: ${err.message}`);

@@ -3,7 +3,7 @@
 // Frames are msgpack maps over one WebSocket (binary messages):
 //   client → server  { type: "hello", protocol, token?, forwardedBy? }        first frame, once
 //                    { id, op, ...args }                                       requests
-//   server → client  { type: "welcome", protocol, node, clusterId, leader }   answer to hello
+//   server → client  { type: "welcome", protocol, node, clusterId, leader, maxFrameBytes }   answer to hello
 //                    { id, ok: result } | { id, error: { code, message, leader? } }
 //                    { type: "push", stream, event }                           watch / lock / election streams
 // A request's `id` is the client's own (a non-negative integer, unique among its requests in flight).
@@ -66,6 +66,8 @@ export interface WelcomeFrame {
   clusterId: string;
   /** The leader's client URL if known. */
   leader: string | null;
+  /** The largest frame this member accepts (bytes); larger requests are refused with FRAME_TOO_LARGE. */
+  maxFrameBytes?: number;
 }
 
 export interface RequestFrame {
@@ -130,6 +132,8 @@ export class ProtocolError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
+    /** The id of the refused request, when it could be read (the error is then its reply). */
+    readonly requestId?: number,
   ) {
     super(message);
     this.name = "ProtocolError";
@@ -154,9 +158,7 @@ function describe(v: unknown): string {
 
 /** Decode a client frame; throws ProtocolError (MALFORMED_FRAME / FRAME_TOO_LARGE) on anything unexpected. */
 export function decodeClientFrame(data: Uint8Array, maxBytes: number): HelloFrame | RequestFrame {
-  if (data.byteLength > maxBytes) {
-    throw new ProtocolError("FRAME_TOO_LARGE", `frame of ${data.byteLength} bytes exceeds the limit of ${maxBytes} bytes`);
-  }
+  if (data.byteLength > maxBytes) throw frameTooLarge(data, maxBytes);
   let v: unknown;
   try {
     v = packr.unpack(data);
@@ -180,6 +182,24 @@ export function decodeClientFrame(data: Uint8Array, maxBytes: number): HelloFram
     throw new ProtocolError("MALFORMED_FRAME", `"op" is ${describe(f.op)}; expected one of: ${Object.keys(OPS).join(", ")}`);
   }
   return f as RequestFrame;
+}
+
+/** FRAME_TOO_LARGE for an oversized frame, naming its op and carrying its id when the frame can be read. */
+function frameTooLarge(data: Uint8Array, maxBytes: number): ProtocolError {
+  let id: number | undefined;
+  let what = "frame";
+  try {
+    const f = packr.unpack(data) as Record<string, unknown> | null;
+    if (typeof f?.id === "number" && Number.isSafeInteger(f.id) && f.id >= 0) id = f.id;
+    if (typeof f?.op === "string" && isOp(f.op)) what = `${f.op} request`;
+  } catch {
+    // unreadable as well as too large: answered without an id
+  }
+  return new ProtocolError(
+    "FRAME_TOO_LARGE",
+    `${what} of ${data.byteLength} bytes exceeds this member's limit of ${maxBytes} bytes per frame (--max-request-bytes)`,
+    id,
+  );
 }
 
 /** Decode a server frame (client side); throws ProtocolError on anything unexpected. */
