@@ -119,8 +119,9 @@ export function printTable(headers: string[], rows: (string | number)[][]): void
   for (const r of cells) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  "));
 }
 
+/** Prints one JSON line. Commands turn values into text or marked base64 themselves (valueJson). */
 export function printJson(v: unknown): void {
-  console.log(JSON.stringify(v, (_k, x: unknown) => (x instanceof Uint8Array ? Buffer.from(x).toString("utf8") : x)));
+  console.log(JSON.stringify(v));
 }
 
 /** Reads all of stdin (for values given as "-"). */

@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import type { Client } from "../../src/client/client.js";
 import { ConcordError } from "../../src/client/errors.js";
 import type { LeaderChange } from "../../src/client/election.js";
+import { displayValue, textArg, valueJson } from "./bytes.js";
 import { EXIT, clientCommand, parseDuration, parseTtl, printJson, run, type ClientFlags } from "./common.js";
 import { runSupervised } from "./supervise.js";
 
@@ -42,7 +43,11 @@ Examples:
   concord elect scheduler --observe --json`,
     )
     .action((name: string, value: string | undefined, command: string[], o: ElectFlags) =>
-      run("elect", o, (c) => (o.observe ? observeCommand(c, name, o) : electCommand(c, name, value, command, o))),
+      run("elect", o, (c) =>
+        o.observe
+          ? observeCommand(c, textArg("NAME", name), o)
+          : electCommand(c, textArg("NAME", name), value === undefined ? undefined : textArg("VALUE", value), command, o),
+      ),
     );
 }
 
@@ -124,13 +129,13 @@ function print(ch: LeaderChange, json: boolean): void {
   if (json) {
     printJson({
       leader: ch.leader ? ch.leader.lease : null,
-      value: ch.leader ? ch.leader.text : null,
+      ...(ch.leader ? valueJson(ch.leader.value) : { value: null }),
       token: ch.leader ? ch.leader.token : null,
       index: ch.index,
       cause: ch.cause,
     });
   } else if (ch.leader) {
-    console.log(`leader ${ch.leader.text} token ${ch.leader.token} (lease ${ch.leader.lease}, ${ch.cause})`);
+    console.log(`leader ${displayValue(ch.leader.value)} token ${ch.leader.token} (lease ${ch.leader.lease}, ${ch.cause})`);
   } else {
     console.log(`no leader (${ch.cause})`);
   }

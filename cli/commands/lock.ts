@@ -12,6 +12,7 @@ import {
   run,
   type ClientFlags,
 } from "./common.js";
+import { textArg } from "./bytes.js";
 import { runSupervised } from "./supervise.js";
 
 interface LockFlags extends ClientFlags {
@@ -56,7 +57,9 @@ Examples:
   concord lock --limit 3 --timeout 2m gpu -- python train.py
   concord lock maintenance            # holds until Ctrl-C`,
     )
-    .action((name: string, command: string[], o: LockFlags) => run("lock", o, (c) => lockCommand(c, name, command, o)));
+    .action((name: string, command: string[], o: LockFlags) =>
+      run("lock", o, (c) => lockCommand(c, textArg("NAME", name), command, o)),
+    );
 }
 
 async function lockCommand(c: Client, name: string, command: string[], o: LockFlags): Promise<number> {

@@ -181,7 +181,35 @@ export function decodeClientFrame(data: Uint8Array, maxBytes: number): HelloFram
   if (typeof f.op !== "string") {
     throw new ProtocolError("MALFORMED_FRAME", `"op" is ${describe(f.op)}; expected one of: ${Object.keys(OPS).join(", ")}`);
   }
+  const mangled = mangledString(f, data);
+  if (mangled !== undefined) {
+    throw new ProtocolError(
+      "INVALID_ARGUMENT",
+      `${f.op}.${mangled} is a string that is not valid UTF-8; keys and names are UTF-8 text (send arbitrary bytes as msgpack bin, in values)`,
+      f.id,
+    );
+  }
   return f as RequestFrame;
+}
+
+/**
+ * The path of a string in `frame` that msgpack decoding changed: invalid UTF-8 decodes to U+FFFD without an
+ * error, so a string holding U+FFFD whose UTF-8 encoding is not in the raw frame was not valid UTF-8 on the wire.
+ * Only strings containing U+FFFD are checked (rare), so the walk costs little.
+ */
+function mangledString(frame: Record<string, unknown>, data: Uint8Array): string | undefined {
+  const stack: [unknown, string][] = [[frame, ""]];
+  while (stack.length > 0) {
+    const [v, at] = stack.pop()!;
+    if (typeof v === "string") {
+      if (v.includes("\uFFFD") && Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(Buffer.from(v, "utf8")) < 0) return at;
+    } else if (Array.isArray(v)) {
+      v.forEach((x, i) => stack.push([x, `${at}[${i}]`]));
+    } else if (typeof v === "object" && v !== null && !(v instanceof Uint8Array)) {
+      for (const [k, x] of Object.entries(v)) stack.push([x, at === "" ? k : `${at}.${k}`]);
+    }
+  }
+  return undefined;
 }
 
 /** FRAME_TOO_LARGE for an oversized frame, naming its op and carrying its id when the frame can be read. */
