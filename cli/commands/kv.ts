@@ -8,7 +8,7 @@ import { ConcordError } from "../../src/client/errors.js";
 import type { KeyValue } from "../../src/client/kv.js";
 import type { TxnBuilder, CompareOp, CompareTarget } from "../../src/client/txn.js";
 import { displayValue, textArg, utf8Text, valueJson } from "./bytes.js";
-import { EXIT, clientCommand, parseIntArg, printJson, printTable, readStdin, run, type ClientFlags } from "./common.js";
+import { EXIT, clientCommand, intArg, printJson, printTable, readStdin, run, type ClientFlags } from "./common.js";
 
 function kvJson(kv: KeyValue) {
   return {
@@ -52,17 +52,17 @@ export function registerKvCommands(program: Command): void {
     .argument("<key>", "the key")
     .argument("[value]", 'the value ("-" reads it from stdin; or --file)')
     .option("--file <path>", "read the value from a file, byte for byte")
-    .option("--lease <id>", "bind the key to a lease: it is deleted when the lease ends")
+    .option("--lease <id>", "bind the key to a lease: it is deleted when the lease ends", intArg(1))
     .option("--prev-kv", "print the previous value")
     .addHelpText(
       "after",
       '\nValues are bytes: "-" and --file store exactly what they read.\n\nExamples:\n  concord put config/mode blue\n  concord put config/cert - < cert.pem\n  concord put config/logo --file logo.png\n  concord put --lease 42 services/api/n1 10.0.0.1:8080',
     )
     .action(
-      (key: string, value: string | undefined, o: ClientFlags & { file?: string; lease?: string; prevKv?: boolean }) =>
+      (key: string, value: string | undefined, o: ClientFlags & { file?: string; lease?: number; prevKv?: boolean }) =>
         run("put", o, async (c) => {
           const r = await c.put(textArg("KEY", key), await valueArg(value, o.file), {
-            lease: o.lease ? parseIntArg("--lease", o.lease, 1) : undefined,
+            lease: o.lease,
             prevKv: o.prevKv,
           });
           if (o.json) printJson({ revision: r.revision, prevKv: r.prevKv ? kvJson(r.prevKv) : undefined });
@@ -122,7 +122,7 @@ Examples:
     { json: true },
   )
     .argument("[prefix]", 'key prefix ("" or omitted: every key)', "")
-    .option("--limit <n>", "at most this many keys (one page)")
+    .option("--limit <n>", "at most this many keys (one page)", intArg(1))
     .option("--after <key>", "start after this key (the cursor of the previous page)")
     .option("--serializable", "read the member's local state (may be stale)")
     .option("--keys-only", "print only the keys")
@@ -133,7 +133,7 @@ Examples:
     .action(
       (
         prefix: string,
-        o: ClientFlags & { limit?: string; after?: string; serializable?: boolean; keysOnly?: boolean },
+        o: ClientFlags & { limit?: number; after?: string; serializable?: boolean; keysOnly?: boolean },
       ) =>
         run("range", o, async (c) => {
           const consistency = o.serializable ? "serializable" : "linearizable";
@@ -142,7 +142,7 @@ Examples:
           let cursor: string | undefined;
           if (o.limit !== undefined) {
             const page = await c.range(textArg("PREFIX", prefix), {
-              limit: parseIntArg("--limit", o.limit, 1),
+              limit: o.limit,
               after: o.after,
               consistency,
             });
@@ -171,21 +171,21 @@ Examples:
   )
     .argument("<key>", "the key (or prefix with --prefix)")
     .option("--prefix", "watch every key starting with <key>")
-    .option("--from-revision <rev>", "replay history from this revision first")
-    .option("--count <n>", "exit after this many events")
+    .option("--from-revision <rev>", "replay history from this revision first", intArg(1))
+    .option("--count <n>", "exit after this many events", intArg(1))
     .addHelpText(
       "after",
       "\nOutput: one line per event (PUT key value / DELETE key), or one JSON object per line with --json.\n\nExamples:\n  concord watch config/ --prefix\n  concord watch config/mode --from-revision 1 --json --count 10",
     )
-    .action((key: string, o: ClientFlags & { prefix?: boolean; fromRevision?: string; count?: string }) =>
+    .action((key: string, o: ClientFlags & { prefix?: boolean; fromRevision?: number; count?: number }) =>
       run("watch", o, async (c) => {
-        const count = o.count !== undefined ? parseIntArg("--count", o.count, 1) : Infinity;
+        const count = o.count ?? Infinity;
         const stop = new AbortController();
         process.once("SIGINT", () => stop.abort());
         process.once("SIGTERM", () => stop.abort());
         const w = c.watch(textArg("KEY", key), {
           prefix: o.prefix,
-          fromRevision: o.fromRevision !== undefined ? parseIntArg("--from-revision", o.fromRevision, 1) : undefined,
+          fromRevision: o.fromRevision,
           signal: stop.signal,
         });
         let seen = 0;
