@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { connect } from "../../src/client/client.js";
 import type { MemberStatus } from "../../src/client/cluster.js";
 import { parseEndpoints } from "../../src/client/endpoints.js";
+import { toConcordError } from "../../src/client/errors.js";
 import {
   DEFAULT_ENDPOINT,
   EXIT,
@@ -96,6 +97,8 @@ const NO_URL = "no client URL known (--initial-cluster-clients)";
 interface StatusRow {
   endpoint: string;
   status?: MemberStatus;
+  /** Why the member could not be asked: its error code and message. */
+  code?: string;
   error?: string;
 }
 
@@ -115,7 +118,8 @@ async function statusCommand(o: ClientFlags): Promise<number> {
         await one.close();
       }
     } catch (e) {
-      return { endpoint, error: (e as Error).message };
+      const err = toConcordError(e);
+      return { endpoint, code: err.code, error: err.message };
     }
   };
   const rows = await Promise.all(given.map(ask));
@@ -144,7 +148,10 @@ async function statusCommand(o: ClientFlags): Promise<number> {
       [
         ...rows.map((r) => {
           const s = r.status;
-          if (!s) return [r.endpoint, "-", "-", "-", "-", "-", "-", "-", "-", `unreachable: ${r.error}`];
+          if (!s) {
+            const why = r.code === "UNAVAILABLE" || r.code === "TIMEOUT" ? "unreachable" : r.code;
+            return [r.endpoint, "-", "-", "-", "-", "-", "-", "-", "-", `${why}: ${r.error}`];
+          }
           return [
             r.endpoint,
             s.id,

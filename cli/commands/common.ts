@@ -1,6 +1,7 @@
 // Shared plumbing of the client commands: connection options, output (tables or --json), and errors (one line
 // on stderr, non-zero exit code).
 
+import fs from "node:fs";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { connect, type Client, type ClientOptions } from "../../src/client/client.js";
 import { ConcordError } from "../../src/client/errors.js";
@@ -11,6 +12,10 @@ export interface ClientFlags {
   json?: boolean;
   /** Milliseconds (parsed by durationArg). */
   requestTimeout: number;
+  /** PEM contents of --cacert, --cert and --key (read by pemFile). */
+  cacert?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
 }
 
 /** Exit codes: 0 ok, 1 operation failed, 2 bad usage/argument, 3 lock busy or timed out (try again later). */
@@ -18,11 +23,22 @@ export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, BUSY: 3 } as const;
 
 export const ENDPOINTS_HELP = "member client URLs, comma-separated (default ws://127.0.0.1:7100)";
 
-/** Adds --endpoints, --token, --request-timeout (and --json when `json`) to a command. */
+/** Adds --endpoints, --token, --cacert/--cert/--key, --request-timeout (and --json when `json`) to a command. */
 export function clientCommand(cmd: Command, opts: { json?: boolean } = {}): Command {
   cmd
     .addOption(new Option("--endpoints <urls>", ENDPOINTS_HELP).env("CONCORD_ENDPOINTS"))
     .addOption(new Option("--token <token>", "bearer token when the cluster requires one").env("CONCORD_TOKEN"))
+    .addOption(
+      new Option("--cacert <file>", "wss: CA certificate(s) to trust, PEM (default: the system's CAs)")
+        .env("CONCORD_CACERT")
+        .argParser(pemFile),
+    )
+    .addOption(
+      new Option("--cert <file>", "wss: client certificate, PEM, for members that require one (with --key)")
+        .env("CONCORD_CERT")
+        .argParser(pemFile),
+    )
+    .addOption(new Option("--key <file>", "wss: private key of --cert, PEM").env("CONCORD_KEY").argParser(pemFile))
     .addOption(
       new Option("--request-timeout <duration>", "deadline of each request, retries included")
         .argParser(durationArg(1))
@@ -34,6 +50,18 @@ export function clientCommand(cmd: Command, opts: { json?: boolean } = {}): Comm
 
 // Argument parsers for commander (`.argParser()`, `.argument(name, help, parser)`): a bad value is a usage error
 // reported by commander before anything connects (exit 2, see configureErrors).
+
+/** The contents of a PEM file argument. */
+function pemFile(file: string): Buffer {
+  let pem: Buffer;
+  try {
+    pem = fs.readFileSync(file);
+  } catch (e) {
+    throw new InvalidArgumentError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  if (!pem.includes("-----BEGIN ")) throw new InvalidArgumentError(`${file} is not a PEM file (no -----BEGIN line)`);
+  return pem;
+}
 
 /** An integer argument >= min. */
 export function intArg(min = 0): (v: string) => number {
@@ -73,7 +101,19 @@ export const DEFAULT_ENDPOINT = "ws://127.0.0.1:7100";
 
 /** The client options the common flags ask for. */
 export function clientOptions(flags: ClientFlags): ClientOptions {
-  return { token: flags.token, timeoutMs: flags.requestTimeout };
+  if ((flags.cert === undefined) !== (flags.key === undefined)) {
+    throw new ConcordError({
+      code: "INVALID_ARGUMENT",
+      message: "--cert and --key go together: give both (a client certificate and its key) or neither",
+      field: flags.cert === undefined ? "cert" : "key",
+    });
+  }
+  const tls = { ca: flags.cacert, cert: flags.cert, key: flags.key };
+  return {
+    token: flags.token,
+    timeoutMs: flags.requestTimeout,
+    ...(tls.ca || tls.cert ? { tls } : {}),
+  };
 }
 
 export async function openClient(flags: ClientFlags): Promise<Client> {

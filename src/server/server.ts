@@ -41,6 +41,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger;
     ready: () => node.readiness(),
     metrics: () => metrics.registry.expose(),
     status: () => node.status(),
+    tokens,
   });
   const server = tls
     ? https.createServer(

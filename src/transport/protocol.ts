@@ -115,8 +115,9 @@ export const OPS = {
   observe: { access: "read", kind: "election" },
   unobserve: { access: "read", kind: "none" },
   // cluster
-  status: { access: "read", kind: "none" },
-  members: { access: "read", kind: "none" },
+  // The cluster's own state (as HTTP /status and /metrics): cluster read permission when tokens are configured.
+  status: { access: "read", kind: "cluster" },
+  members: { access: "read", kind: "cluster" },
   memberAdd: { access: "admin", kind: "cluster" },
   memberRemove: { access: "admin", kind: "cluster" },
   memberPromote: { access: "admin", kind: "cluster" },

@@ -56,6 +56,8 @@ export interface ClusterOptions {
   /** Peers talk wss with mutual TLS. */
   peerTls?: PeerTls;
   authTokensFile?: string;
+  /** Bearer token the harness shows on /status and /metrics (needed when `authTokensFile` is set). */
+  httpToken?: string;
   logLevel?: string;
   /** Extra flags for every member. */
   extraArgs?: string[];
@@ -267,7 +269,8 @@ export class TestCluster {
     const lib = m.httpBase.startsWith("https") ? https : http;
     const tls = this.clientTlsOptions();
     return new Promise((resolve, reject) => {
-      const req = lib.get(`${m.httpBase}${urlPath}`, { timeout: timeoutMs, ...(tls ?? {}) }, (res) => {
+      const headers = this.opts.httpToken ? { Authorization: `Bearer ${this.opts.httpToken}` } : {};
+      const req = lib.get(`${m.httpBase}${urlPath}`, { timeout: timeoutMs, headers, ...(tls ?? {}) }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
