@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 // The `concord` command.
-import { Command, Option } from "commander";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError, Option } from "commander";
 import { ConfigError, addServerOptions, loadConfig } from "../src/server/config.js";
 import { startServer } from "../src/server/server.js";
 import { registerClientCommands } from "./commands/index.js";
 import { runDev } from "./dev.js";
 import { runCheck } from "./check.js";
 import { benchCommand } from "./bench.js";
+import { EXIT } from "./commands/common.js";
 
 // Output piped into `head` and the like: a closed pipe ends the command quietly, as for any Unix tool.
 for (const stream of [process.stdout, process.stderr]) {
@@ -16,10 +20,22 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
+/** The package's version, from the package.json above this file (cli/ when run from source, dist/cli/ when built). */
+function packageVersion(): string {
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
+    const file = path.join(dir, "package.json");
+    if (fs.existsSync(file)) {
+      const pkg = JSON.parse(fs.readFileSync(file, "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "concord" && pkg.version) return pkg.version;
+    }
+    if (path.dirname(dir) === dir) return "unknown";
+  }
+}
+
 const program = new Command()
   .name("concord")
   .description("Concord: a Raft-based coordination service — linearizable KV, leases, fencing-token locks, leader election")
-  .showHelpAfterError();
+  .version(packageVersion(), "-V, --version", "print the version");
 
 addServerOptions(
   program
@@ -89,7 +105,26 @@ program
 registerClientCommands(program);
 program.addCommand(benchCommand());
 
+/**
+ * Argument errors found by commander (unknown option or command, missing or invalid argument) are usage errors:
+ * one line on stderr in the format of every other error (`concord <command>: INVALID_ARGUMENT: …`), exit 2.
+ * Applied to every command (settings made on the program reach only commands created after them).
+ */
+function configureErrors(cmd: Command, names: string[]): void {
+  const where = ["concord", ...names].join(" ");
+  cmd.exitOverride().configureOutput({
+    outputError: (str, write) => {
+      const message = str.trim().replace(/^error: /, "");
+      write(`${where}: INVALID_ARGUMENT: ${message} (see \`${where} --help\`)\n`);
+    },
+  });
+  for (const sub of cmd.commands) configureErrors(sub, [...names, sub.name()]);
+}
+configureErrors(program, []);
+
 program.parseAsync(process.argv).catch((e: Error) => {
+  // Help and --version end here with exit code 0; argument errors were printed by outputError.
+  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
   console.error(`concord: ${e.message}`);
-  process.exit(1);
+  process.exit(EXIT.FAILED);
 });

@@ -4,11 +4,13 @@ import type { Command } from "commander";
 import { connect } from "../../src/client/client.js";
 import type { MemberStatus } from "../../src/client/cluster.js";
 import { parseEndpoints } from "../../src/client/endpoints.js";
+import { toConcordError } from "../../src/client/errors.js";
 import {
+  DEFAULT_ENDPOINT,
   EXIT,
   clientCommand,
+  clientOptions,
   exit,
-  parseIntArg,
   printJson,
   printTable,
   reportError,
@@ -23,7 +25,7 @@ export function registerClusterCommands(program: Command): void {
   )
     .addHelpText(
       "after",
-      "\nAsks each endpoint separately, so unreachable members show as such. Exit code 1 if any is unreachable.\n\nExamples:\n  concord status\n  concord status --endpoints ws://10.0.0.1:7000,ws://10.0.0.2:7000 --json",
+      "\nAsks each endpoint separately, and every other member they know of (by its client URL), so one endpoint is\nenough and unreachable members show as such. Exit code 1 if any is unreachable.\n\nExamples:\n  concord status\n  concord status --endpoints ws://10.0.0.1:7000 --json",
     )
     .action(async (o: ClientFlags) => {
       let code: number = EXIT.OK;
@@ -90,44 +92,92 @@ export function registerClusterCommands(program: Command): void {
     );
 }
 
-/** Asks every endpoint for its own status (pinned: no move to the leader), so each row is that member's view. */
+const NO_URL = "no client URL known (--initial-cluster-clients)";
+
+interface StatusRow {
+  endpoint: string;
+  status?: MemberStatus;
+  /** Why the member could not be asked: its error code and message. */
+  code?: string;
+  error?: string;
+}
+
+/**
+ * Asks every endpoint for its own status (pinned: no move to the leader), so each row is that member's view. The
+ * members they report (with their client URLs) are asked too, so one endpoint is enough to see the whole cluster.
+ */
 async function statusCommand(o: ClientFlags): Promise<number> {
-  const endpoints = parseEndpoints(o.endpoints ?? "ws://127.0.0.1:7100");
-  const timeoutMs = Math.min(parseIntArg("--request-timeout", o.requestTimeout ?? "10000", 1), 3000);
-  const rows = await Promise.all(
-    endpoints.map(async (ep) => {
+  const given = parseEndpoints(o.endpoints ?? DEFAULT_ENDPOINT);
+  const opts = { ...clientOptions(o), timeoutMs: Math.min(o.requestTimeout, 3000), followLeader: false };
+  const ask = async (endpoint: string): Promise<StatusRow> => {
+    try {
+      const one = await connect([endpoint], opts);
       try {
-        const one = await connect([ep], { token: o.token, timeoutMs, followLeader: false });
-        try {
-          return { endpoint: ep, status: await one.status() };
-        } finally {
-          await one.close();
-        }
-      } catch (e) {
-        return { endpoint: ep, error: (e as Error).message };
+        return { endpoint, status: await one.status() };
+      } finally {
+        await one.close();
       }
-    }),
-  );
-  if (o.json) printJson(rows);
+    } catch (e) {
+      const err = toConcordError(e);
+      return { endpoint, code: err.code, error: err.message };
+    }
+  };
+  const rows = await Promise.all(given.map(ask));
+  const asked = new Set(given);
+  const seen = new Set(rows.flatMap((r) => (r.status ? [r.status.id] : [])));
+  const discovered = new Set<string>();
+  const noUrl = new Set<string>();
+  for (const r of rows) {
+    for (const m of r.status?.members ?? []) {
+      if (seen.has(m.id)) continue;
+      if (!m.clientUrl) noUrl.add(m.id);
+      else for (const url of parseEndpoints(m.clientUrl)) if (!asked.has(url)) discovered.add(url);
+    }
+  }
+  for (const r of await Promise.all([...discovered].map(ask))) {
+    // The same member under another URL than the one given: shown once.
+    if (r.status && seen.has(r.status.id)) continue;
+    if (r.status) seen.add(r.status.id);
+    rows.push(r);
+  }
+  const unknown = [...noUrl].filter((id) => !seen.has(id));
+  if (o.json) printJson([...rows, ...unknown.map((member) => ({ endpoint: null, member, error: NO_URL }))]);
   else {
     printTable(
       ["ENDPOINT", "MEMBER", "ROLE", "LEADER", "TERM", "COMMIT", "APPLIED", "LAST", "REVISION", "HEALTH"],
-      rows.map((r) => {
-        const s = r.status as MemberStatus | undefined;
-        if (!s) return [r.endpoint, "-", "-", "-", "-", "-", "-", "-", "-", `unreachable: ${r.error}`];
-        return [
-          r.endpoint,
-          s.id,
-          s.role,
-          s.leader ?? "none",
-          s.term,
-          s.commit,
-          s.applied,
-          s.lastIndex,
-          s.revision,
-          s.fatal ? `FAILED: ${s.fatal}` : s.leader ? "ok" : "no leader",
-        ];
-      }),
+      [
+        ...rows.map((r) => {
+          const s = r.status;
+          if (!s) {
+            const why = r.code === "UNAVAILABLE" || r.code === "TIMEOUT" ? "unreachable" : r.code;
+            return [r.endpoint, "-", "-", "-", "-", "-", "-", "-", "-", `${why}: ${r.error}`];
+          }
+          return [
+            r.endpoint,
+            s.id,
+            s.role,
+            s.leader ?? "none",
+            s.term,
+            s.commit,
+            s.applied,
+            s.lastIndex,
+            s.revision,
+            s.fatal ? `FAILED: ${s.fatal}` : s.leader ? "ok" : "no leader",
+          ];
+        }),
+        ...unknown.map((id) => [
+          "-",
+          id,
+          "-",
+          "-",
+          "-",
+          "-",
+          "-",
+          "-",
+          "-",
+          "no client URL known (--initial-cluster-clients)",
+        ]),
+      ],
     );
   }
   return rows.every((r) => r.status) ? EXIT.OK : EXIT.FAILED;

@@ -1,15 +1,21 @@
 // Shared plumbing of the client commands: connection options, output (tables or --json), and errors (one line
 // on stderr, non-zero exit code).
 
-import { Option, type Command } from "commander";
-import { connect, type Client } from "../../src/client/client.js";
+import fs from "node:fs";
+import { InvalidArgumentError, Option, type Command } from "commander";
+import { connect, type Client, type ClientOptions } from "../../src/client/client.js";
 import { ConcordError } from "../../src/client/errors.js";
 
 export interface ClientFlags {
   endpoints?: string;
   token?: string;
   json?: boolean;
-  requestTimeout?: string;
+  /** Milliseconds (parsed by durationArg). */
+  requestTimeout: number;
+  /** PEM contents of --cacert, --cert and --key (read by pemFile). */
+  cacert?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
 }
 
 /** Exit codes: 0 ok, 1 operation failed, 2 bad usage/argument, 3 lock busy or timed out (try again later). */
@@ -17,61 +23,101 @@ export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, BUSY: 3 } as const;
 
 export const ENDPOINTS_HELP = "member client URLs, comma-separated (default ws://127.0.0.1:7100)";
 
-/** Adds --endpoints, --token, --request-timeout (and --json when `json`) to a command. */
+/** Adds --endpoints, --token, --cacert/--cert/--key, --request-timeout (and --json when `json`) to a command. */
 export function clientCommand(cmd: Command, opts: { json?: boolean } = {}): Command {
   cmd
     .addOption(new Option("--endpoints <urls>", ENDPOINTS_HELP).env("CONCORD_ENDPOINTS"))
     .addOption(new Option("--token <token>", "bearer token when the cluster requires one").env("CONCORD_TOKEN"))
-    .addOption(new Option("--request-timeout <ms>", "deadline of each request, retries included").default("10000"));
+    .addOption(
+      new Option("--cacert <file>", "wss: CA certificate(s) to trust, PEM (default: the system's CAs)")
+        .env("CONCORD_CACERT")
+        .argParser(pemFile),
+    )
+    .addOption(
+      new Option("--cert <file>", "wss: client certificate, PEM, for members that require one (with --key)")
+        .env("CONCORD_CERT")
+        .argParser(pemFile),
+    )
+    .addOption(new Option("--key <file>", "wss: private key of --cert, PEM").env("CONCORD_KEY").argParser(pemFile))
+    .addOption(
+      new Option("--request-timeout <duration>", "deadline of each request, retries included")
+        .argParser(durationArg(1))
+        .default(10_000, "10s"),
+    );
   if (opts.json) cmd.option("--json", "machine-readable output (JSON)");
   return cmd;
 }
 
-export function parseIntArg(name: string, v: string | undefined, min = 0): number {
-  const n = Number(v);
-  if (v === undefined || v.trim() === "" || !Number.isSafeInteger(n) || n < min) {
-    throw new ConcordError({
-      code: "INVALID_ARGUMENT",
-      message: `${name} is ${JSON.stringify(v)}; expected an integer >= ${min}`,
-      field: name,
-    });
+// Argument parsers for commander (`.argParser()`, `.argument(name, help, parser)`): a bad value is a usage error
+// reported by commander before anything connects (exit 2, see configureErrors).
+
+/** The contents of a PEM file argument. */
+function pemFile(file: string): Buffer {
+  let pem: Buffer;
+  try {
+    pem = fs.readFileSync(file);
+  } catch (e) {
+    throw new InvalidArgumentError(`cannot read ${file}: ${(e as Error).message}`);
   }
-  return n;
+  if (!pem.includes("-----BEGIN ")) throw new InvalidArgumentError(`${file} is not a PEM file (no -----BEGIN line)`);
+  return pem;
 }
 
-/**
- * Parses a duration: plain milliseconds ("1500") or with a unit ("500ms", "10s", "2m").
- */
-export function parseDuration(name: string, v: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v.trim());
-  if (!m) {
-    throw new ConcordError({
-      code: "INVALID_ARGUMENT",
-      message: `${name} is ${JSON.stringify(v)}; expected a duration such as 1500, 500ms, 10s or 2m`,
-      field: name,
-    });
-  }
-  const n = Number(m[1]) * (m[2] === "s" ? 1000 : m[2] === "m" ? 60_000 : 1);
-  return Math.round(n);
+/** An integer argument >= min. */
+export function intArg(min = 0): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isSafeInteger(n) || n < min)
+      throw new InvalidArgumentError(`expected an integer >= ${min}`);
+    return n;
+  };
 }
 
-/** A lease TTL flag: a duration of at least 100 ms (shorter leases cannot be kept alive reliably). */
-export function parseTtl(name: string, v: string): number {
-  const ms = parseDuration(name, v);
-  if (ms < 100)
+const DURATION_UNITS: Record<string, number> = { "": 1, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_FORMS = "a duration such as 1500 (milliseconds), 500ms, 10s, 2m or 1h";
+
+/** Parses a duration in milliseconds: "1500", "500ms", "10s", "2.5m", "1h". The CLI's one duration format. */
+export function parseDuration(v: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
+  if (!m) return undefined;
+  const ms = Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? ""]);
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}
+
+/** A duration argument of at least `minMs`. */
+export function durationArg(minMs = 0): (v: string) => number {
+  return (v) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) throw new InvalidArgumentError(`expected ${DURATION_FORMS}`);
+    if (ms < minMs) throw new InvalidArgumentError(`expected ${DURATION_FORMS}, at least ${minMs}ms`);
+    return ms;
+  };
+}
+
+/** A lease TTL: at least 100 ms (shorter leases cannot be kept alive reliably). */
+export const ttlArg = () => durationArg(100);
+
+export const DEFAULT_ENDPOINT = "ws://127.0.0.1:7100";
+
+/** The client options the common flags ask for. */
+export function clientOptions(flags: ClientFlags): ClientOptions {
+  if ((flags.cert === undefined) !== (flags.key === undefined)) {
     throw new ConcordError({
       code: "INVALID_ARGUMENT",
-      message: `${name} is ${JSON.stringify(v)}; expected at least 100ms`,
-      field: name,
+      message: "--cert and --key go together: give both (a client certificate and its key) or neither",
+      field: flags.cert === undefined ? "cert" : "key",
     });
-  return ms;
+  }
+  const tls = { ca: flags.cacert, cert: flags.cert, key: flags.key };
+  return {
+    token: flags.token,
+    timeoutMs: flags.requestTimeout,
+    ...(tls.ca || tls.cert ? { tls } : {}),
+  };
 }
 
 export async function openClient(flags: ClientFlags): Promise<Client> {
-  return connect(flags.endpoints ?? "ws://127.0.0.1:7100", {
-    token: flags.token,
-    timeoutMs: parseIntArg("--request-timeout", flags.requestTimeout ?? "10000", 1),
-  });
+  return connect(flags.endpoints ?? DEFAULT_ENDPOINT, clientOptions(flags));
 }
 
 /** Writes everything pending on stdout/stderr, then exits. */
@@ -119,8 +165,9 @@ export function printTable(headers: string[], rows: (string | number)[][]): void
   for (const r of cells) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  "));
 }
 
+/** Prints one JSON line. Commands turn values into text or marked base64 themselves (valueJson). */
 export function printJson(v: unknown): void {
-  console.log(JSON.stringify(v, (_k, x: unknown) => (x instanceof Uint8Array ? Buffer.from(x).toString("utf8") : x)));
+  console.log(JSON.stringify(v));
 }
 
 /** Reads all of stdin (for values given as "-"). */

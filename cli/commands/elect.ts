@@ -1,17 +1,19 @@
 // concord elect NAME VALUE [-- CMD…]   and   concord elect NAME --observe
 
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import type { Client } from "../../src/client/client.js";
 import { ConcordError } from "../../src/client/errors.js";
 import type { LeaderChange } from "../../src/client/election.js";
-import { EXIT, clientCommand, parseDuration, parseTtl, printJson, run, type ClientFlags } from "./common.js";
+import { displayValue, textArg, valueJson } from "./bytes.js";
+import { EXIT, clientCommand, durationArg, intArg, printJson, run, ttlArg, type ClientFlags } from "./common.js";
 import { runSupervised } from "./supervise.js";
 
 interface ElectFlags extends ClientFlags {
   observe?: boolean;
-  ttl: string;
-  grace: string;
-  count?: string;
+  /** Milliseconds, parsed by commander. */
+  ttl: number;
+  grace: number;
+  count?: number;
 }
 
 export function registerElectCommand(program: Command): void {
@@ -25,9 +27,13 @@ export function registerElectCommand(program: Command): void {
     .argument("[value]", "this candidate's value, published while it leads (e.g. its address)")
     .argument("[command...]", "the command to run while leading (after --)")
     .option("--observe", "print every leadership change (one JSON line each with --json) until interrupted")
-    .option("--count <n>", "with --observe: exit after n changes")
-    .option("--ttl <duration>", "lease TTL of the candidacy", "10s")
-    .option("--grace <duration>", "after lost leadership: time between SIGTERM and SIGKILL of the command", "5s")
+    .option("--count <n>", "with --observe: exit after n changes", intArg(1))
+    .addOption(new Option("--ttl <duration>", "lease TTL of the candidacy").argParser(ttlArg()).default(10_000, "10s"))
+    .addOption(
+      new Option("--grace <duration>", "after lost leadership: time between SIGTERM and SIGKILL of the command")
+        .argParser(durationArg())
+        .default(5000, "5s"),
+    )
     .addHelpText(
       "after",
       `
@@ -42,7 +48,17 @@ Examples:
   concord elect scheduler --observe --json`,
     )
     .action((name: string, value: string | undefined, command: string[], o: ElectFlags) =>
-      run("elect", o, (c) => (o.observe ? observeCommand(c, name, o) : electCommand(c, name, value, command, o))),
+      run("elect", o, (c) =>
+        o.observe
+          ? observeCommand(c, textArg("NAME", name), o)
+          : electCommand(
+              c,
+              textArg("NAME", name),
+              value === undefined ? undefined : textArg("VALUE", value),
+              command,
+              o,
+            ),
+      ),
     );
 }
 
@@ -60,8 +76,7 @@ async function electCommand(
       field: "value",
     });
   }
-  const ttlMs = parseTtl("--ttl", o.ttl);
-  const graceMs = parseDuration("--grace", o.grace);
+  const { ttl: ttlMs, grace: graceMs } = o;
   const waitAbort = new AbortController();
   const onWaitSignal = () => waitAbort.abort();
   process.once("SIGINT", onWaitSignal);
@@ -102,13 +117,7 @@ async function electCommand(
 }
 
 async function observeCommand(c: Client, name: string, o: ElectFlags): Promise<number> {
-  const count = o.count !== undefined ? Number(o.count) : Infinity;
-  if (!(count >= 1))
-    throw new ConcordError({
-      code: "INVALID_ARGUMENT",
-      message: `--count is ${JSON.stringify(o.count)}; expected an integer >= 1`,
-      field: "count",
-    });
+  const count = o.count ?? Infinity;
   const stop = new AbortController();
   process.once("SIGINT", () => stop.abort());
   process.once("SIGTERM", () => stop.abort());
@@ -124,13 +133,15 @@ function print(ch: LeaderChange, json: boolean): void {
   if (json) {
     printJson({
       leader: ch.leader ? ch.leader.lease : null,
-      value: ch.leader ? ch.leader.text : null,
+      ...(ch.leader ? valueJson(ch.leader.value) : { value: null }),
       token: ch.leader ? ch.leader.token : null,
       index: ch.index,
       cause: ch.cause,
     });
   } else if (ch.leader) {
-    console.log(`leader ${ch.leader.text} token ${ch.leader.token} (lease ${ch.leader.lease}, ${ch.cause})`);
+    console.log(
+      `leader ${displayValue(ch.leader.value)} token ${ch.leader.token} (lease ${ch.leader.lease}, ${ch.cause})`,
+    );
   } else {
     console.log(`no leader (${ch.cause})`);
   }

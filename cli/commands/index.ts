@@ -17,7 +17,8 @@ export function registerClientCommands(program: Command): void {
   program.addHelpText(
     "after",
     `
-Client commands take --endpoints (or CONCORD_ENDPOINTS), --token (or CONCORD_TOKEN) and, for reads, --json.
+Client commands take --endpoints (or CONCORD_ENDPOINTS), --token (or CONCORD_TOKEN), for wss --cacert, --cert and
+--key (or CONCORD_CACERT, CONCORD_CERT, CONCORD_KEY), --request-timeout and, for reads, --json.
 Errors print one line on stderr and exit non-zero (1 failed, 2 bad arguments, 3 lock busy/timed out).
 
 Examples:

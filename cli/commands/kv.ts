@@ -1,16 +1,19 @@
 // concord put / get / del / range / watch / txn / cas
 
-import type { Command } from "commander";
+import { isUtf8 } from "node:buffer";
+import fs from "node:fs";
+import { Option, type Command } from "commander";
 import type { Client } from "../../src/client/client.js";
 import { ConcordError } from "../../src/client/errors.js";
 import type { KeyValue } from "../../src/client/kv.js";
 import type { TxnBuilder, CompareOp, CompareTarget } from "../../src/client/txn.js";
-import { EXIT, clientCommand, parseIntArg, printJson, printTable, readStdin, run, type ClientFlags } from "./common.js";
+import { displayValue, textArg, utf8Text, valueJson } from "./bytes.js";
+import { EXIT, clientCommand, intArg, printJson, printTable, readStdin, run, type ClientFlags } from "./common.js";
 
 function kvJson(kv: KeyValue) {
   return {
     key: kv.key,
-    value: kv.text,
+    ...valueJson(kv.value),
     createRevision: kv.createRevision,
     modRevision: kv.modRevision,
     version: kv.version,
@@ -18,8 +21,28 @@ function kvJson(kv: KeyValue) {
   };
 }
 
-async function valueArg(v: string): Promise<string | Buffer> {
-  return v === "-" ? readStdin() : v;
+/** The value to put: the argument, stdin for "-", or the file's exact bytes with --file. */
+async function valueArg(v: string | undefined, file: string | undefined): Promise<string | Buffer> {
+  if ((v === undefined) === (file === undefined)) {
+    throw new ConcordError({
+      code: "INVALID_ARGUMENT",
+      message: `give the value once: as VALUE, as "-" (read stdin) or with --file PATH${v !== undefined ? `; got VALUE and --file` : ""}`,
+      field: "value",
+    });
+  }
+  if (file !== undefined) {
+    try {
+      return fs.readFileSync(file);
+    } catch (e) {
+      throw new ConcordError({
+        code: "INVALID_ARGUMENT",
+        message: `--file ${file}: ${(e as Error).message}`,
+        field: "file",
+      });
+    }
+  }
+  if (v === "-") return readStdin();
+  return textArg("VALUE", v!, 'give bytes that are not UTF-8 with "-" (stdin) or --file');
 }
 
 export function registerKvCommands(program: Command): void {
@@ -27,22 +50,24 @@ export function registerKvCommands(program: Command): void {
     json: true,
   })
     .argument("<key>", "the key")
-    .argument("<value>", 'the value ("-" reads it from stdin)')
-    .option("--lease <id>", "bind the key to a lease: it is deleted when the lease ends")
+    .argument("[value]", 'the value ("-" reads it from stdin; or --file)')
+    .option("--file <path>", "read the value from a file, byte for byte")
+    .option("--lease <id>", "bind the key to a lease: it is deleted when the lease ends", intArg(1))
     .option("--prev-kv", "print the previous value")
     .addHelpText(
       "after",
-      "\nExamples:\n  concord put config/mode blue\n  concord put config/cert - < cert.pem\n  concord put --lease 42 services/api/n1 10.0.0.1:8080",
+      '\nValues are bytes: "-" and --file store exactly what they read.\n\nExamples:\n  concord put config/mode blue\n  concord put config/cert - < cert.pem\n  concord put config/logo --file logo.png\n  concord put --lease 42 services/api/n1 10.0.0.1:8080',
     )
-    .action((key: string, value: string, o: ClientFlags & { lease?: string; prevKv?: boolean }) =>
-      run("put", o, async (c) => {
-        const r = await c.put(key, await valueArg(value), {
-          lease: o.lease ? parseIntArg("--lease", o.lease, 1) : undefined,
-          prevKv: o.prevKv,
-        });
-        if (o.json) printJson({ revision: r.revision, prevKv: r.prevKv ? kvJson(r.prevKv) : undefined });
-        else console.log(o.prevKv ? (r.prevKv?.text ?? "") : `OK revision ${r.revision}`);
-      }),
+    .action(
+      (key: string, value: string | undefined, o: ClientFlags & { file?: string; lease?: number; prevKv?: boolean }) =>
+        run("put", o, async (c) => {
+          const r = await c.put(textArg("KEY", key), await valueArg(value, o.file), {
+            lease: o.lease,
+            prevKv: o.prevKv,
+          });
+          if (o.json) printJson({ revision: r.revision, prevKv: r.prevKv ? kvJson(r.prevKv) : undefined });
+          else console.log(o.prevKv ? (r.prevKv ? displayValue(r.prevKv.value) : "") : `OK revision ${r.revision}`);
+        }),
     );
 
   clientCommand(program.command("get").description("read a key's value (linearizable unless --serializable)"), {
@@ -50,20 +75,33 @@ export function registerKvCommands(program: Command): void {
   })
     .argument("<key>", "the key")
     .option("--serializable", "read the member's local state at once (may be stale)")
+    .addOption(
+      new Option("--raw", "print the stored bytes exactly, with nothing added (no newline)").conflicts(["hex", "json"]),
+    )
+    .addOption(new Option("--hex", "print the value in hexadecimal").conflicts("json"))
     .addHelpText(
       "after",
-      "\nExit code 1 if the key does not exist.\n\nExamples:\n  concord get config/mode\n  concord get config/mode --json",
+      `
+Prints the value and a newline; a value that is not UTF-8 text prints as <N bytes, not UTF-8: HEX>. With --json a
+value that is not UTF-8 is base64, marked "encoding": "base64". Exit code 1 if the key does not exist.
+
+Examples:
+  concord get config/mode
+  concord get config/logo --raw > logo.png
+  concord get config/mode --json`,
     )
-    .action((key: string, o: ClientFlags & { serializable?: boolean }) =>
+    .action((key: string, o: ClientFlags & { serializable?: boolean; raw?: boolean; hex?: boolean }) =>
       run("get", o, async (c) => {
-        const kv = await c.get(key, { consistency: o.serializable ? "serializable" : "linearizable" });
+        const kv = await c.get(textArg("KEY", key), { consistency: o.serializable ? "serializable" : "linearizable" });
         if (!kv) {
           if (o.json) printJson(null);
           else console.error(`concord get: key ${JSON.stringify(key)} not found`);
           return EXIT.FAILED;
         }
         if (o.json) printJson(kvJson(kv));
-        else process.stdout.write(kv.value.byteLength > 0 ? Buffer.from(kv.value).toString("utf8") + "\n" : "\n");
+        else if (o.raw) process.stdout.write(kv.value);
+        else if (o.hex) process.stdout.write(Buffer.from(kv.value).toString("hex") + "\n");
+        else process.stdout.write(displayValue(kv.value) + "\n");
       }),
     );
 
@@ -73,7 +111,7 @@ export function registerKvCommands(program: Command): void {
     .addHelpText("after", "\nExamples:\n  concord del config/mode\n  concord del --prefix jobs/")
     .action((key: string, o: ClientFlags & { prefix?: boolean }) =>
       run("del", o, async (c) => {
-        const r = await c.delete(key, { prefix: o.prefix });
+        const r = await c.delete(textArg("KEY", key), { prefix: o.prefix });
         if (o.json) printJson(r);
         else console.log(`deleted ${r.deleted} revision ${r.revision}`);
       }),
@@ -84,7 +122,7 @@ export function registerKvCommands(program: Command): void {
     { json: true },
   )
     .argument("[prefix]", 'key prefix ("" or omitted: every key)', "")
-    .option("--limit <n>", "at most this many keys (one page)")
+    .option("--limit <n>", "at most this many keys (one page)", intArg(1))
     .option("--after <key>", "start after this key (the cursor of the previous page)")
     .option("--serializable", "read the member's local state (may be stale)")
     .option("--keys-only", "print only the keys")
@@ -95,7 +133,7 @@ export function registerKvCommands(program: Command): void {
     .action(
       (
         prefix: string,
-        o: ClientFlags & { limit?: string; after?: string; serializable?: boolean; keysOnly?: boolean },
+        o: ClientFlags & { limit?: number; after?: string; serializable?: boolean; keysOnly?: boolean },
       ) =>
         run("range", o, async (c) => {
           const consistency = o.serializable ? "serializable" : "linearizable";
@@ -103,14 +141,14 @@ export function registerKvCommands(program: Command): void {
           let more = false;
           let cursor: string | undefined;
           if (o.limit !== undefined) {
-            const page = await c.range(prefix, {
-              limit: parseIntArg("--limit", o.limit, 1),
+            const page = await c.range(textArg("PREFIX", prefix), {
+              limit: o.limit,
               after: o.after,
               consistency,
             });
             ({ kvs, more, cursor } = page);
           } else {
-            for await (const kv of c.list(prefix, { consistency }))
+            for await (const kv of c.list(textArg("PREFIX", prefix), { consistency }))
               if (o.after === undefined || kv.key > o.after) kvs.push(kv);
           }
           if (o.json) printJson({ kvs: kvs.map(kvJson), more, cursor });
@@ -118,7 +156,7 @@ export function registerKvCommands(program: Command): void {
           else {
             printTable(
               ["KEY", "VALUE", "MOD_REV", "VERSION", "LEASE"],
-              kvs.map((kv) => [kv.key, shorten(kv.text), kv.modRevision, kv.version, kv.lease || "-"]),
+              kvs.map((kv) => [kv.key, shorten(displayValue(kv.value)), kv.modRevision, kv.version, kv.lease || "-"]),
             );
             if (more) console.error(`(more keys follow: --after ${cursor})`);
           }
@@ -133,21 +171,21 @@ export function registerKvCommands(program: Command): void {
   )
     .argument("<key>", "the key (or prefix with --prefix)")
     .option("--prefix", "watch every key starting with <key>")
-    .option("--from-revision <rev>", "replay history from this revision first")
-    .option("--count <n>", "exit after this many events")
+    .option("--from-revision <rev>", "replay history from this revision first", intArg(1))
+    .option("--count <n>", "exit after this many events", intArg(1))
     .addHelpText(
       "after",
       "\nOutput: one line per event (PUT key value / DELETE key), or one JSON object per line with --json.\n\nExamples:\n  concord watch config/ --prefix\n  concord watch config/mode --from-revision 1 --json --count 10",
     )
-    .action((key: string, o: ClientFlags & { prefix?: boolean; fromRevision?: string; count?: string }) =>
+    .action((key: string, o: ClientFlags & { prefix?: boolean; fromRevision?: number; count?: number }) =>
       run("watch", o, async (c) => {
-        const count = o.count !== undefined ? parseIntArg("--count", o.count, 1) : Infinity;
+        const count = o.count ?? Infinity;
         const stop = new AbortController();
         process.once("SIGINT", () => stop.abort());
         process.once("SIGTERM", () => stop.abort());
-        const w = c.watch(key, {
+        const w = c.watch(textArg("KEY", key), {
           prefix: o.prefix,
-          fromRevision: o.fromRevision !== undefined ? parseIntArg("--from-revision", o.fromRevision, 1) : undefined,
+          fromRevision: o.fromRevision,
           signal: stop.signal,
         });
         let seen = 0;
@@ -155,10 +193,10 @@ export function registerKvCommands(program: Command): void {
           if (o.json)
             printJson(
               ev.type === "put"
-                ? { type: "put", key: ev.key, value: ev.kv.text, revision: ev.revision }
+                ? { type: "put", key: ev.key, ...valueJson(ev.kv.value), revision: ev.revision }
                 : { type: "delete", key: ev.key, revision: ev.revision },
             );
-          else console.log(ev.type === "put" ? `PUT ${ev.key} ${ev.kv.text}` : `DELETE ${ev.key}`);
+          else console.log(ev.type === "put" ? `PUT ${ev.key} ${displayValue(ev.kv.value)}` : `DELETE ${ev.key}`);
           if (++seen >= count) break;
         }
       }),
@@ -187,7 +225,8 @@ Examples:
     )
     .action((json: string | undefined, o: ClientFlags) =>
       run("txn", o, async (c) => {
-        const text = json === undefined || json === "-" ? (await readStdin()).toString("utf8") : json;
+        const text =
+          json === undefined || json === "-" ? utf8Text("txn JSON (stdin)", await readStdin()) : textArg("JSON", json);
         const t = buildTxn(c, text);
         const r = await t.commit();
         if (o.json) {
@@ -199,7 +238,7 @@ Examples:
         } else {
           console.log(r.succeeded ? "SUCCEEDED" : "FAILED");
           for (const x of r.responses) {
-            if (x.op === "range") for (const kv of x.kvs) console.log(`${kv.key} ${kv.text}`);
+            if (x.op === "range") for (const kv of x.kvs) console.log(`${kv.key} ${displayValue(kv.value)}`);
             else if (x.op === "put") console.log(`OK revision ${x.revision}`);
             else console.log(`deleted ${x.deleted}`);
           }
@@ -220,12 +259,19 @@ Examples:
     )
     .action((key: string, expected: string, next: string, o: ClientFlags & { absent?: boolean }) =>
       run("cas", o, async (c) => {
-        const r = await c.cas(key, o.absent ? null : expected, next);
+        const hint = 'a value that is not UTF-8 cannot be given as an argument; use `concord txn` with "value" text';
+        const r = await c.cas(
+          textArg("KEY", key),
+          o.absent ? null : textArg("EXPECTED", expected, hint),
+          textArg("NEW", next, hint),
+        );
         if (o.json)
           printJson({ succeeded: r.succeeded, revision: r.revision, current: r.current ? kvJson(r.current) : null });
         else if (r.succeeded) console.log(`OK revision ${r.revision}`);
         else
-          console.error(`concord cas: not swapped: ${key} is ${r.current ? JSON.stringify(r.current.text) : "absent"}`);
+          console.error(
+            `concord cas: not swapped: ${key} is ${r.current ? (isUtf8(r.current.value) ? JSON.stringify(r.current.text) : displayValue(r.current.value)) : "absent"}`,
+          );
         return r.succeeded ? EXIT.OK : EXIT.FAILED;
       }),
     );

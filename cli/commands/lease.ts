@@ -1,7 +1,7 @@
 // concord lease grant / revoke / keepalive / ttl / list
 
 import type { Command } from "commander";
-import { EXIT, clientCommand, parseIntArg, parseTtl, printJson, printTable, run, type ClientFlags } from "./common.js";
+import { EXIT, clientCommand, intArg, printJson, printTable, run, ttlArg, type ClientFlags } from "./common.js";
 
 export function registerLeaseCommands(program: Command): void {
   const lease = program
@@ -18,10 +18,10 @@ export function registerLeaseCommands(program: Command): void {
       .description("grant a lease and print its id (it is NOT kept alive after this command exits)"),
     { json: true },
   )
-    .argument("<ttl>", "time to live: 1500, 500ms, 10s, 2m")
-    .action((ttl: string, o: ClientFlags) =>
+    .argument("<ttl>", "time to live: 1500 (ms), 500ms, 10s, 2m, 1h", ttlArg())
+    .action((ttl: number, o: ClientFlags) =>
       run("lease grant", o, async (c) => {
-        const l = await c.grantLease(parseTtl("ttl", ttl));
+        const l = await c.grantLease(ttl);
         l.stop();
         if (o.json) printJson({ id: l.id, ttlMs: l.ttlMs });
         else console.log(l.id);
@@ -29,10 +29,10 @@ export function registerLeaseCommands(program: Command): void {
     );
 
   clientCommand(lease.command("revoke").description("revoke a lease: its keys, locks and candidacies end now"))
-    .argument("<id>", "lease id")
-    .action((id: string, o: ClientFlags) =>
+    .argument("<id>", "lease id", intArg(1))
+    .action((id: number, o: ClientFlags) =>
       run("lease revoke", o, async (c) => {
-        await c.revokeLease(parseIntArg("id", id, 1));
+        await c.revokeLease(id);
         console.log(`revoked ${id}`);
       }),
     );
@@ -40,11 +40,10 @@ export function registerLeaseCommands(program: Command): void {
   clientCommand(lease.command("keepalive").description("keep a lease alive (every ttl/3) until interrupted"), {
     json: true,
   })
-    .argument("<id>", "lease id")
+    .argument("<id>", "lease id", intArg(1))
     .option("--once", "send one keep-alive and exit")
-    .action((id: string, o: ClientFlags & { once?: boolean }) =>
+    .action((lease: number, o: ClientFlags & { once?: boolean }) =>
       run("lease keepalive", o, async (c) => {
-        const lease = parseIntArg("id", id, 1);
         const stop = new AbortController();
         process.once("SIGINT", () => stop.abort());
         process.once("SIGTERM", () => stop.abort());
@@ -63,10 +62,10 @@ export function registerLeaseCommands(program: Command): void {
     );
 
   clientCommand(lease.command("ttl").description("show a lease's TTL, remaining time and keys"), { json: true })
-    .argument("<id>", "lease id")
-    .action((id: string, o: ClientFlags) =>
+    .argument("<id>", "lease id", intArg(1))
+    .action((id: number, o: ClientFlags) =>
       run("lease ttl", o, async (c) => {
-        const info = await c.leaseTimeToLive(parseIntArg("id", id, 1));
+        const info = await c.leaseTimeToLive(id);
         if (o.json) printJson(info);
         else if (!info) {
           console.error(`concord lease ttl: lease ${id} not found (expired or revoked)`);

@@ -1,25 +1,18 @@
 // concord lock NAME [-- CMD ARGS…]
 
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import type { Client } from "../../src/client/client.js";
-import {
-  EXIT,
-  clientCommand,
-  parseDuration,
-  parseTtl,
-  parseIntArg,
-  printJson,
-  run,
-  type ClientFlags,
-} from "./common.js";
+import { EXIT, clientCommand, durationArg, intArg, ttlArg, printJson, run, type ClientFlags } from "./common.js";
+import { textArg } from "./bytes.js";
 import { runSupervised } from "./supervise.js";
 
 interface LockFlags extends ClientFlags {
-  ttl: string;
-  timeout?: string;
+  /** Durations and counts in milliseconds / units, parsed by commander. */
+  ttl: number;
+  timeout?: number;
   try?: boolean;
-  limit?: string;
-  grace: string;
+  limit?: number;
+  grace: number;
 }
 
 export function registerLockCommand(program: Command): void {
@@ -31,14 +24,21 @@ export function registerLockCommand(program: Command): void {
   )
     .argument("<name>", "the lock's name")
     .argument("[command...]", "the command to run while holding the lock (after --)")
-    .option("--ttl <duration>", "lease TTL: how long the lock outlives this process going silent", "10s")
-    .option("--timeout <duration>", "give up waiting after this long (exit code 3)")
+    .addOption(
+      new Option("--ttl <duration>", "lease TTL: how long the lock outlives this process going silent")
+        .argParser(ttlArg())
+        .default(10_000, "10s"),
+    )
+    .option("--timeout <duration>", "give up waiting after this long (exit code 3)", durationArg())
     .option("--try", "do not wait: exit with code 3 at once if the lock is held")
-    .option("--limit <n>", "counting semaphore: up to n holders at once")
-    .option(
-      "--grace <duration>",
-      "after a lost lock: time between SIGTERM and SIGKILL of the command's process group",
-      "5s",
+    .option("--limit <n>", "counting semaphore: up to n holders at once", intArg(1))
+    .addOption(
+      new Option(
+        "--grace <duration>",
+        "after a lost lock: time between SIGTERM and SIGKILL of the command's process group",
+      )
+        .argParser(durationArg())
+        .default(5000, "5s"),
     )
     .addHelpText(
       "after",
@@ -56,14 +56,13 @@ Examples:
   concord lock --limit 3 --timeout 2m gpu -- python train.py
   concord lock maintenance            # holds until Ctrl-C`,
     )
-    .action((name: string, command: string[], o: LockFlags) => run("lock", o, (c) => lockCommand(c, name, command, o)));
+    .action((name: string, command: string[], o: LockFlags) =>
+      run("lock", o, (c) => lockCommand(c, textArg("NAME", name), command, o)),
+    );
 }
 
 async function lockCommand(c: Client, name: string, command: string[], o: LockFlags): Promise<number> {
-  const ttlMs = parseTtl("--ttl", o.ttl);
-  const graceMs = parseDuration("--grace", o.grace);
-  const timeoutMs = o.timeout !== undefined ? parseDuration("--timeout", o.timeout) : undefined;
-  const limit = o.limit !== undefined ? parseIntArg("--limit", o.limit, 1) : undefined;
+  const { ttl: ttlMs, grace: graceMs, timeout: timeoutMs, limit } = o;
 
   // Ctrl-C while waiting abandons the wait (the lease is revoked, leaving the queue).
   const waitAbort = new AbortController();

@@ -18,6 +18,9 @@ import { ConcordError, clientError, toConcordError } from "./errors.js";
 export interface TlsOptions {
   /** CA certificate(s) to trust (PEM). */
   ca?: string | Buffer;
+  /** Client certificate and key (PEM), when members require them (--client-ca-file: mutual TLS). */
+  cert?: string | Buffer;
+  key?: string | Buffer;
   /** Default true. Set false only for tests with self-signed certificates. */
   rejectUnauthorized?: boolean;
 }
@@ -56,6 +59,9 @@ export type PushHandler = (event: unknown) => void;
 /** Called with each new socket once it is connected (after a drop, or a leader switch). */
 export type ReconnectListener = (socketId: number) => void;
 
+/** Called when the live socket is lost (reconnecting starts) or the connection is closed (`isClosed`). */
+export type DisconnectListener = () => void;
+
 /** Called for pushes that carry `kind` (lock and election notices) whatever their stream. */
 export type NoticeListener = (event: { kind: string; [k: string]: unknown }) => void;
 
@@ -76,6 +82,7 @@ export class Connection {
   private streams = new Map<number, PushHandler>();
   private orphans: PushFrame[] = [];
   private readonly reconnectListeners = new Set<ReconnectListener>();
+  private readonly disconnectListeners = new Set<DisconnectListener>();
   private readonly noticeListeners = new Set<NoticeListener>();
   /** Wakes callers waiting for a socket. */
   private waiters: (() => void)[] = [];
@@ -111,6 +118,11 @@ export class Connection {
   onReconnect(fn: ReconnectListener): () => void {
     this.reconnectListeners.add(fn);
     return () => this.reconnectListeners.delete(fn);
+  }
+
+  onDisconnect(fn: DisconnectListener): () => void {
+    this.disconnectListeners.add(fn);
+    return () => this.disconnectListeners.delete(fn);
   }
 
   onNotice(fn: NoticeListener): () => void {
@@ -207,6 +219,7 @@ export class Connection {
     this.current = null;
     cur?.socket.close();
     for (const w of this.waiters.splice(0)) w();
+    for (const fn of [...this.disconnectListeners]) fn();
   }
 
   // -----------------------------------------------------------------------------------------------------
@@ -301,6 +314,8 @@ export class Connection {
       hello: this.opts.token !== undefined ? { token: this.opts.token } : {},
       tls: this.opts.tls,
       connectTimeoutMs: Math.min(this.timeoutMs, 3000),
+      // Pushes are all a watch-only connection receives: pings tell a silent member from a quiet one.
+      heartbeatMs: this.attemptTimeoutMs,
       onPush: (frame) => this.onPush(socketId, frame),
       onClose: () => this.onSocketClosed(socketId),
     }).then((s) => {
@@ -357,7 +372,9 @@ export class Connection {
     this.current = null;
     this.streams = new Map();
     this.orphans = [];
-    if (!this.closed) this.startConnecting();
+    if (this.closed) return;
+    this.startConnecting();
+    for (const fn of [...this.disconnectListeners]) fn();
   }
 
   /** Jittered exponential backoff: uniform in [b/2, b] with b = min(max, min·2^attempt). */

@@ -237,6 +237,10 @@ export class Observer extends ResumableStream<LeaderChange, { stream: number }, 
     this.start();
   }
 
+  protected describe(): string {
+    return `observer of election ${JSON.stringify(this.name)}`;
+  }
+
   protected openArgs(): Record<string, unknown> {
     const args: Record<string, unknown> = { name: this.name };
     if (this.lastIndex > 0) {

@@ -1,28 +1,40 @@
 // A server stream (watch, observe) as an AsyncIterable that survives reconnects: on a new socket it is opened
 // again from where delivery stopped — subclasses say how (openArgs) and drop what a resumed stream replays.
 //
-// It never goes silent: if it cannot be opened again (a non-retryable error, or no member reachable within the
-// resume deadline), the iterator throws the ConcordError.
+// It never goes silent: as soon as its socket is lost it starts opening again, and if that does not succeed
+// within the resume deadline (no member reachable, every attempt timed out) or fails for good (a non-retryable
+// error), the iterator throws a ConcordError saying so. Closing the client ends the iterator normally.
 
 import type { Connection } from "./connection.js";
-import { toConcordError, type ConcordError } from "./errors.js";
+import { ConcordError, toConcordError } from "./errors.js";
 import { PushQueue } from "./push-queue.js";
 
 export interface ResumableStreamOptions {
-  /** How long to keep trying to resume after a disconnect before failing (ms). Default: the client's timeoutMs × 3. */
+  /**
+   * How long to keep trying to open the stream again after its connection was lost before failing (ms).
+   * Default: 3 × the client's timeoutMs, at most 30 000.
+   */
   resumeTimeoutMs?: number;
   signal?: AbortSignal;
 }
 
-export abstract class ResumableStream<T, Reply extends { stream: number }, Push extends { error?: unknown }>
-  implements AsyncIterable<T>
-{
+/** The longest default resume deadline: a stream that cannot continue says so within half a minute. */
+const DEFAULT_RESUME_LIMIT_MS = 30_000;
+
+export abstract class ResumableStream<
+  T,
+  Reply extends { stream: number },
+  Push extends { error?: unknown },
+> implements AsyncIterable<T> {
   protected readonly q = new PushQueue<T>();
   private stream: { socketId: number; id: number } | null = null;
   private subscribing = false;
   private resubscribeWanted = false;
   private readonly offReconnect: () => void;
+  private readonly offDisconnect: () => void;
   private readonly resumeTimeoutMs: number;
+  /** Opened at least once: a failure to open is a failure to resume. */
+  private everOpened = false;
   private started: Promise<void> = Promise.resolve();
 
   constructor(
@@ -30,11 +42,16 @@ export abstract class ResumableStream<T, Reply extends { stream: number }, Push 
     private readonly ops: { open: string; close: string },
     opts: ResumableStreamOptions,
   ) {
-    this.resumeTimeoutMs = opts.resumeTimeoutMs ?? conn.timeoutMs * 3;
+    this.resumeTimeoutMs = opts.resumeTimeoutMs ?? Math.min(DEFAULT_RESUME_LIMIT_MS, conn.timeoutMs * 3);
     this.offReconnect = conn.onReconnect(() => this.resubscribe());
+    // Start resuming when the socket is lost, not when a new one is up: with no member reachable there is never
+    // a new one, and the open call's deadline is what ends the stream.
+    this.offDisconnect = conn.onDisconnect(() => this.resubscribe());
     opts.signal?.addEventListener("abort", () => void this.close(), { once: true });
   }
 
+  /** What this stream is, for error messages: `watch on "config/"`. */
+  protected abstract describe(): string;
   /** The arguments of the open call, resuming after what was delivered. */
   protected abstract openArgs(): Record<string, unknown>;
   /** A push on the live stream that is not an error. */
@@ -70,6 +87,7 @@ export abstract class ResumableStream<T, Reply extends { stream: number }, Push 
     if (this.q.ended) return;
     this.q.end();
     this.offReconnect();
+    this.offDisconnect();
     const s = this.stream;
     this.stream = null;
     if (s && s.socketId === this.conn.socketId) {
@@ -106,14 +124,20 @@ export abstract class ResumableStream<T, Reply extends { stream: number }, Push 
             timeoutMs: this.resumeTimeoutMs,
           }));
         } catch (e) {
-          this.fail(this.openFailed(toConcordError(e)));
+          const err = toConcordError(e);
+          // The client was closed by its owner: the stream ends like a cancelled one.
+          if (err.code === "CLOSED" && this.conn.isClosed) void this.close();
+          else this.fail(this.openFailed(this.explain(err)));
           return;
         }
         if (this.q.ended) {
-          await this.conn.call(this.ops.close, { stream: reply.stream }, { timeoutMs: 2000, retry: false }).catch(() => {});
+          await this.conn
+            .call(this.ops.close, { stream: reply.stream }, { timeoutMs: 2000, retry: false })
+            .catch(() => {});
           return;
         }
         this.opened(reply);
+        this.everOpened = true;
         const id = reply.stream;
         this.stream = { socketId, id };
         this.conn.registerStream(socketId, id, (push) => this.onPush(socketId, id, push as Push));
@@ -125,6 +149,15 @@ export abstract class ResumableStream<T, Reply extends { stream: number }, Push 
     } finally {
       this.subscribing = false;
     }
+  }
+
+  /** The open call's error, saying which stream could not start or resume (the code is kept). */
+  private explain(err: ConcordError): ConcordError {
+    if (!err.retryable) return err;
+    const what = this.everOpened
+      ? `${this.describe()} could not resume within ${this.resumeTimeoutMs} ms`
+      : `${this.describe()} could not start within ${this.resumeTimeoutMs} ms`;
+    return new ConcordError({ code: err.code, message: `${what}: ${err.message}`, leader: err.leader });
   }
 
   private onPush(socketId: number, id: number, push: Push): void {

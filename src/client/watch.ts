@@ -6,7 +6,7 @@
 // always pushed together, so advancing `next` per push never splits a revision.
 //
 // It never goes silent: if it cannot resume (history compacted past `next`, a non-retryable error, or no
-// member reachable within the resume deadline), the iterator throws a ConcordError. Reconnecting is
+// member reachable within the resume deadline after the connection was lost), the iterator throws a ConcordError. Reconnecting is
 // ResumableStream's; what to resume from and what to drop is here.
 
 import type { Connection } from "./connection.js";
@@ -54,6 +54,10 @@ export class Watch extends ResumableStream<WatchEvent, { stream: number; revisio
   /** The lowest revision not delivered yet (resume point). */
   get nextRevision(): number {
     return this.next;
+  }
+
+  protected describe(): string {
+    return `watch on ${this.prefix ? "prefix " : ""}${JSON.stringify(this.key)}`;
   }
 
   protected openArgs(): Record<string, unknown> {

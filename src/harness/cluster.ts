@@ -72,6 +72,8 @@ export interface LocalClusterOptions {
   /** Peers talk wss with mutual TLS. */
   peerTls?: PeerTls;
   authTokensFile?: string;
+  /** Bearer token the harness shows on /status and /metrics (needed when `authTokensFile` is set). */
+  httpToken?: string;
   /** Given to every member as --cluster-id (else the server derives it from the initial cluster). */
   clusterId?: string;
   /** Extra flags for every member. */
@@ -292,11 +294,11 @@ export class LocalCluster implements StatusSource {
 
   /** GET one of a member's HTTP endpoints (/status, /health, /ready, /metrics): status code and body. */
   httpGet(name: string, urlPath: string, timeoutMs = 2000): Promise<HttpAnswer> {
-    return httpGet(`${this.member(name).httpBase}${urlPath}`, { tls: this.httpTls(), timeoutMs });
+    return httpGet(`${this.member(name).httpBase}${urlPath}`, { tls: this.httpTls(), timeoutMs, token: this.opts.httpToken });
   }
 
   status(name: string): Promise<MemberStatus> {
-    return fetchStatus(this.member(name).httpBase, { tls: this.httpTls() });
+    return fetchStatus(this.member(name).httpBase, { tls: this.httpTls(), token: this.opts.httpToken });
   }
 
   /** Resident memory as the member's /metrics reports it. */

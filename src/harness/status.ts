@@ -83,12 +83,16 @@ export interface HttpAnswer {
   body: string;
 }
 
-/** GET `url` (http or https); resolves with any status code, rejects on a network error or after `timeoutMs`. */
-export function httpGet(url: string, opts: { tls?: HttpTls; timeoutMs?: number } = {}): Promise<HttpAnswer> {
+/**
+ * GET `url` (http or https), showing `token` as a bearer token when given (/status and /metrics need one when the
+ * member has a tokens file); resolves with any status code, rejects on a network error or after `timeoutMs`.
+ */
+export function httpGet(url: string, opts: { tls?: HttpTls; timeoutMs?: number; token?: string } = {}): Promise<HttpAnswer> {
   const timeoutMs = opts.timeoutMs ?? 2000;
   const lib = url.startsWith("https:") ? https : http;
+  const headers = opts.token !== undefined ? { Authorization: `Bearer ${opts.token}` } : {};
   return new Promise((resolve, reject) => {
-    const req = lib.get(url, { timeout: timeoutMs, ...(opts.tls ?? {}) }, (res) => {
+    const req = lib.get(url, { timeout: timeoutMs, headers, ...(opts.tls ?? {}) }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
@@ -102,7 +106,7 @@ export function httpGet(url: string, opts: { tls?: HttpTls; timeoutMs?: number }
 /** A member's /status, from its HTTP base URL (http://host:clientPort); rejects unless it answers 200 with JSON. */
 export async function fetchStatus(
   httpBase: string,
-  opts: { tls?: HttpTls; timeoutMs?: number } = {},
+  opts: { tls?: HttpTls; timeoutMs?: number; token?: string } = {},
 ): Promise<MemberStatus> {
   const r = await httpGet(`${httpBase}/status`, opts);
   if (r.status !== 200) throw new Error(`${httpBase}/status answered ${r.status}: ${r.body.slice(0, 200)}`);

@@ -174,7 +174,10 @@ export class ClientGateway {
     } catch (e) {
       this.stats.malformed++;
       const err = e instanceof ProtocolError ? e : new ProtocolError("MALFORMED_FRAME", String(e));
-      this.sendError(conn, undefined, { code: err.code, message: err.message });
+      if (err.code === "FRAME_TOO_LARGE") {
+        this.opts.logger.warn({ remote: conn.remote, bytes: data.byteLength, limit: this.opts.maxFrameBytes }, `refused a client frame: ${err.message}`);
+      }
+      this.sendError(conn, err.requestId, { code: err.code, message: err.message });
       return;
     }
     if ((frame as HelloFrame).type === "hello") {
@@ -240,7 +243,7 @@ export class ClientGateway {
       const { principal, welcome } = this.opts.handler.hello(conn, hello);
       conn.principal = principal;
       conn.greeted = true;
-      conn.link.send(encodeFrame({ type: "welcome", protocol: PROTOCOL_VERSION, ...welcome }));
+      conn.link.send(encodeFrame({ type: "welcome", protocol: PROTOCOL_VERSION, ...welcome, maxFrameBytes: this.opts.maxFrameBytes }));
     } catch (e) {
       const err = this.opts.handler.toWireError(e);
       this.opts.logger.info({ remote: conn.remote, code: err.code }, `refused a client: ${err.message}`);

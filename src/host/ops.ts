@@ -147,8 +147,9 @@ export const OPS = {
   unobserve: { access: "read", kind: "none", route: "local", serve: (s, c, req) => ({ cancelled: s.streams.cancel(c!, arg.int(req, "stream", { min: 1 })) }) },
 
   // cluster
-  status: { access: "read", kind: "none", route: "local", serve: (s) => s.replica.status() },
-  members: { access: "read", kind: "none", route: "local", serve: (s) => ({ members: s.replica.status().members, leader: s.replica.leaderId }) },
+  // The cluster's own state (as HTTP /status and /metrics): cluster read permission when tokens are configured.
+  status: { access: "read", kind: "cluster", route: "local", serve: (s) => s.replica.status() },
+  members: { access: "read", kind: "cluster", route: "local", serve: (s) => ({ members: s.replica.status().members, leader: s.replica.leaderId }) },
   memberAdd: {
     access: "admin",
     kind: "cluster",

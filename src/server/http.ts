@@ -1,8 +1,13 @@
 // Plain HTTP on the client port, beside the WebSocket upgrade that the gateway handles on the same server:
 // liveness, readiness, Prometheus metrics and a JSON status. Read-only, GET/HEAD only, and a failing
 // dependency answers 500 instead of taking the process down.
+//
+// Access: /health and /ready are open (probes carry no credentials). /metrics and /status describe the cluster,
+// so when tokens are configured they need `Authorization: Bearer <token>` of a token with cluster read permission,
+// as the `status` op does: 401 without a known token, 403 without the permission.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { authorize, type TokenTable } from "../host/auth.js";
 import { PROMETHEUS_CONTENT_TYPE } from "./metrics.js";
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
@@ -15,9 +20,14 @@ export interface HttpDeps {
   metrics(): string;
   /** A JSON-serializable snapshot of the node's state (Maps become objects, bigints strings). */
   status(): unknown;
+  /** The cluster's bearer tokens (--auth-tokens-file); without them every endpoint is open. */
+  tokens?: TokenTable;
 }
 
 export const HTTP_ENDPOINTS: readonly string[] = ["/health", "/ready", "/metrics", "/status"];
+
+/** Endpoints open to anyone even when tokens are configured: liveness and readiness probes. */
+const OPEN_ENDPOINTS: readonly string[] = ["/health", "/ready"];
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
@@ -55,6 +65,14 @@ export function handleHttp(req: IncomingMessage, res: ServerResponse, deps: Http
       );
       return;
     }
+    if (deps.tokens && !OPEN_ENDPOINTS.includes(path)) {
+      const refusal = checkBearer(deps.tokens, req.headers.authorization, path);
+      if (refusal) {
+        if (refusal.status === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="concord"');
+        send(res, head, refusal.status, JSON_TYPE, json(refusal.body));
+        return;
+      }
+    }
     switch (path) {
       case "/health":
         send(res, head, 200, JSON_TYPE, json({ ok: true }));
@@ -84,6 +102,33 @@ export function handleHttp(req: IncomingMessage, res: ServerResponse, deps: Http
       res.destroy(err instanceof Error ? err : new Error(String(err)));
     }
   }
+}
+
+/** Why a request for `path` may not be served (401: no known token; 403: no cluster read), or null if it may. */
+function checkBearer(
+  tokens: TokenTable,
+  header: string | undefined,
+  path: string,
+): { status: 401 | 403; body: { error: string; message: string } } | null {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
+  if (!m) {
+    return {
+      status: 401,
+      body: {
+        error: "unauthenticated",
+        message: `${path} needs "Authorization: Bearer <token>" with a token that has cluster read permission`,
+      },
+    };
+  }
+  const entry = tokens.lookup(m[1]);
+  if (!entry) return { status: 401, body: { error: "unauthenticated", message: "unknown token" } };
+  if (!authorize(entry, { kind: "cluster", name: "", access: "read" })) {
+    return {
+      status: 403,
+      body: { error: "permission_denied", message: `token ${entry.name} may not read the cluster (${path})` },
+    };
+  }
+  return null;
 }
 
 /** A request listener for `http.createServer`. */

@@ -164,6 +164,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
     ready: () => replica.readiness(),
     metrics: () => metrics.registry.expose(),
     status: () => replica.status(),
+    tokens: hc.tokens,
   });
   const server = clientTls
     ? https.createServer(

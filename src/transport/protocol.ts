@@ -3,7 +3,7 @@
 // Frames are msgpack maps over one WebSocket (binary messages):
 //   client → server  { type: "hello", protocol, token?, forwardedBy? }        first frame, once
 //                    { id, op, ...args }                                       requests
-//   server → client  { type: "welcome", protocol, node, clusterId, leader }   answer to hello
+//   server → client  { type: "welcome", protocol, node, clusterId, leader, maxFrameBytes }   answer to hello
 //                    { id, ok: result } | { id, error: { code, message, leader? } }
 //                    { type: "push", stream, event }                           watch / lock / election streams
 // A request's `id` is the client's own (a non-negative integer, unique among its requests in flight).
@@ -69,6 +69,8 @@ export interface WelcomeFrame {
   clusterId: string;
   /** The leader's client URL if known. */
   leader: string | null;
+  /** The largest frame this member accepts (bytes); larger requests are refused with FRAME_TOO_LARGE. */
+  maxFrameBytes?: number;
 }
 
 export interface RequestFrame {
@@ -87,52 +89,12 @@ export interface PushFrame {
 
 export type ServerFrame = WelcomeFrame | ReplyFrame | PushFrame | { type: "error"; error: WireError };
 
-/** Every op a client may send, and the permission it needs. */
-export const OPS = {
-  // key-value store
-  put: { access: "write", kind: "key" },
-  range: { access: "read", kind: "key" },
-  delete: { access: "write", kind: "key" },
-  txn: { access: "write", kind: "key" },
-  compact: { access: "admin", kind: "cluster" },
-  watch: { access: "read", kind: "key" },
-  unwatch: { access: "read", kind: "none" },
-  // leases and sessions
-  leaseGrant: { access: "write", kind: "none" },
-  leaseRevoke: { access: "write", kind: "none" },
-  leaseKeepAlive: { access: "write", kind: "none" },
-  leaseTimeToLive: { access: "read", kind: "none" },
-  leaseList: { access: "read", kind: "none" },
-  registerClient: { access: "write", kind: "none" },
-  // locks
-  lockAcquire: { access: "write", kind: "lock" },
-  lockRelease: { access: "write", kind: "lock" },
-  lockStatus: { access: "read", kind: "lock" },
-  // elections
-  campaign: { access: "write", kind: "election" },
-  proclaim: { access: "write", kind: "election" },
-  resign: { access: "write", kind: "election" },
-  leader: { access: "read", kind: "election" },
-  observe: { access: "read", kind: "election" },
-  unobserve: { access: "read", kind: "none" },
-  // cluster
-  status: { access: "read", kind: "none" },
-  members: { access: "read", kind: "none" },
-  memberAdd: { access: "admin", kind: "cluster" },
-  memberRemove: { access: "admin", kind: "cluster" },
-  memberPromote: { access: "admin", kind: "cluster" },
-  transferLeader: { access: "admin", kind: "cluster" },
-  snapshot: { access: "admin", kind: "cluster" },
-} as const satisfies Record<string, { access: "read" | "write" | "admin"; kind: "key" | "lock" | "election" | "cluster" | "none" }>;
-
-export type Op = keyof typeof OPS;
-
-export const isOp = (op: string): op is Op => Object.prototype.hasOwnProperty.call(OPS, op);
-
 export class ProtocolError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
+    /** The id of the refused request, when it could be read (the error is then its reply). */
+    readonly requestId?: number,
   ) {
     super(message);
     this.name = "ProtocolError";
@@ -157,9 +119,7 @@ function describe(v: unknown): string {
 
 /** Decode a client frame; throws ProtocolError (MALFORMED_FRAME / FRAME_TOO_LARGE) on anything unexpected. */
 export function decodeClientFrame(data: Uint8Array, maxBytes: number): HelloFrame | RequestFrame {
-  if (data.byteLength > maxBytes) {
-    throw new ProtocolError("FRAME_TOO_LARGE", `frame of ${data.byteLength} bytes exceeds the limit of ${maxBytes} bytes`);
-  }
+  if (data.byteLength > maxBytes) throw frameTooLarge(data, maxBytes);
   let v: unknown;
   try {
     v = packr.unpack(data);
@@ -180,9 +140,55 @@ export function decodeClientFrame(data: Uint8Array, maxBytes: number): HelloFram
     throw new ProtocolError("MALFORMED_FRAME", `"id" is ${describe(f.id)}; expected a non-negative integer`);
   }
   if (typeof f.op !== "string") {
-    throw new ProtocolError("MALFORMED_FRAME", `"op" is ${describe(f.op)}; expected one of: ${Object.keys(OPS).join(", ")}`);
+    throw new ProtocolError("MALFORMED_FRAME", `"op" is ${describe(f.op)}; expected the name of an op (docs/protocol.md lists them)`);
+  }
+  const mangled = mangledString(f, data);
+  if (mangled !== undefined) {
+    throw new ProtocolError(
+      "INVALID_ARGUMENT",
+      `${f.op}.${mangled} is a string that is not valid UTF-8; keys and names are UTF-8 text (send arbitrary bytes as msgpack bin, in values)`,
+      f.id,
+    );
   }
   return f as RequestFrame;
+}
+
+/**
+ * The path of a string in `frame` that msgpack decoding changed: invalid UTF-8 decodes to U+FFFD without an
+ * error, so a string holding U+FFFD whose UTF-8 encoding is not in the raw frame was not valid UTF-8 on the wire.
+ * Only strings containing U+FFFD are checked (rare), so the walk costs little.
+ */
+function mangledString(frame: Record<string, unknown>, data: Uint8Array): string | undefined {
+  const stack: [unknown, string][] = [[frame, ""]];
+  while (stack.length > 0) {
+    const [v, at] = stack.pop()!;
+    if (typeof v === "string") {
+      if (v.includes("\uFFFD") && Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(Buffer.from(v, "utf8")) < 0) return at;
+    } else if (Array.isArray(v)) {
+      v.forEach((x, i) => stack.push([x, `${at}[${i}]`]));
+    } else if (typeof v === "object" && v !== null && !(v instanceof Uint8Array)) {
+      for (const [k, x] of Object.entries(v)) stack.push([x, at === "" ? k : `${at}.${k}`]);
+    }
+  }
+  return undefined;
+}
+
+/** FRAME_TOO_LARGE for an oversized frame, naming its op and carrying its id when the frame can be read. */
+function frameTooLarge(data: Uint8Array, maxBytes: number): ProtocolError {
+  let id: number | undefined;
+  let what = "frame";
+  try {
+    const f = packr.unpack(data) as Record<string, unknown> | null;
+    if (typeof f?.id === "number" && Number.isSafeInteger(f.id) && f.id >= 0) id = f.id;
+    if (typeof f?.op === "string" && /^[a-zA-Z]{1,32}$/.test(f.op)) what = `${f.op} request`;
+  } catch {
+    // unreadable as well as too large: answered without an id
+  }
+  return new ProtocolError(
+    "FRAME_TOO_LARGE",
+    `${what} of ${data.byteLength} bytes exceeds this member's limit of ${maxBytes} bytes per frame (--max-request-bytes)`,
+    id,
+  );
 }
 
 /** Decode a server frame (client side); throws ProtocolError on anything unexpected. */

@@ -17,6 +17,9 @@ export interface WsGatewayOptions {
   logger: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
 }
 
+/** How far over maxFrameBytes a frame may be and still be read, to answer it with a typed error. */
+const OVERSIZE_ANSWER_MARGIN = 16 * 1024;
+
 export class WsGateway {
   private readonly wss: WebSocketServer;
   private readonly sockets = new Set<WebSocket>();
@@ -25,7 +28,9 @@ export class WsGateway {
     this.wss = new WebSocketServer({
       server: opts.server,
       path: CLIENT_PATH,
-      maxPayload: opts.maxFrameBytes + 1024, // oversize frames get a typed error from the gateway, not a bare close
+      // Frames a little over the limit are read and answered FRAME_TOO_LARGE (with their id), keeping the
+      // connection; beyond this margin ws closes it with 1009 before buffering the frame (logged below).
+      maxPayload: opts.maxFrameBytes + OVERSIZE_ANSWER_MARGIN,
       perMessageDeflate: false,
     });
     this.wss.on("connection", (ws, req) => this.onConnection(ws, req));
@@ -49,7 +54,14 @@ export class WsGateway {
       this.sockets.delete(ws);
       conn.closed();
     });
-    ws.on("error", (e) => this.opts.logger.debug({ err: e, remote }, "client socket error"));
+    ws.on("error", (e: Error & { code?: string }) => {
+      if (e.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+        this.opts.logger.warn(
+          { remote, limit: this.opts.maxFrameBytes },
+          `closed a client connection (WebSocket 1009): it sent a frame over ${this.opts.maxFrameBytes + OVERSIZE_ANSWER_MARGIN} bytes; this member accepts frames of at most ${this.opts.maxFrameBytes} bytes`,
+        );
+      } else this.opts.logger.debug({ err: e, remote }, "client socket error");
+    });
   }
 
   /** Drop every connection and stop accepting new ones (the http server is closed by its owner). */

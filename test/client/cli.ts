@@ -9,6 +9,10 @@ import { afterAll, beforeAll } from "vitest";
 import { LocalCluster, sourceCommand } from "../../src/harness/index.js";
 import { connect, type Client } from "../../src/index.js";
 
+/** The repository the tests run from, and the node arguments that run its `concord` CLI (through tsx). */
+export const REPO = sourceCommand().cwd;
+export const NODE_ARGS: readonly string[] = sourceCommand().nodeArgs;
+
 /** A `concord …` CLI process in its own process group, with its output collected. */
 export interface CliProcess {
   child: ChildProcess;

@@ -1,6 +1,6 @@
 // Client pieces that need no cluster: endpoint parsing, CLI argument parsing, the txn JSON format, and the
-// client side of snapshot streaming (against a minimal protocol server, because the members do not serve the
-// `snapshot` op when this was written; the end-to-end case is in kv-cli.test.ts).
+// client side of snapshot streaming (against a minimal protocol server, so chunk order and the temp file can be
+// checked exactly; the end-to-end case with real members is in kv-cli.test.ts).
 
 import fs from "node:fs";
 import os from "node:os";
@@ -10,7 +10,7 @@ import { WebSocketServer, type WebSocket } from "ws";
 import { connect, ConcordError, parseEndpoints, type Client } from "../../src/index.js";
 import { buildTxn } from "../../cli/commands/kv.js";
 import { TxnBuilder } from "../../src/client/txn.js";
-import { parseDuration, parseIntArg } from "../../cli/commands/common.js";
+import { durationArg, intArg, parseDuration, ttlArg } from "../../cli/commands/common.js";
 import { decodeClientFrame, encodeFrame } from "../../src/transport/protocol.js";
 
 describe("parseEndpoints", () => {
@@ -39,16 +39,16 @@ describe("parseEndpoints", () => {
 });
 
 describe("CLI argument parsing", () => {
-  it("durations accept ms, s, m and plain milliseconds", () => {
-    expect([
-      parseDuration("t", "1500"),
-      parseDuration("t", "500ms"),
-      parseDuration("t", "10s"),
-      parseDuration("t", "2m"),
-      parseDuration("t", "1.5s"),
-    ]).toEqual([1500, 500, 10000, 120000, 1500]);
-    expect(() => parseDuration("--ttl", "10 sec")).toThrow(/--ttl is "10 sec"; expected a duration/);
-    expect(() => parseIntArg("--limit", "0", 1)).toThrow(/expected an integer >= 1/);
+  it("durations accept ms, s, m, h and plain milliseconds", () => {
+    expect(["1500", "500ms", "10s", "2m", "1.5s", "10h"].map(parseDuration)).toEqual([
+      1500, 500, 10000, 120000, 1500, 36_000_000,
+    ]);
+    expect(parseDuration("10 sec")).toBeUndefined();
+    expect(() => durationArg()("10 sec")).toThrow(
+      /^expected a duration such as 1500 \(milliseconds\), 500ms, 10s, 2m or 1h$/,
+    );
+    expect(() => ttlArg()("50ms")).toThrow(/at least 100ms/);
+    expect(() => intArg(1)("0")).toThrow(/expected an integer >= 1/);
   });
 
   it("txn JSON: builds compares and branches; refuses malformed specs with the field named", async () => {
@@ -142,5 +142,4 @@ describe("snapshot streaming (client side)", () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
-
 });

@@ -5,7 +5,7 @@
 // wrong protocol, a frame above the transport's size limit).
 
 import { Packr } from "msgpackr";
-import { OPS } from "../../src/transport/protocol.js";
+import { OPS } from "../../src/host/ops.js";
 
 export interface FuzzFrame {
   kind: string;

@@ -1,15 +1,19 @@
 // Client TLS (wss) and bearer-token auth on a real 3-member cluster: certificates from a throwaway CA made
 // with openssl; wss works (also for writes a follower forwards to the leader), plain ws and a wrong CA fail
 // clearly; missing and unknown tokens are refused with UNAUTHENTICATED; permissions hold per key, lock and
-// cluster prefix.
+// cluster prefix; the CLI (--cacert/--cert/--key) and the library use TLS and tokens; HTTP /status and /metrics
+// follow the tokens while /health and /ready stay open.
 
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
+import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect as connectClient } from "../../src/index.js";
 import { ClientSocket, RequestError } from "../../src/transport/client-socket.js";
 import { LocalCluster, retrying } from "../../src/harness/index.js";
+import { runCli } from "../client/cli.js";
 
 const TOKENS = {
   admin: "admin-token-0123456789abcdef",
@@ -155,6 +159,7 @@ describe.sequential("TLS and token auth", () => {
       },
       peerTls: { cert: certs.cert, key: certs.key, ca: certs.ca },
       authTokensFile: tokensFile,
+      httpToken: TOKENS.admin,
     });
     leader = await cluster.waitForLeader();
     follower = cluster.running().find((n) => n !== leader)!;
@@ -332,6 +337,130 @@ describe.sequential("TLS and token auth", () => {
         expect(r.code).toBe("MEMBER_NOT_FOUND");
         const members = await sock.request<{ members: { id: string }[] }>("members", {}, 5000);
         expect(members.members.map((m) => m.id).sort()).toEqual(["n1", "n2", "n3"]);
+      } finally {
+        sock.close();
+      }
+    });
+  });
+
+  describe.sequential("the CLI, the library and HTTP with TLS and tokens", () => {
+    /** `concord ARGS` (the real CLI) with `env`; resolves with its exit code and output. */
+    async function concord(args: string[], env: Record<string, string> = {}) {
+      const p = runCli(args, { CONCORD_ENDPOINTS: "", ...env });
+      const r = await p.exited;
+      return { code: r.code, out: p.stdout(), err: p.stderr() };
+    }
+    const tlsFlags = () => ["--cacert", certs.ca, "--cert", certs.clientCert, "--key", certs.clientKey];
+
+    it("the CLI speaks wss with a client certificate from --cacert/--cert/--key or CONCORD_CACERT/CERT/KEY", async () => {
+      const endpoint = cluster.member(follower).clientUrl;
+      const put = await concord([
+        "put",
+        "app/cli",
+        "over wss",
+        "--endpoints",
+        endpoint,
+        "--token",
+        TOKENS.writer,
+        ...tlsFlags(),
+      ]);
+      expect(put.code, put.err).toBe(0);
+      const get = await concord(["get", "app/cli"], {
+        CONCORD_ENDPOINTS: endpoint,
+        CONCORD_TOKEN: TOKENS.reader,
+        CONCORD_CACERT: certs.ca,
+        CONCORD_CERT: certs.clientCert,
+        CONCORD_KEY: certs.clientKey,
+      });
+      expect(get).toMatchObject({ code: 0, out: "over wss\n" });
+      // Members require a client certificate: without one the connection is refused, and the error says why.
+      const noCert = await concord([
+        "get",
+        "app/cli",
+        "--endpoints",
+        endpoint,
+        "--token",
+        TOKENS.reader,
+        "--cacert",
+        certs.ca,
+        "--request-timeout",
+        "2s",
+      ]);
+      expect(noCert.code).toBe(1);
+      expect(noCert.err).toMatch(/^concord get: UNAVAILABLE: .*certificate/);
+      const [certOnly, missing] = await Promise.all([
+        concord(["get", "k", "--endpoints", endpoint, "--cacert", certs.ca, "--cert", certs.clientCert]),
+        concord(["get", "k", "--endpoints", endpoint, "--cacert", path.join(dir, "absent.pem")]),
+      ]);
+      expect(certOnly.code).toBe(2);
+      expect(certOnly.err).toMatch(/^concord get: INVALID_ARGUMENT: --cert and --key go together/);
+      expect(missing.code).toBe(2);
+      expect(missing.err).toMatch(/^concord get: INVALID_ARGUMENT: .*cannot read .*absent\.pem/);
+    });
+
+    it("the library connects with tls { ca, cert, key } and a token", async () => {
+      const c = await connectClient(cluster.member(follower).clientUrl, {
+        token: TOKENS.writer,
+        tls: {
+          ca: fs.readFileSync(certs.ca),
+          cert: fs.readFileSync(certs.clientCert),
+          key: fs.readFileSync(certs.clientKey),
+        },
+      });
+      try {
+        await c.put("app/lib", "hello");
+        expect((await c.get("app/lib"))?.text).toBe("hello");
+      } finally {
+        await c.close();
+      }
+    });
+
+    it("concord status works with a token that may read the cluster, and names the refusal without one", async () => {
+      const one = cluster.member(follower).clientUrl;
+      const ok = await concord(["status", "--endpoints", one, "--token", TOKENS.admin, "--json", ...tlsFlags()]);
+      expect(ok.code, ok.err).toBe(0);
+      const rows = JSON.parse(ok.out) as { status: { id: string } }[];
+      expect(rows.map((r) => r.status.id).sort()).toEqual(["n1", "n2", "n3"]);
+      const denied = await concord(["status", "--endpoints", one, "--token", TOKENS.reader, ...tlsFlags()]);
+      expect(denied.code).toBe(1);
+      expect(denied.out).toMatch(/PERMISSION_DENIED: token app-reader may not read cluster/);
+    });
+
+    it("HTTP /status and /metrics need a token with cluster read; /health and /ready stay open", async () => {
+      const own = cluster.clientTlsOptions()!;
+      const get = (urlPath: string, token?: string) =>
+        new Promise<{ status: number; body: string; authenticate?: string }>((resolve, reject) => {
+          const headers = token ? { Authorization: `Bearer ${token}` } : {};
+          const req = https.get(
+            `${cluster.member(leader).httpBase}${urlPath}`,
+            { ...own, headers, timeout: 5000 },
+            (res) => {
+              let body = "";
+              res.on("data", (d: Buffer) => (body += d.toString()));
+              res.on("end", () =>
+                resolve({ status: res.statusCode ?? 0, body, authenticate: res.headers["www-authenticate"] }),
+              );
+            },
+          );
+          req.on("error", reject);
+        });
+      for (const p of ["/status", "/metrics"]) {
+        const none = await get(p);
+        expect(none.status, p).toBe(401);
+        expect(none.authenticate).toBe('Bearer realm="concord"');
+        expect(JSON.parse(none.body).message).toMatch(/Authorization: Bearer/);
+        expect((await get(p, "not-a-known-token-000000")).status, p).toBe(401);
+        const reader = await get(p, TOKENS.reader);
+        expect(reader.status, p).toBe(403);
+        expect(JSON.parse(reader.body).message).toMatch(/token app-reader may not read the cluster/);
+        expect((await get(p, TOKENS.admin)).status, p).toBe(200);
+      }
+      expect((await get("/health")).status).toBe(200);
+      expect((await get("/ready")).status).toBe(200);
+      // The status op follows the same rule.
+      const sock = await connect(leader, TOKENS.reader);
+      try {
+        expect((await refusal(sock.request("status", {}, 5000))).code).toBe("PERMISSION_DENIED");
       } finally {
         sock.close();
       }

@@ -2,6 +2,7 @@ import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHttpHandler, HTTP_ENDPOINTS, type HttpDeps, type Readiness } from "../../src/server/http.js";
+import { parseTokens } from "../../src/server/config.js";
 import { createConcordMetrics, PROMETHEUS_CONTENT_TYPE } from "../../src/server/metrics.js";
 
 const metrics = createConcordMetrics();
@@ -125,5 +126,42 @@ describe("HTTP endpoints on a real server", () => {
     });
     expect(raw).toBe(404);
     expect((await fetch(`${base}/health`)).status).toBe(200);
+  });
+});
+
+describe("HTTP endpoints with tokens configured", () => {
+  const tokens = parseTokens(
+    JSON.stringify([
+      { token: "monitor-token-0123456789", name: "monitor", permissions: [{ cluster: true, access: "read" }] },
+      { token: "app-token-0123456789abcd", name: "app", permissions: [{ prefix: "app/", access: "admin" }] },
+    ]),
+    "test tokens",
+  );
+  let guarded: Server;
+  let url: string;
+  beforeAll(async () => {
+    guarded = createServer(createHttpHandler({ ...deps, tokens }));
+    await new Promise<void>((resolve) => guarded.listen(0, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${(guarded.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => guarded.close(() => resolve()));
+  });
+
+  it("/status and /metrics need a bearer token with cluster read (401, then 403); /health and /ready stay open", async () => {
+    readiness = { ready: true };
+    const get = (p: string, token?: string, method = "GET") =>
+      fetch(`${url}${p}`, { method, headers: token ? { authorization: `Bearer ${token}` } : {} });
+    for (const p of ["/status", "/metrics"]) {
+      const none = await get(p);
+      expect(none.status).toBe(401);
+      expect(none.headers.get("www-authenticate")).toBe('Bearer realm="concord"');
+      expect((await get(p, "unknown-token-000000000")).status).toBe(401);
+      expect((await get(p, "app-token-0123456789abcd")).status).toBe(403);
+      expect((await get(p, "monitor-token-0123456789")).status).toBe(200);
+      expect((await get(p, undefined, "HEAD")).status).toBe(401);
+    }
+    expect((await get("/health")).status).toBe(200);
+    expect((await get("/ready")).status).toBe(200);
   });
 });
