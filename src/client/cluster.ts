@@ -1,5 +1,6 @@
 // Cluster administration: status, membership, leadership transfer, and streaming a snapshot to a file.
 
+import type { MemberStatus } from "../host/status.js";
 import fs from "node:fs";
 import path from "node:path";
 import type { Connection } from "./connection.js";
@@ -14,22 +15,7 @@ export interface Member {
 }
 
 /** A member's view of itself and the cluster (Raft term, role, indexes, members, storage and transport). */
-export interface MemberStatus {
-  id: string;
-  term: number;
-  role: string;
-  leader: string | null;
-  commit: number;
-  applied: number;
-  lastIndex: number;
-  revision: number;
-  compactRevision: number;
-  keys: number;
-  snapshotIndex: number;
-  members: Member[];
-  fatal?: string;
-  [more: string]: unknown;
-}
+export type { MemberStatus } from "../host/status.js";
 
 export interface SnapshotProgress {
   bytes: number;

@@ -44,6 +44,7 @@ import { decodeNodeSnapshot, encodeNodeSnapshot, type Member } from "./node-snap
 import { PendingProposals, ProposalError } from "./proposals.js";
 import { ReadBarrier } from "./reads.js";
 import { snapshotDue } from "./snapshot-policy.js";
+import type { MemberStatus } from "./status.js";
 import type { Clock, HostLogger, PeerNetwork, Timer, World } from "./world.js";
 
 export type { Member } from "./node-snapshot.js";
@@ -321,7 +322,7 @@ export class Replica {
     };
   }
 
-  status() {
+  status(): MemberStatus {
     const s = this.raft.status();
     return {
       ...s,
@@ -329,12 +330,11 @@ export class Replica {
       compactRevision: this.sm.compactRevision,
       keys: this.sm.keyCount,
       snapshotIndex: this.lastSnapshotIndex,
-      members: [...this.members.values()]
-        .map((m) => ({
-          ...m,
-          role: this.confState.voters.includes(m.id) || this.confState.votersOutgoing.includes(m.id) ? "voter" : this.confState.learners.includes(m.id) ? "learner" : "removed",
-        }))
-        .filter((m) => m.role !== "removed"),
+      members: [...this.members.values()].flatMap((m) => {
+        const cs = this.confState;
+        const role = cs.voters.includes(m.id) || cs.votersOutgoing.includes(m.id) ? "voter" : cs.learners.includes(m.id) || cs.learnersNext.includes(m.id) ? "learner" : null;
+        return role === null ? [] : [{ ...m, role }];
+      }),
       transport: this.network.stats(),
       storage: this.disk.stats,
       leases: this.isLeader ? this.leases.size : undefined,
