@@ -93,7 +93,10 @@ async function runRange(): Promise<void> {
   const onResult = (r: SeedResult): void => {
     results.set(r.seed, r);
     done[workerOf(r.seed)]++;
-    if (r.violation) lowestViolation = Math.min(lowestViolation, r.seed);
+    if (r.violation) {
+      lowestViolation = Math.min(lowestViolation, r.seed);
+      process.stderr.write(`sim: seed ${r.seed} violated ${r.violation.invariant} (replay: ${replayCommand(r)})\n`);
+    }
     if (performance.now() - lastProgress > 10_000) {
       lastProgress = performance.now();
       const violations = [...results.values()].filter((x) => x.violation).length;

@@ -71,6 +71,10 @@ export interface DiskProfile {
 
 export const fastDisk: DiskProfile = { minLatency: 0, maxLatency: 1 };
 
+function memberIds(cs: ConfState): NodeId[] {
+  return [...new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext])];
+}
+
 export function isMember(cs: ConfState, id: NodeId): boolean {
   return cs.voters.includes(id) || cs.learners.includes(id) || cs.votersOutgoing.includes(id) || cs.learnersNext.includes(id);
 }
@@ -316,13 +320,18 @@ export class SimCluster {
           ctx.log(() => `${id} becomes leader of term ${r.term} (log ends at ${host.coreLog().lastIndex()})`);
           ctx.onNewLeader(host);
         });
+        let previous = status.confState;
         r.membershipChanged.add((cs) => {
-          if (host.incarnation !== inc || isMember(cs, id)) return;
-          // Removed from the configuration: shut down once the change is known here, after the ready loop
-          // has had time to hand over leadership.
-          ctx.queue.push(ctx.now + 3 * TICK, () => {
-            if (host.incarnation === inc && host.up && !isMember(host.replica.status().confState, id)) this.retire(host);
-          });
+          if (host.incarnation !== inc) return;
+          // A change that drops members is committed (it is applied): they are removed from the cluster and shut
+          // down — once the change is known, after the ready loop has had time to hand over leadership. (A member
+          // replaying configurations from before it was added is not being removed.)
+          const before = memberIds(previous);
+          previous = cs;
+          for (const gone of before.filter((m) => !isMember(cs, m))) {
+            const h = this.hosts.get(gone);
+            if (h && !h.retired) ctx.queue.push(ctx.now + 3 * TICK, () => this.retire(h));
+          }
         });
         r.failed.add((e) => {
           if (host.incarnation !== inc) return;

@@ -138,7 +138,7 @@ async function run(opts: SimOptions): Promise<SeedResult> {
   if (nodes !== 3 && nodes !== 5) throw new RangeError(`runSeed: nodes must be 3 or 5, got ${nodes}`);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`runSeed: seed must be an integer in [0, 2^32), got ${seed}`);
   const rng = new Prng(seed);
-  const faultTicks = opts.faultTicks ?? rng.int(100, 250);
+  const faultTicks = opts.faultTicks ?? rng.int(80, 180);
   const livenessTicks = opts.livenessTicks ?? 200;
   const membership = rng.chance(0.3);
   const params = drawParams(rng);
@@ -164,9 +164,9 @@ async function run(opts: SimOptions): Promise<SeedResult> {
     },
     fail: (e) => (failure ??= e),
   };
-  const kv = new KvClients(ctx, rng.int(2, 4), rng.int(3, 5));
-  const coordination = new CoordinationClients(ctx, ctx.coordination, rng.int(1, 3));
-  const watches = new WatchClients(ctx, rng.int(1, 2));
+  const kv = new KvClients(ctx, rng.int(1, 3), rng.int(2, 4));
+  const coordination = new CoordinationClients(ctx, ctx.coordination, rng.int(1, 2));
+  const watches = new WatchClients(ctx, 1);
   sinks.push(coordination, watches);
   const cluster = new SimCluster(ctx, { params, machine: opts.machine, onHostStarted: opts.onHostStarted });
   const ids: NodeId[] = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);

@@ -25,6 +25,7 @@ const NOT_RUN: Record<string, string> = {
     "starts the dev cluster on the docs' ports; the test's cluster stands in for it",
   'alias concord="npx tsx $PWD/cli/concord.ts"': "the test runs `concord` as the CLI from source itself",
   "npm run sim -- --seeds 2000": "2000 simulated runs take minutes; `npm run sim -- --seed 1234 --nodes 5` runs one",
+  "npm run sim:mutants": "runs a few hundred simulated seeds per broken rule, minutes long; .ci/run runs it",
   "npm run check -- --model register history.jsonl":
     "history.jsonl stands for the user's file; test/check covers the CLI",
   "npm run bench -- put --concurrency 64": "a 10-second load run against the dev cluster's ports",
