@@ -6,6 +6,7 @@ import { ConcordError } from "../../src/client/errors.js";
 import type { LeaderChange } from "../../src/client/election.js";
 import { displayValue, textArg, valueJson } from "./bytes.js";
 import { EXIT, clientCommand, durationArg, intArg, printJson, run, ttlArg, type ClientFlags } from "./common.js";
+import { Watchdog } from "../watchdog/watchdog.js";
 import { runSupervised } from "./supervise.js";
 
 interface ElectFlags extends ClientFlags {
@@ -30,7 +31,7 @@ export function registerElectCommand(program: Command): void {
     .option("--count <n>", "with --observe: exit after n changes", intArg(1))
     .addOption(new Option("--ttl <duration>", "lease TTL of the candidacy").argParser(ttlArg()).default(10_000, "10s"))
     .addOption(
-      new Option("--grace <duration>", "after lost leadership: time between SIGTERM and SIGKILL of the command")
+      new Option("--grace <duration>", "after lost leadership: time between SIGTERM and SIGKILL of the command, cut short so that the SIGKILL comes before the lease could expire")
         .argParser(durationArg())
         .default(5000, "5s"),
     )
@@ -40,7 +41,8 @@ export function registerElectCommand(program: Command): void {
 Waits until this candidate leads (candidates queue in order), then prints the leadership token or runs the
 command with CONCORD_ELECTION_NAME, CONCORD_ELECTION_TOKEN and CONCORD_ELECTION_VALUE in its environment
 (process group, stdin and signals as for \`concord lock\`). Leadership ends — and the command is stopped — when
-its lease is lost. Resigns on exit, so the next candidate takes over at once.
+its lease is lost; as for \`concord lock\`, the command's group is SIGKILLed before the lease could expire on the
+servers, also if this process is frozen or killed. Resigns on exit, so the next candidate takes over at once.
 
 Examples:
   concord elect scheduler n1.example:8080 -- ./run-scheduler.sh
@@ -77,6 +79,8 @@ async function electCommand(
     });
   }
   const { ttl: ttlMs, grace: graceMs } = o;
+  // Started while we wait, so that the command can start as soon as we lead.
+  const watchdog = command.length > 0 ? new Watchdog("elect", graceMs) : null;
   const waitAbort = new AbortController();
   const onWaitSignal = () => waitAbort.abort();
   process.once("SIGINT", onWaitSignal);
@@ -84,11 +88,14 @@ async function electCommand(
   let lead;
   try {
     lead = await c.election(name).campaign(value, { ttlMs, signal: waitAbort.signal });
+  } catch (e) {
+    await watchdog?.close();
+    throw e;
   } finally {
     process.off("SIGINT", onWaitSignal);
     process.off("SIGTERM", onWaitSignal);
   }
-  if (command.length === 0) {
+  if (watchdog === null) {
     if (o.json) printJson({ name, value, token: lead.token });
     else console.log(lead.token);
     const outcome = await new Promise<"signal" | "lost">((resolve) => {
@@ -111,9 +118,9 @@ async function electCommand(
     CONCORD_ELECTION_TOKEN: String(lead.token),
     CONCORD_ELECTION_VALUE: value,
   };
-  const result = await runSupervised(command, env, lead.lost, { graceMs, label: "elect" });
+  const code = await runSupervised(command, env, lead, watchdog, { graceMs, label: "elect" });
   await lead.resign().catch(() => {});
-  return result.code;
+  return code;
 }
 
 async function observeCommand(c: Client, name: string, o: ElectFlags): Promise<number> {

@@ -4,6 +4,7 @@ import { Option, type Command } from "commander";
 import type { Client } from "../../src/client/client.js";
 import { EXIT, clientCommand, durationArg, intArg, ttlArg, printJson, run, type ClientFlags } from "./common.js";
 import { textArg } from "./bytes.js";
+import { Watchdog } from "../watchdog/watchdog.js";
 import { runSupervised } from "./supervise.js";
 
 interface LockFlags extends ClientFlags {
@@ -35,7 +36,7 @@ export function registerLockCommand(program: Command): void {
     .addOption(
       new Option(
         "--grace <duration>",
-        "after a lost lock: time between SIGTERM and SIGKILL of the command's process group",
+        "after a lost lock: time between SIGTERM and SIGKILL of the command's process group, cut short so that the SIGKILL comes before the lease could expire",
       )
         .argParser(durationArg())
         .default(5000, "5s"),
@@ -45,8 +46,12 @@ export function registerLockCommand(program: Command): void {
       `
 The command runs with CONCORD_LOCK_NAME and CONCORD_LOCK_TOKEN (the fencing token: strictly increasing per
 lock) in its environment, in its own process group; stdin and SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 are
-forwarded to it. If the lock is lost (no keep-alive succeeded within the TTL, or the lease ended), the group
-gets SIGTERM at once and SIGKILL after --grace. The exit code is the command's (128+N if killed by signal N).
+forwarded to it. The command never outlives the lock: its group is SIGKILLed before the lease could expire on
+the servers — one TTL after the last acknowledged keep-alive was sent, less a margin of min(TTL/4, 250ms + TTL/50)
+— also if this process is frozen (SIGSTOP, Ctrl-Z) or killed, by a watchdog process of its own. If the lock is
+lost while the command runs, the group gets SIGTERM at once and SIGKILL after --grace or at that deadline,
+whichever comes first (keep-alives failing until the deadline: SIGKILL, exit 137). See docs/cli.md for the limits.
+The exit code is the command's (128+N if killed by signal N).
 Without a command, prints the token and holds the lock until SIGINT/SIGTERM (exit 1 if it is lost).
 Exit codes: 3 when --try finds the lock held or --timeout passes; 2 for bad arguments; 1 for other failures.
 
@@ -64,6 +69,8 @@ Examples:
 async function lockCommand(c: Client, name: string, command: string[], o: LockFlags): Promise<number> {
   const { ttl: ttlMs, grace: graceMs, timeout: timeoutMs, limit } = o;
 
+  // Started while we wait, so that the command can start as soon as the lock is ours.
+  const watchdog = command.length > 0 ? new Watchdog("lock", graceMs) : null;
   // Ctrl-C while waiting abandons the wait (the lease is revoked, leaving the queue).
   const waitAbort = new AbortController();
   const onWaitSignal = () => waitAbort.abort();
@@ -72,12 +79,15 @@ async function lockCommand(c: Client, name: string, command: string[], o: LockFl
   let hold;
   try {
     hold = await c.lock(name, { ttlMs, timeoutMs, wait: !o.try, limit, signal: waitAbort.signal });
+  } catch (e) {
+    await watchdog?.close();
+    throw e;
   } finally {
     process.off("SIGINT", onWaitSignal);
     process.off("SIGTERM", onWaitSignal);
   }
 
-  if (command.length === 0) {
+  if (watchdog === null) {
     if (o.json) printJson({ name, token: hold.token, lease: hold.lease.id });
     else console.log(hold.token);
     const outcome = await new Promise<"signal" | "lost">((resolve) => {
@@ -95,12 +105,8 @@ async function lockCommand(c: Client, name: string, command: string[], o: LockFl
     return EXIT.OK;
   }
 
-  const result = await runSupervised(
-    command,
-    { CONCORD_LOCK_NAME: name, CONCORD_LOCK_TOKEN: String(hold.token) },
-    hold.lost,
-    { graceMs, label: "lock" },
-  );
+  const env = { CONCORD_LOCK_NAME: name, CONCORD_LOCK_TOKEN: String(hold.token) };
+  const code = await runSupervised(command, env, hold, watchdog, { graceMs, label: "lock" });
   await hold.release().catch(() => {});
-  return result.code;
+  return code;
 }

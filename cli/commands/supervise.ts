@@ -1,83 +1,168 @@
 // Running a command under a lock or a leadership: the child gets its own process group (so the whole tree it
 // starts can be stopped together), our stdin is piped to it, and SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2
-// are forwarded to its group. When the hold is lost the group gets SIGTERM at once and SIGKILL after the grace
-// period: work protected by a lock must not continue once the lock may belong to someone else.
+// are forwarded to its group.
+//
+// Invariant: the command's whole process group is gone before the servers could expire the hold's lease, whatever
+// happens to this process (frozen, starved of CPU, killed). The bound is the lease's own deadline — one TTL after
+// the last acknowledged keep-alive was sent, on our monotonic clock — minus a safety margin. A watchdog process in
+// its own session (../watchdog/main.ts) holds it: we pass on the new bound at each renewal, and the watchdog
+// SIGKILLs the group when the bound passes unrenewed, or stops it when we exit without saying the command ended.
+// When the hold is lost while we run, the group gets SIGTERM at once and SIGKILL after the grace period, cut
+// short at the bound.
 
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
+import type { Lease } from "../../src/client/lease.js";
+import { monotonicMs } from "../watchdog/protocol.js";
+import type { Watchdog } from "../watchdog/watchdog.js";
+import { EXIT } from "./common.js";
 
 const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
+/** Forwarded signals that, arriving before the command started, cancel it. */
+const CANCELLING = new Set<NodeJS.Signals>(["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"]);
 
-export interface SupervisedResult {
-  /** The exit code to propagate: the child's, or 128 + signal number when it was killed by a signal. */
-  code: number;
-  /** True if the child was stopped because the hold was lost. */
-  killedForLoss: boolean;
+/** A lock hold or a leadership: what the command runs under. */
+export interface Hold {
+  /** Fires when the hold may be over. */
+  lost: AbortSignal;
+  lease: Lease;
 }
 
-export function runSupervised(
+/**
+ * How long before the lease's client-side deadline the command's group must be dead: room for the watchdog's
+ * timer and the SIGKILL running late on a busy machine, and for the servers' clocks running up to 2% faster than
+ * ours. At most a quarter of the TTL, so that short leases keep most of their TTL.
+ */
+export function leaseSafetyMarginMs(ttlMs: number): number {
+  return Math.min(ttlMs / 4, 250 + ttlMs / 50);
+}
+
+/**
+ * Runs `argv` while `hold` lasts, guarded by `watchdog` (started with the same label and grace period, best while
+ * waiting for the hold); closes the watchdog. Resolves with the exit code to propagate (128+N when killed by
+ * signal N).
+ */
+export async function runSupervised(
   argv: string[],
   env: Record<string, string>,
-  lost: AbortSignal,
+  hold: Hold,
+  watchdog: Watchdog,
   opts: { graceMs: number; label: string },
-): Promise<SupervisedResult> {
+): Promise<number> {
+  const { lease, lost } = hold;
+  /** The instant (monotonic ms) by which the command's group must be dead, as far as we know now. */
+  const bound = () => monotonicMs() + lease.remainingMs - leaseSafetyMarginMs(lease.ttlMs);
+
+  let child: ChildProcess | null = null;
+  let cancelledBy: NodeJS.Signals | null = null;
+  const signalGroup = (sig: NodeJS.Signals) => {
+    if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    try {
+      process.kill(-child.pid, sig);
+    } catch {
+      // the group is already gone
+    }
+  };
+  const forwarders = FORWARDED.map((sig) => {
+    const fn = () => {
+      if (child) signalGroup(sig);
+      else if (CANCELLING.has(sig)) cancelledBy ??= sig;
+    };
+    process.on(sig, fn);
+    return [sig, fn] as const;
+  });
+  const stopForwarding = () => {
+    for (const [sig, fn] of forwarders) process.off(sig, fn);
+  };
+
+  try {
+    await watchdog.ready;
+  } catch (e) {
+    stopForwarding();
+    throw e;
+  }
+  watchdog.hold(bound());
+  const offRenewed = lease.onRenewed(() => watchdog.hold(bound()));
+  if (cancelledBy !== null || lost.aborted) {
+    stopForwarding();
+    offRenewed();
+    await watchdog.close();
+    if (cancelledBy !== null) return 128 + (constants.signals[cancelledBy] ?? 0);
+    console.error(`concord ${opts.label}: ${reasonOf(lost)}; the command was not started`);
+    return EXIT.FAILED;
+  }
+
   return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), {
+    const started = spawn(argv[0], argv.slice(1), {
       stdio: ["pipe", "inherit", "inherit"],
       env: { ...process.env, ...env },
       detached: true,
     });
-    let killedForLoss = false;
-    let killTimer: NodeJS.Timeout | undefined;
-    const signalGroup = (sig: NodeJS.Signals) => {
-      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-      try {
-        process.kill(-child.pid, sig);
-      } catch {
-        // the group is already gone
-      }
-    };
-    const forwarders = FORWARDED.map((sig) => {
-      const fn = () => signalGroup(sig);
-      process.on(sig, fn);
-      return [sig, fn] as const;
-    });
+    child = started;
+    // Guarded from here on: if we die before this line is written, the group was never named (one step).
+    if (started.pid !== undefined) watchdog.guard(started.pid);
+
     const onLost = () => {
-      killedForLoss = true;
-      const why = lost.reason instanceof Error ? lost.reason.message : String(lost.reason);
-      console.error(`concord ${opts.label}: ${why}; stopping the command (SIGTERM now, SIGKILL in ${opts.graceMs} ms)`);
-      signalGroup("SIGTERM");
-      killTimer = setTimeout(() => signalGroup("SIGKILL"), opts.graceMs);
+      const now = monotonicMs();
+      const killAt = Math.min(now + opts.graceMs, bound());
+      const killIn = Math.round(killAt - now);
+      const how =
+        killIn <= 0
+          ? "SIGKILL now: its lease may expire at any moment"
+          : `SIGTERM now, SIGKILL in ${killIn} ms` +
+            (killIn < opts.graceMs ? " (--grace cut short: the lease may expire then)" : "");
+      console.error(`concord ${opts.label}: ${reasonOf(lost)}; stopping the command (${how})`);
+      watchdog.final(killAt);
+      signalGroup(killIn <= 0 ? "SIGKILL" : "SIGTERM");
     };
     if (lost.aborted) onLost();
     else lost.addEventListener("abort", onLost, { once: true });
 
-    // stdin: forwarded as a stream; EPIPE when the child does not read it is not an error.
-    child.stdin.on("error", () => {});
-    if (process.stdin.isTTY || !process.stdin.readableEnded) process.stdin.pipe(child.stdin);
+    // Without the watchdog nothing bounds the command if we stall: it must not run on unguarded.
+    void watchdog.exited.then((r) => {
+      if (watchdog.closed) return;
+      if (r.code !== 0) {
+        console.error(
+          `concord ${opts.label}: the watchdog process ended (${r.signal ?? `code ${r.code}`}); killing the command`,
+        );
+      }
+      signalGroup("SIGKILL");
+    });
 
+    // stdin: forwarded as a stream; EPIPE when the child does not read it is not an error.
+    started.stdin.on("error", () => {});
+    if (process.stdin.isTTY || !process.stdin.readableEnded) process.stdin.pipe(started.stdin);
+
+    let finished = false;
     const finish = (code: number) => {
-      clearTimeout(killTimer);
+      if (finished) return;
+      finished = true;
+      offRenewed();
       lost.removeEventListener("abort", onLost);
-      for (const [sig, fn] of forwarders) process.off(sig, fn);
-      process.stdin.unpipe(child.stdin);
+      stopForwarding();
+      process.stdin.unpipe(started.stdin);
       process.stdin.pause();
       // Anything the child left behind in its group goes too.
-      if (child.pid !== undefined) {
+      if (started.pid !== undefined) {
         try {
-          process.kill(-child.pid, "SIGKILL");
+          process.kill(-started.pid, "SIGKILL");
         } catch {
           // no such group: everything already exited
         }
       }
-      resolve({ code, killedForLoss });
+      void watchdog.close().then(() => resolve(code));
     };
-    child.on("error", (e) => {
+    started.on("error", (e) => {
       console.error(`concord ${opts.label}: cannot run ${argv[0]}: ${e.message}`);
       finish(127);
     });
-    child.on("exit", (code, signal) => {
+    started.on("exit", (code, signal) => {
       finish(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0));
     });
   });
+}
+
+function reasonOf(lost: AbortSignal): string {
+  const r: unknown = lost.reason;
+  return r instanceof Error ? r.message : String(r);
 }

@@ -30,6 +30,7 @@ export class Lease {
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private inflight = false;
+  private readonly renewListeners = new Set<() => void>();
   /** Keep-alives that succeeded (for tests and diagnostics). */
   keepAlives = 0;
 
@@ -51,9 +52,21 @@ export class Lease {
     return !this.stopped && !this.lost.aborted;
   }
 
-  /** Milliseconds left before the client must consider the lease lost (monotonic). */
+  /**
+   * Milliseconds left before the client must consider the lease lost (monotonic): until one TTL after the last
+   * acknowledged keep-alive (or the grant) was sent, the earliest moment the servers may expire the lease.
+   */
   get remainingMs(): number {
     return Math.max(0, this.lastSuccessSentAt + this.ttlMs - performance.now());
+  }
+
+  /**
+   * Calls `listener` each time an acknowledged keep-alive moves that deadline later (read it with `remainingMs`),
+   * e.g. to pass it on to another process. Returns a function that removes the listener.
+   */
+  onRenewed(listener: () => void): () => void {
+    this.renewListeners.add(listener);
+    return () => this.renewListeners.delete(listener);
   }
 
   /** Revokes the lease on the server (keys, locks and candidacies bound to it end) and stops keep-alives. */
@@ -91,6 +104,7 @@ export class Lease {
       if (sentAt > this.lastSuccessSentAt) {
         this.lastSuccessSentAt = sentAt;
         this.armExpiry();
+        for (const listener of this.renewListeners) listener();
       }
       return true;
     } catch (e) {

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import type { LeaderChange } from "../../src/index.js";
 import { waitUntil } from "../../src/harness/index.js";
 import { CliSuite, type CliProcess } from "./cli.js";
+import { handover, logMargins } from "./supervision.js";
 
 const suite = new CliSuite(8300, "elect-cli");
 
@@ -76,6 +77,31 @@ describe("concord elect", () => {
     expect(tokens[tokens.length - 1]).toBe(tokenB);
     expect(tokens[0]).toBeLessThan(tokenB);
   });
+
+  for (const signal of ["SIGKILL", "SIGSTOP"] as const) {
+    it(`a ${signal === "SIGKILL" ? "SIGKILLed" : "frozen (SIGSTOP)"} \`concord elect\` leader's command is dead before the next leader's starts`, async () => {
+      const name = `guarded-${signal}`;
+      /** The next candidate queues once its candidacy's lease (3 s, granted after the leader's) exists. */
+      const secondWaits = async () => {
+        const leader = await suite.client.election(name).leader();
+        const leases = await suite.client.leases();
+        return !!leader && leases.some((l) => l.ttlMs === 3000 && l.id > leader.lease);
+      };
+      const r = await handover({
+        dir: suite.dir,
+        endpoints: suite.cluster.endpoints().join(","),
+        first: (cmd) => cli(["elect", "--ttl", "3s", name, "alpha", "--", ...cmd]),
+        second: (cmd) => cli(["elect", "--ttl", "3s", name, "beta", "--", ...cmd]),
+        secondWaits,
+        signal,
+      });
+      logMargins(`elect, ${signal}`, 3000, r);
+      if (signal === "SIGSTOP") {
+        r.firstProcess.kill("SIGCONT");
+        expect((await r.firstProcess.exited).code).toBe(137);
+      }
+    });
+  }
 
   it("the library's observe() resumes across a member kill without repeating or skipping changes", async () => {
     const seen: LeaderChange[] = [];

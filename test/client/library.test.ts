@@ -124,6 +124,28 @@ describe("leases", () => {
   });
 });
 
+describe("lease renewals", () => {
+  it("onRenewed fires at each acknowledged keep-alive, which moves remainingMs up to one TTL ahead; off() stops it", async () => {
+    const ttl = 900;
+    const lease = await c.grantLease(ttl);
+    const remainingAtRenewal: number[] = [];
+    const before = lease.keepAlives;
+    const off = lease.onRenewed(() => remainingAtRenewal.push(lease.remainingMs));
+    while (remainingAtRenewal.length < 3) await new Promise((r) => setTimeout(r, 50));
+    off();
+    expect(remainingAtRenewal.length).toBe(lease.keepAlives - before);
+    for (const r of remainingAtRenewal) {
+      expect(r).toBeGreaterThan(0);
+      expect(r).toBeLessThanOrEqual(ttl);
+    }
+    const seen = remainingAtRenewal.length;
+    const after = lease.keepAlives;
+    while (lease.keepAlives === after) await new Promise((r) => setTimeout(r, 50));
+    expect(remainingAtRenewal.length).toBe(seen);
+    await lease.revoke();
+  });
+});
+
 describe("failover", () => {
   it("watch survives a leader kill without missing or repeating events; writes stay exactly-once", async () => {
     const w = c.watch("fo/", { prefix: true });
