@@ -41,6 +41,8 @@ export class CoordinationChecker {
   /** Per index: the first state-machine snapshot taken there. */
   private readonly snapshots = new Map<number, { key: string; by: string }>();
   private outputsCompared = 0;
+  /** (clientId, seq) of every fenced write applied, to tell a session's retry from a new write. */
+  private readonly sessionWrites = new Set<string>();
   checks = 0;
 
   constructor() {
@@ -74,7 +76,11 @@ export class CoordinationChecker {
     try {
       this.invariants.afterApply(index, output);
       const fence = fenceOf(data);
-      if (fence !== null) this.invariants.fencedWrite(fence.lock, fence.lease, fence.token, output.result);
+      // A retry of a write its session already applied is answered from the record (exactly once): the outcome of
+      // the first application, when that was judged; not a new write.
+      const retry = fence?.session !== undefined && this.sessionWrites.has(fence.session);
+      if (fence?.session !== undefined) this.sessionWrites.add(fence.session);
+      if (fence !== null && !retry) this.invariants.fencedWrite(fence.lock, fence.lease, fence.token, output.result);
     } catch (e) {
       if (e instanceof CoordinationInvariantViolation) {
         throw new InvariantViolation("lock/election rules", `at index ${index} on ${host}: ${e.message}`);
@@ -127,8 +133,8 @@ export class CoordinationChecker {
   }
 }
 
-/** The fence of a fenced put (the simulated clients bind it to their lease), or null. */
-function fenceOf(data: Uint8Array): { lock: string; token: number; lease: number } | null {
+/** The fence of a fenced put (the simulated clients bind it to their lease) and its session tag, or null. */
+function fenceOf(data: Uint8Array): { lock: string; token: number; lease: number; session?: string } | null {
   let raw: unknown;
   try {
     raw = unpack(data.subarray(1));
@@ -136,11 +142,12 @@ function fenceOf(data: Uint8Array): { lock: string; token: number; lease: number
     return null; // not a command at all: the state machine refused it, nothing fenced happened
   }
   if (typeof raw !== "object" || raw === null) return null;
-  const c = raw as { op?: unknown; fence?: { lock?: unknown; token?: unknown }; lease?: unknown };
+  const c = raw as { op?: unknown; fence?: { lock?: unknown; token?: unknown }; lease?: unknown; session?: { clientId?: unknown; seq?: unknown } };
   if (c.op !== "put" || c.fence === undefined) return null;
   const { lock, token } = c.fence;
   if (typeof lock !== "string" || typeof token !== "number" || typeof c.lease !== "number") return null;
-  return { lock, token, lease: c.lease };
+  const session = c.session !== undefined ? `${String(c.session.clientId)}/${String(c.session.seq)}` : undefined;
+  return { lock, token, lease: c.lease, session };
 }
 
 /** Structural equality of plain data: primitives, Uint8Arrays, arrays and objects (same own keys). */
