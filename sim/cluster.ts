@@ -12,7 +12,9 @@ import { decodeNodeSnapshot } from "../src/host/node-snapshot.js";
 import type { Replica } from "../src/host/replica.js";
 import type { HostLogger, PeerHandlers, World } from "../src/host/world.js";
 import type { RaftLog } from "../src/raft/log.js";
-import type { ConfState, Entry, Message, NodeId } from "../src/raft/types.js";
+import type { Storage } from "../src/raft/storage.js";
+import type { JointConfig } from "../src/raft/quorum.js";
+import type { ConfState, Entry, Message, NodeId, SnapshotMetadata } from "../src/raft/types.js";
 import type { ApplyOutput } from "../src/statemachine/index.js";
 import { StorageFailedError } from "../src/storage/errors.js";
 import { SimClientSocket, SimLink, type LinkEnd } from "./client-socket.js";
@@ -20,7 +22,7 @@ import { SimClock, type SimTime } from "./clock.js";
 import type { CoordinationChecker } from "./coordination-checker.js";
 import type { EventQueue } from "./event-queue.js";
 import { SimFileSystem } from "./file-system.js";
-import { InvariantViolation, type InvariantChecker } from "./invariants.js";
+import { InvariantViolation, type Elector, type InvariantChecker, type LogView } from "./invariants.js";
 import type { Network } from "./network.js";
 import { SimPeerNetwork } from "./peer-network.js";
 import type { Prng } from "./prng.js";
@@ -54,6 +56,10 @@ export interface SimContext extends SimTime {
   fault(kind: string): void;
   /** Called when a host becomes leader (the nemesis may strike at once). */
   onNewLeader(host: SimHost): void;
+  /** Called when a leader host appends a proposal (the nemesis may strike before it spreads). */
+  onProposed(host: SimHost): void;
+  /** Called when a leader applies an entry of an earlier term (one it inherited): the nemesis may strike then. */
+  onInheritedApplied(host: SimHost): void;
   /** The first application of `index` anywhere: the committed stream, in index order. */
   onCommitted(index: number, output: ApplyOutput): void;
   /** A finding outside the event that is running (a host stopping on a broken invariant, an INTERNAL reply). */
@@ -150,6 +156,14 @@ export class SimHost {
     return (this.replica as unknown as { raft: { raft: { log: RaftLog } } }).raft.raft.log;
   }
 
+  /** The log as this host's disk holds it (what a restart loads), fed by the replica's persisted writes. */
+  readonly durableLog = new DurableLogView();
+
+  /** The core's voters (what its elections count). */
+  coreConfig(): JointConfig {
+    return (this.replica as unknown as { raft: { raft: { config: { voters: JointConfig } } } }).raft.raft.config.voters;
+  }
+
   /** Term of entry i in the core's log: -1 when compacted, undefined past the end. */
   termAt(i: number): number | undefined {
     const log = this.coreLog();
@@ -172,6 +186,42 @@ export class SimHost {
   }
 }
 
+/** Terms of a log by index as a disk holds it: -1 where compacted into the snapshot. */
+export class DurableLogView implements LogView {
+  private terms: number[] = [0];
+
+  get lastIndex(): number {
+    return this.terms.length - 1;
+  }
+
+  get lastTerm(): number {
+    return this.terms[this.terms.length - 1];
+  }
+
+  termAt(i: number): number | undefined {
+    return i < this.terms.length ? this.terms[i] : undefined;
+  }
+
+  /** A (re)started member loaded its log from its disk into `storage`. */
+  loaded(storage: Storage): void {
+    const last = storage.lastIndex();
+    this.terms = new Array<number>(last + 1).fill(-1);
+    for (let i = storage.firstIndex() - 1; i <= last; i++) this.terms[i] = storage.term(i);
+  }
+
+  /** A write completed: a snapshot from the leader replaces the log; entries replace everything from their first index. */
+  persisted(entries: readonly Entry[], snapshot: SnapshotMetadata | undefined): void {
+    if (snapshot) {
+      this.terms = new Array<number>(snapshot.index + 1).fill(-1);
+      this.terms[snapshot.index] = snapshot.term;
+    }
+    if (entries.length === 0) return;
+    if (entries[0].index > this.terms.length) throw new Error(`sim: a write of entries from ${entries[0].index} leaves a gap after ${this.lastIndex}`);
+    this.terms.length = entries[0].index;
+    for (const e of entries) this.terms.push(e.term);
+  }
+}
+
 export interface ClusterOptions {
   params: HostParams;
   machine?: MachineFactory;
@@ -188,6 +238,21 @@ export class SimCluster {
     private readonly opts: ClusterOptions,
   ) {
     this.machine = opts.machine ?? realMachine;
+    ctx.checker.electorate = () => this.electors();
+  }
+
+  /** The members as the invariant checker judges elections: their configuration and log as they run, and their disk's log. */
+  private *electors(): Iterable<Elector> {
+    for (const h of this.hosts.values()) {
+      if (h.retired) continue;
+      const log = h.up ? h.coreLog() : null;
+      yield {
+        id: h.id,
+        config: h.up ? h.coreConfig() : null,
+        memory: log && { lastIndex: log.lastIndex(), lastTerm: log.lastTerm(), termAt: (i) => h.termAt(i) },
+        durable: h.durableLog,
+      };
+    }
   }
 
   /** Create a founding member (bootstrapping on an empty disk) or a later one (joining) and start it. */
@@ -280,12 +345,15 @@ export class SimCluster {
       world: this.world(host),
       createStateMachine: (snapshot) => (snapshot ? this.machine.restore(snapshot) : this.machine.create()),
       observer: {
-        persisted: (entries, hs) => {
+        proposed: () => ctx.onProposed(host),
+        persisted: (entries, hs, snapshot) => {
+          host.durableLog.persisted(entries, snapshot);
           if (entries.length > 0) ctx.checker.persisted(id, entries, (i) => host.termBefore(entries, i));
           if (hs) host.maxDurableCommit = Math.max(host.maxDurableCommit, hs.commit);
         },
         applied: (e, output) => {
           ctx.checker.applied(id, e);
+          if (host.host !== null && e.term < host.replica.term && host.replica.isLeader) ctx.onInheritedApplied(host);
           if (output === undefined) return;
           const first = ctx.coordination.applied(id, e.index, e.data, output, host.replica.coord);
           if (first) ctx.onCommitted(e.index, output);
@@ -310,12 +378,15 @@ export class SimCluster {
         host.starting = false;
         const r = h.replica;
         const status = r.status();
+        host.durableLog.loaded(host.coreLog().storage);
         ctx.checker.restartedAt(id, r.appliedTo);
         ctx.checker.restartCommit(id, status.commit, host.maxDurableCommit);
         r.roleChanged.add((s) => {
           if (s.role !== "leader" || host.incarnation !== inc) return;
           ctx.stats.elections++;
           ctx.checker.leader(id, r.term);
+          const voters = host.coreConfig();
+          ctx.checker.leaderVotes(id, r.term, voters.incoming, voters.outgoing);
           ctx.checker.newLeaderLog(id, r.term, (i) => host.termAt(i));
           ctx.log(() => `${id} becomes leader of term ${r.term} (log ends at ${host.coreLog().lastIndex()})`);
           ctx.onNewLeader(host);
@@ -403,6 +474,7 @@ export class SimCluster {
   private batchDelays(from: NodeId, to: NodeId, messages: readonly Message[]): number[] {
     let delays: number[] | undefined;
     for (const m of messages) {
+      if (m.type === "voteResp" && !m.reject) this.ctx.checker.voteGranted(m.from, m.to, m.term);
       // One draw per batch; a scripted filter (dropIf) or a cut drops the whole batch.
       const d = this.ctx.network.delays(m);
       if (d.length === 0) return [];

@@ -4,7 +4,13 @@
 // - election safety: at most one leader per term;
 // - log matching: two logs holding an entry with the same (index, term) hold the same data there, and (checked
 //   link by link: the term at index-1 of every copy of (index, term) is the same) the same prefix before it;
-// - leader completeness: a new leader's log holds the latest entry known committed when it was elected;
+// - every leader holds granted votes from a majority of each half of its configuration (the inductive form of
+//   election safety: counted from the grants the network carried, with the checker's own quorum arithmetic);
+// - leader completeness: a new leader's log holds the latest entry known committed when it was elected; and,
+//   checked as a state invariant the moment an entry is first applied anywhere (not waited for): no running
+//   member that lacks the entry could win an election — judged from every running member's log and
+//   configuration with the vote rule, so an entry committed unsafely (by counting replicas of an older term, or
+//   with one half of a joint configuration) is caught even if the member that could overwrite it never runs;
 // - committed entries never change: every node's commit point and every applied entry agree with one global
 //   record of what is committed at each index;
 // - state-machine safety: each node applies indexes in order with exactly the committed entries, so every
@@ -29,6 +35,41 @@ export function entryKey(e: Entry): string {
   return `${e.term}/${e.type}/${dataKey(e.data)}`;
 }
 
+/** A log as the checker compares logs in elections. */
+export interface LogView {
+  lastIndex: number;
+  lastTerm: number;
+  /** Term of its entry at i: -1 when compacted (covered by a snapshot, which holds only committed state), undefined past its end. */
+  termAt(i: number): number | undefined;
+}
+
+/** What the checker reads of a member to judge whether it could win an election, or help another win one. */
+export interface Elector {
+  id: NodeId;
+  /** Its core's configuration (outgoing is empty outside joint consensus); null while the member is down. */
+  config: { incoming: ReadonlySet<NodeId>; outgoing: ReadonlySet<NodeId> } | null;
+  /** Its core's log (written or not); null while the member is down. */
+  memory: LogView | null;
+  /** Its log as its disk holds it: what it would campaign and vote with after a crash. */
+  durable: LogView;
+}
+
+/** A majority of each non-empty half of (incoming, outgoing) is in `ids`. */
+function quorumOf(incoming: ReadonlySet<NodeId>, outgoing: ReadonlySet<NodeId>, ids: ReadonlySet<NodeId>): boolean {
+  const majority = (voters: ReadonlySet<NodeId>): boolean => {
+    if (voters.size === 0) return true;
+    let n = 0;
+    for (const v of voters) if (ids.has(v)) n++;
+    return n > voters.size / 2;
+  };
+  return majority(incoming) && majority(outgoing);
+}
+
+/** Raft's vote rule: a voter grants a candidate whose log is at least as up to date as its own. */
+function upToDate(candidate: LogView, voter: LogView): boolean {
+  return candidate.lastTerm > voter.lastTerm || (candidate.lastTerm === voter.lastTerm && candidate.lastIndex >= voter.lastIndex);
+}
+
 interface LoggedEntry {
   key: string;
   /** Term at index-1 in the log that first held this entry, or -1 if unknown (compacted there). */
@@ -46,7 +87,35 @@ export class InvariantChecker {
   maxCommitted = { index: 0, term: 0 };
   /** Per node: the last index applied to its state machine (reset on restart and snapshot restore). */
   private readonly lastApplied = new Map<NodeId, number>();
+  /** Granted votes the network carried: "term/candidate" -> voters. */
+  private readonly grants = new Map<string, Set<NodeId>>();
   checks = 0;
+
+  /** The running members, for the leader-completeness state check (the cluster sets it). */
+  electorate: () => Iterable<Elector> = () => [];
+
+  /** `voter` sent `candidate` a granted vote for `term` (pre-votes do not count). */
+  voteGranted(voter: NodeId, candidate: NodeId, term: number): void {
+    const key = `${term}/${candidate}`;
+    let set = this.grants.get(key);
+    if (!set) this.grants.set(key, (set = new Set()));
+    set.add(voter);
+  }
+
+  /** `id` became leader of `term` with this configuration: the grants sent to it must form a quorum of it. */
+  leaderVotes(id: NodeId, term: number, incoming: ReadonlySet<NodeId>, outgoing: ReadonlySet<NodeId>): void {
+    this.checks++;
+    const votes = new Set(this.grants.get(`${term}/${id}`) ?? []);
+    votes.add(id);
+    if (!quorumOf(incoming, outgoing, votes)) {
+      const half = (s: ReadonlySet<NodeId>) => `{${[...s].join(",")}}`;
+      throw new InvariantViolation(
+        "election safety",
+        `${id} became leader of term ${term} with votes from {${[...votes].join(",")}}, not a majority of ` +
+          (outgoing.size > 0 ? `both ${half(incoming)} and ${half(outgoing)}` : half(incoming)),
+      );
+    }
+  }
 
   /** A node is leader in `term`. */
   leader(id: NodeId, term: number): void {
@@ -117,6 +186,7 @@ export class InvariantChecker {
     if (known === undefined || (known.key === null && known.term === e.term)) {
       this.committed.set(e.index, { key, term: e.term, by: id });
       if (e.index > this.maxCommitted.index) this.maxCommitted = { index: e.index, term: e.term };
+      if (known === undefined) this.committedSurvives(e.index, e.term, id);
     } else if (known.key === null) {
       throw new InvariantViolation(
         "state-machine safety",
@@ -127,6 +197,35 @@ export class InvariantChecker {
         "state-machine safety",
         `${id} applied ${describe(key)} at index ${e.index}, but ${known.by} applied ${describe(known.key)}`,
       );
+    }
+  }
+
+  /**
+   * Entry (index, term) was just applied for the first time (by `by`): no member lacking it — in its log as it
+   * runs, or as its disk holds it (after a crash) — may be able to collect, under its configuration, votes from
+   * members whose logs as their disks hold them are no more up to date (a voter may crash and come back with just
+   * that; a correct leader counted only durable copies, so a majority of every later electorate refuses). Members
+   * that are down vote with their disk's log and are not judged as candidates: that can only hide a danger.
+   */
+  private committedSurvives(index: number, term: number, by: NodeId): void {
+    const all = [...this.electorate()];
+    for (const m of all) {
+      if (m.config === null || (!m.config.incoming.has(m.id) && !m.config.outgoing.has(m.id))) continue;
+      for (const [state, log] of [["running", m.memory], ["on disk", m.durable]] as const) {
+        if (log === null) continue;
+        const t = log.termAt(index);
+        if (t === term || t === -1) continue;
+        this.checks++;
+        const votes = new Set<NodeId>([m.id]);
+        for (const v of all) if (v !== m && upToDate(log, v.durable)) votes.add(v.id);
+        if (quorumOf(m.config.incoming, m.config.outgoing, votes)) {
+          throw new InvariantViolation(
+            "leader completeness",
+            `${by} applied index ${index} (term ${term}), but ${m.id}'s log ${state} has ${t === undefined ? "no entry" : `term ${t}`} ` +
+              `there and could be elected (it ends at ${log.lastIndex}/term ${log.lastTerm}) by {${[...votes].join(",")}}`,
+          );
+        }
+      }
     }
   }
 

@@ -31,19 +31,47 @@ export const MUTANTS: Readonly<Record<string, Mutant>> = {
     ],
   },
   "leader-counts-before-fsync": {
-    description: "the leader counts its own entries toward commit before their fsync (advances a Ready before its write completes)",
+    description:
+      "the leader counts its own entries toward commit as soon as it appends them (as a raft whose host fsyncs before sending may), while its host sends appends before its fsync (assertion removed)",
     patches: [
-      { file: "src/host/replica.ts", find: `writes, written: false };`, replace: `writes, written: this.raft.role === "leader" /* MUTANT */ };` },
-      { file: "src/host/replica.ts", find: `            this.onWritten(item);`, replace: `            if (this.inFlight.includes(item)) this.onWritten(item); /* MUTANT */` },
+      {
+        file: "src/raft/raft.ts",
+        find: `    this.log.append(entries);\n    this.appendsPending = true;`,
+        replace: `    this.log.append(entries);\n    this.progress.get(this.id)?.maybeUpdate(index); /* MUTANT */\n    this.appendsPending = true;`,
+      },
+      { file: "src/raft/raft.ts", find: `    assert(self === undefined || self.match <= this.lastStableIndex(),`, replace: `    assert(true /* MUTANT */,` },
+    ],
+  },
+  "apply-out-of-order": {
+    description:
+      "with several Readies in flight, a Ready's committed entries are applied when its write completes, but a Ready with nothing to write applies at once — ahead of earlier ones (assertion removed)",
+    patches: [
+      {
+        file: "src/host/replica.ts",
+        find: `    for (const e of rd.committed) this.applyEntry(e);\n    if (item.written) this.finishReadies();`,
+        replace: `    if (!writes) for (const e of rd.committed) this.applyEntry(e); /* MUTANT */\n    if (item.written) this.finishReadies();`,
+      },
+      {
+        file: "src/host/replica.ts",
+        find: `    if (writes) this.observer.persisted?.(rd.entries, rd.hardState, rd.snapshot?.metadata);`,
+        replace: `    if (writes) this.observer.persisted?.(rd.entries, rd.hardState, rd.snapshot?.metadata);\n    if (writes) for (const e of rd.committed) this.applyEntry(e); /* MUTANT */`,
+      },
+      { file: "src/host/replica.ts", find: `    assert(e.index === this.appliedIndex + 1,`, replace: `    assert(true /* MUTANT */,` },
     ],
   },
   "apply-ahead-of-snapshot": {
-    description: "with several Readies in flight, committed entries are applied ahead of the snapshot they follow (assertions removed)",
+    description:
+      "with several Readies in flight, a snapshot from the leader is installed once its write completes, while the committed entries after it are applied at once (assertions removed)",
     patches: [
       {
         file: "src/host/replica.ts",
         find: `    if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata, rd.snapshot.data);\n    for (const e of rd.committed) this.applyEntry(e);`,
-        replace: `    for (const e of rd.committed) this.applyEntry(e); /* MUTANT */\n    if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata, rd.snapshot.data);`,
+        replace: `    for (const e of rd.committed) this.applyEntry(e); /* MUTANT: the snapshot waits for its write */`,
+      },
+      {
+        file: "src/host/replica.ts",
+        find: `    if (writes) this.observer.persisted?.(rd.entries, rd.hardState, rd.snapshot?.metadata);`,
+        replace: `    if (writes) this.observer.persisted?.(rd.entries, rd.hardState, rd.snapshot?.metadata);\n    if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata, rd.snapshot.data); /* MUTANT */`,
       },
       { file: "src/host/replica.ts", find: `    assert(e.index === this.appliedIndex + 1,`, replace: `    assert(true /* MUTANT */,` },
       { file: "src/host/replica.ts", find: `    assert(index > this.appliedIndex,`, replace: `    assert(true /* MUTANT */,` },
@@ -61,12 +89,16 @@ export const MUTANTS: Readonly<Record<string, Mutant>> = {
     ],
   },
   "ack-before-apply": {
-    description: "a write is acknowledged as soon as it is proposed, before it is committed and applied",
+    description: "a put is acknowledged as soon as the leader appends it, before it is committed and applied",
     patches: [
       {
         file: "src/host/replica.ts",
         find: `    const p = this.proposals.add(index, this.raft.term);\n    this.observer.proposed?.();`,
-        replace: `    this.proposals.add(index, this.raft.term).catch(() => {});\n    const p = Promise.resolve({ ok: true, value: { revision: 0 } } as Outcome); /* MUTANT */\n    this.observer.proposed?.();`,
+        replace:
+          `    const tracked = this.proposals.add(index, this.raft.term);\n` +
+          `    if (command.op === "put") tracked.catch(() => {}); /* MUTANT */\n` +
+          `    const p = command.op === "put" ? Promise.resolve({ ok: true, value: { revision: this.sm.revision + 1 } } as Outcome) : tracked;\n` +
+          `    this.observer.proposed?.();`,
       },
     ],
   },

@@ -24,6 +24,7 @@ type FaultKind =
   | "failing-disk"
   | "clock-drift"
   | "transfer-leadership"
+  | "leader-churn"
   | "membership";
 
 const KINDS: readonly FaultKind[] = [
@@ -37,6 +38,7 @@ const KINDS: readonly FaultKind[] = [
   "failing-disk",
   "clock-drift",
   "transfer-leadership",
+  "leader-churn",
   "membership",
 ];
 
@@ -47,6 +49,10 @@ export interface NemesisOptions {
   membership: boolean;
   /** Probability that a newly elected leader is crashed or cut off right away. */
   newLeaderStrikeRate: number;
+  /** Probability that a leader is crashed or cut off right after a proposal, before it spreads. */
+  proposalStrikeRate: number;
+  /** Probability that a new leader is crashed or cut off as it applies an entry it inherited from an earlier term. */
+  inheritedStrikeRate: number;
   /** Ids a membership change may add. */
   spareIds: NodeId[];
 }
@@ -66,6 +72,8 @@ export function drawFaultMix(rng: Prng, membership: boolean): Map<FaultKind, num
 
 export class Nemesis {
   private active = true;
+  /** Until this time every new leader is struck soon after its election, and proposing leaders often. */
+  private churnUntil = 0;
   private nextSpare = 0;
   private readonly total: number;
 
@@ -221,16 +229,28 @@ export class Nemesis {
         this.ctx.log(() => `${leader.id} transfers leadership to ${to}`);
         return;
       }
+      case "leader-churn": {
+        // A storm of short leaderships: each new leader is cut off or crashed within a few round trips, and now
+        // and then right after a proposal, so logs diverge over several terms (Raft's Figure 8 in the making).
+        this.ctx.fault("leader-churn");
+        this.churnUntil = this.ctx.now + rng.int(20 * TICK, 60 * TICK);
+        this.ctx.log(() => `leader churn until ${this.churnUntil}`);
+        return;
+      }
       case "membership":
         if (leader) this.changeMembership(leader);
         return;
     }
   }
 
+  /** Cuts `host` off from everyone for `ms` (independently of partitions and of other isolations). */
   private isolate(host: SimHost, ms: number): void {
-    this.ctx.log(() => `partition isolates ${host.id}`);
-    this.ctx.network.partition([host.id], this.members().map((h) => h.id).filter((i) => i !== host.id));
-    this.later(ms, () => this.healNetwork());
+    this.ctx.log(() => `${host.id} is cut off for ${ms} ms`);
+    this.ctx.network.isolate(host.id);
+    this.ctx.queue.push(this.ctx.now + ms, () => {
+      this.ctx.network.unisolate(host.id);
+      this.ctx.log(() => `${host.id} is reachable again`);
+    });
   }
 
   private changeMembership(leader: SimHost): void {
@@ -349,21 +369,47 @@ export class Nemesis {
    * inherited have spread, leaves divergent logs behind: the raw material of Raft's Figure 8.
    */
   newLeader(host: SimHost): void {
+    if (!this.active) return;
+    const churn = this.ctx.now < this.churnUntil;
+    if (!churn && !this.ctx.rng.chance(this.opts.newLeaderStrikeRate)) return;
+    this.strikeLeader(host, this.ctx.rng.int(0, churn ? 40 : 60), "new-leader", churn);
+  }
+
+  /** A leader cut off just after a proposal leaves an entry on a minority (the other half of Figure 8). */
+  proposed(host: SimHost): void {
+    if (!this.active) return;
+    const churn = this.ctx.now < this.churnUntil;
+    if (!this.ctx.rng.chance(churn ? 0.15 : this.opts.proposalStrikeRate)) return;
+    this.strikeLeader(host, this.ctx.rng.int(0, 5), "proposing-leader", churn);
+  }
+
+  /**
+   * A new leader applying an entry it inherited: in a correct cluster its own no-op is already on a majority by
+   * then, so striking it now is harmless; a leader that committed the old entry by counting replicas alone (the
+   * rule of Figure 8 broken) leaves it committed on too few members.
+   */
+  inheritedApplied(host: SimHost): void {
+    if (!this.active || !this.ctx.rng.chance(this.ctx.now < this.churnUntil ? 0.9 : this.opts.inheritedStrikeRate)) return;
+    this.strikeLeader(host, this.ctx.rng.int(0, 2), "leader-applying-inherited", this.ctx.now < this.churnUntil);
+  }
+
+  /** Cuts `host` off or crashes it after `delay` if it still leads; during a churn only briefly. */
+  private strikeLeader(host: SimHost, delay: number, what: string, brief: boolean): void {
     const rng = this.ctx.rng;
-    if (!this.active || !rng.chance(this.opts.newLeaderStrikeRate)) return;
-    const delay = rng.int(0, 30);
     const inc = host.incarnation;
     const isolate = rng.chance(0.5);
+    // Short, about an election, and several elections long: which of them overlap decides which logs diverge.
+    const downFor = rng.pick(brief ? [[TICK / 2, 3 * TICK], [5 * TICK, 15 * TICK], [15 * TICK, 30 * TICK]] : [[TICK, 15 * TICK]]);
+    const downMs = rng.int(downFor[0], downFor[1]);
     this.later(delay, () => {
       if (!host.up || host.incarnation !== inc || !host.replica.isLeader) return;
       if (isolate) {
-        if (this.ctx.network.partitioned) return;
-        this.ctx.fault("isolate-new-leader");
-        this.isolate(host, rng.int(3 * TICK, 20 * TICK));
+        this.ctx.fault(`isolate-${what}`);
+        this.isolate(host, downMs);
       } else {
-        this.ctx.fault("crash-new-leader");
+        this.ctx.fault(`crash-${what}`);
         this.cluster.crash(host);
-        this.later(rng.int(2 * TICK, 15 * TICK), () => this.cluster.restart(host));
+        this.later(downMs, () => this.cluster.restart(host));
       }
     });
   }

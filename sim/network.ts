@@ -30,6 +30,8 @@ export const calmNetwork: NetworkProfile = {
 export class Network {
   profile: NetworkProfile = calmNetwork;
   private readonly cut = new Set<string>();
+  /** Members cut off from everyone on their own (isolations overlap independently of partitions). */
+  private readonly isolated = new Map<string, number>();
   /** Scripted scenarios: drop every message this returns true for. */
   dropIf: ((m: Message) => boolean) | null = null;
   sent = 0;
@@ -62,7 +64,7 @@ export class Network {
   }
 
   isCut(from: string, to: string): boolean {
-    return this.cut.size > 0 && this.cut.has(`${from}>${to}`);
+    return (this.cut.size > 0 && this.cut.has(`${from}>${to}`)) || (this.isolated.size > 0 && (this.isolated.has(from) || this.isolated.has(to)));
   }
 
   cutLink(from: string, to: string): void {
@@ -83,7 +85,19 @@ export class Network {
     return this.cut.size > 0;
   }
 
+  /** Cut `id` off from every other member (until unisolate; isolations of several members may overlap). */
+  isolate(id: string): void {
+    this.isolated.set(id, (this.isolated.get(id) ?? 0) + 1);
+  }
+
+  unisolate(id: string): void {
+    const n = (this.isolated.get(id) ?? 0) - 1;
+    if (n > 0) this.isolated.set(id, n);
+    else this.isolated.delete(id);
+  }
+
   healAll(): void {
     this.cut.clear();
+    this.isolated.clear();
   }
 }

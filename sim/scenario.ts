@@ -52,6 +52,8 @@ export class Scenario {
       log: (line) => this.lines.push(`${ctx.now.toFixed(1)} ${line()}`),
       fault: () => {},
       onNewLeader: () => {},
+      onProposed: () => {},
+      onInheritedApplied: () => {},
       onCommitted: () => {},
       fail: (e) => (this.failure ??= e),
     };

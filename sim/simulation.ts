@@ -99,7 +99,8 @@ function drawParams(rng: Prng): HostParams {
   return {
     clusterId: "sim",
     tickMs: TICK,
-    electionTicks: 10,
+    // Elections after 5 or 10 ticks: faster ones fit more terms (and more interleavings) into a fault.
+    electionTicks: rng.pick([5, 10]),
     heartbeatTicks: 1,
     snapshotEntries: rng.int(16, 64),
     snapshotBytes: rng.pick([4096, 16384, 1 << 20]),
@@ -140,7 +141,7 @@ async function run(opts: SimOptions): Promise<SeedResult> {
   const rng = new Prng(seed);
   const faultTicks = opts.faultTicks ?? rng.int(80, 180);
   const livenessTicks = opts.livenessTicks ?? 200;
-  const membership = rng.chance(0.3);
+  const membership = rng.chance(0.4);
   const params = drawParams(rng);
   const stats: SimStats = { steps: 0, elections: 0, faults: new Map(), snapshotsTaken: 0, snapshotsInstalled: 0, restarts: 0, fatalStops: 0 };
   const onLog = opts.onLog;
@@ -159,6 +160,8 @@ async function run(opts: SimOptions): Promise<SeedResult> {
     log: onLog ? (line) => onLog(ctx.now, line()) : () => {},
     fault: (kind) => stats.faults.set(kind, (stats.faults.get(kind) ?? 0) + 1),
     onNewLeader: (host) => nemesis?.newLeader(host),
+    onProposed: (host) => nemesis?.proposed(host),
+    onInheritedApplied: (host) => nemesis?.inheritedApplied(host),
     onCommitted: (_index, output) => {
       for (const sink of sinks) sink.committed(output);
     },
@@ -189,7 +192,15 @@ async function run(opts: SimOptions): Promise<SeedResult> {
     const faults = new Nemesis(
       ctx,
       cluster,
-      { minGap: 2 * TICK, maxGap: 12 * TICK, membership, newLeaderStrikeRate: rng.pick([0.02, 0.1, 0.4]), spareIds },
+      {
+        minGap: 2 * TICK,
+        maxGap: 12 * TICK,
+        membership,
+        newLeaderStrikeRate: rng.pick([0.02, 0.1, 0.4, 0.8]),
+        proposalStrikeRate: rng.pick([0, 0, 0.01, 0.03]),
+        inheritedStrikeRate: rng.pick([0, 0.2, 0.6]),
+        spareIds,
+      },
       drawFaultMix(rng, membership),
     );
     nemesis = faults;

@@ -63,8 +63,8 @@ export interface ReplicaObserver {
   proposed?(): void;
   /** One save's duration (the wait for earlier saves excluded). */
   fsync?(seconds: number): void;
-  /** A Ready's write completed: its entries and hard state are durable. */
-  persisted?(entries: readonly Entry[], hardState: HardState | undefined): void;
+  /** A Ready's write completed: its entries, hard state and snapshot from the leader are durable. */
+  persisted?(entries: readonly Entry[], hardState: HardState | undefined, snapshot: SnapshotMetadata | undefined): void;
   /** A committed entry was applied; `output` is undefined for a no-op or a membership change. */
   applied?(entry: Entry, output: ApplyOutput | undefined): void;
   /** The state machine now starts after `index` (a snapshot from the leader was installed). */
@@ -498,7 +498,7 @@ export class Replica {
   }
 
   private finishReady({ rd, sentFirst, writes }: InFlight): void {
-    if (writes) this.observer.persisted?.(rd.entries, rd.hardState);
+    if (writes) this.observer.persisted?.(rd.entries, rd.hardState, rd.snapshot?.metadata);
     // Votes, acks and everything else a follower or candidate says must follow its fsync — and the fsyncs of
     // earlier Readies: an ack may cover entries an earlier, still in-flight write carries.
     if (!sentFirst) this.network.send(rd.messages);

