@@ -21,6 +21,7 @@ import { createHttpHandler } from "./http.js";
 import { IdleCollector, shrinkPackBuffer } from "./idle-gc.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createConcordMetrics, type ConcordMetrics } from "./metrics.js";
+import { peerAuthInput, peerAuthMode, peerKeys } from "./peer-auth.js";
 import { createServerStateMachine } from "./state-machine.js";
 
 export interface RunningServer {
@@ -65,9 +66,8 @@ function seededRandom(): () => number {
   };
 }
 
-/** The host's part of a member's configuration. */
-export function hostConfig(config: ServerConfig): HostConfig {
-  const secret = config.peerSecret ?? config.clusterId;
+/** The host's part of a member's configuration; `forwardKey` keys the forwarding proof (peer-auth.ts). */
+export function hostConfig(config: ServerConfig, forwardKey: string): HostConfig {
   return {
     name: config.name,
     clusterId: config.clusterId,
@@ -87,7 +87,7 @@ export function hostConfig(config: ServerConfig): HostConfig {
     maxInflightPerConnection: config.maxInflightPerConnection,
     maxConnections: config.maxConnections,
     maxBufferedBytes: 8 << 20,
-    forwardProof: createHmac("sha256", secret).update(`concord-forward:${config.clusterId}`).digest("hex"),
+    forwardProof: createHmac("sha256", forwardKey).update(`concord-forward:${config.clusterId}`).digest("hex"),
     tokens: config.authTokensFile ? loadTokens(config.authTokensFile) : undefined,
   };
 }
@@ -95,7 +95,10 @@ export function hostConfig(config: ServerConfig): HostConfig {
 export async function startServer(config: ServerConfig, opts: { logger?: Logger } = {}): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, name: config.name });
   for (const w of configWarnings(config)) logger.warn(w);
+  const peerAuth = peerAuthInput(config);
   logger.info({ config: redactConfig(config) }, "starting");
+  logger.info({ peerAuth: peerAuthMode(peerAuth) }, `peer authentication: ${peerAuthMode(peerAuth)}`);
+  const keys = peerKeys(peerAuth, config.clusterId, () => randomBytes(32).toString("hex"));
   const metrics = createConcordMetrics();
 
   // Members share the client-port TLS setup. A follower forwarding to the leader's wss port trusts the client
@@ -109,7 +112,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
       ? { ca: [...rootCertificates, fs.readFileSync(clientTls.cert)] }
       : undefined;
   const peerTls = config.tls.peer;
-  const hc = hostConfig(config);
+  const hc = hostConfig(config, keys.forward);
   let progress = (): number => 0;
   const idleGc = new IdleCollector(
     () => progress(),
@@ -124,7 +127,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
       const transport = new PeerTransport({
         id: config.name,
         clusterId: config.clusterId,
-        secret: config.peerSecret ?? config.clusterId,
+        secret: keys.handshake,
         listen: config.peerListen,
         advertiseUrl: config.peerUrl,
         peers: new Map(),
