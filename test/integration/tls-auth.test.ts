@@ -249,6 +249,10 @@ describe.sequential("TLS and token auth", () => {
       );
       expect(foreign.code).toBe("UNAVAILABLE");
       console.log(`mutual TLS refusals: no certificate → ${none.message}; foreign certificate → ${foreign.message}`);
+      // Both failed the TLS handshake, before reaching the gateway: counted by reason.
+      const metrics = (await cluster.httpGet(leader, "/metrics")).body;
+      const tls = /^concord_client_connections_refused_total\{reason="tls"\} (\d+)$/m.exec(metrics);
+      expect(Number(tls?.[1])).toBeGreaterThanOrEqual(2);
     });
   });
 
