@@ -57,6 +57,8 @@ export async function runDev(o: DevOptions): Promise<void> {
     keepData: true,
     logLevel: o.logLevel,
     command: currentCommand(),
+    // Loopback members for development: no peer secret or TLS to set up (each member says so at start).
+    insecurePeers: true,
     onExit: (m, exit) => {
       if (!up || exit.requested || stopping) return;
       console.error(

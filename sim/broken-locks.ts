@@ -43,6 +43,7 @@ function build(make: (options: StateMachineOptions) => StateMachine, breakage: B
     lockTotals: () => locks.totals(),
     electionLeader: (name) => elections.leader(name),
     electionCandidates: (name) => elections.candidates(name),
+    electionTotals: () => elections.totals(),
     electionHistory: (name, fromIndex) => elections.history(name, fromIndex),
   };
 }

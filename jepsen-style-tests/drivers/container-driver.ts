@@ -11,6 +11,7 @@
 // otherwise `containerDriverUnavailable()` says why and the runner records the run as skipped.
 
 import { execFile, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -129,6 +130,7 @@ export class ContainerCluster implements ClusterDriver {
   private readonly network: string;
   private readonly subnet: string;
   private nextJoiner = 1;
+  private readonly peerSecret = randomBytes(24).toString("hex");
 
   readonly opts: ContainerClusterOptions;
 
@@ -187,6 +189,8 @@ export class ContainerCluster implements ClusterDriver {
       "--cap-add", "NET_ADMIN",
       "-v", `${m.dataDir}:/data`, "-v", `${m.clockDir}:/clock`,
       "-e", "CONCORD_JEPSEN_CLOCK_FILE=/clock/clock.json",
+      // Members on a network authenticate each other with a shared secret, as deployed members must.
+      "-e", `CONCORD_PEER_SECRET=${this.peerSecret}`,
       IMAGE,
       "--name", m.name, "--data-dir", "/data",
       "--client-url", `ws://${m.ip}:${CLIENT_PORT}`, "--peer-url", `ws://${m.ip}:${PEER_PORT}`,

@@ -71,6 +71,13 @@ export interface LocalClusterOptions {
   clientTls?: ClientTls;
   /** Peers talk wss with mutual TLS. */
   peerTls?: PeerTls;
+  /** Every member's peer secret (given as CONCORD_PEER_SECRET, so that it never shows in ps). */
+  peerSecret?: string;
+  /**
+   * Pass --insecure-peers, without which a member of a multi-member cluster with neither a peer secret nor
+   * peer TLS refuses to start. Default: on unless `peerTls` or `peerSecret` is given (local test clusters).
+   */
+  insecurePeers?: boolean;
   authTokensFile?: string;
   /** Bearer token the harness shows on /status and /metrics (needed when `authTokensFile` is set). */
   httpToken?: string;
@@ -218,13 +225,15 @@ export class LocalCluster implements StatusSource {
     if (o.peerTls)
       args.push("--peer-cert-file", o.peerTls.cert, "--peer-key-file", o.peerTls.key, "--peer-ca-file", o.peerTls.ca);
     if (o.authTokensFile !== undefined) args.push("--auth-tokens-file", o.authTokensFile);
+    if (o.insecurePeers ?? (o.peerTls === undefined && o.peerSecret === undefined)) args.push("--insecure-peers");
     if (o.extraArgs) args.push(...o.extraArgs);
+    const env = { ...(o.peerSecret !== undefined ? { CONCORD_PEER_SECRET: o.peerSecret } : {}), ...o.env?.(info) };
     const proc = new MemberProcess({
       name: info.name,
       command: this.command,
       serverArgs: args,
       logFile: info.logFile,
-      ...(o.env ? { env: o.env(info) } : {}),
+      env,
       ...(o.onExit ? { onExit: (e: MemberExit) => o.onExit!(info, e) } : {}),
     });
     const m = { info, proc };

@@ -62,7 +62,11 @@ export interface GatewayOptions {
   maxBufferedBytes: number;
   /** Told of every answered request: its op, the result code ("OK") and duration. */
   onRequest?(op: string, code: string, seconds: number): void;
+  /** Told of every connection refused: over maxConnections, a hello refused (auth), an unsupported protocol. */
+  onRefused?(reason: RefusalReason): void;
 }
+
+export type RefusalReason = "limit" | "auth" | "protocol";
 
 /** What the transport feeds a connection it accepted. */
 export interface GatewayConnection {
@@ -100,6 +104,7 @@ export class ClientGateway {
   accept(link: ClientLink): GatewayConnection | null {
     if (this.conns.size >= this.opts.maxConnections) {
       this.stats.refused++;
+      this.opts.onRefused?.("limit");
       const error: WireError = { code: "TOO_MANY_CONNECTIONS", message: `this node serves at most ${this.opts.maxConnections} connections; try another member` };
       link.send(encodeFrame({ type: "error", error }));
       link.close(4003, "too many connections");
@@ -237,6 +242,7 @@ export class ClientGateway {
         message: `protocol ${hello.protocol} is not supported; this server speaks protocol ${PROTOCOL_VERSION}`,
       });
       conn.link.close(4002, "protocol mismatch");
+      this.opts.onRefused?.("protocol");
       return;
     }
     try {
@@ -249,6 +255,7 @@ export class ClientGateway {
       this.opts.logger.info({ remote: conn.remote, code: err.code }, `refused a client: ${err.message}`);
       this.sendError(conn, undefined, err);
       conn.link.close(4001, err.code);
+      this.opts.onRefused?.("auth");
     }
   }
 }

@@ -4,7 +4,7 @@
 // virtual clock, a simulated network and a simulated disk.
 
 import type { Coordination } from "../locks/index.js";
-import { ClientGateway } from "./gateway.js";
+import { ClientGateway, type RefusalReason } from "./gateway.js";
 import type { HostConfig } from "./host-config.js";
 import { Replica, type ReplicaObserver } from "./replica.js";
 import { ClientService } from "./service.js";
@@ -18,6 +18,8 @@ export interface HostOptions {
   observer?: ReplicaObserver;
   /** Told of every answered client request: its op, result code ("OK") and duration. */
   onRequest?(op: string, code: string, seconds: number): void;
+  /** Told of every client connection refused, and why. */
+  onConnectionRefused?(reason: RefusalReason): void;
 }
 
 export class Host {
@@ -41,6 +43,7 @@ export class Host {
       maxConnections: config.maxConnections,
       maxBufferedBytes: config.maxBufferedBytes,
       onRequest: opts.onRequest,
+      onRefused: opts.onConnectionRefused,
     });
     return new Host(replica, service, gateway);
   }

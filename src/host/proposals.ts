@@ -25,6 +25,9 @@ interface Waiter {
 export class PendingProposals {
   private readonly byIndex = new Map<number, Waiter>();
 
+  /** `failed` is told the code of every proposal that fails while waiting (lost, or failed at shutdown). */
+  constructor(private readonly failed: (code: ProposalError["code"]) => void = () => {}) {}
+
   add(index: number, term: number): Promise<Outcome> {
     return new Promise<Outcome>((resolve, reject) => this.byIndex.set(index, { term, resolve, reject }));
   }
@@ -35,6 +38,7 @@ export class PendingProposals {
     if (!w) return;
     this.byIndex.delete(index);
     if (w.term !== term) {
+      this.failed("PROPOSAL_LOST");
       w.reject(new ProposalError("PROPOSAL_LOST", `the proposal at index ${index} was replaced by a new leader's entry; retry`));
     } else {
       w.resolve(outcome ?? { ok: true, value: null });
@@ -43,7 +47,10 @@ export class PendingProposals {
 
   /** Fail everything still waiting (shutdown). */
   failAll(error: ProposalError): void {
-    for (const w of this.byIndex.values()) w.reject(error);
+    for (const w of this.byIndex.values()) {
+      this.failed(error.code);
+      w.reject(error);
+    }
     this.byIndex.clear();
   }
 

@@ -61,6 +61,8 @@ export interface AppliedEvents {
  */
 export interface ReplicaObserver {
   proposed?(): void;
+  /** A proposal was refused, or failed while waiting to be applied; `code` says why. */
+  proposalFailed?(code: ProposalError["code"]): void;
   /** One save's duration (the wait for earlier saves excluded). */
   fsync?(seconds: number): void;
   /** A Ready's write completed: its entries, hard state and snapshot from the leader are durable. */
@@ -71,7 +73,8 @@ export interface ReplicaObserver {
   snapshotInstalled?(index: number): void;
   /** A snapshot of applied state was encoded (it is being saved). */
   snapshotTaken?(index: number, data: Uint8Array): void;
-  snapshotSaved?(index: number): void;
+  /** The snapshot taken at `index` is durable; its save took `seconds`. */
+  snapshotSaved?(index: number, seconds: number): void;
 }
 
 export interface ReplicaOptions {
@@ -111,7 +114,7 @@ export class Replica {
   private readonly raft: RaftNode;
   private readonly disk: DurableStorage;
   private network!: PeerNetwork;
-  private readonly proposals = new PendingProposals();
+  private readonly proposals: PendingProposals;
   private readonly reads: ReadBarrier;
   private readonly leases = new LeaseKeeper();
   private readonly createStateMachine: ReplicaOptions["createStateMachine"];
@@ -142,6 +145,7 @@ export class Replica {
     this.clock = world.clock;
     this.disk = disk;
     this.observer = opts.observer ?? {};
+    this.proposals = new PendingProposals((code) => this.observer.proposalFailed?.(code));
     this.createStateMachine = opts.createStateMachine;
     this.reads = new ReadBarrier(`${this.id}:${Math.floor(world.random() * 0xffffffff).toString(16)}`);
 
@@ -230,6 +234,11 @@ export class Replica {
     return this.appliedIndex;
   }
 
+  /** Proposals waiting for their entry to be applied. */
+  get pendingProposals(): number {
+    return this.proposals.size;
+  }
+
   /** Applied entries plus reads and keep-alives served: moves while the member works (idle collection). */
   get progress(): number {
     return this.appliedIndex + this.readsAndKeepAlives;
@@ -247,13 +256,13 @@ export class Replica {
 
   /** Propose a command on the leader; resolves with its outcome once applied here. */
   propose(command: Command): Promise<Outcome> {
-    this.assertRunning();
+    this.assertProposing();
     if (command.op === "leaseGrant") (command as { grantedAt: number }).grantedAt = this.clock.wallNow();
     let index: number;
     try {
       index = this.raft.propose(encodeCommand(command));
     } catch (e) {
-      throw translateProposeError(e);
+      throw this.refused(e);
     }
     const p = this.proposals.add(index, this.raft.term);
     this.observer.proposed?.();
@@ -297,13 +306,13 @@ export class Replica {
 
   /** Add a member as a learner (it catches up by snapshot), promote a learner, or remove a member. */
   async changeMembership(cc: ConfChange, member?: Member): Promise<ConfState> {
-    this.assertRunning();
+    this.assertProposing();
     const withContext: ConfChange = member ? { ...cc, context: JSON.stringify(member) } : cc;
     let index: number;
     try {
       index = this.raft.proposeConfChange(withContext);
     } catch (e) {
-      throw translateProposeError(e);
+      throw this.refused(e);
     }
     const p = this.proposals.add(index, this.raft.term);
     this.schedule();
@@ -630,8 +639,9 @@ export class Replica {
     this.disk
       .saveSnapshot({ metadata: { index, term: this.appliedTerm, confState: this.confState }, data })
       .then(() => {
-        this.log.info({ index, bytes: data.byteLength, ms: Math.round(this.clock.now() - started) }, "snapshot saved");
-        this.observer.snapshotSaved?.(index);
+        const ms = this.clock.now() - started;
+        this.log.info({ index, bytes: data.byteLength, ms: Math.round(ms) }, "snapshot saved");
+        this.observer.snapshotSaved?.(index, ms / 1000);
       })
       .catch((e: Error) => this.fail(e))
       .finally(() => (this.snapshotting = false));
@@ -646,6 +656,22 @@ export class Replica {
     } catch {
       this.leases.retryExpiry(ids);
     }
+  }
+
+  /** assertRunning for a proposal: a refusal counts as a failed proposal. */
+  private assertProposing(): void {
+    try {
+      this.assertRunning();
+    } catch (e) {
+      throw this.refused(e);
+    }
+  }
+
+  /** A proposal the core (or a stopped replica) refused: the error to throw, with the observer told. */
+  private refused(e: unknown): Error {
+    const err = translateProposeError(e);
+    if (err instanceof ProposalError) this.observer.proposalFailed?.(err.code);
+    return err;
   }
 
   private assertRunning(): void {

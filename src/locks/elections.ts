@@ -293,6 +293,13 @@ export class ElectionHandler implements CommandHandler {
     return { lease, value, token: e.leaderToken };
   }
 
+  /** Candidates over every election, leaders included (for metrics; O(elections)). */
+  totals(): { candidates: number } {
+    let candidates = 0;
+    for (const e of this.elections.values()) candidates += e.candidates.size;
+    return { candidates };
+  }
+
   /** Candidate leases in FIFO order (the first is the leader). */
   candidates(name: string): number[] {
     return [...(this.elections.get(name)?.candidates.keys() ?? [])];

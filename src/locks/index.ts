@@ -66,6 +66,8 @@ export interface Coordination {
   lockTotals(): { holders: number; waiters: number };
   electionLeader(name: string): Leader | null;
   electionCandidates(name: string): number[];
+  /** Candidates over every election, leaders included. */
+  electionTotals(): { candidates: number };
   /** Leadership changes of `name` with index >= fromIndex, or COMPACTED / INVALID_ARGUMENT. */
   electionHistory(name: string, fromIndex: number): LeadershipChange[] | CommandError;
 }
@@ -86,6 +88,7 @@ function build(options: CoordinationOptions, make: (smOptions: StateMachineOptio
     lockTotals: () => locks.totals(),
     electionLeader: (name) => elections.leader(name),
     electionCandidates: (name) => elections.candidates(name),
+    electionTotals: () => elections.totals(),
     electionHistory: (name, fromIndex) => elections.history(name, fromIndex),
   };
 }

@@ -14,6 +14,7 @@ import { dirname, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import type { Access, Permission, TokenEntry, TokenTable } from "../host/auth.js";
 import { DEFAULT_LIMITS } from "../statemachine/limits.js";
+import { peerAuthInput, peerAuthMode, peerAuthProblem, peerAuthWarnings } from "./peer-auth.js";
 
 export class ConfigError extends Error {
   readonly code = "CONFIG_INVALID";
@@ -63,6 +64,8 @@ export interface ServerConfig {
   clusterId: string;
   /** Shared secret checked on peer connections (in addition to, or instead of, mutual TLS). */
   peerSecret?: string;
+  /** Lets members of a multi-member cluster run without a peer secret or mutual TLS (see peer-auth.ts). */
+  insecurePeers: boolean;
   /** A new member joining an existing cluster: starts empty, without bootstrapping a configuration. */
   join: boolean;
   tickMs: number;
@@ -184,6 +187,12 @@ const OPTIONS: readonly OptionSpec[] = [
       expect: "16 to 1024 characters without whitespace",
       secret: true,
     },
+  },
+  {
+    key: "insecurePeers",
+    help: "let a member of a multi-member cluster run without --peer-secret or peer mTLS: peers then authenticate with the cluster id, which anyone can learn (local development and tests only)",
+    kind: { type: "bool" },
+    default: false,
   },
   {
     key: "join",
@@ -572,6 +581,18 @@ export function loadConfig(
     }
   }
 
+  const peerSecret = str("peerSecret");
+  const insecurePeers = bool("insecurePeers") ?? def<boolean>("insecurePeers");
+  const authTokensFile = path("authTokensFile");
+  const peerProblem = peerAuthProblem({
+    members: initialCluster.size,
+    peerSecret,
+    peerTls: tls.peer !== undefined,
+    tokens: authTokensFile !== undefined,
+    insecurePeers,
+  });
+  if (peerProblem !== undefined) throw new ConfigError("peer authentication", peerProblem);
+
   const dataDir = path("dataDir") ?? resolve(cwd, ".concord", name);
   const config: ServerConfig = {
     name,
@@ -583,6 +604,7 @@ export function loadConfig(
     initialCluster,
     clientUrls,
     clusterId,
+    insecurePeers,
     join,
     tickMs,
     electionTicks,
@@ -600,9 +622,7 @@ export function loadConfig(
     repair: bool("repair") ?? def<boolean>("repair"),
     fsync: bool("fsync") ?? def<boolean>("fsync"),
   };
-  const peerSecret = str("peerSecret");
   if (peerSecret !== undefined) config.peerSecret = peerSecret;
-  const authTokensFile = path("authTokensFile");
   if (authTokensFile !== undefined) config.authTokensFile = authTokensFile;
   if (configFile !== undefined) config.configFile = configFile;
   return config;
@@ -917,22 +937,23 @@ export function configWarnings(config: ServerConfig): string[] {
       `the client port listens on ${config.clientListen.host} without authentication (no --auth-tokens-file)`,
     );
   }
-  if (config.peerSecret === undefined && config.tls.peer === undefined && !loopback(config.peerListen.host)) {
-    warnings.push(
-      `the peer port listens on ${config.peerListen.host} without a peer secret or mutual TLS: anyone who can reach it can join the consensus`,
-    );
-  }
+  warnings.push(...peerAuthWarnings(peerAuthInput(config)));
   return warnings;
 }
 
-/** The configuration as a plain object for logging and /status, with secrets removed. */
+/**
+ * The configuration as a plain object for logging, with secrets removed and the peer authentication really in
+ * force stated. `peerSecret` is present only when one was given (the logger would otherwise print a
+ * "<redacted>" for an undefined field, pretending a secret exists).
+ */
 export function redactConfig(config: ServerConfig): Record<string, unknown> {
   const { peerSecret, initialCluster, clientUrls, ...rest } = config;
   return {
     ...rest,
     initialCluster: Object.fromEntries(initialCluster),
     clientUrls: Object.fromEntries(clientUrls),
-    peerSecret: peerSecret === undefined ? undefined : "<redacted>",
+    peerAuth: peerAuthMode(peerAuthInput(config)),
+    ...(peerSecret === undefined ? {} : { peerSecret: "<redacted>" }),
   };
 }
 

@@ -52,7 +52,7 @@ export function exponentialBuckets(start: number, factor: number, count: number)
 
 export const DEFAULT_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-type MetricType = "counter" | "gauge" | "histogram";
+export type MetricType = "counter" | "gauge" | "histogram";
 
 /** Holds the children of one metric family, one per distinct label value tuple. */
 abstract class Metric<Child> {
@@ -181,11 +181,24 @@ abstract class Metric<Child> {
 
 export class CounterChild {
   value = 0;
+  /** The source total last seen by follow(). */
+  private followed = 0;
   inc(by = 1): void {
     // A counter only goes up; NaN fails this comparison too.
     if (!(by >= 0) || by === Infinity)
       throw new MetricsError(`counter increment: expected a finite number >= 0, got ${by}`);
     this.value += by;
+  }
+  /**
+   * Counts what a cumulative total kept elsewhere (a peer link's or the WAL's counter, read at scrape time) gained
+   * since the last call. A total below the last one means its source started again from 0 (a peer link was
+   * replaced): all of it is new.
+   */
+  follow(total: number): void {
+    if (!(total >= 0) || total === Infinity)
+      throw new MetricsError(`counter follow: expected a finite total >= 0, got ${total}`);
+    this.inc(total >= this.followed ? total - this.followed : total);
+    this.followed = total;
   }
 }
 
@@ -202,6 +215,9 @@ export class Counter extends Metric<CounterChild> {
   }
   inc(by = 1): void {
     this.only.inc(by);
+  }
+  follow(total: number): void {
+    this.only.follow(total);
   }
   get value(): number {
     return this.only.value;
@@ -333,6 +349,11 @@ export class Registry {
     return this.metrics.get(name);
   }
 
+  /** Every registered family, in registration order. */
+  families(): readonly { name: string; type: MetricType; labelNames: readonly string[] }[] {
+    return [...this.metrics.values()];
+  }
+
   /** The text exposition, metrics in registration order, ending with a newline. */
   expose(): string {
     for (const collect of this.collectors) collect();
@@ -377,7 +398,7 @@ export interface ConcordMetrics {
   raftCommitIndex: Gauge;
   raftAppliedIndex: Gauge;
   proposals: Counter;
-  /** {reason}: not_leader, dropped, too_large, … */
+  /** {reason}: the ProposalError code in lower case */
   proposalsFailed: Counter;
   proposalsPending: Gauge;
   fsyncSeconds: Histogram;
@@ -393,7 +414,7 @@ export interface ConcordMetrics {
   /** {op} */
   clientRequestSeconds: Histogram;
   clientConnections: Gauge;
-  /** {reason}: auth, limit, handshake, tls, … */
+  /** {reason}: limit, auth, protocol, tls */
   clientConnectionsRefused: Counter;
   leases: Gauge;
   locksHeld: Gauge;
@@ -422,9 +443,11 @@ export function createConcordMetrics(registry: Registry = new Registry()): Conco
     raftCommitIndex: registry.gauge("concord_raft_commit_index", "Highest log index known to be committed."),
     raftAppliedIndex: registry.gauge("concord_raft_applied_index", "Highest log index applied to the state machine."),
     proposals: registry.counter("concord_proposals_total", "Commands proposed to Raft by this member."),
-    proposalsFailed: registry.counter("concord_proposals_failed_total", "Proposals that failed, by reason.", [
-      "reason",
-    ]),
+    proposalsFailed: registry.counter(
+      "concord_proposals_failed_total",
+      "Proposals refused or failed while waiting, by reason: not_leader, unavailable (no leader, a leadership transfer under way, the member failed), proposal_lost (replaced by a new leader's entry), shutting_down.",
+      ["reason"],
+    ),
     proposalsPending: registry.gauge("concord_proposals_pending", "Proposals waiting to be committed and applied."),
     fsyncSeconds: registry.histogram(
       "concord_fsync_seconds",
@@ -433,10 +456,10 @@ export function createConcordMetrics(registry: Registry = new Registry()): Conco
       FSYNC_BUCKETS,
     ),
     walBytes: registry.counter("concord_wal_written_bytes_total", "Bytes appended to the WAL."),
-    snapshots: registry.counter("concord_snapshots_total", "Snapshots taken by this member."),
+    snapshots: registry.counter("concord_snapshots_total", "Snapshots this member took and saved durably."),
     snapshotSeconds: registry.histogram(
       "concord_snapshot_seconds",
-      "Time to write a snapshot durably.",
+      "Time to write a snapshot durably (the state encoded, its save to the fsync).",
       [],
       exponentialBuckets(0.001, 2, 16),
     ),
@@ -446,12 +469,14 @@ export function createConcordMetrics(registry: Registry = new Registry()): Conco
       ["peer"],
       RTT_BUCKETS,
     ),
-    peerConnected: registry.gauge("concord_peer_connected", "1 while the outbound connection to the peer is open.", [
-      "peer",
-    ]),
+    peerConnected: registry.gauge(
+      "concord_peer_connected",
+      "1 while the outbound connection to the peer (a member of the configuration) is open, else 0.",
+      ["peer"],
+    ),
     peerDroppedMessages: registry.counter(
       "concord_peer_dropped_messages_total",
-      "Raft messages dropped because a peer's send queue was full or down.",
+      "Raft messages to the peer dropped because its connection was down or its send queue full (Raft re-sends).",
       ["peer"],
     ),
     clientRequests: registry.counter(
@@ -468,13 +493,16 @@ export function createConcordMetrics(registry: Registry = new Registry()): Conco
     clientConnections: registry.gauge("concord_client_connections", "Open client connections."),
     clientConnectionsRefused: registry.counter(
       "concord_client_connections_refused_total",
-      "Client connections refused, by reason.",
+      "Client connections refused, by reason: limit (--max-connections), auth (hello refused: token or forwarding proof), protocol (unsupported protocol version), tls (TLS handshake failed).",
       ["reason"],
     ),
     leases: registry.gauge("concord_leases", "Live leases."),
     locksHeld: registry.gauge("concord_locks_held", "Locks (or semaphore slots) currently held."),
     lockWaiters: registry.gauge("concord_lock_waiters", "Lock waiters queued."),
-    elections: registry.gauge("concord_election_candidates", "Election candidates, leaders included."),
+    elections: registry.gauge(
+      "concord_election_candidates",
+      "Candidates over every election (the coordination recipe), leaders included.",
+    ),
     watchers: registry.gauge("concord_watchers", "Active watch streams on this member."),
     kvKeys: registry.gauge("concord_kv_keys", "Keys in the store."),
     kvRevision: registry.gauge("concord_kv_revision", "Current store revision."),

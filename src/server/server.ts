@@ -21,6 +21,7 @@ import { createHttpHandler } from "./http.js";
 import { IdleCollector, shrinkPackBuffer } from "./idle-gc.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createConcordMetrics, type ConcordMetrics } from "./metrics.js";
+import { peerAuthInput, peerAuthMode, peerKeys } from "./peer-auth.js";
 import { createServerStateMachine } from "./state-machine.js";
 
 export interface RunningServer {
@@ -65,9 +66,8 @@ function seededRandom(): () => number {
   };
 }
 
-/** The host's part of a member's configuration. */
-export function hostConfig(config: ServerConfig): HostConfig {
-  const secret = config.peerSecret ?? config.clusterId;
+/** The host's part of a member's configuration; `forwardKey` keys the forwarding proof (peer-auth.ts). */
+export function hostConfig(config: ServerConfig, forwardKey: string): HostConfig {
   return {
     name: config.name,
     clusterId: config.clusterId,
@@ -87,7 +87,7 @@ export function hostConfig(config: ServerConfig): HostConfig {
     maxInflightPerConnection: config.maxInflightPerConnection,
     maxConnections: config.maxConnections,
     maxBufferedBytes: 8 << 20,
-    forwardProof: createHmac("sha256", secret).update(`concord-forward:${config.clusterId}`).digest("hex"),
+    forwardProof: createHmac("sha256", forwardKey).update(`concord-forward:${config.clusterId}`).digest("hex"),
     tokens: config.authTokensFile ? loadTokens(config.authTokensFile) : undefined,
   };
 }
@@ -95,7 +95,10 @@ export function hostConfig(config: ServerConfig): HostConfig {
 export async function startServer(config: ServerConfig, opts: { logger?: Logger } = {}): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, name: config.name });
   for (const w of configWarnings(config)) logger.warn(w);
+  const peerAuth = peerAuthInput(config);
   logger.info({ config: redactConfig(config) }, "starting");
+  logger.info({ peerAuth: peerAuthMode(peerAuth) }, `peer authentication: ${peerAuthMode(peerAuth)}`);
+  const keys = peerKeys(peerAuth, config.clusterId, () => randomBytes(32).toString("hex"));
   const metrics = createConcordMetrics();
 
   // Members share the client-port TLS setup. A follower forwarding to the leader's wss port trusts the client
@@ -109,7 +112,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
       ? { ca: [...rootCertificates, fs.readFileSync(clientTls.cert)] }
       : undefined;
   const peerTls = config.tls.peer;
-  const hc = hostConfig(config);
+  const hc = hostConfig(config, keys.forward);
   let progress = (): number => 0;
   const idleGc = new IdleCollector(
     () => progress(),
@@ -124,7 +127,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
       const transport = new PeerTransport({
         id: config.name,
         clusterId: config.clusterId,
-        secret: config.peerSecret ?? config.clusterId,
+        secret: keys.handshake,
         listen: config.peerListen,
         advertiseUrl: config.peerUrl,
         peers: new Map(),
@@ -148,14 +151,20 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
     createStateMachine: (snapshot) => createServerStateMachine(config, snapshot),
     observer: {
       proposed: () => metrics.proposals.inc(),
+      proposalFailed: (code) => metrics.proposalsFailed.labels(code.toLowerCase()).inc(),
       fsync: (seconds) => metrics.fsyncSeconds.observe(seconds),
       snapshotTaken: () => shrinkPackBuffer(), // the snapshot's meta grew msgpackr's scratch buffer
-      snapshotSaved: () => idleGc.arm(),
+      snapshotSaved: (_index, seconds) => {
+        metrics.snapshots.inc();
+        metrics.snapshotSeconds.observe(seconds);
+        idleGc.arm();
+      },
     },
     onRequest: (op, code, seconds) => {
       metrics.clientRequests.labels(op, code).inc();
       metrics.clientRequestSeconds.labels(op).observe(seconds);
     },
+    onConnectionRefused: (reason) => metrics.clientConnectionsRefused.labels(reason).inc(),
   });
   const replica = host.replica;
   progress = () => replica.progress;
@@ -177,6 +186,9 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
         httpHandler,
       )
     : http.createServer(httpHandler);
+  // A client that fails the TLS handshake (no certificate under --client-ca-file, one its CA did not sign) never
+  // reaches the gateway.
+  server.on("tlsClientError", () => metrics.clientConnectionsRefused.labels("tls").inc());
   const ws = new WsGateway({ server, gateway: host.gateway, maxFrameBytes: config.maxRequestBytes, logger: logger.child({ component: "gateway" }) });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -184,6 +196,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
   });
   logger.info({ clientUrl: config.clientUrl, peerUrl: config.peerUrl }, "serving clients");
 
+  const peerSeries = new Set<string>();
   metrics.registry.onCollect(() => {
     const s = replica.status();
     metrics.raftTerm.set(s.term);
@@ -199,9 +212,25 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
     const locks = replica.coord.lockTotals();
     metrics.locksHeld.set(locks.holders);
     metrics.lockWaiters.set(locks.waiters);
-    // Round trips as measured by the transport's pings: one sample per peer per scrape.
-    for (const [peer, p] of Object.entries(s.transport.peers)) {
-      if (p.rttMs !== null) metrics.peerRttSeconds.labels(peer).observe(p.rttMs / 1000);
+    metrics.elections.set(replica.coord.electionTotals().candidates);
+    metrics.proposalsPending.set(replica.pendingProposals);
+    metrics.walBytes.follow(s.storage.bytes);
+    // Per peer: every other member of the configuration has series; a member that left loses them.
+    const peers = new Set(s.members.map((m) => m.id).filter((id) => id !== config.name));
+    for (const peer of peerSeries) {
+      if (peers.has(peer)) continue;
+      metrics.peerConnected.remove(peer);
+      metrics.peerDroppedMessages.remove(peer);
+      metrics.peerRttSeconds.remove(peer);
+      peerSeries.delete(peer);
+    }
+    for (const peer of peers) {
+      peerSeries.add(peer);
+      const p = s.transport.peers[peer];
+      metrics.peerConnected.labels(peer).set(p?.connected ? 1 : 0);
+      metrics.peerDroppedMessages.labels(peer).follow(p === undefined ? 0 : p.droppedDisconnected + p.droppedOverflow);
+      // Round trips as measured by the transport's pings: one sample per peer per scrape.
+      if (p !== undefined && p.rttMs !== null) metrics.peerRttSeconds.labels(peer).observe(p.rttMs / 1000);
     }
   });
   replica.roleChanged.add((s) => {

@@ -5,6 +5,7 @@
 // follow the tokens while /health and /ready stay open.
 
 import { execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
 import fs from "node:fs";
 import https from "node:https";
 import os from "node:os";
@@ -20,6 +21,7 @@ const TOKENS = {
   writer: "writer-token-0123456789abcdef",
   reader: "reader-token-0123456789abcdef",
 };
+const PEER_SECRET = "peer-secret-0123456789abcdef";
 
 interface Certificates {
   ca: string;
@@ -158,6 +160,8 @@ describe.sequential("TLS and token auth", () => {
         clientCert: { cert: certs.clientCert, key: certs.clientKey },
       },
       peerTls: { cert: certs.cert, key: certs.key, ca: certs.ca },
+      // With tokens, members need a peer secret besides mutual TLS: it keys the forwarding proof.
+      peerSecret: PEER_SECRET,
       authTokensFile: tokensFile,
       httpToken: TOKENS.admin,
     });
@@ -245,6 +249,10 @@ describe.sequential("TLS and token auth", () => {
       );
       expect(foreign.code).toBe("UNAVAILABLE");
       console.log(`mutual TLS refusals: no certificate → ${none.message}; foreign certificate → ${foreign.message}`);
+      // Both failed the TLS handshake, before reaching the gateway: counted by reason.
+      const metrics = (await cluster.httpGet(leader, "/metrics")).body;
+      const tls = /^concord_client_connections_refused_total\{reason="tls"\} (\d+)$/m.exec(metrics);
+      expect(Number(tls?.[1])).toBeGreaterThanOrEqual(2);
     });
   });
 
@@ -255,6 +263,17 @@ describe.sequential("TLS and token auth", () => {
       expect(missing.message).toMatch(/token/);
       const unknown = await refusal(connect(follower, "not-a-known-token-000000"));
       expect(unknown).toEqual({ code: "UNAUTHENTICATED", message: "unknown token" });
+    });
+
+    it("a client cannot pass for a forwarding member with a proof keyed by the cluster id (which its welcome shows)", async () => {
+      const reader = await connect(leader, TOKENS.reader);
+      const clusterId = reader.welcome.clusterId;
+      reader.close();
+      const forged = createHmac("sha256", clusterId).update(`concord-forward:${clusterId}`).digest("hex");
+      for (const member of [leader, follower]) {
+        const refused = await refusal(cluster.connect(member, { hello: { forwardedBy: forged } }));
+        expect(refused).toEqual({ code: "UNAUTHENTICATED", message: "forwarding proof does not match this cluster's secret" });
+      }
     });
 
     it("a read-only token reads its prefix and nothing else, and cannot write", async () => {

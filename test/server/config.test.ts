@@ -19,10 +19,13 @@ import {
   redactConfig,
 } from "../../src/server/config.js";
 import { authorize, type AccessRequest, type TokenEntry } from "../../src/host/auth.js";
+import { peerAuthInput, peerAuthMode, peerKeys } from "../../src/server/peer-auth.js";
 import { createLogger, OnceLogger } from "../../src/server/logger.js";
 
 let dir: string;
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+/** A peer secret from the environment: what a member of a multi-member cluster needs (or TLS, or --insecure-peers). */
+const SECRET = { CONCORD_PEER_SECRET: "s3cr3t-s3cr3t-s3cr3t" };
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "concord-config-"));
@@ -80,7 +83,7 @@ describe("loadConfig: defaults and derived values", () => {
   it("derives the same cluster id on every member regardless of list order", () => {
     const a = loadConfig(
       ["--name", "a", "--peer-url", "ws://h1:1", "--initial-cluster", "a=ws://h1:1,b=ws://h2:1"],
-      {},
+      SECRET,
       dir,
     );
     const b = loadConfig(
@@ -94,14 +97,14 @@ describe("loadConfig: defaults and derived values", () => {
         "--initial-cluster",
         "b=ws://h2:1,a=ws://h1:1",
       ],
-      {},
+      SECRET,
       dir,
     );
     expect(a.clusterId).toBe(b.clusterId);
     expect(a.clusterId).toMatch(/^[0-9a-f]{16}$/);
     const other = loadConfig(
       ["--name", "a", "--peer-url", "ws://h1:1", "--initial-cluster", "a=ws://h1:1,c=ws://h2:1"],
-      {},
+      SECRET,
       dir,
     );
     expect(other.clusterId).not.toBe(a.clusterId);
@@ -197,11 +200,12 @@ describe("loadConfig: precedence flag > env > file > default", () => {
         "abc123",
         "--initial-cluster",
         "n1=ws://h1:7001,n4=ws://127.0.0.1:7001",
+        "--insecure-peers",
       ],
       {},
       dir,
     );
-    expect(c).toMatchObject({ join: true, clusterId: "abc123" });
+    expect(c).toMatchObject({ join: true, clusterId: "abc123", insecurePeers: true });
   });
 
   it("treats an empty environment variable as unset", () => {
@@ -547,7 +551,7 @@ describe("initial cluster", () => {
   });
 
   it("checks client URLs of the members", () => {
-    const base = ["--name", "n1", "--initial-cluster", "n1=ws://127.0.0.1:7001,n2=ws://127.0.0.1:7011"];
+    const base = ["--name", "n1", "--initial-cluster", "n1=ws://127.0.0.1:7001,n2=ws://127.0.0.1:7011", "--insecure-peers"];
     const c = loadConfig([...base, "--initial-cluster-clients", "n2=ws://127.0.0.1:7010"], {}, dir);
     expect([...c.clientUrls]).toEqual([
       ["n2", "ws://127.0.0.1:7010"],
@@ -567,8 +571,125 @@ describe("initial cluster", () => {
       peerUrl: "ws://127.0.0.1:7011",
       clientUrl: "ws://127.0.0.1:7010",
       initialCluster: { n1: "ws://127.0.0.1:7001", n2: "ws://127.0.0.1:7011" },
+      insecurePeers: true,
     });
     expect([...loadConfig(["--config", cfg], {}, dir).initialCluster.keys()]).toEqual(["n1", "n2"]);
+  });
+});
+
+describe("peer authentication", () => {
+  const members = ["--name", "n1", "--initial-cluster", "n1=ws://127.0.0.1:7001,n2=ws://127.0.0.1:7011,n3=ws://127.0.0.1:7021"];
+  const peerTls = () => [
+    "--peer-url",
+    "wss://127.0.0.1:7001",
+    "--initial-cluster",
+    "n1=wss://127.0.0.1:7001,n2=wss://127.0.0.1:7011",
+    "--peer-cert-file",
+    join(dir, "cert.pem"),
+    "--peer-key-file",
+    join(dir, "key.pem"),
+    "--peer-ca-file",
+    join(dir, "ca.pem"),
+  ];
+  const tokens = () => ["--auth-tokens-file", file("peer-auth-tokens.json", [])];
+
+  it("refuses a member of a multi-member cluster with neither a secret nor mutual TLS, naming the flags that fix it", () => {
+    for (const argv of [members, ["--name", "n4", "--join", "--cluster-id", "c1", "--initial-cluster", "n1=ws://h1:7001,n4=ws://127.0.0.1:7001"]]) {
+      const err = configError(() => loadConfig(argv, {}, dir));
+      expect(err.field).toBe("peer authentication");
+      for (const fix of ["--peer-secret", "CONCORD_PEER_SECRET", "--peer-cert-file", "--peer-key-file", "--peer-ca-file", "--insecure-peers"])
+        expect(err.message).toContain(fix);
+      expect(err.message).toMatch(/neither a peer secret nor mutual TLS/);
+    }
+    expect(configError(() => loadConfig(members, {}, dir)).message).toMatch(/member of a 3-member cluster/);
+  });
+
+  it("starts with a secret (flag, environment or file), mutual TLS or --insecure-peers (flag, environment or file); a single member needs none", () => {
+    expect(loadConfig([...members, "--peer-secret", "s3cr3t-s3cr3t-s3cr3t"], {}, dir).peerSecret).toBe("s3cr3t-s3cr3t-s3cr3t");
+    expect(loadConfig(members, SECRET, dir).peerSecret).toBe("s3cr3t-s3cr3t-s3cr3t");
+    const withSecretFile = file("peer-secret.json", { peerSecret: "s3cr3t-s3cr3t-s3cr3t" });
+    expect(loadConfig([...members, "--config", withSecretFile], {}, dir).peerSecret).toBe("s3cr3t-s3cr3t-s3cr3t");
+    expect(loadConfig(["--name", "n1", ...peerTls()], {}, dir).tls.peer).toBeDefined();
+    expect(loadConfig([...members, "--insecure-peers"], {}, dir).insecurePeers).toBe(true);
+    expect(loadConfig(members, { CONCORD_INSECURE_PEERS: "1" }, dir).insecurePeers).toBe(true);
+    const insecureFile = file("insecure-peers.json", { insecurePeers: true });
+    expect(loadConfig([...members, "--config", insecureFile], {}, dir).insecurePeers).toBe(true);
+    // --no-insecure-peers takes back what the environment allowed.
+    expect(configError(() => loadConfig([...members, "--no-insecure-peers"], { CONCORD_INSECURE_PEERS: "true" }, dir)).field).toBe(
+      "peer authentication",
+    );
+    expect(configError(() => loadConfig(members, { CONCORD_INSECURE_PEERS: "maybe" }, dir)).field).toBe("CONCORD_INSECURE_PEERS");
+    const single = loadConfig(["--name", "n1"], {}, dir);
+    expect(single.insecurePeers).toBe(false);
+    expect(configWarnings(single)).toEqual([]);
+  });
+
+  it("with bearer tokens, needs a peer secret besides mutual TLS (it keys the forwarding proof), unless --insecure-peers", () => {
+    const err = configError(() => loadConfig(["--name", "n1", ...peerTls(), ...tokens()], {}, dir));
+    expect(err.field).toBe("peer authentication");
+    expect(err.message).toMatch(/with --auth-tokens-file, members of a multi-member cluster need a peer secret besides mutual TLS/);
+    expect(err.message).toContain("--peer-secret");
+    expect(loadConfig(["--name", "n1", ...peerTls(), ...tokens()], SECRET, dir).peerSecret).toBeDefined();
+    expect(loadConfig(["--name", "n1", ...peerTls(), ...tokens(), "--insecure-peers"], {}, dir).insecurePeers).toBe(true);
+    expect(loadConfig(["--name", "n1", ...tokens()], {}, dir).authTokensFile).toBeDefined(); // a single member
+  });
+
+  it("states the mode really in force, and the redacted config names a secret only when one was given", () => {
+    const mode = (argv: string[], env: Record<string, string> = {}) => peerAuthMode(peerAuthInput(loadConfig(argv, env, dir)));
+    expect(mode(members, SECRET)).toBe("peer secret");
+    expect(mode(["--name", "n1", ...peerTls()])).toBe("mutual TLS");
+    expect(mode(["--name", "n1", ...peerTls()], SECRET)).toBe("mutual TLS + secret");
+    expect(mode([...members, "--insecure-peers"])).toBe("INSECURE: cluster id as key (--insecure-peers)");
+    expect(mode([...members, "--insecure-peers"], SECRET)).toBe("peer secret"); // the secret is what is used
+    expect(mode(["--name", "n1"])).toBe("single member: no peer accepted (random key)");
+
+    const insecure = redactConfig(loadConfig([...members, "--insecure-peers"], {}, dir));
+    expect(insecure.peerAuth).toBe("INSECURE: cluster id as key (--insecure-peers)");
+    expect("peerSecret" in insecure).toBe(false);
+    const secret = redactConfig(loadConfig(members, SECRET, dir));
+    expect(secret).toMatchObject({ peerAuth: "peer secret", peerSecret: "<redacted>" });
+    // Through the real logger, which censors any peerSecret field that exists: none is shown when none was given.
+    const out = sink();
+    const log = createLogger({ level: "info", format: "json", name: "n1", destination: out.stream });
+    log.info({ config: insecure }, "starting");
+    log.info({ config: secret }, "starting");
+    const [a, b] = out.lines().map((l) => JSON.parse(l) as { config: Record<string, unknown> });
+    expect(a!.config.peerSecret).toBeUndefined();
+    expect(a!.config.peerAuth).toBe("INSECURE: cluster id as key (--insecure-peers)");
+    expect(b!.config.peerSecret).toBe("<redacted>");
+    expect(out.lines().join("\n")).not.toContain("s3cr3t");
+  });
+
+  it("warns at start when peers are insecure, and that tokens can then be bypassed", () => {
+    const insecure = configWarnings(loadConfig([...members, "--insecure-peers"], {}, dir));
+    expect(insecure).toHaveLength(1);
+    expect(insecure[0]).toMatch(/peer authentication is OFF \(--insecure-peers\).*anyone who can reach the peer port can join/);
+    const withTokens = configWarnings(loadConfig([...members, "--insecure-peers", ...tokens()], {}, dir));
+    expect(withTokens.some((w) => /forwarding proof.*bypass token permissions/.test(w))).toBe(true);
+    expect(configWarnings(loadConfig(members, SECRET, dir))).toEqual([]);
+  });
+
+  it("keys the handshake and the forwarding proof with nothing a client can learn, unless --insecure-peers", () => {
+    let n = 0;
+    const random = () => `random-${++n}`;
+    const keys = (argv: string[], env: Record<string, string> = {}) => {
+      const c = loadConfig(argv, env, dir);
+      return { clusterId: c.clusterId, ...peerKeys(peerAuthInput(c), c.clusterId, random) };
+    };
+    expect(keys(members, SECRET)).toMatchObject({ handshake: SECRET.CONCORD_PEER_SECRET, forward: SECRET.CONCORD_PEER_SECRET });
+    // Mutual TLS authenticates peers; without tokens the forwarding proof grants nothing an anonymous client lacks.
+    const tls = keys(["--name", "n1", ...peerTls()]);
+    expect(tls).toMatchObject({ handshake: tls.clusterId, forward: tls.clusterId });
+    const insecure = keys([...members, "--insecure-peers", ...tokens()]);
+    expect(insecure).toMatchObject({ handshake: insecure.clusterId, forward: insecure.clusterId });
+    // A single member accepts no peer, and with tokens no one can pass for a forwarding member.
+    const single = keys(["--name", "n1"]);
+    expect(single.handshake).toMatch(/^random-/);
+    expect(single.forward).toBe(single.clusterId);
+    const singleWithTokens = keys(["--name", "n1", ...tokens()]);
+    expect(singleWithTokens.handshake).toMatch(/^random-/);
+    expect(singleWithTokens.forward).toMatch(/^random-/);
+    expect(singleWithTokens.forward).not.toBe(singleWithTokens.handshake);
   });
 });
 

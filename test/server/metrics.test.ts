@@ -181,6 +181,39 @@ describe("children", () => {
     expect(r.expose()).toContain('peer_up{peer="n2",dir="out"} 0');
   });
 
+  it("a counter follows a cumulative total kept elsewhere, counting a source that restarts from 0 as new", () => {
+    const r = new Registry();
+    const dropped = r.counter("dropped_total", "Dropped.", ["peer"]);
+    const n2 = dropped.labels("n2");
+    n2.follow(0);
+    n2.follow(5);
+    n2.follow(5);
+    n2.follow(7);
+    expect(n2.value).toBe(7);
+    n2.follow(3); // the link was replaced: its count started again
+    expect(n2.value).toBe(10);
+    n2.follow(4);
+    expect(n2.value).toBe(11);
+    const bytes = r.counter("bytes_total", "Bytes.");
+    bytes.follow(100);
+    bytes.follow(250);
+    expect(bytes.value).toBe(250);
+    expect(() => n2.follow(-1)).toThrow(MetricsError);
+    expect(() => n2.follow(Number.NaN)).toThrow(/expected a finite total >= 0, got NaN/);
+  });
+
+  it("lists its families in registration order", () => {
+    const r = new Registry();
+    r.counter("a_total", "A.", ["x"]);
+    r.gauge("b", "B.");
+    r.histogram("c_seconds", "C.");
+    expect(r.families().map((f) => [f.name, f.type, f.labelNames])).toEqual([
+      ["a_total", "counter", ["x"]],
+      ["b", "gauge", []],
+      ["c_seconds", "histogram", []],
+    ]);
+  });
+
   it("runs collectors before exposition", () => {
     const r = new Registry();
     const g = r.gauge("depth", "Depth.");
