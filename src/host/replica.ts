@@ -338,6 +338,9 @@ export class Replica {
       revision: this.sm.revision,
       compactRevision: this.sm.compactRevision,
       keys: this.sm.keyCount,
+      stateBytes: this.sm.sizeBytes,
+      quotaBytes: this.sm.limits.quotaBytes,
+      alarms: this.sm.alarms(),
       snapshotIndex: this.lastSnapshotIndex,
       members: [...this.members.values()].flatMap((m) => {
         const cs = this.confState;
@@ -544,6 +547,7 @@ export class Replica {
       for (const ev of output.events) {
         if (ev.type === "leaseGranted" && this.isLeader) this.leases.granted(ev.id, ev.ttlMs, this.clock.now());
         else if (ev.type === "leaseEnded") this.leases.ended(ev.id);
+        else if (ev.type === "alarm") this.logAlarm(e.index, ev);
       }
       this.proposals.applied(e.index, e.term, output.result);
     } else {
@@ -553,6 +557,12 @@ export class Replica {
     this.appliedTerm = e.term;
     this.observer.applied?.(e, output);
     if (output && output.events.length > 0) this.applied.emit({ index: e.index, events: output.events });
+  }
+
+  private logAlarm(index: number, ev: Extract<StateMachineEvent, { type: "alarm" }>): void {
+    const fields = { alarm: ev.alarm, index, stateBytes: ev.stateBytes, quotaBytes: ev.quotaBytes };
+    if (ev.raised) this.log.warn(fields, "alarm raised: the state reached the storage quota; writes that add data fail with NO_SPACE until it is disarmed (concord alarm disarm, once space is freed)");
+    else this.log.info(fields, "alarm disarmed");
   }
 
   private onMembershipApplied(cc: ConfChange): void {

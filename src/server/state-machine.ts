@@ -3,6 +3,8 @@ import { createCoordinationStateMachine, restoreCoordinationStateMachine, type C
 import type { ServerConfig } from "./config.js";
 
 export function createServerStateMachine(config: ServerConfig, snapshot?: Uint8Array): Coordination {
-  const options = { limits: { maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes } };
+  const options = {
+    limits: { maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes, quotaBytes: config.quotaBytes },
+  };
   return snapshot ? restoreCoordinationStateMachine(snapshot, options) : createCoordinationStateMachine(options);
 }
