@@ -190,7 +190,7 @@ export const OPS = {
     serve: async (s) => {
       await s.replica.readBarrier();
       const sm = s.replica.sm;
-      return { alarms: sm.alarms(), stateBytes: sm.sizeBytes, quotaBytes: sm.limits.quotaBytes };
+      return { alarms: sm.alarms(), stateBytes: sm.sizeBytes, quotaBytes: sm.quotaBytes };
     },
   },
   alarmDisarm: { access: "admin", kind: "cluster", route: "leader", serve: command() },

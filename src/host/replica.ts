@@ -134,6 +134,8 @@ export class Replica {
   /** Size of the last snapshot taken or installed (see snapshot-policy.ts). */
   private lastSnapshotBytes: number;
   private snapshotting = false;
+  /** A setQuota proposal of this member's is in flight (maybeProposeQuota). */
+  private quotaProposed = false;
   /** Linearizable reads and keep-alives served (they apply nothing): with appliedIndex, how busy the member is. */
   private readsAndKeepAlives = 0;
 
@@ -339,7 +341,7 @@ export class Replica {
       compactRevision: this.sm.compactRevision,
       keys: this.sm.keyCount,
       stateBytes: this.sm.sizeBytes,
-      quotaBytes: this.sm.limits.quotaBytes,
+      quotaBytes: this.sm.quotaBytes,
       alarms: this.sm.alarms(),
       snapshotIndex: this.lastSnapshotIndex,
       members: [...this.members.values()].flatMap((m) => {
@@ -406,7 +408,10 @@ export class Replica {
     this.tickTimer = this.clock.setTimer(this.config.tickMs, () => {
       if (!this.isRunning) return;
       this.raft.tick();
-      if (this.isLeader) this.maybeExpireLeases();
+      if (this.isLeader) {
+        this.maybeExpireLeases();
+        this.maybeProposeQuota();
+      }
       this.schedule();
       this.armTick();
     });
@@ -682,6 +687,27 @@ export class Replica {
     const err = translateProposeError(e);
     if (err instanceof ProposalError) this.observer.proposalFailed?.(err.code);
     return err;
+  }
+
+  /**
+   * Leading: makes the cluster's storage quota (replicated state) this member's configured one. Checked every tick,
+   * one proposal at a time; a leader that has not yet applied an earlier change proposes its value again, which
+   * changes nothing.
+   */
+  private maybeProposeQuota(): void {
+    const quotaBytes = this.config.quotaBytes;
+    if (quotaBytes === undefined || this.quotaProposed || this.sm.quotaBytes === quotaBytes) return;
+    const from = this.sm.quotaBytes;
+    this.quotaProposed = true;
+    const settled = () => (this.quotaProposed = false);
+    try {
+      this.propose({ op: "setQuota", quotaBytes } as Command).then(() => {
+        this.log.info({ quotaBytes, from }, "storage quota set (this member's configured quota, as leader)");
+        settled();
+      }, settled);
+    } catch {
+      settled(); // not the leader any more, or stopping: the next tick decides again
+    }
   }
 
   private assertRunning(): void {

@@ -78,7 +78,10 @@ export interface ServerConfig {
   maxRequestBytes: number;
   maxKeyBytes: number;
   maxValueBytes: number;
-  /** The storage quota: past it the NO_SPACE alarm refuses writes that add data (statemachine/limits.ts). */
+  /**
+   * The storage quota this member establishes while it leads: past it the NO_SPACE alarm refuses writes that add
+   * data. The quota in force is replicated state (statemachine/state-machine.ts), set through the log.
+   */
   quotaBytes: number;
   maxInflightPerConnection: number;
   maxConnections: number;
@@ -261,7 +264,7 @@ const OPTIONS: readonly OptionSpec[] = [
   {
     key: "quotaBytes",
     arg: "<size>",
-    help: "storage quota: once the replicated state holds this much, writes that add data fail with NO_SPACE until `concord alarm disarm` (must be equal on every member)",
+    help: "storage quota: once the replicated state holds this much, writes that add data fail with NO_SPACE until `concord alarm disarm`; the leader's applies to the cluster (give every member the same)",
     kind: { type: "bytes", min: MIB, max: 2 ** 40 },
     default: DEFAULT_LIMITS.quotaBytes,
   },

@@ -80,6 +80,7 @@ export function hostConfig(config: ServerConfig, forwardKey: string): HostConfig
     heartbeatTicks: config.heartbeatTicks,
     snapshotEntries: config.snapshotEntries,
     snapshotBytes: config.snapshotBytes,
+    quotaBytes: config.quotaBytes,
     readiesInFlight: DEFAULT_READIES_IN_FLIGHT,
     storage: { repair: config.repair },
     requestTimeoutMs: 10_000,

@@ -131,6 +131,15 @@ export interface RegisterClientCommand extends Tagged {
 export interface AlarmDisarmCommand extends Tagged {
   op: "alarmDisarm";
 }
+/**
+ * Sets the storage quota, which is replicated state (so every replica judges every entry against the same quota,
+ * also when replaying its log after a restart with other flags). Proposed by a leader whose configured quota
+ * differs from the cluster's; never refused for space. Lowering it below the state's size raises NO_SPACE.
+ */
+export interface SetQuotaCommand extends Tagged {
+  op: "setQuota";
+  quotaBytes: number;
+}
 /** A command owned by a CommandHandler extension (locks, elections); validated by that handler. */
 export interface ExtensionCommand extends Tagged {
   op: string;
@@ -149,7 +158,8 @@ export type CoreCommand =
   | LeaseTimeToLiveCommand
   | LeaseListCommand
   | RegisterClientCommand
-  | AlarmDisarmCommand;
+  | AlarmDisarmCommand
+  | SetQuotaCommand;
 
 export type Command = CoreCommand | ExtensionCommand;
 
@@ -166,6 +176,7 @@ export const CORE_OPS: ReadonlySet<string> = new Set([
   "leaseList",
   "registerClient",
   "alarmDisarm",
+  "setQuota",
 ]);
 
 /** Ops that change nothing; they need no session and are answered the same on a retry anyway. */
@@ -498,6 +509,8 @@ function coreCommand(o: Fields): CoreCommand {
       return { op: "registerClient", lease: int(o, "lease", "", 1) };
     case "alarmDisarm":
       return { op: "alarmDisarm" };
+    case "setQuota":
+      return { op: "setQuota", quotaBytes: int(o, "quotaBytes", "", 1) };
     default:
       throw new Error(`unreachable: op ${String(o.op)}`);
   }

@@ -22,8 +22,10 @@ export interface Limits {
   minLeaseTtlMs: number;
   maxLeaseTtlMs: number;
   /**
-   * The storage quota: once the state holds this many bytes (as space.ts counts them), the NO_SPACE alarm is
-   * raised and writes that would add to the state are refused until it is disarmed (see state-machine.ts).
+   * The storage quota a new state machine starts with (and one restored from a format-1 snapshot): once the
+   * state holds this many bytes (as space.ts counts them), the NO_SPACE alarm is raised and writes that would add
+   * to the state are refused until it is disarmed (see state-machine.ts). Unlike the other limits, the quota in
+   * force is replicated state: setQuota commands change it, and snapshots carry it.
    */
   quotaBytes: number;
 }

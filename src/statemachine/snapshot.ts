@@ -6,8 +6,8 @@
 //               | f64 version | f64 lease
 // The meta part holds everything except the keys: applied index, revision, compaction revision, leases,
 // sessions with their recorded outcomes, the watch history (kept, not compacted away, so a restored replica
-// serves the same resumes as the others), extension sections and (from format 2) the raised alarms — all as
-// arrays in a fixed, sorted order. Format 1 (no alarms) is still read.
+// serves the same resumes as the others), extension sections and (from format 2) the storage quota with the
+// raised alarms — all as arrays in a fixed, sorted order. Format 1 (no quota, no alarms) is still read.
 // Keys, the bulk, use a flat binary layout in key order, written into one buffer sized exactly up front:
 // no growth copies, and no per-key msgpack objects on restore.
 
@@ -19,7 +19,7 @@ import type { WatchEvent } from "./watch-history.js";
 import { ByteArena } from "./byte-arena.js";
 
 export const SNAPSHOT_FORMAT_VERSION = 2;
-/** Format 1: the same without the alarms. */
+/** Format 1: the same without the quota and the alarms. */
 const READABLE_VERSIONS: ReadonlySet<number> = new Set([1, 2]);
 const MAGIC = [0x43, 0x53, 0x4d, 0x53]; // "CSMS"
 const HEADER_BYTES = MAGIC.length + 1 + 4;
@@ -39,6 +39,8 @@ export interface SnapshotState {
   keyCount: number;
   /** Records in key order. */
   kvs: KeyValue[];
+  /** The storage quota in force; undefined from a format-1 snapshot. */
+  quotaBytes: number | undefined;
   /** [alarm, raisedAt] of the raised alarms, in alarm order. */
   alarms: [Alarm["alarm"], number][];
 }
@@ -54,7 +56,7 @@ export function encodeSnapshot(state: SnapshotState): Uint8Array {
     state.sessions,
     state.history,
     state.extensions,
-    state.alarms,
+    [state.quotaBytes, state.alarms],
   ]);
   const records = state.kvs;
   if (records.length !== state.keyCount) throw new Error("snapshot: key count does not match the records");
@@ -137,7 +139,7 @@ export function decodeSnapshot(bytes: Uint8Array): SnapshotState {
       if (i > 0 && !(kvs[i - 1].key < key)) throw new SnapshotFormatError(`keys out of order at record ${i}`);
     }
     if (p !== bytes.length) throw new SnapshotFormatError(`${bytes.length - p} trailing bytes after the last key`);
-    const [lastApplied, revision, compactRevision, leases, sessions, history, extensions, alarms = []] = meta as [
+    const [lastApplied, revision, compactRevision, leases, sessions, history, extensions, space] = meta as [
       number,
       number,
       number,
@@ -145,19 +147,42 @@ export function decodeSnapshot(bytes: Uint8Array): SnapshotState {
       SnapshotState["sessions"],
       WatchEvent[],
       SnapshotState["extensions"],
-      SnapshotState["alarms"]?,
+      unknown,
     ];
-    if (
-      !Array.isArray(alarms) ||
-      !alarms.every((a) => Array.isArray(a) && a[0] === "NO_SPACE" && Number.isSafeInteger(a[1]))
-    ) {
-      throw new SnapshotFormatError('alarms are not ["NO_SPACE", raisedAt] pairs');
-    }
-    return { lastApplied, revision, compactRevision, leases, sessions, history, extensions, keyCount, kvs, alarms };
+    const { quotaBytes, alarms } = decodeSpace(space, version);
+    return {
+      lastApplied,
+      revision,
+      compactRevision,
+      leases,
+      sessions,
+      history,
+      extensions,
+      keyCount,
+      kvs,
+      quotaBytes,
+      alarms,
+    };
   } catch (e) {
     if (e instanceof SnapshotFormatError) throw e;
     throw new SnapshotFormatError(`damaged: ${(e as Error).message}`);
   }
+}
+
+/** The format-2 [quotaBytes, alarms] element (absent in format 1). */
+function decodeSpace(space: unknown, version: number): Pick<SnapshotState, "quotaBytes" | "alarms"> {
+  if (version === 1) return { quotaBytes: undefined, alarms: [] };
+  const [quotaBytes, alarms] = Array.isArray(space) ? (space as unknown[]) : [];
+  if (!Number.isSafeInteger(quotaBytes) || (quotaBytes as number) < 1) {
+    throw new SnapshotFormatError(`storage quota ${String(quotaBytes)} is not a positive integer`);
+  }
+  if (
+    !Array.isArray(alarms) ||
+    !alarms.every((a) => Array.isArray(a) && a[0] === "NO_SPACE" && Number.isSafeInteger(a[1]))
+  ) {
+    throw new SnapshotFormatError('alarms are not ["NO_SPACE", raisedAt] pairs');
+  }
+  return { quotaBytes: quotaBytes as number, alarms: alarms as SnapshotState["alarms"] };
 }
 
 /** Decodes a key; short ASCII keys (the common case) skip TextDecoder's per-call overhead. */

@@ -18,13 +18,16 @@
 //  6. Space: a handler reports the bytes its state takes (`sizeBytes()`, kept up to date as it changes, counted
 //     as space.ts counts the core state) and names the ops that never add to it (`opsAllowedWhenFull`).
 //
-// The storage quota (limits.quotaBytes): every replica counts the state's size the same way (space.ts). Once it
-// reaches the quota, the NO_SPACE alarm is raised — in the replicated state, at the entry that crossed — and from
-// then on every command that could add to the state (put, a txn whose taken branch puts, leaseGrant,
-// registerClient, extension ops outside opsAllowedWhenFull) fails with NO_SPACE, while reads, deletes, compaction,
-// lease revocation and expiry, releases and resignations still apply. The alarm stays raised until alarmDisarm,
-// which is refused while the state still holds the quota or more. A command is admitted when the state is below
-// the quota before it, so the state can exceed the quota by at most one command's worth.
+// The storage quota is replicated state: limits.quotaBytes at first, then set by setQuota commands (a member's
+// configuration reaches it only through the log, so replicas never judge one entry against different quotas,
+// not even one replaying its log after a restart with other flags). Every replica counts the state's size the
+// same way (space.ts). Once the size reaches the quota, the NO_SPACE alarm is raised — in the replicated state,
+// at the entry that crossed — and from then on every command that could add to the state (put, a txn whose
+// taken branch puts, leaseGrant, registerClient, extension ops outside opsAllowedWhenFull) fails with NO_SPACE,
+// while reads, deletes, compaction, lease revocation and expiry, releases and resignations still apply. The
+// alarm stays raised until alarmDisarm, which is refused while the state still holds the quota or more. A
+// command is admitted when the state is below the quota before it, so the state exceeds the quota by at most
+// one command (plus the watch events and session records of the commands that free space).
 //
 // Time: commands carry the leader's timestamps (leaseGrant.grantedAt); nothing here reads a clock.
 
@@ -125,7 +128,8 @@ export class StateMachine {
   private history: WatchHistory;
   private currentRevision = 0;
   private applied = 0;
-  /** The NO_SPACE alarm, while raised (see the header). */
+  /** The storage quota in force and the NO_SPACE alarm while raised (see the header): replicated state. */
+  private quota: number;
   private noSpace: Alarm | null = null;
   private readonly handlers: CommandHandler[];
   private readonly handlerByOp = new Map<string, CommandHandler>();
@@ -142,6 +146,7 @@ export class StateMachine {
     const limits = resolveLimits(options.limits);
     if ("code" in limits) throw new TypeError(limits.message);
     this.limits = limits;
+    this.quota = limits.quotaBytes;
     this.sessions = new SessionTable(limits.maxSessionResponses);
     this.history = new WatchHistory(limits.historyRevisions, limits.historyMaxEvents);
     this.handlers = options.handlers ?? [];
@@ -216,7 +221,7 @@ export class StateMachine {
     // After the command and every lease it ended: handlers act once on the entry's net effect (e.g. grant a
     // lock only after all leases this entry ends are gone, so two waiters never get the same index as token).
     for (const handler of this.handlers) handler.onApplyEnd?.(this.handlerCtx(handler));
-    if (this.noSpace === null && this.sizeBytes >= this.limits.quotaBytes) this.raiseNoSpace();
+    if (this.noSpace === null && this.sizeBytes >= this.quota) this.raiseNoSpace();
     if (this.writeRevision !== 0) {
       assert(this.writeRevision === revisionBefore + 1, "a command wrote at more than one revision");
       this.currentRevision = this.writeRevision;
@@ -330,6 +335,10 @@ export class StateMachine {
       }
       case "alarmDisarm":
         return this.disarm();
+      case "setQuota":
+        // Never refused for space (raising the quota frees it); a lower one raises NO_SPACE at the end of the apply.
+        this.quota = (command as { quotaBytes: number }).quotaBytes;
+        return ok({ quotaBytes: this.quota });
       default: {
         const handler = this.handlerByOp.get(command.op);
         assert(handler !== undefined, () => `no handler for validated op ${command.op}`);
@@ -413,12 +422,12 @@ export class StateMachine {
   /** Null when a command that adds to the state may apply; NO_SPACE (raising the alarm if needed) when not. */
   private checkSpace(): CommandError | null {
     if (this.noSpace === null) {
-      if (this.sizeBytes < this.limits.quotaBytes) return null;
+      if (this.sizeBytes < this.quota) return null;
       this.raiseNoSpace();
     }
     return commandError(
       "NO_SPACE",
-      `the NO_SPACE alarm is raised (since index ${this.noSpace!.raisedAt}): the state holds ${this.sizeBytes} bytes and the quota is ${this.limits.quotaBytes} bytes; writes that add data are refused, reads, deletes, compaction and lease revocation still work — free space, then disarm the alarm (concord alarm disarm)`,
+      `the NO_SPACE alarm is raised (since index ${this.noSpace!.raisedAt}): the state holds ${this.sizeBytes} bytes and the quota is ${this.quota} bytes; writes that add data are refused, reads, deletes, compaction and lease revocation still work — free space, then disarm the alarm (concord alarm disarm)`,
     );
   }
 
@@ -431,11 +440,11 @@ export class StateMachine {
   private disarm(): Outcome {
     if (this.noSpace === null) return ok({ disarmed: [] });
     const size = this.sizeBytes;
-    if (size >= this.limits.quotaBytes) {
+    if (size >= this.quota) {
       return failed(
         commandError(
           "NO_SPACE",
-          `cannot disarm NO_SPACE: the state still holds ${size} bytes and the quota is ${this.limits.quotaBytes} bytes; free at least ${size - this.limits.quotaBytes + 1} bytes first (delete keys, then compact the history: deleted values stay in it until compacted; revoke leases)`,
+          `cannot disarm NO_SPACE: the state still holds ${size} bytes and the quota is ${this.quota} bytes; free at least ${size - this.quota + 1} bytes first (delete keys, then compact the history: deleted values stay in it until compacted; revoke leases)`,
         ),
       );
     }
@@ -446,7 +455,7 @@ export class StateMachine {
   }
 
   private alarmEvent(raised: boolean): StateMachineEvent {
-    return { type: "alarm", alarm: "NO_SPACE", raised, stateBytes: this.sizeBytes, quotaBytes: this.limits.quotaBytes };
+    return { type: "alarm", alarm: "NO_SPACE", raised, stateBytes: this.sizeBytes, quotaBytes: this.quota };
   }
 
   // ----------------------------------------------------------------------------------------------------------
@@ -606,6 +615,11 @@ export class StateMachine {
     return n;
   }
 
+  /** The storage quota in force (replicated: see the header). */
+  get quotaBytes(): number {
+    return this.quota;
+  }
+
   /** The raised alarms (at most NO_SPACE). */
   alarms(): Alarm[] {
     return this.noSpace === null ? [] : [{ ...this.noSpace }];
@@ -661,6 +675,7 @@ export class StateMachine {
         .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
       keyCount: this.kv.size,
       kvs: this.repackValues(this.kv.sorted()),
+      quotaBytes: this.quota,
       alarms: this.noSpace === null ? [] : [[this.noSpace.alarm, this.noSpace.raisedAt]],
     };
     return encodeSnapshot(state);
@@ -711,6 +726,7 @@ export class StateMachine {
       sections.delete(handler.section);
     }
     assert(sections.size === 0, () => `snapshot sections without a handler: ${[...sections.keys()].join(", ")}`);
+    if (state.quotaBytes !== undefined) sm.quota = state.quotaBytes;
     for (const [alarm, raisedAt] of state.alarms) sm.noSpace = { alarm, raisedAt };
     return sm;
   }

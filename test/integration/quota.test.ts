@@ -63,10 +63,13 @@ async function alarmGauge(name: string): Promise<number | undefined> {
 describe.sequential("storage quota (--quota-bytes 4MiB)", () => {
   it("a client writing 1 MiB values gets NO_SPACE; every member stays up, bounded, and raises the alarm", async () => {
     const names = cluster.members().map((m) => m.name);
+    // The quota is replicated state: every member starts from the default until the leader proposes its own.
+    await waitUntil("the leader's --quota-bytes on every member", 10_000, async () => {
+      const s = await Promise.all(names.map((n) => cluster.status(n)));
+      return s.every((x) => x.quotaBytes === QUOTA) ? true : undefined;
+    });
     for (const name of names) {
-      const s = await cluster.status(name);
-      expect(s.quotaBytes).toBe(QUOTA);
-      expect(s.alarms).toEqual([]);
+      expect((await cluster.status(name)).alarms).toEqual([]);
       expect(await alarmGauge(name)).toBe(0);
     }
     await client.put("warmup", "x");
