@@ -44,7 +44,8 @@ export class KvStore {
   set(kv: KeyValue): KeyValue | undefined {
     const prev = this.records.get(kv.key);
     this.records.set(kv.key, kv);
-    this.recordsBytes += recordBytes(kv) - (prev === undefined ? 0 : recordBytes(prev));
+    // Same key: only the value's size can differ.
+    this.recordsBytes += prev === undefined ? recordBytes(kv) : kv.value.length - prev.value.length;
     if (prev === undefined) this.order.insert(kv.key);
     return prev;
   }
