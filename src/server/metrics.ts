@@ -515,7 +515,7 @@ export function createConcordMetrics(registry: Registry = new Registry()): Conco
       "concord_state_bytes",
       "Bytes the replicated state holds, as counted against the storage quota (--quota-bytes).",
     ),
-    quotaBytes: registry.gauge("concord_quota_bytes", "The storage quota (--quota-bytes)."),
+    quotaBytes: registry.gauge("concord_quota_bytes", "The storage quota in force (replicated: the leader's --quota-bytes)."),
     alarm: registry.gauge(
       "concord_alarm",
       "1 while a cluster-wide alarm is raised (NO_SPACE: the state reached the quota; writes that add data fail).",

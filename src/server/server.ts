@@ -210,7 +210,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
     metrics.kvRevision.set(s.revision);
     metrics.stateBytes.set(s.stateBytes);
     metrics.quotaBytes.set(s.quotaBytes);
-    // The series exists from the start, so a dashboard or an alert rule sees 0 rather than no data.
+    // Set at every scrape, 0 or 1: a dashboard or an alert rule sees 0 rather than no data.
     metrics.alarm.labels("NO_SPACE").set(s.alarms.some((a) => a.alarm === "NO_SPACE") ? 1 : 0);
     metrics.leases.set(replica.sm.leases().length);
     metrics.watchers.set(host.service.streams.open);
