@@ -147,15 +147,18 @@ describe.sequential("storage quota (--quota-bytes 4MiB)", () => {
   });
 
   it("concord alarm list shows it; disarm is refused while over; after deletes and compact it disarms", async () => {
-    const list = await concord(["alarm", "list"]);
+    // Independent commands run at once: each CLI process takes a second or so to start.
+    const [list, json, status, refused] = await Promise.all([
+      concord(["alarm", "list"]),
+      concord(["alarm", "list", "--json"]),
+      concord(["status"]),
+      concord(["alarm", "disarm"]),
+    ]);
     expect(list.code, list.err).toBe(0);
     expect(list.out).toMatch(/^NO_SPACE \(raised at index \d+\)\nstate [\d.]+ MiB of the 4 MiB quota \(1\d\d%\)\n$/);
-    const json = await concord(["alarm", "list", "--json"]);
     expect(JSON.parse(json.out)).toMatchObject({ alarms: [{ alarm: "NO_SPACE" }], quotaBytes: QUOTA });
-    const status = await concord(["status"]);
     expect(status.out).toMatch(/ok, alarm NO_SPACE/);
 
-    const refused = await concord(["alarm", "disarm"]);
     expect(refused.code).toBe(1);
     expect(refused.err.trim()).toMatch(
       /^concord alarm disarm: NO_SPACE: cannot disarm NO_SPACE: the state still holds \d+ bytes and the quota is 4194304 bytes; free at least \d+ bytes first/,
@@ -181,13 +184,17 @@ describe.sequential("storage quota (--quota-bytes 4MiB)", () => {
     const disarm = await concord(["alarm", "disarm"]);
     expect(disarm.code, disarm.err).toBe(0);
     expect(disarm.out).toMatch(/^disarmed NO_SPACE \(raised at index \d+\)\n$/);
-    expect((await concord(["alarm", "list"])).out).toMatch(/; no alarm\n$/);
-    expect((await concord(["alarm", "disarm"])).out).toBe("no alarm was raised\n");
+    const [after, again, put] = await Promise.all([
+      concord(["alarm", "list"]),
+      concord(["alarm", "disarm"]),
+      concord(["put", "cli/after", "v"]),
+    ]);
+    expect(after.out).toMatch(/; no alarm\n$/);
+    expect(again.out).toBe("no alarm was raised\n");
+    expect(put.code, put.err).toBe(0);
 
     await client.put("small", "x");
     await client.put("big/again", randomBytes(MIB));
-    const put = await concord(["put", "cli/after", "v"]);
-    expect(put.code, put.err).toBe(0);
     for (const m of cluster.members()) {
       await cluster.waitForApplied(m.name, (await cluster.status(await cluster.waitForLeader())).commit);
       expect((await cluster.status(m.name)).alarms).toEqual([]);
