@@ -13,6 +13,8 @@ function grantingToAnyLease(locks: LockHandler): CommandHandler {
   return {
     section: locks.section,
     ops: locks.ops,
+    opsAllowedWhenFull: locks.opsAllowedWhenFull,
+    sizeBytes: () => locks.sizeBytes(),
     apply: (command, ctx) =>
       locks.apply(command, command.op === "lockAcquire" ? { ...ctx, leaseAlive: () => true } : ctx),
     onLeaseEnded: (id, reason, ctx) => locks.onLeaseEnded(id, reason, ctx),

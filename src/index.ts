@@ -25,5 +25,5 @@ export {
   type LeaderChange,
   type CampaignOptions,
 } from "./client/election.js";
-export type { Member, MemberStatus, SnapshotInfo, SnapshotProgress } from "./client/cluster.js";
+export type { Alarm, AlarmList, Member, MemberStatus, SnapshotInfo, SnapshotProgress } from "./client/cluster.js";
 export { parseEndpoints } from "./client/endpoints.js";

@@ -94,6 +94,14 @@ export function registerClusterCommands(program: Command): void {
 
 const NO_URL = "no client URL known (--initial-cluster-clients)";
 
+/** The HEALTH column: failed, no leader or ok, and any cluster-wide alarm this member sees raised. */
+function health(s: MemberStatus): string {
+  const state = s.fatal ? `FAILED: ${s.fatal}` : s.leader ? "ok" : "no leader";
+  // Members running a version without alarms report none.
+  const alarms = (s.alarms ?? []).map((a) => `alarm ${a.alarm}`);
+  return [state, ...alarms].join(", ");
+}
+
 interface StatusRow {
   endpoint: string;
   status?: MemberStatus;
@@ -162,7 +170,7 @@ async function statusCommand(o: ClientFlags): Promise<number> {
             s.applied,
             s.lastIndex,
             s.revision,
-            s.fatal ? `FAILED: ${s.fatal}` : s.leader ? "ok" : "no leader",
+            health(s),
           ];
         }),
         ...unknown.map((id) => [

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { registerAlarmCommands } from "./alarm.js";
 import { registerClusterCommands } from "./cluster.js";
 import { registerElectCommand } from "./elect.js";
 import { registerKvCommands } from "./kv.js";
@@ -6,7 +7,7 @@ import { registerLeaseCommands } from "./lease.js";
 import { registerLockCommand } from "./lock.js";
 import { registerSnapshotCommands } from "./snapshot.js";
 
-/** Registers the client-facing subcommands (put/get/…, lease, lock, elect, member, status, snapshot). */
+/** Registers the client-facing subcommands (put/get/…, lease, lock, elect, member, status, snapshot, alarm). */
 export function registerClientCommands(program: Command): void {
   registerKvCommands(program);
   registerLeaseCommands(program);
@@ -14,6 +15,7 @@ export function registerClientCommands(program: Command): void {
   registerElectCommand(program);
   registerClusterCommands(program);
   registerSnapshotCommands(program);
+  registerAlarmCommands(program);
   program.addHelpText(
     "after",
     `

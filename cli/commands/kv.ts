@@ -1,4 +1,4 @@
-// concord put / get / del / range / watch / txn / cas
+// concord put / get / del / compact / range / watch / txn / cas
 
 import { isUtf8 } from "node:buffer";
 import fs from "node:fs";
@@ -114,6 +114,36 @@ Examples:
         const r = await c.delete(textArg("KEY", key), { prefix: o.prefix });
         if (o.json) printJson(r);
         else console.log(`deleted ${r.deleted} revision ${r.revision}`);
+      }),
+    );
+
+  clientCommand(
+    program
+      .command("compact")
+      .description(
+        "forget the watch history at and below a revision (frees the values deletes and overwrites left in it)",
+      ),
+    { json: true },
+  )
+    .argument("[revision]", "compact up to this revision (default: the connected member's current revision)", intArg(1))
+    .addHelpText(
+      "after",
+      "\nWatchers can no longer resume from a compacted revision (they get COMPACTED). Needs cluster admin permission.\n\nExamples:\n  concord compact\n  concord compact 1200",
+    )
+    .action((revision: number | undefined, o: ClientFlags) =>
+      run("compact", o, async (c) => {
+        if (revision === undefined) {
+          const s = await c.status();
+          if (s.revision <= s.compactRevision) {
+            if (o.json) printJson({ revision: s.revision, compactRevision: s.compactRevision });
+            else console.log(`nothing to compact: the history is compacted at revision ${s.compactRevision}`);
+            return EXIT.OK;
+          }
+          revision = s.revision;
+        }
+        const r = await c.compact(revision);
+        if (o.json) printJson(r);
+        else console.log(`compacted at revision ${r.compactRevision}`);
       }),
     );
 

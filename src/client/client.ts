@@ -3,7 +3,15 @@
 // session; it is cheap to share across an application.
 
 import { Connection, type ConnectionOptions } from "./connection.js";
-import { ClusterApi, type Member, type MemberStatus, type SnapshotInfo, type SnapshotProgress } from "./cluster.js";
+import {
+  ClusterApi,
+  type Alarm,
+  type AlarmList,
+  type Member,
+  type MemberStatus,
+  type SnapshotInfo,
+  type SnapshotProgress,
+} from "./cluster.js";
 import { parseEndpoints } from "./endpoints.js";
 import { Election } from "./election.js";
 import { toConcordError } from "./errors.js";
@@ -195,6 +203,14 @@ export class Client {
   }
   transferLeader(to: string): Promise<{ ok: true }> {
     return this.cluster.transferLeader(to);
+  }
+  /** Raised cluster-wide alarms (NO_SPACE: the state reached the storage quota), the state's size and the quota. */
+  alarms(): Promise<AlarmList> {
+    return this.cluster.alarms();
+  }
+  /** Clears the NO_SPACE alarm; fails with NO_SPACE while the state still holds the quota (free space first). */
+  disarmAlarms(): Promise<{ disarmed: Alarm[] }> {
+    return this.cluster.disarmAlarms();
   }
   /** Streams a snapshot of the connected member's state to `file` (atomic: temp file, fsync, rename). */
   snapshot(

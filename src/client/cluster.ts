@@ -1,4 +1,4 @@
-// Cluster administration: status, membership, leadership transfer, and streaming a snapshot to a file.
+// Cluster administration: status, membership, leadership transfer, alarms, and streaming a snapshot to a file.
 
 import type { MemberStatus } from "../host/status.js";
 import fs from "node:fs";
@@ -16,6 +16,20 @@ export interface Member {
 
 /** A member's view of itself and the cluster (Raft term, role, indexes, members, storage and transport). */
 export type { MemberStatus } from "../host/status.js";
+
+/** A cluster-wide alarm. NO_SPACE: the state reached the storage quota; writes that add data are refused. */
+export interface Alarm {
+  alarm: "NO_SPACE";
+  /** Log index of the entry that raised it. */
+  raisedAt: number;
+}
+
+export interface AlarmList {
+  alarms: Alarm[];
+  /** Bytes the replicated state holds, as counted against the quota, and the quota (--quota-bytes). */
+  stateBytes: number;
+  quotaBytes: number;
+}
 
 export interface SnapshotProgress {
   bytes: number;
@@ -60,6 +74,19 @@ export class ClusterApi {
 
   transferLeader(to: string): Promise<{ ok: true }> {
     return this.conn.call("transferLeader", { to: checkKey("to", to) }, { retry: false });
+  }
+
+  /** The raised alarms (linearizable), with the state's size and the quota. */
+  alarms(): Promise<AlarmList> {
+    return this.conn.call<AlarmList>("alarmList", {});
+  }
+
+  /**
+   * Clears the NO_SPACE alarm (safe to retry: disarming twice is disarming once). Fails with NO_SPACE while the
+   * state still holds the quota or more: delete keys, compact, then disarm.
+   */
+  disarmAlarms(): Promise<{ disarmed: Alarm[] }> {
+    return this.conn.call<{ disarmed: Alarm[] }>("alarmDisarm", {});
   }
 
   /**

@@ -9,6 +9,12 @@
 // write that got SESSION_EXPIRED on its first attempt was not applied and is retried on a fresh session; one
 // that had an earlier, unanswered attempt may have been applied, so it fails with SESSION_EXPIRED instead of
 // risking a second application.
+//
+// While the cluster's NO_SPACE alarm is raised no session can be opened (its lease and registration would add
+// to the full state). A write is then sent without a session, once: deletes, compaction, releases and
+// resignations still go through (they free space), writes that add data fail with NO_SPACE as they would
+// anyway. It is not retried — without a session a retry could apply twice — so a failover meanwhile fails it
+// (UNAVAILABLE, TIMEOUT, …) instead.
 
 import { performance } from "node:perf_hooks";
 import { assert } from "../assert.js";
@@ -80,7 +86,13 @@ export class SessionManager {
     opts: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<T> {
     for (let fresh = 0; ; fresh++) {
-      const session = await this.open();
+      let session: OpenSession;
+      try {
+        session = await this.open();
+      } catch (e) {
+        if (toConcordError(e).code !== "NO_SPACE") throw e;
+        return this.conn.call<T>(op, args, { ...opts, retry: false });
+      }
       const seq = await session.begin();
       const sent = { count: 0 };
       try {

@@ -29,6 +29,11 @@ export interface HostConfig {
   /** Raft options beyond the timing ones; the core's defaults when absent. */
   raft?: Partial<Pick<RaftConfig, "preVote" | "checkQuorum" | "maxInflight" | "maxInflightBytes" | "maxBatchBytes" | "maxBatchEntries">>;
   storage?: Pick<DurableStorageOptions, "segmentBytes" | "keepSegments" | "keepSnapshots" | "repair">;
+  /**
+   * The storage quota this member establishes while it leads (it proposes setQuota when the replicated quota
+   * differs); none proposed when absent. Members should agree: the current leader's value is the cluster's.
+   */
+  quotaBytes?: number;
   /** Deadline of a proposal, and of a request forwarded to the leader. */
   requestTimeoutMs: number;
   /** Client connections: frame size, requests in flight per connection, connections, slow-consumer threshold. */

@@ -183,6 +183,17 @@ export const OPS = {
     },
   },
   snapshot: { access: "admin", kind: "cluster", route: "local", serve: (s, c) => s.streams.snapshot(c!) },
+  alarmList: {
+    access: "read",
+    kind: "cluster",
+    route: "local",
+    serve: async (s) => {
+      await s.replica.readBarrier();
+      const sm = s.replica.sm;
+      return { alarms: sm.alarms(), stateBytes: sm.sizeBytes, quotaBytes: sm.quotaBytes };
+    },
+  },
+  alarmDisarm: { access: "admin", kind: "cluster", route: "leader", serve: command() },
 } satisfies Record<string, Op>;
 
 export type OpName = keyof typeof OPS;

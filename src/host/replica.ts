@@ -134,6 +134,8 @@ export class Replica {
   /** Size of the last snapshot taken or installed (see snapshot-policy.ts). */
   private lastSnapshotBytes: number;
   private snapshotting = false;
+  /** A setQuota proposal of this member's is in flight (maybeProposeQuota). */
+  private quotaProposed = false;
   /** Linearizable reads and keep-alives served (they apply nothing): with appliedIndex, how busy the member is. */
   private readsAndKeepAlives = 0;
 
@@ -338,6 +340,9 @@ export class Replica {
       revision: this.sm.revision,
       compactRevision: this.sm.compactRevision,
       keys: this.sm.keyCount,
+      stateBytes: this.sm.sizeBytes,
+      quotaBytes: this.sm.quotaBytes,
+      alarms: this.sm.alarms(),
       snapshotIndex: this.lastSnapshotIndex,
       members: [...this.members.values()].flatMap((m) => {
         const cs = this.confState;
@@ -403,7 +408,10 @@ export class Replica {
     this.tickTimer = this.clock.setTimer(this.config.tickMs, () => {
       if (!this.isRunning) return;
       this.raft.tick();
-      if (this.isLeader) this.maybeExpireLeases();
+      if (this.isLeader) {
+        this.maybeExpireLeases();
+        this.maybeProposeQuota();
+      }
       this.schedule();
       this.armTick();
     });
@@ -544,6 +552,7 @@ export class Replica {
       for (const ev of output.events) {
         if (ev.type === "leaseGranted" && this.isLeader) this.leases.granted(ev.id, ev.ttlMs, this.clock.now());
         else if (ev.type === "leaseEnded") this.leases.ended(ev.id);
+        else if (ev.type === "alarm") this.logAlarm(e.index, ev);
       }
       this.proposals.applied(e.index, e.term, output.result);
     } else {
@@ -553,6 +562,12 @@ export class Replica {
     this.appliedTerm = e.term;
     this.observer.applied?.(e, output);
     if (output && output.events.length > 0) this.applied.emit({ index: e.index, events: output.events });
+  }
+
+  private logAlarm(index: number, ev: Extract<StateMachineEvent, { type: "alarm" }>): void {
+    const fields = { alarm: ev.alarm, index, stateBytes: ev.stateBytes, quotaBytes: ev.quotaBytes };
+    if (ev.raised) this.log.warn(fields, "alarm raised: the state reached the storage quota; writes that add data fail with NO_SPACE until it is disarmed (concord alarm disarm, once space is freed)");
+    else this.log.info(fields, "alarm disarmed");
   }
 
   private onMembershipApplied(cc: ConfChange): void {
@@ -672,6 +687,27 @@ export class Replica {
     const err = translateProposeError(e);
     if (err instanceof ProposalError) this.observer.proposalFailed?.(err.code);
     return err;
+  }
+
+  /**
+   * Leading: makes the cluster's storage quota (replicated state) this member's configured one. Checked every tick,
+   * one proposal at a time; a leader that has not yet applied an earlier change proposes its value again, which
+   * changes nothing.
+   */
+  private maybeProposeQuota(): void {
+    const quotaBytes = this.config.quotaBytes;
+    if (quotaBytes === undefined || this.quotaProposed || this.sm.quotaBytes === quotaBytes) return;
+    const from = this.sm.quotaBytes;
+    this.quotaProposed = true;
+    const settled = () => (this.quotaProposed = false);
+    try {
+      this.propose({ op: "setQuota", quotaBytes } as Command).then(() => {
+        this.log.info({ quotaBytes, from }, "storage quota set (this member's configured quota, as leader)");
+        settled();
+      }, settled);
+    } catch {
+      settled(); // not the leader any more, or stopping: the next tick decides again
+    }
   }
 
   private assertRunning(): void {

@@ -2,6 +2,7 @@
 // member that builds it (Replica.status), the harness and the CLI that read it, and the client library.
 
 import type { RaftStatus } from "../raft/node.js";
+import type { Alarm } from "../statemachine/commands.js";
 import type { StorageStats } from "../storage/durable-storage.js";
 import type { PeerStats, TransportStats } from "../transport/peer-stats.js";
 
@@ -12,6 +13,11 @@ export interface MemberStatus extends RaftStatus {
   revision: number;
   compactRevision: number;
   keys: number;
+  /** Bytes the replicated state holds (as the state machine counts them) and the storage quota. */
+  stateBytes: number;
+  quotaBytes: number;
+  /** Cluster-wide alarms raised (NO_SPACE: the state reached the quota; writes that add data are refused). */
+  alarms: Alarm[];
   /** Index of the newest snapshot this member holds (0: none). */
   snapshotIndex: number;
   /** Current members with their URLs (clientUrl "" when unknown). */

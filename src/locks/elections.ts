@@ -16,6 +16,8 @@ import { failed, ok, type ExtensionCommand, type Outcome } from "../statemachine
 import { commandError, type CommandError } from "../statemachine/errors.js";
 import type { LeaseEndReason } from "../statemachine/leases.js";
 import type { ApplyContext, CommandHandler } from "../statemachine/state-machine.js";
+import { ENTRY_OVERHEAD, NAMED_OVERHEAD } from "../statemachine/space.js";
+import { utf8Length } from "../statemachine/limits.js";
 import {
   electionValidators,
   type CampaignResult,
@@ -64,7 +66,11 @@ interface ElectionsSection {
 export class ElectionHandler implements CommandHandler {
   readonly section = "elections";
   readonly ops;
+  /** Resignations and reads: a full store must still let leaders go. */
+  readonly opsAllowedWhenFull: ReadonlySet<string> = new Set(["electionResign", "electionLeader"]);
   private readonly elections = new Map<string, ElectionState>();
+  /** Space the elections take (space.ts): each election, its candidates' values and its recorded changes. */
+  private bytes = 0;
   private readonly leaseNames = new Map<number, Set<string>>();
   /** Idle elections in the order they became idle. */
   private readonly idle = new Set<string>();
@@ -120,9 +126,11 @@ export class ElectionHandler implements CommandHandler {
         compactedThrough: this.forgottenThrough,
       };
       this.elections.set(c.name, e);
+      this.bytes += NAMED_OVERHEAD + utf8Length(c.name);
     }
     this.idle.delete(c.name);
     e.candidates.set(c.lease, c.value);
+    this.bytes += candidateBytes(c.value);
     this.index(c.lease, c.name);
     if (e.candidates.size === 1) {
       this.elect(e, ctx.index, (ev) => ctx.emit(ev));
@@ -145,6 +153,7 @@ export class ElectionHandler implements CommandHandler {
     const bad = this.checkToken(e, c.name, c.token, "proclaim");
     if (bad) return failed(bad);
     const lease = headOf(e!);
+    this.bytes += candidateBytes(c.value) - candidateBytes(e!.candidates.get(lease)!);
     e!.candidates.set(lease, c.value); // same key: keeps its place at the head
     this.record(e!, ctx.index, "proclaimed", (ev) => ctx.emit(ev));
     return ok({ token: c.token });
@@ -155,6 +164,7 @@ export class ElectionHandler implements CommandHandler {
     const bad = this.checkToken(e, c.name, c.token, "resign");
     if (bad) return failed(bad);
     const lease = headOf(e!);
+    this.bytes -= candidateBytes(e!.candidates.get(lease)!);
     e!.candidates.delete(lease);
     this.unindex(lease, c.name);
     ctx.emit({
@@ -198,6 +208,7 @@ export class ElectionHandler implements CommandHandler {
         });
         this.leaderLost.add(name);
       }
+      this.bytes -= candidateBytes(e.candidates.get(leaseId)!);
       e.candidates.delete(leaseId);
       this.dirty.add(name);
     }
@@ -252,10 +263,13 @@ export class ElectionHandler implements CommandHandler {
     const last = e.history.length > 0 ? e.history[e.history.length - 1].index : e.compactedThrough;
     assert(index > last, () => `election "${e.name}": change at ${index} after ${last}`);
     const leader = this.leader(e.name);
-    e.history.push({ index, leader, cause });
+    const change: LeadershipChange = { index, leader, cause };
+    e.history.push(change);
+    this.bytes += changeBytes(change);
     if (e.history.length > this.limits.electionHistory) {
       // Amortized O(1): drop the oldest half-limit at once instead of shifting every time.
       const drop = e.history.length - Math.ceil(this.limits.electionHistory / 2);
+      for (let i = 0; i < drop; i++) this.bytes -= changeBytes(e.history[i]);
       e.compactedThrough = e.history[drop - 1].index;
       e.history = e.history.slice(drop);
     }
@@ -267,6 +281,7 @@ export class ElectionHandler implements CommandHandler {
     assert(e !== undefined && e.candidates.size === 0, () => `forgetting election "${name}" that is not idle`);
     const last = e.history.length > 0 ? e.history[e.history.length - 1].index : e.compactedThrough;
     this.forgottenThrough = Math.max(this.forgottenThrough, last);
+    this.bytes -= electionBytes(e);
     this.elections.delete(name);
     this.idle.delete(name);
   }
@@ -335,6 +350,10 @@ export class ElectionHandler implements CommandHandler {
     return e.history.slice(lo);
   }
 
+  sizeBytes(): number {
+    return this.bytes;
+  }
+
   // ----------------------------------------------------------------------------------------------------------
   // Snapshot
 
@@ -374,7 +393,7 @@ export class ElectionHandler implements CommandHandler {
         candidates.length > 0 === leaderToken > 0,
         () => `election snapshot: "${name}" leader token ${leaderToken} with ${candidates.length} candidates`,
       );
-      this.elections.set(name, {
+      const e: ElectionState = {
         name,
         candidates: new Map(candidates),
         leaderToken,
@@ -385,7 +404,9 @@ export class ElectionHandler implements CommandHandler {
           leader: lease === 0 ? null : { lease, value: value!, token },
           cause,
         })),
-      });
+      };
+      this.elections.set(name, e);
+      this.bytes += electionBytes(e);
       for (const [lease] of candidates) this.index(lease, name);
     }
     for (const name of section.idle) {
@@ -401,4 +422,20 @@ export class ElectionHandler implements CommandHandler {
 function headOf(e: ElectionState): number {
   assert(e.candidates.size > 0, () => `election "${e.name}" has no leader`);
   return e.candidates.keys().next().value!;
+}
+
+function candidateBytes(value: Uint8Array): number {
+  return ENTRY_OVERHEAD + value.length;
+}
+
+function changeBytes(change: LeadershipChange): number {
+  return ENTRY_OVERHEAD + (change.leader === null ? 0 : change.leader.value.length);
+}
+
+/** Everything one election holds (what forgetting it frees, what restoring it adds). */
+function electionBytes(e: ElectionState): number {
+  let n = NAMED_OVERHEAD + utf8Length(e.name);
+  for (const value of e.candidates.values()) n += candidateBytes(value);
+  for (const change of e.history) n += changeBytes(change);
+  return n;
 }

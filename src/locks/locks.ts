@@ -17,6 +17,8 @@ import { failed, ok, type ExtensionCommand, type Fence, type Outcome } from "../
 import { commandError, invalidArgument, type CommandError } from "../statemachine/errors.js";
 import type { LeaseEndReason } from "../statemachine/leases.js";
 import type { ApplyContext, CommandHandler } from "../statemachine/state-machine.js";
+import { ENTRY_OVERHEAD, NAMED_OVERHEAD } from "../statemachine/space.js";
+import { utf8Length } from "../statemachine/limits.js";
 import {
   lockValidators,
   type AcquireResult,
@@ -49,8 +51,12 @@ type LockRecord = [string, number, [number, number][], number[], number];
 export class LockHandler implements CommandHandler {
   readonly section = "locks";
   readonly ops;
+  /** Releases and reads: a full store must still let holders go. */
+  readonly opsAllowedWhenFull: ReadonlySet<string> = new Set(["lockRelease", "lockStatus"]);
   private readonly locks = new Map<string, LockState>();
   private readonly leaseNames = new Map<number, Set<string>>();
+  /** Space the locks take (space.ts): each lock, and each of its holders and waiters. */
+  private bytes = 0;
   // Per-apply scratch state, empty between applies: locks that lost holders or waiters to a lease end, and
   // the events of those losses (emitted by endApply under this handler's section).
   private readonly dirty = new SortedNames();
@@ -92,6 +98,7 @@ export class LockHandler implements CommandHandler {
     } else {
       lock = { name: c.name, limit: c.limit, holders: new Map(), waiters: new Set(), lastToken: 0 };
       this.locks.set(c.name, lock);
+      this.bytes += lockBytes(c.name);
     }
     if (lock.holders.size < lock.limit) {
       assert(lock.waiters.size === 0, () => `lock "${lock.name}" has a free slot and waiters`);
@@ -111,6 +118,7 @@ export class LockHandler implements CommandHandler {
       );
     }
     lock.waiters.add(c.lease);
+    this.bytes += ENTRY_OVERHEAD;
     this.index(c.lease, c.name);
     return ok({ granted: false, queued: lock.waiters.size });
   }
@@ -140,6 +148,7 @@ export class LockHandler implements CommandHandler {
     }
     const [lease, token] = matching[0];
     lock!.holders.delete(lease);
+    this.bytes -= ENTRY_OVERHEAD;
     this.unindex(lease, c.name);
     ctx.emit({ kind: "lockReleased", name: c.name, lease, token, reason: "released" } satisfies CoordinationEvent);
     const granted: LockHolder[] = [];
@@ -158,6 +167,7 @@ export class LockHandler implements CommandHandler {
       const lock = this.locks.get(name);
       assert(lock !== undefined, () => `lease ${leaseId} indexed on missing lock "${name}"`);
       const token = lock.holders.get(leaseId);
+      this.bytes -= ENTRY_OVERHEAD;
       if (token !== undefined) {
         lock.holders.delete(leaseId);
         this.deferred.push({ kind: "lockReleased", name, lease: leaseId, token, reason: "leaseEnded" });
@@ -197,9 +207,13 @@ export class LockHandler implements CommandHandler {
     while (lock.holders.size < lock.limit && lock.waiters.size > 0) {
       const lease: number = lock.waiters.values().next().value!;
       lock.waiters.delete(lease);
+      this.bytes -= ENTRY_OVERHEAD;
       this.grant(lock, lease, index, emit, leaseAlive);
     }
-    if (lock.holders.size === 0 && lock.waiters.size === 0) this.locks.delete(lock.name);
+    if (lock.holders.size === 0 && lock.waiters.size === 0) {
+      this.locks.delete(lock.name);
+      this.bytes -= lockBytes(lock.name);
+    }
   }
 
   private grant(
@@ -216,6 +230,7 @@ export class LockHandler implements CommandHandler {
     );
     assert(lock.holders.size < lock.limit, () => `lock "${lock.name}" is full`);
     lock.holders.set(lease, index);
+    this.bytes += ENTRY_OVERHEAD;
     lock.lastToken = index;
     this.index(lease, lock.name);
     emit({ kind: "lockGranted", name: lock.name, lease, token: index });
@@ -283,6 +298,10 @@ export class LockHandler implements CommandHandler {
     return this.locks.size;
   }
 
+  sizeBytes(): number {
+    return this.bytes;
+  }
+
   // ----------------------------------------------------------------------------------------------------------
   // Snapshot
 
@@ -313,6 +332,7 @@ export class LockHandler implements CommandHandler {
       const lock: LockState = { name, limit, holders: new Map(holders), waiters: new Set(waiters), lastToken };
       checkSnapshot(lock.holders.size + lock.waiters.size > 0, () => `lock snapshot: "${name}" is empty`);
       this.locks.set(name, lock);
+      this.bytes += lockBytes(name) + ENTRY_OVERHEAD * (lock.holders.size + lock.waiters.size);
       for (const [lease] of holders) this.index(lease, name);
       for (const lease of waiters) this.index(lease, name);
     }
@@ -332,4 +352,8 @@ function describeHolders(lock: LockState): string {
   const tokens = [...lock.holders.values()];
   const shown = tokens.slice(0, 8).join(", ");
   return tokens.length > 8 ? `${shown}, … (${tokens.length} holders)` : shown;
+}
+
+function lockBytes(name: string): number {
+  return NAMED_OVERHEAD + utf8Length(name);
 }

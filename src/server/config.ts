@@ -78,6 +78,11 @@ export interface ServerConfig {
   maxRequestBytes: number;
   maxKeyBytes: number;
   maxValueBytes: number;
+  /**
+   * The storage quota this member establishes while it leads: past it the NO_SPACE alarm refuses writes that add
+   * data. The quota in force is replicated state (statemachine/state-machine.ts), set through the log.
+   */
+  quotaBytes: number;
   maxInflightPerConnection: number;
   maxConnections: number;
   tls: { client?: TlsFiles; peer?: TlsFiles };
@@ -257,6 +262,13 @@ const OPTIONS: readonly OptionSpec[] = [
     default: DEFAULT_LIMITS.maxValueBytes,
   },
   {
+    key: "quotaBytes",
+    arg: "<size>",
+    help: "storage quota: once the replicated state holds this much, writes that add data fail with NO_SPACE until `concord alarm disarm`; the leader's applies to the cluster (give every member the same)",
+    kind: { type: "bytes", min: MIB, max: 2 ** 40 },
+    default: DEFAULT_LIMITS.quotaBytes,
+  },
+  {
     key: "maxInflightPerConnection",
     arg: "<n>",
     help: "most unanswered requests per client connection",
@@ -376,8 +388,9 @@ function showDefault(spec: OptionSpec): string {
   return String(spec.default);
 }
 
-/** 1572864 → "1.5MiB", 4096 → "4KiB", 1000 → "1000". */
+/** 2147483648 → "2GiB", 1572864 → "1.5MiB", 4096 → "4KiB", 1000 → "1000". */
 export function formatBytes(n: number): string {
+  if (n >= 1024 * MIB && Number.isInteger((n / (1024 * MIB)) * 1000)) return `${n / (1024 * MIB)}GiB`;
   if (n >= MIB && Number.isInteger((n / MIB) * 1000)) return `${n / MIB}MiB`;
   if (n >= 1024 && Number.isInteger((n / 1024) * 1000)) return `${n / 1024}KiB`;
   return String(n);
@@ -614,6 +627,7 @@ export function loadConfig(
     maxRequestBytes,
     maxKeyBytes,
     maxValueBytes,
+    quotaBytes: bytes("quotaBytes") ?? def<number>("quotaBytes"),
     maxInflightPerConnection: int("maxInflightPerConnection") ?? def<number>("maxInflightPerConnection"),
     maxConnections: int("maxConnections") ?? def<number>("maxConnections"),
     tls,

@@ -423,6 +423,11 @@ export interface ConcordMetrics {
   watchers: Gauge;
   kvKeys: Gauge;
   kvRevision: Gauge;
+  /** Bytes of replicated state (as the state machine counts them against the quota), and the quota. */
+  stateBytes: Gauge;
+  quotaBytes: Gauge;
+  /** {alarm}: 1 while the cluster-wide alarm is raised (NO_SPACE), else 0. */
+  alarm: Gauge;
   setRole(role: Role): void;
 }
 
@@ -506,6 +511,16 @@ export function createConcordMetrics(registry: Registry = new Registry()): Conco
     watchers: registry.gauge("concord_watchers", "Active watch streams on this member."),
     kvKeys: registry.gauge("concord_kv_keys", "Keys in the store."),
     kvRevision: registry.gauge("concord_kv_revision", "Current store revision."),
+    stateBytes: registry.gauge(
+      "concord_state_bytes",
+      "Bytes the replicated state holds, as counted against the storage quota (--quota-bytes).",
+    ),
+    quotaBytes: registry.gauge("concord_quota_bytes", "The storage quota in force (replicated: the leader's --quota-bytes)."),
+    alarm: registry.gauge(
+      "concord_alarm",
+      "1 while a cluster-wide alarm is raised (NO_SPACE: the state reached the quota; writes that add data fail).",
+      ["alarm"],
+    ),
     setRole(role: Role): void {
       for (const [r, child] of roleChildren) child.set(r === role ? 1 : 0);
     },

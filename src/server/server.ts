@@ -80,6 +80,7 @@ export function hostConfig(config: ServerConfig, forwardKey: string): HostConfig
     heartbeatTicks: config.heartbeatTicks,
     snapshotEntries: config.snapshotEntries,
     snapshotBytes: config.snapshotBytes,
+    quotaBytes: config.quotaBytes,
     readiesInFlight: DEFAULT_READIES_IN_FLIGHT,
     storage: { repair: config.repair },
     requestTimeoutMs: 10_000,
@@ -207,6 +208,10 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
     metrics.clientConnections.set(host.gateway.connectionCount);
     metrics.kvKeys.set(s.keys);
     metrics.kvRevision.set(s.revision);
+    metrics.stateBytes.set(s.stateBytes);
+    metrics.quotaBytes.set(s.quotaBytes);
+    // Set at every scrape, 0 or 1: a dashboard or an alert rule sees 0 rather than no data.
+    metrics.alarm.labels("NO_SPACE").set(s.alarms.some((a) => a.alarm === "NO_SPACE") ? 1 : 0);
     metrics.leases.set(replica.sm.leases().length);
     metrics.watchers.set(host.service.streams.open);
     const locks = replica.coord.lockTotals();

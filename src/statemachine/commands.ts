@@ -124,6 +124,22 @@ export interface RegisterClientCommand extends Tagged {
   op: "registerClient";
   lease: number;
 }
+/**
+ * Clears the NO_SPACE alarm; refused (NO_SPACE) while the state still holds limits.quotaBytes or more. Disarming
+ * no alarm succeeds and changes nothing.
+ */
+export interface AlarmDisarmCommand extends Tagged {
+  op: "alarmDisarm";
+}
+/**
+ * Sets the storage quota, which is replicated state (so every replica judges every entry against the same quota,
+ * also when replaying its log after a restart with other flags). Proposed by a leader whose configured quota
+ * differs from the cluster's; never refused for space. Lowering it below the state's size raises NO_SPACE.
+ */
+export interface SetQuotaCommand extends Tagged {
+  op: "setQuota";
+  quotaBytes: number;
+}
 /** A command owned by a CommandHandler extension (locks, elections); validated by that handler. */
 export interface ExtensionCommand extends Tagged {
   op: string;
@@ -141,7 +157,9 @@ export type CoreCommand =
   | LeaseExpireCommand
   | LeaseTimeToLiveCommand
   | LeaseListCommand
-  | RegisterClientCommand;
+  | RegisterClientCommand
+  | AlarmDisarmCommand
+  | SetQuotaCommand;
 
 export type Command = CoreCommand | ExtensionCommand;
 
@@ -157,6 +175,8 @@ export const CORE_OPS: ReadonlySet<string> = new Set([
   "leaseTimeToLive",
   "leaseList",
   "registerClient",
+  "alarmDisarm",
+  "setQuota",
 ]);
 
 /** Ops that change nothing; they need no session and are answered the same on a retry anyway. */
@@ -235,6 +255,20 @@ export interface LeaseListResult {
 }
 export interface RegisterClientResult {
   clientId: number;
+}
+
+/**
+ * A cluster-wide alarm, part of the replicated state (every replica agrees; it survives restarts and
+ * snapshots). NO_SPACE: the state reached the storage quota; writes that would add to it are refused.
+ */
+export interface Alarm {
+  alarm: "NO_SPACE";
+  /** Log index of the entry that raised it. */
+  raisedAt: number;
+}
+export interface AlarmDisarmResult {
+  /** The alarms cleared (none when none was raised). */
+  disarmed: Alarm[];
 }
 
 export type Outcome<T = unknown> = { ok: true; value: T } | { ok: false; error: CommandError };
@@ -473,6 +507,10 @@ function coreCommand(o: Fields): CoreCommand {
       return { op: "leaseList" };
     case "registerClient":
       return { op: "registerClient", lease: int(o, "lease", "", 1) };
+    case "alarmDisarm":
+      return { op: "alarmDisarm" };
+    case "setQuota":
+      return { op: "setQuota", quotaBytes: int(o, "quotaBytes", "", 1) };
     default:
       throw new Error(`unreachable: op ${String(o.op)}`);
   }

@@ -9,14 +9,20 @@
 import { assert } from "../assert.js";
 import type { KeyValue, RangeOp } from "./commands.js";
 import { SortedKeys } from "./sorted-keys.js";
+import { recordBytes } from "./space.js";
 
 export class KvStore {
   private readonly records = new Map<string, KeyValue>();
   private order = new SortedKeys();
+  /** Space the current records take (space.ts). */
+  private recordsBytes = 0;
 
   static fromSorted(records: readonly KeyValue[]): KvStore {
     const store = new KvStore();
-    for (const kv of records) store.records.set(kv.key, kv);
+    for (const kv of records) {
+      store.records.set(kv.key, kv);
+      store.recordsBytes += recordBytes(kv);
+    }
     store.order = SortedKeys.fromSorted(records.map((kv) => kv.key));
     assert(store.records.size === records.length, "KvStore.fromSorted: duplicate keys");
     return store;
@@ -24,6 +30,10 @@ export class KvStore {
 
   get size(): number {
     return this.records.size;
+  }
+
+  get bytes(): number {
+    return this.recordsBytes;
   }
 
   get(key: string): KeyValue | undefined {
@@ -34,6 +44,8 @@ export class KvStore {
   set(kv: KeyValue): KeyValue | undefined {
     const prev = this.records.get(kv.key);
     this.records.set(kv.key, kv);
+    // Same key: only the value's size can differ.
+    this.recordsBytes += prev === undefined ? recordBytes(kv) : kv.value.length - prev.value.length;
     if (prev === undefined) this.order.insert(kv.key);
     return prev;
   }
@@ -42,6 +54,7 @@ export class KvStore {
     const prev = this.records.get(key);
     if (prev === undefined) return undefined;
     this.records.delete(key);
+    this.recordsBytes -= recordBytes(prev);
     this.order.remove(key);
     return prev;
   }

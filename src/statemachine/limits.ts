@@ -1,5 +1,5 @@
 // Size and count limits. They are configuration, but they take part in apply(), so every replica of a
-// cluster must run with the same limits (the server checks this at startup, like the cluster id).
+// cluster must run with the same limits: a replica with other limits could accept a write the others refuse.
 
 import { invalidArgument, type CommandError } from "./errors.js";
 
@@ -21,6 +21,13 @@ export interface Limits {
   /** Accepted lease TTL range, in ms. */
   minLeaseTtlMs: number;
   maxLeaseTtlMs: number;
+  /**
+   * The storage quota a new state machine starts with (and one restored from a format-1 snapshot): once the
+   * state holds this many bytes (as space.ts counts them), the NO_SPACE alarm is raised and writes that would add
+   * to the state are refused until it is disarmed (see state-machine.ts). Unlike the other limits, the quota in
+   * force is replicated state: setQuota commands change it, and snapshots carry it.
+   */
+  quotaBytes: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -33,6 +40,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxSessionResponses: 1024,
   minLeaseTtlMs: 100,
   maxLeaseTtlMs: 7 * 24 * 3600 * 1000,
+  quotaBytes: 2 * 1024 ** 3, // etcd's default --quota-backend-bytes
 });
 
 /** Merges overrides onto the defaults; returns an error naming the first bad field. */

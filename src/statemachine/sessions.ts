@@ -10,6 +10,7 @@
 import { assert } from "../assert.js";
 import type { Outcome, SessionTag } from "./commands.js";
 import { commandError, type CommandError } from "./errors.js";
+import { dataBytes, SESSION_OVERHEAD } from "./space.js";
 
 export interface Session {
   readonly clientId: number;
@@ -23,6 +24,8 @@ export type SessionDecision =
 
 export class SessionTable {
   private readonly sessions = new Map<number, Session>();
+  /** Space the sessions and their recorded outcomes take (space.ts). */
+  private sessionsBytes = 0;
 
   constructor(private readonly maxResponses: number) {}
 
@@ -30,10 +33,15 @@ export class SessionTable {
     return this.sessions.size;
   }
 
+  get bytes(): number {
+    return this.sessionsBytes;
+  }
+
   open(clientId: number, lease: number): Session {
     assert(!this.sessions.has(clientId), () => `client ${clientId} registered twice`);
     const session: Session = { clientId, lease, lowestUnacked: 1, responses: new Map() };
     this.sessions.set(clientId, session);
+    this.sessionsBytes += SESSION_OVERHEAD;
     return session;
   }
 
@@ -41,10 +49,14 @@ export class SessionTable {
   restore(session: Session): void {
     assert(!this.sessions.has(session.clientId), () => `client ${session.clientId} restored twice`);
     this.sessions.set(session.clientId, session);
+    this.sessionsBytes += sessionBytes(session);
   }
 
   close(clientId: number): void {
+    const session = this.sessions.get(clientId);
+    if (session === undefined) return;
     this.sessions.delete(clientId);
+    this.sessionsBytes -= sessionBytes(session);
   }
 
   /** Decides whether a tagged command is applied, answered from the record, or refused. */
@@ -61,7 +73,11 @@ export class SessionTable {
     }
     if (tag.lowestUnacked > session.lowestUnacked) {
       session.lowestUnacked = tag.lowestUnacked;
-      for (const seq of session.responses.keys()) if (seq < tag.lowestUnacked) session.responses.delete(seq);
+      for (const [seq, outcome] of session.responses) {
+        if (seq >= tag.lowestUnacked) continue;
+        session.responses.delete(seq);
+        this.sessionsBytes -= dataBytes(outcome);
+      }
     }
     const recorded = session.responses.get(tag.seq);
     if (recorded !== undefined) return { kind: "replay", outcome: recorded };
@@ -86,14 +102,23 @@ export class SessionTable {
     return { kind: "apply", session };
   }
 
+  /** Keeps `outcome` for retries of `seq` — unless the command ended the session itself (its lease's revocation). */
   record(session: Session, seq: number, outcome: Outcome): void {
+    if (this.sessions.get(session.clientId) !== session) return;
     assert(seq >= session.lowestUnacked, "session: recording a seq below lowestUnacked");
     assert(!session.responses.has(seq), "session: seq recorded twice");
     session.responses.set(seq, outcome);
+    this.sessionsBytes += dataBytes(outcome);
   }
 
   /** Every session in client id order, responses in seq order (the snapshot's stable order). */
   list(): Session[] {
     return [...this.sessions.values()].sort((a, b) => a.clientId - b.clientId);
   }
+}
+
+function sessionBytes(session: Session): number {
+  let n = SESSION_OVERHEAD;
+  for (const outcome of session.responses.values()) n += dataBytes(outcome);
+  return n;
 }

@@ -6,18 +6,21 @@
 //               | f64 version | f64 lease
 // The meta part holds everything except the keys: applied index, revision, compaction revision, leases,
 // sessions with their recorded outcomes, the watch history (kept, not compacted away, so a restored replica
-// serves the same resumes as the others) and extension sections — all as arrays in a fixed, sorted order.
+// serves the same resumes as the others), extension sections and (from format 2) the storage quota with the
+// raised alarms — all as arrays in a fixed, sorted order. Format 1 (no quota, no alarms) is still read.
 // Keys, the bulk, use a flat binary layout in key order, written into one buffer sized exactly up front:
 // no growth copies, and no per-key msgpack objects on restore.
 
 import { Packr } from "msgpackr";
-import type { KeyValue, Outcome } from "./commands.js";
+import type { Alarm, KeyValue, Outcome } from "./commands.js";
 import { SnapshotFormatError } from "./errors.js";
 import { utf8Length } from "./limits.js";
 import type { WatchEvent } from "./watch-history.js";
 import { ByteArena } from "./byte-arena.js";
 
-export const SNAPSHOT_FORMAT_VERSION = 1;
+export const SNAPSHOT_FORMAT_VERSION = 2;
+/** Format 1: the same without the quota and the alarms. */
+const READABLE_VERSIONS: ReadonlySet<number> = new Set([1, 2]);
 const MAGIC = [0x43, 0x53, 0x4d, 0x53]; // "CSMS"
 const HEADER_BYTES = MAGIC.length + 1 + 4;
 const RECORD_FIXED_BYTES = 4 + 4 + 8 * 4;
@@ -36,6 +39,10 @@ export interface SnapshotState {
   keyCount: number;
   /** Records in key order. */
   kvs: KeyValue[];
+  /** The storage quota in force; undefined from a format-1 snapshot. */
+  quotaBytes: number | undefined;
+  /** [alarm, raisedAt] of the raised alarms, in alarm order. */
+  alarms: [Alarm["alarm"], number][];
 }
 
 const packr = new Packr({ useRecords: false, copyBuffers: true, mapsAsObjects: true, moreTypes: false });
@@ -49,6 +56,7 @@ export function encodeSnapshot(state: SnapshotState): Uint8Array {
     state.sessions,
     state.history,
     state.extensions,
+    [state.quotaBytes, state.alarms],
   ]);
   const records = state.kvs;
   if (records.length !== state.keyCount) throw new Error("snapshot: key count does not match the records");
@@ -91,14 +99,20 @@ export function decodeSnapshot(bytes: Uint8Array): SnapshotState {
   for (let i = 0; i < MAGIC.length; i++) {
     if (bytes[i] !== MAGIC[i]) throw new SnapshotFormatError('missing the "CSMS" magic');
   }
-  if (bytes[4] !== SNAPSHOT_FORMAT_VERSION) {
-    throw new SnapshotFormatError(`format version ${bytes[4]} (this node reads ${SNAPSHOT_FORMAT_VERSION})`);
+  const version = bytes[4];
+  if (!READABLE_VERSIONS.has(version)) {
+    throw new SnapshotFormatError(
+      `format version ${version} (this node reads ${[...READABLE_VERSIONS].join(" and ")})`,
+    );
   }
   try {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const metaLength = view.getUint32(5, true);
     const meta = packr.unpack(bytes.subarray(HEADER_BYTES, HEADER_BYTES + metaLength)) as unknown[];
-    if (!Array.isArray(meta) || meta.length !== 7) throw new SnapshotFormatError("meta section is not a 7-tuple");
+    const tupleLength = version === 1 ? 7 : 8;
+    if (!Array.isArray(meta) || meta.length !== tupleLength) {
+      throw new SnapshotFormatError(`meta section is not a ${tupleLength}-tuple (format ${version})`);
+    }
     let p = HEADER_BYTES + metaLength;
     const keyCount = view.getFloat64(p, true);
     p += 8;
@@ -125,7 +139,7 @@ export function decodeSnapshot(bytes: Uint8Array): SnapshotState {
       if (i > 0 && !(kvs[i - 1].key < key)) throw new SnapshotFormatError(`keys out of order at record ${i}`);
     }
     if (p !== bytes.length) throw new SnapshotFormatError(`${bytes.length - p} trailing bytes after the last key`);
-    const [lastApplied, revision, compactRevision, leases, sessions, history, extensions] = meta as [
+    const [lastApplied, revision, compactRevision, leases, sessions, history, extensions, space] = meta as [
       number,
       number,
       number,
@@ -133,12 +147,42 @@ export function decodeSnapshot(bytes: Uint8Array): SnapshotState {
       SnapshotState["sessions"],
       WatchEvent[],
       SnapshotState["extensions"],
+      unknown,
     ];
-    return { lastApplied, revision, compactRevision, leases, sessions, history, extensions, keyCount, kvs };
+    const { quotaBytes, alarms } = decodeSpace(space, version);
+    return {
+      lastApplied,
+      revision,
+      compactRevision,
+      leases,
+      sessions,
+      history,
+      extensions,
+      keyCount,
+      kvs,
+      quotaBytes,
+      alarms,
+    };
   } catch (e) {
     if (e instanceof SnapshotFormatError) throw e;
     throw new SnapshotFormatError(`damaged: ${(e as Error).message}`);
   }
+}
+
+/** The format-2 [quotaBytes, alarms] element (absent in format 1). */
+function decodeSpace(space: unknown, version: number): Pick<SnapshotState, "quotaBytes" | "alarms"> {
+  if (version === 1) return { quotaBytes: undefined, alarms: [] };
+  const [quotaBytes, alarms] = Array.isArray(space) ? (space as unknown[]) : [];
+  if (!Number.isSafeInteger(quotaBytes) || (quotaBytes as number) < 1) {
+    throw new SnapshotFormatError(`storage quota ${String(quotaBytes)} is not a positive integer`);
+  }
+  if (
+    !Array.isArray(alarms) ||
+    !alarms.every((a) => Array.isArray(a) && a[0] === "NO_SPACE" && Number.isSafeInteger(a[1]))
+  ) {
+    throw new SnapshotFormatError('alarms are not ["NO_SPACE", raisedAt] pairs');
+  }
+  return { quotaBytes: quotaBytes as number, alarms: alarms as SnapshotState["alarms"] };
 }
 
 /** Decodes a key; short ASCII keys (the common case) skip TextDecoder's per-call overhead. */

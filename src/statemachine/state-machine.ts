@@ -15,12 +15,26 @@
 //  5. End of apply: `onApplyEnd(ctx)` runs once after the command and every lease it ended, so a handler can
 //     act on an entry's net effect (one leaseExpire may end several leases: grant waiters only once, after all).
 //     Events a handler emits (from apply, onLeaseEnded or onApplyEnd) carry that handler's own section.
+//  6. Space: a handler reports the bytes its state takes (`sizeBytes()`, kept up to date as it changes, counted
+//     as space.ts counts the core state) and names the ops that never add to it (`opsAllowedWhenFull`).
+//
+// The storage quota is replicated state: limits.quotaBytes at first, then set by setQuota commands (a member's
+// configuration reaches it only through the log, so replicas never judge one entry against different quotas,
+// not even one replaying its log after a restart with other flags). Every replica counts the state's size the
+// same way (space.ts). Once the size reaches the quota, the NO_SPACE alarm is raised — in the replicated state,
+// at the entry that crossed — and from then on every command that could add to the state (put, a txn whose
+// taken branch puts, leaseGrant, registerClient, extension ops outside opsAllowedWhenFull) fails with NO_SPACE,
+// while reads, deletes, compaction, lease revocation and expiry, releases and resignations still apply. The
+// alarm stays raised until alarmDisarm, which is refused while the state still holds the quota or more. A
+// command is admitted when the state is below the quota before it, so the state exceeds the quota by at most
+// one command (plus the watch events and session records of the commands that free space).
 //
 // Time: commands carry the leader's timestamps (leaseGrant.grantedAt); nothing here reads a clock.
 
 import { assert } from "../assert.js";
 import {
   CORE_OPS,
+  type Alarm,
   decodeCommand,
   failed,
   isCommandError,
@@ -54,12 +68,15 @@ import { contentHash } from "./hash.js";
 import { evaluateCompare } from "./txn.js";
 import { WatchHistory, type WatchEvent, type WatchFilter } from "./watch-history.js";
 import { ByteArena } from "./byte-arena.js";
+import { LEASE_OVERHEAD } from "./space.js";
 
 export type StateMachineEvent =
   | WatchEvent
   | { type: "leaseGranted"; id: number; ttlMs: number }
   | { type: "leaseEnded"; id: number; reason: LeaseEndReason }
-  | { type: "extension"; section: string; event: unknown };
+  | { type: "extension"; section: string; event: unknown }
+  /** An alarm was raised or disarmed; `stateBytes` is the state's size at that entry. */
+  | { type: "alarm"; alarm: Alarm["alarm"]; raised: boolean; stateBytes: number; quotaBytes: number };
 
 export interface ApplyOutput {
   result: Outcome;
@@ -86,6 +103,10 @@ export interface CommandHandler {
   onApplyEnd?(ctx: ApplyContext): void;
   snapshot(): unknown;
   restore(data: unknown): void;
+  /** Bytes this handler's state takes (see space.ts); a function of that state alone, restored ones included. */
+  sizeBytes(): number;
+  /** Ops that never add to the state (reads, releases): applied while NO_SPACE is raised. The others are refused. */
+  readonly opsAllowedWhenFull?: ReadonlySet<string>;
 }
 
 /** Returns null to accept a fenced write, or the error (normally FENCED) to refuse it. */
@@ -107,6 +128,9 @@ export class StateMachine {
   private history: WatchHistory;
   private currentRevision = 0;
   private applied = 0;
+  /** The storage quota in force and the NO_SPACE alarm while raised (see the header): replicated state. */
+  private quota: number;
+  private noSpace: Alarm | null = null;
   private readonly handlers: CommandHandler[];
   private readonly handlerByOp = new Map<string, CommandHandler>();
   private readonly validators = new Map<string, ExtensionValidator>();
@@ -122,6 +146,7 @@ export class StateMachine {
     const limits = resolveLimits(options.limits);
     if ("code" in limits) throw new TypeError(limits.message);
     this.limits = limits;
+    this.quota = limits.quotaBytes;
     this.sessions = new SessionTable(limits.maxSessionResponses);
     this.history = new WatchHistory(limits.historyRevisions, limits.historyMaxEvents);
     this.handlers = options.handlers ?? [];
@@ -196,6 +221,7 @@ export class StateMachine {
     // After the command and every lease it ended: handlers act once on the entry's net effect (e.g. grant a
     // lock only after all leases this entry ends are gone, so two waiters never get the same index as token).
     for (const handler of this.handlers) handler.onApplyEnd?.(this.handlerCtx(handler));
+    if (this.noSpace === null && this.sizeBytes >= this.quota) this.raiseNoSpace();
     if (this.writeRevision !== 0) {
       assert(this.writeRevision === revisionBefore + 1, "a command wrote at more than one revision");
       this.currentRevision = this.writeRevision;
@@ -213,7 +239,12 @@ export class StateMachine {
     let c = this.handlerCtxs.get(handler);
     if (!c) {
       const base = this.ctx!;
-      c = { index: base.index, revision: base.revision, leaseAlive: base.leaseAlive, emit: (event) => this.events.push({ type: "extension", section: handler.section, event }) };
+      c = {
+        index: base.index,
+        revision: base.revision,
+        leaseAlive: base.leaseAlive,
+        emit: (event) => this.events.push({ type: "extension", section: handler.section, event }),
+      };
       this.handlerCtxs.set(handler, c);
     }
     return c;
@@ -239,7 +270,11 @@ export class StateMachine {
       case "put":
       case "delete": {
         const c = command as (PutOp | DeleteOp) & { fence?: Fence };
-        const bad = this.checkOp(c, "") ?? this.checkFence(c.fence) ?? this.checkWrites([c]);
+        const bad =
+          this.checkOp(c, "") ??
+          this.checkFence(c.fence) ??
+          this.checkWrites([c]) ??
+          (c.op === "put" ? this.checkSpace() : null);
         if (bad) return failed(bad);
         const out = c.op === "put" ? this.put(c) : this.deleteOp(c);
         out.revision = this.revisionAfter();
@@ -262,6 +297,8 @@ export class StateMachine {
             invalidArgument("ttlMs", `between ${this.limits.minLeaseTtlMs} and ${this.limits.maxLeaseTtlMs}`, ttlMs),
           );
         }
+        const full = this.checkSpace();
+        if (full) return failed(full);
         const id = this.applied;
         this.leaseTable.grant(id, ttlMs, grantedAt);
         this.events.push({ type: "leaseGranted", id, ttlMs });
@@ -289,14 +326,24 @@ export class StateMachine {
       case "registerClient": {
         const lease = this.leaseTable.get((command as { lease: number }).lease);
         if (lease === undefined) return failed(leaseNotFound((command as { lease: number }).lease));
+        const full = this.checkSpace();
+        if (full) return failed(full);
         const clientId = this.applied;
         this.sessions.open(clientId, lease.id);
         lease.clients.add(clientId);
         return ok({ clientId });
       }
+      case "alarmDisarm":
+        return this.disarm();
+      case "setQuota":
+        // Never refused for space (raising the quota frees it); a lower one raises NO_SPACE at the end of the apply.
+        this.quota = (command as { quotaBytes: number }).quotaBytes;
+        return ok({ quotaBytes: this.quota });
       default: {
         const handler = this.handlerByOp.get(command.op);
         assert(handler !== undefined, () => `no handler for validated op ${command.op}`);
+        const full = handler.opsAllowedWhenFull?.has(command.op) ? null : this.checkSpace();
+        if (full) return failed(full);
         return handler.apply(command as ExtensionCommand, this.handlerCtx(handler));
       }
     }
@@ -367,6 +414,48 @@ export class StateMachine {
       );
     }
     return null;
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // The storage quota (see the header)
+
+  /** Null when a command that adds to the state may apply; NO_SPACE (raising the alarm if needed) when not. */
+  private checkSpace(): CommandError | null {
+    if (this.noSpace === null) {
+      if (this.sizeBytes < this.quota) return null;
+      this.raiseNoSpace();
+    }
+    return commandError(
+      "NO_SPACE",
+      `the NO_SPACE alarm is raised (since index ${this.noSpace!.raisedAt}): the state holds ${this.sizeBytes} bytes and the quota is ${this.quota} bytes; writes that add data are refused, reads, deletes, compaction and lease revocation still work — free space, then disarm the alarm (concord alarm disarm)`,
+    );
+  }
+
+  private raiseNoSpace(): void {
+    assert(this.noSpace === null, "NO_SPACE raised twice");
+    this.noSpace = { alarm: "NO_SPACE", raisedAt: this.applied };
+    this.events.push(this.alarmEvent(true));
+  }
+
+  private disarm(): Outcome {
+    if (this.noSpace === null) return ok({ disarmed: [] });
+    const size = this.sizeBytes;
+    if (size >= this.quota) {
+      return failed(
+        commandError(
+          "NO_SPACE",
+          `cannot disarm NO_SPACE: the state still holds ${size} bytes and the quota is ${this.quota} bytes; free at least ${size - this.quota + 1} bytes first (delete keys, then compact the history: deleted values stay in it until compacted; revoke leases)`,
+        ),
+      );
+    }
+    const disarmed = [this.noSpace];
+    this.noSpace = null;
+    this.events.push(this.alarmEvent(false));
+    return ok({ disarmed });
+  }
+
+  private alarmEvent(raised: boolean): StateMachineEvent {
+    return { type: "alarm", alarm: "NO_SPACE", raised, stateBytes: this.sizeBytes, quotaBytes: this.quota };
   }
 
   // ----------------------------------------------------------------------------------------------------------
@@ -454,7 +543,7 @@ export class StateMachine {
     if (fenced) return failed(fenced);
     const succeeded = c.compare.every((cmp: Compare) => evaluateCompare(cmp, this.kv.get(cmp.key)));
     const branch = succeeded ? c.success : c.failure;
-    const bad = this.checkWrites(branch);
+    const bad = this.checkWrites(branch) ?? (branch.some((op) => op.op === "put") ? this.checkSpace() : null);
     if (bad) return failed(bad);
     const responses: TxnOpResult[] = branch.map((op) =>
       op.op === "put" ? this.put(op) : op.op === "delete" ? this.deleteOp(op) : { op: "range", ...this.rangeNow(op) },
@@ -516,6 +605,26 @@ export class StateMachine {
     return this.kv.size;
   }
 
+  /**
+   * Bytes the replicated state takes, as space.ts counts them: the same on every replica at the same index.
+   * O(1): every part keeps its own total.
+   */
+  get sizeBytes(): number {
+    let n = this.kv.bytes + this.history.bytes + this.leaseTable.size * LEASE_OVERHEAD + this.sessions.bytes;
+    for (const handler of this.handlers) n += handler.sizeBytes();
+    return n;
+  }
+
+  /** The storage quota in force (replicated: see the header). */
+  get quotaBytes(): number {
+    return this.quota;
+  }
+
+  /** The raised alarms (at most NO_SPACE). */
+  alarms(): Alarm[] {
+    return this.noSpace === null ? [] : [{ ...this.noSpace }];
+  }
+
   get(key: string): KeyValue | undefined {
     return this.kv.get(key);
   }
@@ -566,6 +675,8 @@ export class StateMachine {
         .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
       keyCount: this.kv.size,
       kvs: this.repackValues(this.kv.sorted()),
+      quotaBytes: this.quota,
+      alarms: this.noSpace === null ? [] : [[this.noSpace.alarm, this.noSpace.raisedAt]],
     };
     return encodeSnapshot(state);
   }
@@ -615,6 +726,8 @@ export class StateMachine {
       sections.delete(handler.section);
     }
     assert(sections.size === 0, () => `snapshot sections without a handler: ${[...sections.keys()].join(", ")}`);
+    if (state.quotaBytes !== undefined) sm.quota = state.quotaBytes;
+    for (const [alarm, raisedAt] of state.alarms) sm.noSpace = { alarm, raisedAt };
     return sm;
   }
 }

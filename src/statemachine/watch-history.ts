@@ -8,6 +8,7 @@
 import { assert } from "../assert.js";
 import type { KeyValue } from "./commands.js";
 import { commandError, type CommandError } from "./errors.js";
+import { eventBytes } from "./space.js";
 
 export type WatchEvent =
   | { type: "put"; revision: number; kv: KeyValue; prevKv?: KeyValue }
@@ -23,6 +24,8 @@ export class WatchHistory {
   private events: WatchEvent[] = [];
   private head = 0;
   private compacted = 0;
+  /** Space the held events take (space.ts): each holds the record it superseded until it is dropped. */
+  private heldBytes = 0;
 
   constructor(
     private readonly revisionsKept: number,
@@ -39,6 +42,7 @@ export class WatchHistory {
     history.compacted = compactRevision;
     history.events = events;
     for (let i = 0; i < events.length; i++) {
+      history.heldBytes += eventBytes(events[i]);
       assert(events[i].revision > compactRevision, "watch history: event at or below the compaction revision");
       assert(i === 0 || events[i - 1].revision <= events[i].revision, "watch history: events out of order");
     }
@@ -53,11 +57,16 @@ export class WatchHistory {
     return this.events.length - this.head;
   }
 
+  get bytes(): number {
+    return this.heldBytes;
+  }
+
   append(event: WatchEvent): void {
     const last = this.events[this.events.length - 1];
     assert(last === undefined || last.revision <= event.revision, "watch history: append out of revision order");
     assert(event.revision > this.compacted, "watch history: append at or below the compaction revision");
     this.events.push(event);
+    this.heldBytes += eventBytes(event);
   }
 
   /** Called once a revision is complete: drops revisions beyond the configured window or event budget. */
@@ -70,7 +79,10 @@ export class WatchHistory {
   compact(revision: number): void {
     assert(revision >= this.compacted, "watch history: compaction moved backwards");
     this.compacted = revision;
-    while (this.head < this.events.length && this.events[this.head].revision <= revision) this.head++;
+    while (this.head < this.events.length && this.events[this.head].revision <= revision) {
+      this.heldBytes -= eventBytes(this.events[this.head]);
+      this.head++;
+    }
     if (this.head > 1024 && this.head * 2 > this.events.length) {
       this.events = this.events.slice(this.head);
       this.head = 0;

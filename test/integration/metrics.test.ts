@@ -1,7 +1,7 @@
 // Every metric a member declares is fed (real member processes, ports 9850-9871). A workload exercises what the
 // metrics describe — writes and snapshots (--snapshot-entries 50), a watch, a lease, a held lock with a waiter,
 // an election candidate, refused connections (--max-connections), a proposal a new leader's entry replaces, a
-// killed leader — while /metrics is scraped on every member. The families are read from the registry itself, so
+// killed leader, a full store (--quota-bytes 1MiB) — while /metrics is scraped on every member. The families are read from the registry itself, so
 // a metric declared later without being fed fails here: each must show a non-zero sample (a histogram, a
 // non-zero count) on some member at some scrape.
 
@@ -63,7 +63,7 @@ describe.sequential("metrics on real members", () => {
       tickMs: 50,
       snapshotEntries: 50,
       logLevel: "warn",
-      extraArgs: ["--max-connections", String(MAX_CONNECTIONS)],
+      extraArgs: ["--max-connections", String(MAX_CONNECTIONS), "--quota-bytes", "1MiB"],
     });
   });
   afterAll(async () => {
@@ -188,6 +188,40 @@ describe.sequential("metrics on real members", () => {
       value(await scrape(leader, "the old leader back"), "concord_peer_connected", `peer="${old}"`) === 1 ? true : undefined,
     );
     await scrapeAll("the old leader back");
+  });
+
+  it("a full store: the NO_SPACE alarm on every member, and the state's size against the quota", async () => {
+    const c = await connect(cluster.endpoints(), { timeoutMs: 8000 });
+    try {
+      await waitUntil("the 1 MiB quota in force on every member", 10_000, async () => {
+        const all = await scrapeAll("the quota set");
+        return all.every((s) => value(s, "concord_quota_bytes") === 1 << 20) ? true : undefined;
+      });
+      let full = false;
+      for (let i = 0; i < 8 && !full; i++) {
+        await c.put(`m/big/${i}`, new Uint8Array(300_000)).catch((e: { code?: string }) => {
+          if (e.code !== "NO_SPACE") throw e;
+          full = true;
+        });
+      }
+      expect(full).toBe(true);
+      await waitUntil("the alarm on every member", 10_000, async () => {
+        const all = await scrapeAll("the store full");
+        return all.every((s) => value(s, "concord_alarm", 'alarm="NO_SPACE"') === 1) ? all : undefined;
+      }).then((all) => {
+        for (const s of all) expect(value(s, "concord_state_bytes")).toBeGreaterThanOrEqual(1 << 20);
+      });
+      // Free the space (the deleted values stay in the watch history until compacted), then disarm.
+      const { revision } = await c.delete("m/big/", { prefix: true });
+      await c.compact(revision);
+      await c.disarmAlarms();
+      await waitUntil("the alarm cleared on every member", 10_000, async () => {
+        const all = await scrapeAll("the alarm disarmed");
+        return all.every((s) => value(s, "concord_alarm", 'alarm="NO_SPACE"') === 0) ? true : undefined;
+      });
+    } finally {
+      await c.close();
+    }
   });
 
   it("every declared metric family has been fed", () => {

@@ -194,6 +194,7 @@ describe("elections", () => {
           coordinationLimits: { electionHistory: 8 },
         });
         expect(r.stateMachine.hash()).toBe(c.stateMachine.hash());
+        expect(r.stateMachine.sizeBytes).toBe(c.stateMachine.sizeBytes);
         expect(r.electionHistory("e", 1)).toEqual(c.electionHistory("e", 1));
         totalChanges += seen.length;
         totalCompactions += compactions;

@@ -1,7 +1,7 @@
 // Several replicas of the coordination state machine fed the same random log (lock and election ops, lease
 // grants, revokes and multi-lease expiries, fenced writes with fresh and stale tokens, snapshot/restore of a
-// replica at random points). After every index: all replicas answer the same results and events and hash the
-// same, and the invariants of test/locks/invariants.ts hold.
+// replica at random points). After every index: all replicas answer the same results and events, hash the
+// same and count the same size, and the invariants of test/locks/invariants.ts hold.
 
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
@@ -122,6 +122,10 @@ function runLog(steps: Step[], totals: Totals): void {
     const hash = replicas[0].stateMachine.hash();
     for (let i = 1; i < replicas.length; i++)
       expect(replicas[i].stateMachine.hash(), `replica ${i} hash at ${index}`).toBe(hash);
+    // Space accounting: kept up to date on replicas that applied, computed from scratch on restored ones.
+    const size = replicas[0].stateMachine.sizeBytes;
+    for (let i = 1; i < replicas.length; i++)
+      expect(replicas[i].stateMachine.sizeBytes, `replica ${i} size at ${index}`).toBe(size);
     invariants.afterApply(index, outputs[0]);
     for (const w of outputs[0].events) {
       if (w.type === "leaseEnded") {

@@ -142,7 +142,21 @@ describe("loadConfig: defaults and derived values", () => {
     expect(envName("maxInflightPerConnection")).toBe("CONCORD_MAX_INFLIGHT_PER_CONNECTION");
   });
 
+  it("takes the storage quota from --quota-bytes, CONCORD_QUOTA_BYTES or the file, 2GiB by default", () => {
+    expect(loadConfig(["--name", "n1"], {}, dir).quotaBytes).toBe(2 * 1024 ** 3);
+    expect(loadConfig(["--name", "n1", "--quota-bytes", "8GiB"], {}, dir).quotaBytes).toBe(8 * 1024 ** 3);
+    expect(loadConfig(["--name", "n1"], { CONCORD_QUOTA_BYTES: "64MiB" }, dir).quotaBytes).toBe(64 << 20);
+    const cfg = file("quota.json", { name: "n1", quotaBytes: "4MiB" });
+    expect(loadConfig(["--config", cfg], {}, dir).quotaBytes).toBe(4 << 20);
+    const help = addServerOptions(new Command("server")).options.find((o) => o.long === "--quota-bytes")!;
+    expect(help.description).toMatch(/NO_SPACE .*\(default: 2GiB\) \[env CONCORD_QUOTA_BYTES\]/);
+    const e = configError(() => loadConfig(["--name", "n1", "--quota-bytes", "1000"], {}, dir));
+    expect(e.field).toBe("--quota-bytes");
+    expect(e.message).toMatch(/from 1048576 to 1099511627776, .*, got '1000'$/);
+  });
+
   it("formats byte sizes for help text", () => {
+    expect(formatBytes(2 * 1024 ** 3)).toBe("2GiB");
     expect(formatBytes(1572864)).toBe("1.5MiB");
     expect(formatBytes(4096)).toBe("4KiB");
     expect(formatBytes(1000)).toBe("1000");

@@ -17,6 +17,8 @@ export const TEST_LIMITS: Limits = {
   maxSessionResponses: 3,
   minLeaseTtlMs: 100,
   maxLeaseTtlMs: 10_000,
+  // The model has no storage quota: one it never reaches (quota.test.ts covers NO_SPACE).
+  quotaBytes: 2 ** 40,
 };
 
 // Prefix-related keys, multi-byte UTF-8 (é: 2 bytes, 😀: 4), and one over maxKeyBytes.

@@ -1,6 +1,7 @@
 // Model-based property tests: random command sequences applied to the state machine and to the reference
 // model must agree on every result, every event and every watch query; snapshot/restore at a random point
-// must give the same subsequent results and the same bytes and hash.
+// must give the same subsequent results, bytes, hash and space accounting (the size kept up to date as commands
+// apply equals the size a restore computes from scratch).
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -57,6 +58,7 @@ describe("state machine vs reference model", () => {
             restored = StateMachine.restore(bytes, { limits: TEST_LIMITS });
             expect(restored.snapshot()).toEqual(bytes);
             expect(restored.hash()).toBe(original.hash());
+            expect(restored.sizeBytes).toBe(original.sizeBytes);
           }
           const command = resolve(t, model);
           model.apply(i + 1, command);
@@ -64,11 +66,13 @@ describe("state machine vs reference model", () => {
           if (restored !== null) {
             const b = (restored as StateMachine).apply(i + 1, encodeCommand(command));
             expect(normalize(b)).toEqual(normalize(a));
+            expect((restored as StateMachine).sizeBytes).toBe(original.sizeBytes);
           }
         });
         expect(restored).not.toBeNull();
         expect(restored!.snapshot()).toEqual(original.snapshot());
         expect(restored!.hash()).toBe(original.hash());
+        expect(StateMachine.restore(original.snapshot(), { limits: TEST_LIMITS }).sizeBytes).toBe(original.sizeBytes);
       }),
       { numRuns: RUNS },
     );

@@ -185,6 +185,9 @@ class TinyLocks implements CommandHandler {
   restore(data: unknown): void {
     for (const [n, lease, token] of data as [string, number, number][]) this.holders.set(n, { lease, token });
   }
+  sizeBytes(): number {
+    return this.holders.size * 100;
+  }
 }
 
 describe("extension points", () => {
