@@ -1,3 +1,4 @@
+import os from "node:os";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
@@ -6,5 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // At least two files at once: most files wait on real member processes and sockets, so even two cores keep
+    // both busy (vitest's default of cores - 1 would run one file at a time here). Each file has its own ports.
+    maxWorkers: Math.max(2, os.availableParallelism() - 1),
   },
 });
