@@ -14,7 +14,7 @@ import type { HostLogger, PeerHandlers, World } from "../src/host/world.js";
 import type { RaftLog } from "../src/raft/log.js";
 import type { Storage } from "../src/raft/storage.js";
 import type { JointConfig } from "../src/raft/quorum.js";
-import type { ConfState, Entry, Message, NodeId, SnapshotMetadata } from "../src/raft/types.js";
+import { EntryType, type ConfState, type Entry, type Message, type NodeId, type SnapshotMetadata } from "../src/raft/types.js";
 import type { ApplyOutput } from "../src/statemachine/index.js";
 import { StorageFailedError } from "../src/storage/errors.js";
 import { SimClientSocket, SimLink, type LinkEnd } from "./client-socket.js";
@@ -164,6 +164,14 @@ export class SimHost {
     return (this.replica as unknown as { raft: { raft: { config: { voters: JointConfig } } } }).raft.raft.config.voters;
   }
 
+  /** The core's log holds a membership change in (lo, hi] — or cannot tell (compacted there). */
+  confChangeBetween(lo: number, hi: number): boolean {
+    if (hi <= lo) return false;
+    const log = this.coreLog();
+    if (lo + 1 < log.firstIndex()) return true;
+    return log.slice(lo + 1, Math.min(hi, log.lastIndex()) + 1).some((e) => e.type === EntryType.ConfChange);
+  }
+
   /** Term of entry i in the core's log: -1 when compacted, undefined past the end. */
   termAt(i: number): number | undefined {
     const log = this.coreLog();
@@ -246,9 +254,14 @@ export class SimCluster {
     for (const h of this.hosts.values()) {
       if (h.retired) continue;
       const log = h.up ? h.coreLog() : null;
+      const applied = log?.applied ?? 0;
       yield {
         id: h.id,
         config: h.up ? h.coreConfig() : null,
+        campaignsWith: {
+          running: log !== null && !h.confChangeBetween(applied, log.committed),
+          onDisk: log !== null && !h.confChangeBetween(Math.min(applied, h.maxDurableCommit), Math.max(applied, h.maxDurableCommit)),
+        },
         memory: log && { lastIndex: log.lastIndex(), lastTerm: log.lastTerm(), termAt: (i) => h.termAt(i) },
         durable: h.durableLog,
       };

@@ -48,6 +48,12 @@ export interface Elector {
   id: NodeId;
   /** Its core's configuration (outgoing is empty outside joint consensus); null while the member is down. */
   config: { incoming: ReadonlySet<NodeId>; outgoing: ReadonlySet<NodeId> } | null;
+  /**
+   * Whether `config` is the one it would campaign with — running (no membership change in its log between its
+   * applied and its commit index: a member applies those before it may campaign) and after a restart (none between
+   * its applied index and the commit its disk holds). When not, it is not judged as a candidate in that state.
+   */
+  campaignsWith: { running: boolean; onDisk: boolean };
   /** Its core's log (written or not); null while the member is down. */
   memory: LogView | null;
   /** Its log as its disk holds it: what it would campaign and vote with after a crash. */
@@ -211,8 +217,8 @@ export class InvariantChecker {
     const all = [...this.electorate()];
     for (const m of all) {
       if (m.config === null || (!m.config.incoming.has(m.id) && !m.config.outgoing.has(m.id))) continue;
-      for (const [state, log] of [["running", m.memory], ["on disk", m.durable]] as const) {
-        if (log === null) continue;
+      for (const [state, log, settled] of [["running", m.memory, m.campaignsWith.running], ["on disk", m.durable, m.campaignsWith.onDisk]] as const) {
+        if (log === null || !settled) continue;
         const t = log.termAt(index);
         if (t === term || t === -1) continue;
         this.checks++;

@@ -277,7 +277,7 @@ describe("simulator: the checkers are not blind", () => {
     const judge = (logs: Record<string, { memory: number[]; durable?: number[] }>) => {
       const c = new InvariantChecker();
       const config = { incoming: new Set(Object.keys(logs)), outgoing: new Set<string>() };
-      c.electorate = () => Object.entries(logs).map(([id, l]) => ({ id, config, memory: view(l.memory), durable: view(l.durable ?? l.memory) }));
+      c.electorate = () => Object.entries(logs).map(([id, l]) => ({ id, config, campaignsWith: { running: true, onDisk: true }, memory: view(l.memory), durable: view(l.durable ?? l.memory) }));
       c.restartedAt("n1", 1);
       return () => c.applied("n1", { index: 2, term: 2, type: EntryType.Normal, data: rawBytes("x") });
     };
