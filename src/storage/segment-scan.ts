@@ -63,10 +63,16 @@ export function scanSegment(buf: Uint8Array, isLast: boolean, maxRecordBytes = D
     const computed = recordCrc(buf, pos, length);
     if (stored !== computed) {
       const recordEnd = pos + HEADER_BYTES + length;
-      // Where an interrupted write's unwritten part would start: the first sector boundary inside the record,
-      // or the record's end when it lies within one sector.
-      const unwritten = Math.min(recordEnd, (Math.floor(pos / SECTOR_BYTES) + 1) * SECTOR_BYTES);
-      if (isLast && unwritten < end && allZero(buf, unwritten, end) && !validRecordFollows(buf, pos + 1, maxRecordBytes)) {
+      // Where an interrupted write's unwritten part would start: a sector boundary inside the record — the write
+      // may have reached any of them, so the one after which everything reads as zeros — or the record's end
+      // when it lies within one sector.
+      const firstBoundary = (Math.floor(pos / SECTOR_BYTES) + 1) * SECTOR_BYTES;
+      const zerosFrom = Math.max(pos, trailingZerosFrom(buf, end));
+      const tornTail =
+        firstBoundary < recordEnd
+          ? Math.max(firstBoundary, Math.ceil(zerosFrom / SECTOR_BYTES) * SECTOR_BYTES) < recordEnd
+          : zerosFrom <= recordEnd && recordEnd < end;
+      if (isLast && tornTail && !validRecordFollows(buf, pos + 1, maxRecordBytes)) {
         // The file reaches past the written data but holds only zeros from a sector boundary on: its size grew
         // before the data reached the disk (power loss mid-write), and sectors are written whole. Without such a
         // zero tail a bad checksum is damage, even on the last record: a torn write cannot leave a
@@ -93,6 +99,13 @@ export function scanSegment(buf: Uint8Array, isLast: boolean, maxRecordBytes = D
     pos += HEADER_BYTES + length;
   }
   return { status: "ok", records, validBytes: pos };
+}
+
+/** The start of the run of zeros that ends the first `end` bytes of `buf` (`end` when the last byte is not zero). */
+function trailingZerosFrom(buf: Uint8Array, end: number): number {
+  let i = end;
+  while (i > 0 && buf[i - 1] === 0) i--;
+  return i;
 }
 
 function allZero(buf: Uint8Array, from: number, to: number): boolean {

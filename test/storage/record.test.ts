@@ -121,7 +121,22 @@ describe("scanSegment", () => {
     // Zeros that do not start at a sector boundary are not what an interrupted write leaves: damage.
     const zeroedMidSector = Buffer.from(seg);
     zeroedMidSector.fill(0, 600);
+    expect(seg.length).toBeLessThan(1024); // no later boundary inside the record
     expect(scanSegment(zeroedMidSector, true)).toMatchObject({ status: "corrupt", validBytes: segment.length });
+  });
+
+  it("calls a record torn at a later sector boundary (the write reached some sectors, not all) torn", () => {
+    const big = encodeEntries([entry(4, 1, new Uint8Array(2000).fill(9))]); // spans the boundaries at 512, 1024, 1536
+    const seg = Buffer.concat([segment, big]);
+    for (const boundary of [512, 1024, 1536]) {
+      const torn = Buffer.from(seg);
+      torn.fill(0, boundary);
+      expect(scanSegment(torn, true)).toMatchObject({ status: "torn", validBytes: segment.length });
+    }
+    // The record whole but one bit flipped, zeros after it: damage, not an interrupted write.
+    const flipped = Buffer.concat([seg, Buffer.alloc(600)]);
+    flipped[segment.length + 100] ^= 1;
+    expect(scanSegment(flipped, true)).toMatchObject({ status: "corrupt", validBytes: segment.length });
   });
 
   it("calls a checksum mismatch corruption even at the end of the last segment", () => {
