@@ -365,7 +365,7 @@ export class SimCluster {
           if (hs) host.maxDurableCommit = Math.max(host.maxDurableCommit, hs.commit);
         },
         applied: (e, output) => {
-          ctx.checker.applied(id, e);
+          ctx.checker.applied(id, e, host.replica.isLeader ? host.replica.term : undefined);
           if (host.host !== null && e.term < host.replica.term && host.replica.isLeader) ctx.onInheritedApplied(host);
           if (output === undefined) return;
           const first = ctx.coordination.applied(id, e.index, e.data, output, host.replica.coord);

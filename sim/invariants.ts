@@ -6,7 +6,7 @@
 //   link by link: the term at index-1 of every copy of (index, term) is the same) the same prefix before it;
 // - every leader holds granted votes from a majority of each half of its configuration (the inductive form of
 //   election safety: counted from the grants the network carried, with the checker's own quorum arithmetic);
-// - leader completeness: a new leader's log holds the latest entry known committed when it was elected; and,
+// - leader completeness: a new leader's log holds the latest entry committed in an earlier term; and,
 //   checked as a state invariant the moment an entry is first applied anywhere (not waited for): no running
 //   member that lacks the entry could win an election — judged from every running member's log and
 //   configuration with the vote rule, so an entry committed unsafely (by counting replicas of an older term, or
@@ -93,6 +93,8 @@ export class InvariantChecker {
   maxCommitted = { index: 0, term: 0 };
   /** Per node: the last index applied to its state machine (reset on restart and snapshot restore). */
   private readonly lastApplied = new Map<NodeId, number>();
+  /** Per leader term: the highest index a leader of that term applied. */
+  private readonly committedByLeaderOf = new Map<number, number>();
   /** Granted votes the network carried: "term/candidate" -> voters. */
   private readonly grants = new Map<string, Set<NodeId>>();
   checks = 0;
@@ -180,8 +182,10 @@ export class InvariantChecker {
   }
 
   /** A node applied the committed entry `e` to its state machine. */
-  applied(id: NodeId, e: Entry): void {
+  applied(id: NodeId, e: Entry, leaderTerm?: number): void {
     this.checks++;
+    // A leader of term U applies only what was committed in a term <= U: U bounds the entry's commit term.
+    if (leaderTerm !== undefined && e.index > (this.committedByLeaderOf.get(leaderTerm) ?? 0)) this.committedByLeaderOf.set(leaderTerm, e.index);
     const last = this.lastApplied.get(id) ?? 0;
     if (e.index !== last + 1) {
       throw new InvariantViolation("state-machine safety", `${id} applied index ${e.index} right after ${last}`);
@@ -240,11 +244,18 @@ export class InvariantChecker {
     this.lastApplied.set(id, index);
   }
 
-  /** A new leader's log: `termAt(i)` is its term at i, -1 when compacted, undefined past its last index. */
+  /**
+   * A new leader's log (`termAt(i)`: its term at i, -1 when compacted, undefined past its last index) holds every
+   * entry committed in an earlier term — judged by the highest index a leader of an earlier term applied (a
+   * leader may learn of its election late, paused between its win and its next Ready: entries committed since
+   * by later terms are not owed).
+   */
   newLeaderLog(id: NodeId, term: number, termAt: (i: number) => number | undefined): void {
     this.checks++;
-    const { index, term: committedTerm } = this.maxCommitted;
+    let index = 0;
+    for (const [t, i] of this.committedByLeaderOf) if (t < term && i > index) index = i;
     if (index === 0) return;
+    const committedTerm = this.committed.get(index)!.term;
     const t = termAt(index);
     if (t === -1) return; // compacted into the leader's snapshot, which holds only committed state
     if (t !== committedTerm) {
