@@ -2,12 +2,13 @@
 // a pair of ordered byte streams — frames arrive in the order sent, never lost or duplicated, each after a
 // network delay; a partition stalls them (they arrive once it heals), and a crash of either end closes the link
 // (the other end learns it after a delay, as from a reset). `SimClientSocket` speaks the client protocol over
-// one: the very frames the client library sends (hello, requests with ids, replies, pushes), encoded and
-// decoded by src/transport/protocol.ts. Simulated clients use it, and members forwarding writes to the leader.
+// one with the client library's own protocol code (src/transport/client-protocol.ts: hello, requests with ids,
+// replies, pushes). Simulated clients use it, and members forwarding writes to the leader.
 
 import type { ClientLink, GatewayConnection } from "../src/host/gateway.js";
 import type { LeaderLink, Timer } from "../src/host/world.js";
-import { PROTOCOL_VERSION, decodeServerFrame, encodeFrame, type HelloFrame, type PushFrame, type WelcomeFrame } from "../src/transport/protocol.js";
+import { ClientProtocol } from "../src/transport/client-protocol.js";
+import type { HelloFrame, PushFrame, WelcomeFrame } from "../src/transport/protocol.js";
 import { RequestError } from "../src/transport/request-error.js";
 import type { Network } from "./network.js";
 
@@ -80,6 +81,11 @@ export class SimLink {
     return this.open;
   }
 
+  /** The member's endpoint, for messages. */
+  get serverEndpoint(): string {
+    return this.serverEnd.endpoint;
+  }
+
   /** The member's side, as its gateway sees it. */
   serverSide(): ClientLink {
     return {
@@ -126,117 +132,60 @@ export interface SimSocketOptions {
   connectTimeoutMs: number;
 }
 
-interface Pending {
-  resolve(v: unknown): void;
-  reject(e: Error): void;
-}
-
-/** The client protocol over a SimLink: ClientSocket's twin (src/transport/client-socket.ts). */
+/** The client protocol (the code ClientSocket runs over a WebSocket) over a SimLink. */
 export class SimClientSocket implements LeaderLink {
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
-  private closedReason: string | null = null;
-  welcome!: WelcomeFrame;
-
   private constructor(
     private readonly link: SimLink,
-    private readonly opts: SimSocketOptions,
+    private readonly protocol: ClientProtocol,
   ) {}
+
+  get welcome(): WelcomeFrame {
+    return this.protocol.welcome!;
+  }
 
   /** Opens `link` and completes the handshake; rejects with UNAVAILABLE when the member is unreachable. */
   static connect(link: SimLink, opts: SimSocketOptions): Promise<SimClientSocket> {
-    const sock = new SimClientSocket(link, opts);
+    const protocol = new ClientProtocol({ send: (frame) => link.send(frame), setTimer: opts.setTimer, peer: link.serverEndpoint, onPush: opts.onPush, onClose: opts.onClose });
+    const sock = new SimClientSocket(link, protocol);
     return new Promise((resolve, reject) => {
-      let greeted = false;
       const timer = opts.setTimer(opts.connectTimeoutMs, () => {
-        if (greeted) return;
+        if (protocol.welcome !== null) return;
         link.close("connect timeout", "client");
         reject(new RequestError({ code: "UNAVAILABLE", message: `could not connect within ${opts.connectTimeoutMs} ms` }));
       });
       link.onFrame = (data) => {
-        let frame;
-        try {
-          frame = decodeServerFrame(data);
-        } catch {
-          return;
+        const greeting = protocol.receive(data);
+        if (greeting === null) return;
+        timer.cancel();
+        if ("welcome" in greeting) {
+          resolve(sock);
+        } else {
+          reject(greeting.refused);
+          link.close("refused", "client");
         }
-        if (!greeted) {
-          if ("type" in frame && frame.type === "welcome") {
-            greeted = true;
-            timer.cancel();
-            sock.welcome = frame;
-            resolve(sock);
-          } else if ("type" in frame && frame.type === "error") {
-            timer.cancel();
-            reject(new RequestError(frame.error));
-            link.close("refused", "client");
-          }
-          return;
-        }
-        sock.onFrame(frame);
       };
       link.onClose = (reason) => {
-        if (!greeted) {
+        if (protocol.welcome === null) {
           timer.cancel();
           reject(new RequestError({ code: "UNAVAILABLE", message: reason }));
         }
-        sock.onClosed(reason);
+        protocol.close(reason);
       };
-      link.send(encodeFrame({ type: "hello", protocol: PROTOCOL_VERSION, ...opts.hello }));
+      protocol.hello(opts.hello);
     });
   }
 
   get isOpen(): boolean {
-    return this.closedReason === null && this.link.isOpen;
+    return !this.protocol.closed && this.link.isOpen;
   }
 
   request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
-    if (!this.isOpen) return Promise.reject(new RequestError({ code: "UNAVAILABLE", message: this.closedReason ?? "not connected" }));
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      let timer: Timer | undefined;
-      if (timeoutMs > 0) {
-        timer = this.opts.setTimer(timeoutMs, () => {
-          this.pending.delete(id);
-          reject(new RequestError({ code: "TIMEOUT", message: `${op} did not complete within ${timeoutMs} ms` }));
-        });
-      }
-      this.pending.set(id, {
-        resolve: (v) => {
-          timer?.cancel();
-          resolve(v as T);
-        },
-        reject: (e) => {
-          timer?.cancel();
-          reject(e);
-        },
-      });
-      this.link.send(encodeFrame({ ...args, id, op }));
-    });
+    if (!this.link.isOpen && !this.protocol.closed) return Promise.reject(new RequestError({ code: "UNAVAILABLE", message: "not connected" }));
+    return this.protocol.request<T>(op, args, timeoutMs);
   }
 
   close(): void {
     this.link.close("closed by the client", "client");
-    this.onClosed("closed by the client");
-  }
-
-  private onFrame(frame: ReturnType<typeof decodeServerFrame>): void {
-    if ("id" in frame && typeof frame.id === "number") {
-      const p = this.pending.get(frame.id);
-      if (!p) return;
-      this.pending.delete(frame.id);
-      if ("error" in frame) p.reject(new RequestError(frame.error));
-      else p.resolve(frame.ok);
-    } else if ("type" in frame && frame.type === "push") {
-      this.opts.onPush?.(frame);
-    }
-  }
-
-  private onClosed(reason: string): void {
-    if (this.closedReason !== null) return;
-    this.closedReason = reason;
-    for (const p of this.pending.values()) p.reject(new RequestError({ code: "UNAVAILABLE", message: reason }));
-    this.pending.clear();
-    this.opts.onClose?.(reason);
+    this.protocol.close("closed by the client");
   }
 }

@@ -4,11 +4,8 @@
 import { DEFAULT_READIES_IN_FLIGHT } from "../src/host/host-config.js";
 import type { NodeId } from "../src/raft/types.js";
 import { ClientConnection } from "./client-connection.js";
-import { SimCluster, TICK, type HostParams, type SimContext, type SimStats } from "./cluster.js";
-import { CoordinationChecker } from "./coordination-checker.js";
-import { EventQueue } from "./event-queue.js";
-import { InvariantChecker } from "./invariants.js";
-import { Network } from "./network.js";
+import { SimCluster, TICK, type HostParams, type SimContext } from "./cluster.js";
+import { newSimContext } from "./context.js";
 import { Prng } from "./prng.js";
 import { Session } from "./session.js";
 
@@ -38,25 +35,11 @@ export class Scenario {
   failure: unknown;
 
   constructor(ids: NodeId[], params: Partial<HostParams> = {}, seed = 1) {
-    const rng = new Prng(seed);
-    const stats: SimStats = { steps: 0, elections: 0, faults: new Map(), snapshotsTaken: 0, snapshotsInstalled: 0, restarts: 0, fatalStops: 0 };
-    const ctx: SimContext = {
-      queue: new EventQueue<() => void>(),
-      now: 0,
-      rng,
-      network: new Network(rng.fork()),
-      checker: new InvariantChecker(),
-      coordination: new CoordinationChecker(),
-      stats,
+    const ctx: SimContext = newSimContext(new Prng(seed), {
       tracing: true,
       log: (line) => this.lines.push(`${ctx.now.toFixed(1)} ${line()}`),
-      fault: () => {},
-      onNewLeader: () => {},
-      onProposed: () => {},
-      onInheritedApplied: () => {},
-      onCommitted: () => {},
       fail: (e) => (this.failure ??= e),
-    };
+    });
     this.ctx = ctx;
     this.cluster = new SimCluster(ctx, { params: { ...SCENARIO_PARAMS, ...params } });
     for (const id of ids) this.cluster.addHost(id, ids, 1);

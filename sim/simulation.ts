@@ -8,17 +8,15 @@ import { DEFAULT_READIES_IN_FLIGHT } from "../src/host/host-config.js";
 import type { NodeId } from "../src/raft/types.js";
 import type { ApplyOutput } from "../src/statemachine/index.js";
 import { ClientConnection } from "./client-connection.js";
-import { SimCluster, TICK, type HostParams, type SimContext, type SimHost, type SimStats } from "./cluster.js";
-import { CoordinationChecker } from "./coordination-checker.js";
+import { SimCluster, TICK, type HostParams, type SimContext, type SimHost } from "./cluster.js";
+import { newSimContext } from "./context.js";
 import { CoordinationClients } from "./coordination-clients.js";
 import { valueBytes } from "./entry-data.js";
-import { EventQueue } from "./event-queue.js";
 import { checkElectionHistories, checkKvHistory, checkLockHistories, checkWatchHistories } from "./history.js";
-import { InvariantChecker, InvariantViolation } from "./invariants.js";
+import { InvariantViolation } from "./invariants.js";
 import { KvClients } from "./kv-clients.js";
 import type { MachineFactory } from "./machines.js";
 import { Nemesis, drawFaultMix } from "./nemesis.js";
-import { Network } from "./network.js";
 import { Prng } from "./prng.js";
 import { Session } from "./session.js";
 import { WatchClients } from "./watch-clients.js";
@@ -143,22 +141,14 @@ async function run(opts: SimOptions): Promise<SeedResult> {
   const livenessTicks = opts.livenessTicks ?? 200;
   const membership = rng.chance(0.4);
   const params = drawParams(rng);
-  const stats: SimStats = { steps: 0, elections: 0, faults: new Map(), snapshotsTaken: 0, snapshotsInstalled: 0, restarts: 0, fatalStops: 0 };
   const onLog = opts.onLog;
   let failure: unknown;
   let nemesis: Nemesis | undefined;
   const sinks: { committed: (output: ApplyOutput) => void }[] = [];
-  const ctx: SimContext = {
-    queue: new EventQueue<() => void>(),
-    now: 0,
-    rng,
-    network: new Network(rng.fork()),
-    checker: new InvariantChecker(),
-    coordination: new CoordinationChecker(),
-    stats,
+  const ctx: SimContext = newSimContext(rng, {
     tracing: onLog !== undefined,
     log: onLog ? (line) => onLog(ctx.now, line()) : () => {},
-    fault: (kind) => stats.faults.set(kind, (stats.faults.get(kind) ?? 0) + 1),
+    fault: (kind) => ctx.stats.faults.set(kind, (ctx.stats.faults.get(kind) ?? 0) + 1),
     onNewLeader: (host) => nemesis?.newLeader(host),
     onProposed: (host) => nemesis?.proposed(host),
     onInheritedApplied: (host) => nemesis?.inheritedApplied(host),
@@ -166,7 +156,8 @@ async function run(opts: SimOptions): Promise<SeedResult> {
       for (const sink of sinks) sink.committed(output);
     },
     fail: (e) => (failure ??= e),
-  };
+  });
+  const stats = ctx.stats;
   const kv = new KvClients(ctx, rng.int(1, 3), rng.int(2, 4));
   const coordination = new CoordinationClients(ctx, ctx.coordination, rng.int(1, 2));
   const watches = new WatchClients(ctx, 1);

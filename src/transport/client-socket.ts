@@ -1,17 +1,11 @@
-// One client connection speaking the client protocol: hello/welcome, requests matched to replies by id, and
-// pushed frames handed to a callback. Used by a follower forwarding writes to the leader and by the client
+// One client connection over a WebSocket: the client protocol (client-protocol.ts) plus what the socket adds —
+// connecting with a timeout, pings that notice a member that stopped answering, and a close for size (1009)
+// failing the request that caused it. Used by a follower forwarding writes to the leader and by the client
 // library (src/client), which adds endpoint selection, retries and sessions on top.
 
 import WebSocket from "ws";
-import {
-  CLIENT_PATH,
-  PROTOCOL_VERSION,
-  decodeServerFrame,
-  encodeFrame,
-  type HelloFrame,
-  type PushFrame,
-  type WelcomeFrame,
-} from "./protocol.js";
+import { ClientProtocol } from "./client-protocol.js";
+import { CLIENT_PATH, type HelloFrame, type PushFrame, type WelcomeFrame } from "./protocol.js";
 import { RequestError } from "./request-error.js";
 import { sendInTurn } from "./turn-batching.js";
 
@@ -32,30 +26,24 @@ export interface ClientSocketOptions {
   tls?: { ca?: string | Buffer | (string | Buffer)[]; cert?: string | Buffer; key?: string | Buffer; rejectUnauthorized?: boolean };
 }
 
-interface Pending {
-  op: string;
-  /** The request frame's size: if the member closes for size (1009), the largest is the culprit. */
-  bytes: number;
-  resolve(v: unknown): void;
-  reject(e: Error): void;
-}
-
 /** WebSocket close code "message too big": the member's ws layer refused a frame over its payload limit. */
 const CLOSE_TOO_BIG = 1009;
 
 export class ClientSocket {
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
-  private closedReason: string | null = null;
   private heartbeat: NodeJS.Timeout | undefined;
-  welcome!: WelcomeFrame;
 
   private constructor(
     private readonly ws: WebSocket,
     /** The member's client URL, for messages. */
     readonly url: string,
     private readonly opts: ClientSocketOptions,
+    private readonly protocol: ClientProtocol,
   ) {}
+
+  /** The member's welcome (set once connect resolves). */
+  get welcome(): WelcomeFrame {
+    return this.protocol.welcome!;
+  }
 
   /** Connect to a member's client URL (ws://host:port) and complete the handshake. */
   static connect(url: string, opts: ClientSocketOptions = {}): Promise<ClientSocket> {
@@ -63,44 +51,42 @@ export class ClientSocket {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(target, { perMessageDeflate: false, ...(opts.tls ?? {}) });
       ws.binaryType = "nodebuffer";
-      const sock = new ClientSocket(ws, url, opts);
+      const protocol = new ClientProtocol({
+        send: (frame) => sendInTurn(ws, frame),
+        setTimer: (ms, fn) => {
+          const t = setTimeout(fn, ms);
+          return { cancel: () => clearTimeout(t) };
+        },
+        peer: url,
+        onPush: opts.onPush,
+        onClose: opts.onClose,
+      });
+      const sock = new ClientSocket(ws, url, opts, protocol);
       const timer = setTimeout(() => {
         ws.terminate();
         reject(new RequestError({ code: "UNAVAILABLE", message: `could not connect to ${url} within ${opts.connectTimeoutMs ?? 5000} ms` }));
       }, opts.connectTimeoutMs ?? 5000);
-      let greeted = false;
-      ws.on("open", () => ws.send(encodeFrame({ type: "hello", protocol: PROTOCOL_VERSION, ...(opts.hello ?? {}) })));
+      ws.on("open", () => protocol.hello(opts.hello));
       ws.on("message", (data: Buffer) => {
-        let frame;
-        try {
-          frame = decodeServerFrame(data);
-        } catch {
-          return;
+        const greeting = protocol.receive(data);
+        if (greeting === null) return;
+        clearTimeout(timer);
+        if ("welcome" in greeting) {
+          sock.startHeartbeat();
+          resolve(sock);
+        } else {
+          reject(greeting.refused);
+          ws.close();
         }
-        if (!greeted) {
-          if ("type" in frame && frame.type === "welcome") {
-            greeted = true;
-            clearTimeout(timer);
-            sock.welcome = frame;
-            sock.startHeartbeat();
-            resolve(sock);
-          } else if ("type" in frame && frame.type === "error") {
-            clearTimeout(timer);
-            reject(new RequestError(frame.error));
-            ws.close();
-          }
-          return;
-        }
-        sock.onFrame(frame);
       });
       ws.on("error", (e) => {
-        if (!greeted) {
+        if (protocol.welcome === null) {
           clearTimeout(timer);
           reject(new RequestError({ code: "UNAVAILABLE", message: `cannot reach ${url}: ${e.message}` }));
         }
       });
       ws.on("close", (code, reason) => {
-        if (code === CLOSE_TOO_BIG) sock.failOversized();
+        if (code === CLOSE_TOO_BIG) protocol.failOversized();
         sock.onClosed(`connection to ${url} closed (${code}${reason.length ? ": " + reason.toString() : ""})`);
       });
     });
@@ -136,88 +122,20 @@ export class ClientSocket {
     this.heartbeat.unref();
   }
 
-  private onFrame(frame: ReturnType<typeof decodeServerFrame>): void {
-    if ("id" in frame && typeof frame.id === "number") {
-      const p = this.pending.get(frame.id);
-      if (!p) return;
-      this.pending.delete(frame.id);
-      if ("error" in frame) p.reject(new RequestError(frame.error));
-      else p.resolve(frame.ok);
-    } else if ("type" in frame && frame.type === "push") {
-      this.opts.onPush?.(frame);
-    }
-  }
-
-  /**
-   * The member closed the connection because a frame was too large (1009): frames go out in order and the member
-   * refuses the first oversized one, so the largest request in flight is the one refused; it fails with
-   * FRAME_TOO_LARGE (not retryable) while the others fail as for any lost connection.
-   */
-  private failOversized(): void {
-    let culprit: [number, Pending] | undefined;
-    for (const entry of this.pending) if (!culprit || entry[1].bytes > culprit[1].bytes) culprit = entry;
-    if (!culprit) return;
-    const [id, p] = culprit;
-    this.pending.delete(id);
-    const limit = this.welcome?.maxFrameBytes;
-    p.reject(
-      new RequestError({
-        code: "FRAME_TOO_LARGE",
-        message: `${p.op} request of ${p.bytes} bytes: ${this.url} closed the connection because a frame was too large (WebSocket 1009)${limit ? `; it accepts frames of at most ${limit} bytes` : ""}`,
-      }),
-    );
-  }
-
   private onClosed(reason: string): void {
-    if (this.closedReason !== null) return;
-    this.closedReason = reason;
     clearInterval(this.heartbeat);
-    for (const p of this.pending.values()) p.reject(new RequestError({ code: "UNAVAILABLE", message: reason }));
-    this.pending.clear();
-    this.opts.onClose?.(reason);
+    this.protocol.close(reason);
   }
 
   get isOpen(): boolean {
-    return this.closedReason === null && this.ws.readyState === WebSocket.OPEN;
+    return !this.protocol.closed && this.ws.readyState === WebSocket.OPEN;
   }
 
   /** Send a request; resolves with its result or rejects with a RequestError. */
   request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
-    if (!this.isOpen) return Promise.reject(new RequestError({ code: "UNAVAILABLE", message: this.closedReason ?? "not connected" }));
-    const id = this.nextId++;
-    const frame = encodeFrame({ ...args, id, op });
-    const limit = this.welcome.maxFrameBytes;
-    if (limit !== undefined && frame.byteLength > limit) {
-      // Refused here rather than sent: the member would refuse it (or close the connection, if far over).
-      return Promise.reject(
-        new RequestError({
-          code: "FRAME_TOO_LARGE",
-          message: `${op} request of ${frame.byteLength} bytes exceeds the limit of ${limit} bytes per request of ${this.url} (its --max-request-bytes)`,
-        }),
-      );
-    }
-    return new Promise<T>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      if (timeoutMs > 0) {
-        timer = setTimeout(() => {
-          this.pending.delete(id);
-          reject(new RequestError({ code: "TIMEOUT", message: `${op} did not complete within ${timeoutMs} ms` }));
-        }, timeoutMs);
-      }
-      this.pending.set(id, {
-        op,
-        bytes: frame.byteLength,
-        resolve: (v) => {
-          if (timer) clearTimeout(timer);
-          resolve(v as T);
-        },
-        reject: (e) => {
-          if (timer) clearTimeout(timer);
-          reject(e);
-        },
-      });
-      sendInTurn(this.ws, frame);
-    });
+    // A socket closing under us fails the request at once (the protocol answers with the close's reason).
+    if (this.ws.readyState !== WebSocket.OPEN && !this.protocol.closed) return Promise.reject(new RequestError({ code: "UNAVAILABLE", message: "not connected" }));
+    return this.protocol.request<T>(op, args, timeoutMs);
   }
 
   close(): void {
