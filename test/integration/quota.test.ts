@@ -111,17 +111,18 @@ describe.sequential("storage quota (--quota-bytes 4MiB)", () => {
       expect(s.keys).toBe(written + 1);
     }
     for (const name of names) expect(await alarmGauge(name)).toBe(1);
-    // Memory stays bounded: the refused MiBs do not pile up (their log entries go at the next snapshot, and the
-    // idle collector returns the garbage once the member is quiet). Measured: 4–7 MiB above the start once idle,
-    // 140–190 MiB while flooded; without the quota the same run leaves every member 200+ MiB above its start.
+    // Memory stays bounded: the refused MiBs do not pile up (their log entries go at the next snapshot). The bound
+    // separates bounded from unbounded without depending on when V8 collects: measured 4–7 MiB above the start
+    // once the idle collector has run, 38–60 MiB before it (CI, two test files at once), while the same run without
+    // the quota leaves every member 200+ MiB above its start.
     const rss = () => Promise.all(names.map((n) => cluster.rssBytes(n)));
     let rssAfter = await rss();
     await waitUntil(
-      `every member's RSS back within 32 MiB of its start (${rssBefore.map(mib)} MiB)`,
+      `every member's RSS within 96 MiB of its start (${rssBefore.map(mib)} MiB)`,
       20_000,
       async () => {
         rssAfter = await rss();
-        return rssAfter.every((b, i) => b - rssBefore[i] < 32 * MIB) ? true : undefined;
+        return rssAfter.every((b, i) => b - rssBefore[i] < 96 * MIB) ? true : undefined;
       },
     ).catch((e: Error) => {
       throw new Error(`${e.message}; last: ${rssAfter.map(mib)} MiB`);
