@@ -1,6 +1,7 @@
 // Test-only: coordination state machines that break one lock rule on purpose, built exactly as
 // src/locks/index.ts builds the real one, so the simulator's mutation tests can show its checks catch it.
 
+import { AuthHandler } from "../src/statemachine/auth.js";
 import { ElectionHandler } from "../src/locks/elections.js";
 import type { Coordination } from "../src/locks/index.js";
 import { resolveCoordinationLimits } from "../src/locks/limits.js";
@@ -34,13 +35,16 @@ function build(make: (options: StateMachineOptions) => StateMachine, breakage: B
   if ("code" in limits) throw new TypeError(limits.message);
   const locks = new LockHandler(limits);
   const elections = new ElectionHandler(limits);
+  const auth = new AuthHandler();
   const stateMachine = make({
     limits: SIM_MACHINE_OPTIONS.limits,
-    handlers: [breakage.grantToDeadLeases ? grantingToAnyLease(locks) : locks, elections],
+    handlers: [breakage.grantToDeadLeases ? grantingToAnyLease(locks) : locks, elections, auth],
     fenceChecker: breakage.ignoreFences ? () => null : locks.fenceChecker,
+    authorizer: auth.authorize,
   });
   return {
     stateMachine,
+    auth,
     lockStatus: (name) => locks.status(name),
     lockTotals: () => locks.totals(),
     electionLeader: (name) => elections.leader(name),

@@ -17,6 +17,7 @@ import type { JointConfig } from "../src/raft/quorum.js";
 import { EntryType, type ConfState, type Entry, type Message, type NodeId, type SnapshotMetadata } from "../src/raft/types.js";
 import type { ApplyOutput } from "../src/statemachine/index.js";
 import { StorageFailedError } from "../src/storage/errors.js";
+import { simAuthCrypto } from "./auth-crypto.js";
 import { SimClientSocket, SimLink, type LinkEnd } from "./client-socket.js";
 import { SimClock, type SimTime } from "./clock.js";
 import type { CoordinationChecker } from "./coordination-checker.js";
@@ -332,6 +333,7 @@ export class SimCluster {
           isCut: (from, to) => this.ctx.network.isCut(from, to),
         }, handlers));
       },
+      authCrypto: simAuthCrypto(FORWARD_PROOF, () => host.rng.next()),
       dialLeader: (url) => this.connect(this.hostEnd(host), hostOfUrl(url), { forwardedBy: FORWARD_PROOF }, (ms, fn) => clock.setTimer(ms, fn), undefined, undefined, host),
     };
   }

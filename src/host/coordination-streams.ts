@@ -71,7 +71,9 @@ export class CoordinationStreams {
       token = held ? held.token : await granted;
     }
     this.lockWaiters.delete(keyOf(name, lease));
-    const stream = this.streams.add(conn, () => {});
+    // Ended with PERMISSION_DENIED if the holder loses write access to the lock (the hold itself stays until
+    // released or its lease ends: the state machine does not know connections).
+    const stream = this.streams.add(conn, () => this.forget(this.lockHolders, conn, name, lease), [{ kind: "lock", name, access: "write" }]);
     this.track(this.lockHolders, conn, stream, name, lease, token);
     return { granted: true, token, stream };
   }
@@ -96,7 +98,7 @@ export class CoordinationStreams {
       token = current && current.lease === lease ? current.token : await elected;
     }
     this.campaignWaiters.delete(keyOf(name, lease));
-    const stream = this.streams.add(conn, () => {});
+    const stream = this.streams.add(conn, () => this.forget(this.leaders, conn, name, lease), [{ kind: "election", name, access: "write" }]);
     this.track(this.leaders, conn, stream, name, lease, token);
     return { token, stream };
   }
@@ -117,6 +119,12 @@ export class CoordinationStreams {
     conn.onClose(() => {
       if (map.get(key)?.conn === conn) map.delete(key);
     });
+  }
+
+  /** The stream of a hold ended (cancelled, connection closed, access revoked): nothing more to tell it. */
+  private forget(map: Map<string, Holding>, conn: ClientConnection, name: string, lease: number): void {
+    const key = keyOf(name, lease);
+    if (map.get(key)?.conn === conn) map.delete(key);
   }
 
   private onApplied(a: AppliedEvents): void {
@@ -158,6 +166,7 @@ export class CoordinationStreams {
     const h = map.get(key);
     if (!h || h.token !== token) return undefined;
     map.delete(key);
+    this.streams.cancel(h.conn, h.stream);
     return h;
   }
 }

@@ -43,8 +43,15 @@ export interface HostConfig {
   maxBufferedBytes: number;
   /** What a follower forwarding writes presents to the leader (an HMAC of the cluster secret). */
   forwardProof: string;
-  /** Bearer tokens and their permissions; everyone may do everything when absent. */
+  /** Bearer tokens and their permissions; everyone may do everything when absent (and runtime auth disabled). */
   tokens?: TokenTable;
+  /**
+   * Why this member must not enable runtime auth (its forwarding key, which also keys user tokens, is one a
+   * client can learn), or undefined. See src/server/peer-auth.ts.
+   */
+  runtimeAuthRefusal?: string;
+  /** How long a runtime user's token is valid. Default 5 minutes. */
+  userTokenTtlMs?: number;
 }
 
 /** Readies in flight in a member unless configured otherwise; group commit merges their writes anyway. */

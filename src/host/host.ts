@@ -33,7 +33,7 @@ export class Host {
     const { config, world } = opts;
     const replica = await Replica.open({ config, world, createStateMachine: opts.createStateMachine, observer: opts.observer });
     const log = world.logger.child({ component: "gateway" });
-    const service = new ClientService(replica, config, (url) => world.dialLeader(url), log);
+    const service = new ClientService(replica, config, { dialLeader: (url) => world.dialLeader(url), authCrypto: world.authCrypto }, log);
     const gateway = new ClientGateway({
       handler: service,
       logger: log,

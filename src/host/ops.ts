@@ -194,6 +194,57 @@ export const OPS = {
     },
   },
   alarmDisarm: { access: "admin", kind: "cluster", route: "leader", serve: command() },
+
+  // runtime auth (src/statemachine/auth.ts, auth-service.ts): users, roles and permissions are replicated state;
+  // managing them needs cluster admin (the root role, or an admin token of the tokens file).
+  authenticate: { access: "read", kind: "public", route: "local", serve: (s, c, req) => s.auth.authenticate(c!, req) },
+  authStatus: {
+    access: "read",
+    kind: "none",
+    route: "local",
+    serve: async (s) => {
+      await s.replica.readBarrier();
+      return s.replica.coord.auth.status();
+    },
+  },
+  authEnable: {
+    access: "admin",
+    kind: "cluster",
+    route: "leader",
+    serve: (s, _c, req) => {
+      s.auth.checkCanEnable();
+      return s.proposeCommand(asCommand(req, "authEnable"));
+    },
+  },
+  authDisable: { access: "admin", kind: "cluster", route: "leader", serve: command("authDisable") },
+  // The leader hashes the password (a follower forwards the request as it came, over the members' connection).
+  userAdd: { access: "admin", kind: "cluster", route: "leader", serve: async (s, _c, req) => s.proposeCommand(await s.auth.withHashedPassword(req, "authUserAdd")) },
+  userDelete: { access: "admin", kind: "cluster", route: "leader", serve: command("authUserDelete") },
+  userPasswd: { access: "admin", kind: "cluster", route: "leader", serve: async (s, _c, req) => s.proposeCommand(await s.auth.withHashedPassword(req, "authUserPasswd")) },
+  userGrantRole: { access: "admin", kind: "cluster", route: "leader", serve: command("authUserGrantRole") },
+  userRevokeRole: { access: "admin", kind: "cluster", route: "leader", serve: command("authUserRevokeRole") },
+  userList: {
+    access: "admin",
+    kind: "cluster",
+    route: "local",
+    serve: async (s) => {
+      await s.replica.readBarrier();
+      return { users: s.replica.coord.auth.userList() };
+    },
+  },
+  roleAdd: { access: "admin", kind: "cluster", route: "leader", serve: command("authRoleAdd") },
+  roleDelete: { access: "admin", kind: "cluster", route: "leader", serve: command("authRoleDelete") },
+  roleGrantPermission: { access: "admin", kind: "cluster", route: "leader", serve: command("authRoleGrantPermission") },
+  roleRevokePermission: { access: "admin", kind: "cluster", route: "leader", serve: command("authRoleRevokePermission") },
+  roleList: {
+    access: "admin",
+    kind: "cluster",
+    route: "local",
+    serve: async (s) => {
+      await s.replica.readBarrier();
+      return { roles: s.replica.coord.auth.roleList() };
+    },
+  },
 } satisfies Record<string, Op>;
 
 export type OpName = keyof typeof OPS;

@@ -8,7 +8,8 @@ import { NotLeaderError, ProposalDroppedError } from "../raft/errors.js";
 import { isCommandError, validateCommand, type Command, type RangeOp } from "../statemachine/commands.js";
 import { RequestError } from "../transport/request-error.js";
 import { ProtocolError, arg, type HelloFrame, type RequestFrame, type WireError } from "../transport/protocol.js";
-import { authenticate, checkAccess, type Principal } from "./auth.js";
+import type { Principal } from "./auth.js";
+import { AuthService } from "./auth-service.js";
 import { CoordinationStreams } from "./coordination-streams.js";
 import { CommandFailure } from "./errors.js";
 import { LeaderForwarder } from "./forwarding.js";
@@ -23,22 +24,24 @@ import type { HostLogger, World } from "./world.js";
 export class ClientService implements GatewayHandler {
   readonly streams: Streams;
   readonly coordination: CoordinationStreams;
+  readonly auth: AuthService;
   private readonly forwarder: LeaderForwarder;
 
   constructor(
     readonly replica: Replica,
     private readonly config: HostConfig,
-    dialLeader: World["dialLeader"],
+    world: Pick<World, "dialLeader" | "authCrypto">,
     private readonly log: HostLogger,
   ) {
-    this.streams = new Streams(replica, log);
+    this.auth = new AuthService(replica, config, world.authCrypto);
+    this.streams = new Streams(replica, log, (conn, needs) => this.auth.refusal(conn, needs));
     this.coordination = new CoordinationStreams(replica, this.streams);
-    this.forwarder = new LeaderForwarder(replica, dialLeader, config.requestTimeoutMs);
+    this.forwarder = new LeaderForwarder(replica, world.dialLeader, config.requestTimeoutMs);
   }
 
   hello(_conn: ClientConnection, hello: HelloFrame) {
     return {
-      principal: authenticate(hello, this.config.tokens, this.config.forwardProof),
+      principal: this.auth.hello(hello),
       welcome: { node: this.replica.id, clusterId: this.config.clusterId, leader: this.replica.leaderClientUrl() },
     };
   }
@@ -53,7 +56,7 @@ export class ClientService implements GatewayHandler {
     }
     const op: Op = OPS[req.op];
     const principal = conn.principal as Principal;
-    checkAccess(principal, req, op);
+    this.auth.admit(principal, req, op);
     switch (op.route) {
       case "local":
         return op.serve(this, conn, req);

@@ -4,6 +4,7 @@
 // reply that names the stream. A stream that cannot continue ends with an error push, never silently.
 
 import type { CoordinationEvent } from "../locks/index.js";
+import type { AccessRequest } from "../statemachine/auth-permissions.js";
 import type { WatchEvent } from "../statemachine/watch-history.js";
 import { arg, type RequestFrame } from "../transport/protocol.js";
 import { CommandFailure } from "./errors.js";
@@ -14,8 +15,19 @@ import type { HostLogger } from "./world.js";
 /** Snapshot downloads go out in chunks of this size. */
 const SNAPSHOT_CHUNK = 1 << 20;
 
+/** Why a connection may no longer reach `needs`, or null (auth-service.ts). */
+export type AccessRefusal = (conn: ClientConnection, needs: readonly AccessRequest[]) => string | null;
+
+/** A stream that needs access to names: ended with PERMISSION_DENIED when its connection loses it. */
+interface Guard {
+  conn: ClientConnection;
+  stream: number;
+  needs: readonly AccessRequest[];
+}
+
 export class Streams {
   private readonly byConn = new WeakMap<ClientConnection, Map<number, () => void>>();
+  private readonly guards = new Set<Guard>();
   private nextStream = 1;
   /** Streams open on this member (for /metrics). */
   open = 0;
@@ -23,10 +35,20 @@ export class Streams {
   constructor(
     private readonly replica: Replica,
     private readonly log: HostLogger,
-  ) {}
+    private readonly refusal: AccessRefusal,
+  ) {
+    // Registered before any stream's own listener: at the entry that revokes access, a stream ends before
+    // anything later is pushed on it.
+    replica.applied.add((a) => {
+      if (a.events.some((e) => e.type === "extension" && e.section === "auth")) this.recheck();
+    });
+  }
 
-  /** Registers a stream of `conn`; `stop` runs once, when it is cancelled or the connection closes. */
-  add(conn: ClientConnection, stop: () => void): number {
+  /**
+   * Registers a stream of `conn`; `stop` runs once, when it is cancelled or the connection closes. With
+   * `needs`, the stream ends with PERMISSION_DENIED once an auth change takes that access from its connection.
+   */
+  add(conn: ClientConnection, stop: () => void, needs?: readonly AccessRequest[]): number {
     let m = this.byConn.get(conn);
     if (!m) {
       m = new Map();
@@ -40,13 +62,26 @@ export class Streams {
     const id = this.nextStream++;
     this.open++;
     let stopped = false;
+    const guard: Guard | undefined = needs && { conn, stream: id, needs };
+    if (guard) this.guards.add(guard);
     m.set(id, () => {
       if (stopped) return;
       stopped = true;
       this.open--;
+      if (guard) this.guards.delete(guard);
       stop();
     });
     return id;
+  }
+
+  /** Ends every stream whose connection lost the access it needs. */
+  private recheck(): void {
+    for (const g of [...this.guards]) {
+      const why = this.refusal(g.conn, g.needs);
+      if (why === null) continue;
+      this.cancel(g.conn, g.stream);
+      g.conn.finish(g.stream, { error: { code: "PERMISSION_DENIED", message: `stream ended: ${why}` } });
+    }
   }
 
   cancel(conn: ClientConnection, stream: number): boolean {
@@ -92,10 +127,14 @@ export class Streams {
       this.cancel(conn, stream);
       conn.finish(stream, { error: { code: "COMPACTED", message: "watch cancelled: this member installed a snapshot; resume from the last revision received", compactRevision: this.replica.sm.compactRevision } });
     });
-    stream = this.add(conn, () => {
-      offApplied();
-      offSnapshot();
-    });
+    stream = this.add(
+      conn,
+      () => {
+        offApplied();
+        offSnapshot();
+      },
+      [{ kind: "key", name: key, prefix, access: "read" }],
+    );
     const first = backlog.length > 0 ? [{ events: backlog, revision: backlog[backlog.length - 1].revision }] : [];
     return { stream, revision: sm.revision, [AFTER_REPLY]: () => out.open(stream, first) };
   }
@@ -131,10 +170,14 @@ export class Streams {
       this.cancel(conn, stream);
       conn.finish(stream, { error: { code: "COMPACTED", message: "observe cancelled: this member installed a snapshot; resume with fromToken" } });
     });
-    stream = this.add(conn, () => {
-      offApplied();
-      offSnapshot();
-    });
+    stream = this.add(
+      conn,
+      () => {
+        offApplied();
+        offSnapshot();
+      },
+      [{ kind: "election", name, access: "read" }],
+    );
     return { stream, [AFTER_REPLY]: () => out.open(stream, backlog) };
   }
 

@@ -4,6 +4,7 @@
 // simulated disk, and runs this same code. The host itself does no I/O and reads no clock of its own.
 
 import type { Message, NodeId } from "../raft/types.js";
+import type { PasswordRecord } from "../statemachine/auth.js";
 import type { FileSystem } from "../storage/file-system.js";
 import type { TransportStats } from "../transport/peer-stats.js";
 
@@ -57,6 +58,21 @@ export interface HostLogger {
   child(bindings: Record<string, unknown>): HostLogger;
 }
 
+/**
+ * Password hashing and token signing, done outside the deterministic code (node:crypto in a member): the
+ * replicated state holds only salted hashes (src/statemachine/auth.ts), and tokens are signed (auth-tokens.ts).
+ */
+export interface AuthCrypto {
+  /** A slow salted hash of `password` (scrypt), with a fresh random salt. */
+  hashPassword(password: string): Promise<PasswordRecord>;
+  /** Whether `password` hashes to `record` (constant time). */
+  verifyPassword(password: string, record: PasswordRecord): Promise<boolean>;
+  /** A MAC of `data` keyed by a secret every member of the cluster shares, and nobody else. */
+  sign(data: string): string;
+  /** Whether `mac` is sign(data) (constant time). */
+  verify(data: string, mac: string): boolean;
+}
+
 export interface World {
   clock: Clock;
   fs: FileSystem;
@@ -65,6 +81,7 @@ export interface World {
   logger: HostLogger;
   /** Starts the peer network (listening, in a member) with the host's handlers. */
   network(handlers: PeerHandlers): Promise<PeerNetwork>;
+  authCrypto: AuthCrypto;
   /** Connects to the leader's client URL as a forwarding member (the hello carries the forwarding proof). */
   dialLeader(url: string): Promise<LeaderLink>;
 }

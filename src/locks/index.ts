@@ -49,18 +49,21 @@ import type { Leader, LeadershipChange, LockStatus } from "./commands.js";
 import { ElectionHandler } from "./elections.js";
 import { resolveCoordinationLimits, type CoordinationLimits } from "./limits.js";
 import { LockHandler } from "./locks.js";
+import { AuthHandler } from "../statemachine/auth.js";
 
 export * from "./commands.js";
 export { DEFAULT_COORDINATION_LIMITS, type CoordinationLimits } from "./limits.js";
 export type { LockErrorCode } from "./errors.js";
 
-export interface CoordinationOptions extends Omit<StateMachineOptions, "fenceChecker"> {
+export interface CoordinationOptions extends Omit<StateMachineOptions, "fenceChecker" | "authorizer"> {
   coordinationLimits?: Partial<CoordinationLimits>;
 }
 
-/** A state machine with locks and elections installed, plus their reads between applies. */
+/** A state machine with locks, elections and runtime auth installed, plus their reads between applies. */
 export interface Coordination {
   readonly stateMachine: StateMachine;
+  /** Users, roles and whether auth is enabled (src/statemachine/auth.ts): read between applies, never changed. */
+  readonly auth: Omit<AuthHandler, "apply" | "restore">;
   lockStatus(name: string): LockStatus;
   /** Holds and queued waiters over every lock. */
   lockTotals(): { holders: number; waiters: number };
@@ -77,13 +80,16 @@ function build(options: CoordinationOptions, make: (smOptions: StateMachineOptio
   if ("code" in limits) throw new TypeError(limits.message);
   const locks = new LockHandler(limits);
   const elections = new ElectionHandler(limits);
+  const auth = new AuthHandler();
   const stateMachine = make({
     limits: options.limits,
-    handlers: [...(options.handlers ?? []), locks, elections],
+    handlers: [...(options.handlers ?? []), locks, elections, auth],
     fenceChecker: locks.fenceChecker,
+    authorizer: auth.authorize,
   });
   return {
     stateMachine,
+    auth,
     lockStatus: (name) => locks.status(name),
     lockTotals: () => locks.totals(),
     electionLeader: (name) => elections.leader(name),

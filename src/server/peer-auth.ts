@@ -10,7 +10,9 @@
 // - a member of a multi-member cluster needs a secret or mutual TLS, unless told --insecure-peers;
 // - with bearer tokens it needs a secret (mutual TLS does not cover the client port), unless told --insecure-peers;
 // - a single member without either uses a random handshake key (it accepts no peer, so none can inject Raft
-//   messages) and, with tokens, a random forwarding proof (no member forwards to it).
+//   messages) and a random forwarding proof (no member forwards to it);
+// - the forwarding key also keys runtime users' tokens (src/host/auth-tokens.ts), so a member whose forwarding
+//   key is the cluster id refuses to enable runtime auth (HostConfig.runtimeAuthRefusal).
 
 import type { ServerConfig } from "./config.js";
 
@@ -96,10 +98,12 @@ export function peerAuthWarnings(a: PeerAuthInput): string[] {
  */
 export function peerKeys(a: PeerAuthInput, clusterId: string, random: () => string): { handshake: string; forward: string } {
   if (a.peerSecret !== undefined) return { handshake: a.peerSecret, forward: a.peerSecret };
+  // A single member that accepts no peer: nobody needs either key, so nobody can guess them.
+  if (!a.peerTls && !a.insecurePeers) return { handshake: random(), forward: random() };
   // Mutual TLS authenticates the peer connection itself; the handshake key then only binds it to the cluster.
-  const handshake = a.peerTls || a.insecurePeers ? clusterId : random();
   // Without tokens an "internal" connection may do nothing an anonymous client may not, so a guessable proof
-  // gives nothing away; with tokens it would (a member of a multi-member cluster is refused that setup).
+  // gives nothing away; with tokens it would (a member of a multi-member cluster is refused that setup), and
+  // runtime auth (which needs the forwarding key secret: it also keys user tokens) cannot be enabled.
   const forward = a.tokens && !a.insecurePeers ? random() : clusterId;
-  return { handshake, forward };
+  return { handshake: clusterId, forward };
 }

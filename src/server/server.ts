@@ -23,6 +23,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { createConcordMetrics, type ConcordMetrics } from "./metrics.js";
 import { peerAuthInput, peerAuthMode, peerKeys } from "./peer-auth.js";
 import { createServerStateMachine } from "./state-machine.js";
+import { nodeAuthCrypto } from "./auth-crypto.js";
 
 export interface RunningServer {
   host: Host;
@@ -90,6 +91,12 @@ export function hostConfig(config: ServerConfig, forwardKey: string): HostConfig
     maxBufferedBytes: 8 << 20,
     forwardProof: createHmac("sha256", forwardKey).update(`concord-forward:${config.clusterId}`).digest("hex"),
     tokens: config.authTokensFile ? loadTokens(config.authTokensFile) : undefined,
+    ...(forwardKey === config.clusterId
+      ? {
+          runtimeAuthRefusal:
+            "this member's forwarding key is the cluster id, which any client can learn (no --peer-secret): user tokens could be forged and auth bypassed; give every member --peer-secret (CONCORD_PEER_SECRET), then enable auth",
+        }
+      : {}),
   };
 }
 
@@ -143,6 +150,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
       await transport.start();
       return transport;
     },
+    authCrypto: nodeAuthCrypto(keys.forward, config.clusterId),
     dialLeader: (url) => ClientSocket.connect(url, { hello: { forwardedBy: hc.forwardProof }, connectTimeoutMs: 2000, ...(forwardTls ? { tls: forwardTls } : {}) }),
   };
 

@@ -9,6 +9,7 @@
 import { Packr } from "msgpackr";
 import { commandError, describe, invalidArgument, type CommandError } from "./errors.js";
 import { ByteArena } from "./byte-arena.js";
+import { validateActor, type Actor } from "./auth.js";
 
 export const COMMAND_FORMAT_VERSION = 1;
 
@@ -30,6 +31,8 @@ export interface SessionTag {
 
 interface Tagged {
   session?: SessionTag;
+  /** Who sent it, stamped by the member that received it; checked at apply while auth is enabled (auth.ts). */
+  actor?: Actor;
 }
 
 export interface PutOp {
@@ -537,6 +540,11 @@ export function validateCommand(
     }
     const tag = sessionTag(raw);
     if (tag !== undefined) command.session = tag;
+    if (raw.actor !== undefined) {
+      const actor = validateActor(raw.actor);
+      if (isCommandError(actor)) return actor;
+      command.actor = actor;
+    }
     return command;
   } catch (e) {
     if (e instanceof Invalid) return e.error;

@@ -107,15 +107,21 @@ export interface CommandHandler {
   sizeBytes(): number;
   /** Ops that never add to the state (reads, releases): applied while NO_SPACE is raised. The others are refused. */
   readonly opsAllowedWhenFull?: ReadonlySet<string>;
+  /** A section added after snapshots existed: restore(undefined) when a snapshot lacks it. */
+  readonly sectionOptional?: boolean;
 }
 
 /** Returns null to accept a fenced write, or the error (normally FENCED) to refuse it. */
 export type FenceChecker = (fence: Fence, ctx: ApplyContext) => CommandError | null;
 
+/** Returns null to apply a command, or the error (PERMISSION_DENIED) to refuse it unapplied (auth.ts). */
+export type Authorizer = (command: Command) => CommandError | null;
+
 export interface StateMachineOptions {
   limits?: Partial<Limits>;
   handlers?: CommandHandler[];
   fenceChecker?: FenceChecker;
+  authorizer?: Authorizer;
 }
 
 export class StateMachine {
@@ -135,6 +141,7 @@ export class StateMachine {
   private readonly handlerByOp = new Map<string, CommandHandler>();
   private readonly validators = new Map<string, ExtensionValidator>();
   private readonly fenceChecker: FenceChecker | undefined;
+  private readonly authorizer: Authorizer | undefined;
 
   // Per-apply scratch state. `writeRevision` is 0 until the command's first change, then current + 1:
   // all changes of one command share one revision, and a command that changes nothing bumps nothing.
@@ -151,6 +158,7 @@ export class StateMachine {
     this.history = new WatchHistory(limits.historyRevisions, limits.historyMaxEvents);
     this.handlers = options.handlers ?? [];
     this.fenceChecker = options.fenceChecker;
+    this.authorizer = options.authorizer;
     const sections = new Set<string>();
     for (const handler of this.handlers) {
       if (sections.has(handler.section)) throw new TypeError(`two handlers own snapshot section "${handler.section}"`);
@@ -208,13 +216,13 @@ export class StateMachine {
     let result: Outcome;
     const tag = command.session;
     if (tag === undefined || READ_ONLY_OPS.has(command.op)) {
-      result = this.dispatch(command);
+      result = this.authorizedDispatch(command);
     } else {
       const decision = this.sessions.admit(tag);
       if (decision.kind === "replay") result = decision.outcome;
       else if (decision.kind === "reject") result = failed(decision.error);
       else {
-        result = this.dispatch(command);
+        result = this.authorizedDispatch(command);
         this.sessions.record(decision.session, tag.seq, result);
       }
     }
@@ -263,6 +271,12 @@ export class StateMachine {
 
   private sectionOf(op: string): string {
     return this.handlerByOp.get(op)?.section ?? "core";
+  }
+
+  /** A command its sender may not make is refused unapplied (recorded in its session like any result). */
+  private authorizedDispatch(command: Command): Outcome {
+    const denied = this.authorizer?.(command);
+    return denied ? failed(denied) : this.dispatch(command);
   }
 
   private dispatch(command: Command): Outcome {
@@ -721,7 +735,7 @@ export class StateMachine {
     );
     const sections = new Map(state.extensions);
     for (const handler of sm.handlers) {
-      assert(sections.has(handler.section), () => `snapshot has no section "${handler.section}"`);
+      assert(sections.has(handler.section) || handler.sectionOptional, () => `snapshot has no section "${handler.section}"`);
       handler.restore(sections.get(handler.section));
       sections.delete(handler.section);
     }
