@@ -27,3 +27,4 @@ export {
 } from "./client/election.js";
 export type { Alarm, AlarmList, Member, MemberStatus, SnapshotInfo, SnapshotProgress } from "./client/cluster.js";
 export { parseEndpoints } from "./client/endpoints.js";
+export type { AuthApi, AuthStatus, Permission, PermissionAccess, PermissionKind } from "./client/auth.js";

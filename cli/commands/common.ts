@@ -9,6 +9,8 @@ import { ConcordError } from "../../src/client/errors.js";
 export interface ClientFlags {
   endpoints?: string;
   token?: string;
+  /** --user name[:password] (a runtime user; see resolveUser). */
+  user?: string;
   json?: boolean;
   /** Milliseconds (parsed by durationArg). */
   requestTimeout: number;
@@ -28,6 +30,9 @@ export function clientCommand(cmd: Command, opts: { json?: boolean } = {}): Comm
   cmd
     .addOption(new Option("--endpoints <urls>", ENDPOINTS_HELP).env("CONCORD_ENDPOINTS"))
     .addOption(new Option("--token <token>", "bearer token when the cluster requires one").env("CONCORD_TOKEN"))
+    .addOption(
+      new Option("--user <name[:password]>", "authenticate as a runtime user; without :password, CONCORD_PASSWORD or a prompt gives it").env("CONCORD_USER"),
+    )
     .addOption(
       new Option("--cacert <file>", "wss: CA certificate(s) to trust, PEM (default: the system's CAs)")
         .env("CONCORD_CACERT")
@@ -117,7 +122,58 @@ export function clientOptions(flags: ClientFlags): ClientOptions {
 }
 
 export async function openClient(flags: ClientFlags): Promise<Client> {
-  return connect(flags.endpoints ?? DEFAULT_ENDPOINT, clientOptions(flags));
+  const user = flags.user === undefined ? undefined : await resolveUser(flags.user);
+  return connect(flags.endpoints ?? DEFAULT_ENDPOINT, { ...clientOptions(flags), ...(user ? { user } : {}) });
+}
+
+/** `name:password`, or `name` with the password from CONCORD_PASSWORD or asked for (as etcdctl --user). */
+export async function resolveUser(spec: string): Promise<{ name: string; password: string }> {
+  const colon = spec.indexOf(":");
+  if (colon >= 0) return { name: spec.slice(0, colon), password: spec.slice(colon + 1) };
+  const env = process.env.CONCORD_PASSWORD;
+  return { name: spec, password: env !== undefined ? env : await readPassword(`Password for ${spec}: `) };
+}
+
+/**
+ * A password: typed at a terminal without echo, or the first line of stdin when it is not a terminal (scripts:
+ * `printf '%s\n' "$PW" | concord user add alice`).
+ */
+export async function readPassword(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    let text = "";
+    for await (const chunk of stdin) {
+      text += (chunk as Buffer).toString("utf8");
+      if (text.includes("\n")) break;
+    }
+    return text.split(/\r?\n/)[0];
+  }
+  process.stderr.write(prompt);
+  stdin.setRawMode(true);
+  stdin.resume();
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      let typed = "";
+      const onData = (d: Buffer) => {
+        for (const ch of d.toString("utf8")) {
+          if (ch === "\r" || ch === "\n") {
+            stdin.off("data", onData);
+            process.stderr.write("\n");
+            return resolve(typed);
+          }
+          if (ch === "\u0003") {
+            stdin.off("data", onData);
+            return reject(new Error("interrupted"));
+          }
+          typed = ch === "\u007f" ? typed.slice(0, -1) : typed + ch;
+        }
+      };
+      stdin.on("data", onData);
+    });
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+  }
 }
 
 /** Writes everything pending on stdout/stderr, then exits. */

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { registerAlarmCommands } from "./alarm.js";
+import { registerAuthCommands } from "./auth.js";
 import { registerClusterCommands } from "./cluster.js";
 import { registerElectCommand } from "./elect.js";
 import { registerKvCommands } from "./kv.js";
@@ -16,10 +17,12 @@ export function registerClientCommands(program: Command): void {
   registerClusterCommands(program);
   registerSnapshotCommands(program);
   registerAlarmCommands(program);
+  registerAuthCommands(program);
   program.addHelpText(
     "after",
     `
-Client commands take --endpoints (or CONCORD_ENDPOINTS), --token (or CONCORD_TOKEN), for wss --cacert, --cert and
+Client commands take --endpoints (or CONCORD_ENDPOINTS), --token (or CONCORD_TOKEN), --user name[:password]
+(or CONCORD_USER, CONCORD_PASSWORD), for wss --cacert, --cert and
 --key (or CONCORD_CACERT, CONCORD_CERT, CONCORD_KEY), --request-timeout and, for reads, --json.
 Errors print one line on stderr and exit non-zero (1 failed, 2 bad arguments, 3 lock busy/timed out).
 

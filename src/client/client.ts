@@ -2,6 +2,7 @@
 // cluster administration. One client holds one connection (preferring the leader) and one exactly-once
 // session; it is cheap to share across an application.
 
+import { AuthApi } from "./auth.js";
 import { Connection, type ConnectionOptions } from "./connection.js";
 import {
   ClusterApi,
@@ -44,6 +45,8 @@ export class Client {
   private readonly kv: KvApi;
   private readonly locks: LockApi;
   private readonly cluster: ClusterApi;
+  /** Runtime access control: users, roles, permissions (needs the root role). */
+  readonly auth: AuthApi;
 
   /** Use `connect()`. */
   constructor(endpoints: string | readonly string[], opts: ClientOptions = {}) {
@@ -52,6 +55,7 @@ export class Client {
     this.kv = new KvApi(this.conn, this.sessions);
     this.locks = new LockApi(this.conn, this.sessions);
     this.cluster = new ClusterApi(this.conn);
+    this.auth = new AuthApi(this.conn);
   }
 
   /** @internal Connects; used by connect(). */

@@ -26,8 +26,14 @@ export interface TlsOptions {
 }
 
 export interface ConnectionOptions {
-  /** Bearer token, when the cluster has --auth-tokens-file. */
+  /** Bearer token: from the cluster's --auth-tokens-file, or a runtime user's (from authenticate). */
   token?: string;
+  /**
+   * A runtime user (concord user add) and its password: the client authenticates on its first connection and
+   * presents the token it gets on later ones, authenticating again once a member refuses it (expired, or the
+   * password changed).
+   */
+  user?: { name: string; password: string };
   tls?: TlsOptions;
   /** Default deadline of one operation, retries included (ms). Default 10 000. */
   timeoutMs?: number;
@@ -276,7 +282,7 @@ export class Connection {
         socket = await this.dial(url);
       } catch (e) {
         this.lastError = toConcordError(e);
-        if (this.lastError.code === "UNAUTHENTICATED" || this.lastError.code === "PROTOCOL_MISMATCH") {
+        if (["UNAUTHENTICATED", "PROTOCOL_MISMATCH", "AUTH_FAILED", "AUTH_NOT_ENABLED"].includes(this.lastError.code)) {
           // Not a connectivity problem: every member would answer the same. Fail waiting callers now.
           this.failWaiters();
           return;
@@ -308,10 +314,36 @@ export class Connection {
     for (const w of this.waiters.splice(0)) w();
   }
 
-  private dial(url: string): Promise<ClientSocket> {
+  /** The token a runtime user's authenticate returned (see ConnectionOptions.user). */
+  private userToken: string | undefined;
+
+  private async dial(url: string): Promise<ClientSocket> {
+    const user = this.opts.user;
+    if (!user) return this.dialWith(url, this.opts.token);
+    const token = this.userToken;
+    if (token !== undefined) {
+      try {
+        return await this.dialWith(url, token);
+      } catch (e) {
+        if (toConcordError(e).code !== "UNAUTHENTICATED") throw e;
+        if (this.userToken === token) this.userToken = undefined;
+      }
+    }
+    const socket = await this.dialWith(url, this.opts.token);
+    try {
+      const r = (await socket.request("authenticate", { name: user.name, password: user.password }, this.attemptTimeoutMs)) as { token: string };
+      this.userToken = r.token;
+    } catch (e) {
+      socket.close();
+      throw e;
+    }
+    return socket;
+  }
+
+  private dialWith(url: string, token: string | undefined): Promise<ClientSocket> {
     const socketId = this.nextSocketId++;
     return ClientSocket.connect(url, {
-      hello: this.opts.token !== undefined ? { token: this.opts.token } : {},
+      hello: token !== undefined ? { token } : {},
       tls: this.opts.tls,
       connectTimeoutMs: Math.min(this.timeoutMs, 3000),
       // Pushes are all a watch-only connection receives: pings tell a silent member from a quiet one.
