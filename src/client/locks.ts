@@ -67,6 +67,8 @@ export class LockHandle {
     this.offLease = () => lease.lost.removeEventListener("abort", onLeaseLost);
     this.offNotice = conn.onNotice((ev) => {
       if (ev.kind === "lockLost" && ev.name === name && ev.token === token) {
+        // An error (PERMISSION_DENIED: the user lost access) ends the stream, not the hold: stop all the same.
+        if (ev.error) return this.markLost(new ConcordError(ev.error as ConstructorParameters<typeof ConcordError>[0]));
         this.markLost(
           clientError(
             "LEASE_LOST",

@@ -89,7 +89,9 @@ export function authenticate(hello: HelloFrame, ctx: AuthContext): Principal {
     return { kind: "token", entry };
   }
   // Without credentials: only to authenticate as a runtime user, which needs runtime auth enabled.
-  if (!ctx.runtime.isEnabled) throw new ProtocolError("UNAUTHENTICATED", "this cluster requires a bearer token: pass hello.token (CLI: --token or CONCORD_TOKEN)");
+  if (!ctx.runtime.isEnabled) {
+    throw new ProtocolError("UNAUTHENTICATED", "this cluster requires a bearer token: pass hello.token (CLI: --token or CONCORD_TOKEN); runtime auth is not enabled, so users cannot authenticate");
+  }
   return { kind: "anonymous" };
 }
 

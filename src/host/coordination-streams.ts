@@ -73,7 +73,7 @@ export class CoordinationStreams {
     this.lockWaiters.delete(keyOf(name, lease));
     // Ended with PERMISSION_DENIED if the holder loses write access to the lock (the hold itself stays until
     // released or its lease ends: the state machine does not know connections).
-    const stream = this.streams.add(conn, () => this.forget(this.lockHolders, conn, name, lease), [{ kind: "lock", name, access: "write" }]);
+    const stream = this.streams.add(conn, () => this.forget(this.lockHolders, conn, name, lease), [{ kind: "lock", name, access: "write" }], (error) => ({ kind: "lockLost", name, token, error }));
     this.track(this.lockHolders, conn, stream, name, lease, token);
     return { granted: true, token, stream };
   }
@@ -98,7 +98,7 @@ export class CoordinationStreams {
       token = current && current.lease === lease ? current.token : await elected;
     }
     this.campaignWaiters.delete(keyOf(name, lease));
-    const stream = this.streams.add(conn, () => this.forget(this.leaders, conn, name, lease), [{ kind: "election", name, access: "write" }]);
+    const stream = this.streams.add(conn, () => this.forget(this.leaders, conn, name, lease), [{ kind: "election", name, access: "write" }], (error) => ({ kind: "leadershipLost", name, token, error }));
     this.track(this.leaders, conn, stream, name, lease, token);
     return { token, stream };
   }

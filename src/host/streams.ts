@@ -19,10 +19,12 @@ const SNAPSHOT_CHUNK = 1 << 20;
 export type AccessRefusal = (conn: ClientConnection, needs: readonly AccessRequest[]) => string | null;
 
 /** A stream that needs access to names: ended with PERMISSION_DENIED when its connection loses it. */
-interface Guard {
+export interface Guard {
   conn: ClientConnection;
   stream: number;
   needs: readonly AccessRequest[];
+  /** The stream's last push once access is gone (default: `{ error }`). */
+  denied?: (error: { code: "PERMISSION_DENIED"; message: string }) => unknown;
 }
 
 export class Streams {
@@ -48,7 +50,7 @@ export class Streams {
    * Registers a stream of `conn`; `stop` runs once, when it is cancelled or the connection closes. With
    * `needs`, the stream ends with PERMISSION_DENIED once an auth change takes that access from its connection.
    */
-  add(conn: ClientConnection, stop: () => void, needs?: readonly AccessRequest[]): number {
+  add(conn: ClientConnection, stop: () => void, needs?: readonly AccessRequest[], denied?: Guard["denied"]): number {
     let m = this.byConn.get(conn);
     if (!m) {
       m = new Map();
@@ -62,7 +64,7 @@ export class Streams {
     const id = this.nextStream++;
     this.open++;
     let stopped = false;
-    const guard: Guard | undefined = needs && { conn, stream: id, needs };
+    const guard: Guard | undefined = needs && { conn, stream: id, needs, denied };
     if (guard) this.guards.add(guard);
     m.set(id, () => {
       if (stopped) return;
@@ -80,7 +82,8 @@ export class Streams {
       const why = this.refusal(g.conn, g.needs);
       if (why === null) continue;
       this.cancel(g.conn, g.stream);
-      g.conn.finish(g.stream, { error: { code: "PERMISSION_DENIED", message: `stream ended: ${why}` } });
+      const error = { code: "PERMISSION_DENIED" as const, message: `stream ended: ${why}` };
+      g.conn.finish(g.stream, g.denied ? g.denied(error) : { error });
     }
   }
 
