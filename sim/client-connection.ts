@@ -7,7 +7,7 @@ import type { NodeId } from "../src/raft/types.js";
 import { RETRYABLE, type PushFrame } from "../src/transport/protocol.js";
 import { RequestError } from "../src/transport/request-error.js";
 import type { SimClientSocket } from "./client-socket.js";
-import { TICK, type SimCluster, type SimContext } from "./cluster.js";
+import { SIM_ADMIN_TOKEN, TICK, type SimCluster, type SimContext } from "./cluster.js";
 import { InvariantViolation } from "./invariants.js";
 
 /** A client gives up on one attempt after this long. */
@@ -28,6 +28,8 @@ export class ClientConnection {
     private readonly ctx: SimContext,
     private readonly cluster: SimCluster,
     readonly endpoint: string,
+    /** A runtime user: every new socket authenticates as it before it is used. */
+    private readonly user?: { name: string; password: string },
   ) {
     this.guess = ctx.rng.pick([...cluster.hosts.keys()]);
   }
@@ -143,10 +145,11 @@ export class ClientConnection {
     if (this.sock?.isOpen) return Promise.resolve(this.sock);
     if (this.opening) return this.opening;
     const target = this.guess;
-    const opening = this.cluster.connect(
+    const connecting = this.cluster.connect(
       this.cluster.clientEnd(this.endpoint),
       target,
-      {},
+      // A runtime user authenticates on a connection without credentials; everyone else is the tokens file's admin.
+      this.user ? {} : { token: SIM_ADMIN_TOKEN },
       (ms, fn) => {
         let cancelled = false;
         this.ctx.queue.push(this.ctx.now + ms, () => cancelled || fn());
@@ -162,6 +165,18 @@ export class ClientConnection {
         this.lost();
       },
     );
+    const user = this.user;
+    const opening = !user
+      ? connecting
+      : connecting.then(async (s) => {
+          try {
+            await s.request("authenticate", { name: user.name, password: user.password }, ATTEMPT_TIMEOUT);
+          } catch (e) {
+            s.close();
+            throw e;
+          }
+          return s;
+        });
     const sockRef: { current: SimClientSocket | null } = { current: null };
     this.opening = opening;
     opening.then(

@@ -8,6 +8,7 @@
 import { InvariantError } from "../src/assert.js";
 import { Host } from "../src/host/host.js";
 import type { HostConfig } from "../src/host/host-config.js";
+import type { TokenEntry, TokenTable } from "../src/host/auth.js";
 import { decodeNodeSnapshot } from "../src/host/node-snapshot.js";
 import type { Replica } from "../src/host/replica.js";
 import type { HostLogger, PeerHandlers, World } from "../src/host/world.js";
@@ -91,6 +92,17 @@ export const peerUrl = (id: NodeId): string => `ws://${id}:1`;
 export const clientUrl = (id: NodeId): string => `ws://${id}:2`;
 const hostOfUrl = (url: string): NodeId => new URL(url).hostname;
 const FORWARD_PROOF = "sim-forward-proof";
+
+/**
+ * The tokens file of every simulated member: one admin token, which the workload's clients present. Runtime
+ * auth (auth-clients.ts) does not restrict it, as it does not restrict a real member's tokens-file tokens.
+ */
+export const SIM_ADMIN_TOKEN = "sim-admin-token-0123456789";
+const SIM_ADMIN: TokenEntry = {
+  name: "sim-admin",
+  permissions: (["key", "lock", "election", "cluster"] as const).map((kind) => ({ kind, prefix: "", access: "admin" as const })),
+};
+const SIM_TOKENS: TokenTable = { lookup: (token) => (token === SIM_ADMIN_TOKEN ? SIM_ADMIN : undefined), size: 1 };
 const DATA_DIR = "/data";
 
 export class SimHost {
@@ -312,6 +324,7 @@ export class SimCluster {
       clientUrls: new Map([...known].map((n) => [n, clientUrl(n)])),
       join: host.founders === null,
       forwardProof: FORWARD_PROOF,
+      tokens: SIM_TOKENS,
     };
   }
 

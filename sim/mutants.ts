@@ -142,4 +142,12 @@ export const MUTANTS: Readonly<Record<string, Mutant>> = {
       },
     ],
   },
+  "auth-checked-only-where-received": {
+    description:
+      "runtime auth is checked only by the member a client is connected to: not again by the leader a follower forwards to, nor at apply — a lagging follower lets a revoked user's write through",
+    patches: [
+      { file: "src/statemachine/state-machine.ts", find: `    const denied = this.authorizer?.(command);`, replace: `    const denied = null; /* MUTANT */` },
+      { file: "src/host/auth-service.ts", find: `    const as = p.kind === "internal" ? actorPrincipal(req.actor) : p;`, replace: `    const as = p.kind === "internal" ? undefined /* MUTANT */ : p;` },
+    ],
+  },
 };

@@ -15,6 +15,7 @@ import { valueBytes } from "./entry-data.js";
 import { checkElectionHistories, checkKvHistory, checkLockHistories, checkWatchHistories } from "./history.js";
 import { InvariantViolation } from "./invariants.js";
 import { KvClients } from "./kv-clients.js";
+import { AuthClients } from "./auth-clients.js";
 import type { MachineFactory } from "./machines.js";
 import { Nemesis, drawFaultMix } from "./nemesis.js";
 import { Prng } from "./prng.js";
@@ -69,6 +70,8 @@ export const SEED_COUNTERS = [
   "leaseExpiriesChecked",
   "watchEvents",
   "watchResumes",
+  "authRevocations",
+  "authWritesRefused",
   "outputsCompared",
   "snapshotsTaken",
   "snapshotsInstalled",
@@ -161,7 +164,9 @@ async function run(opts: SimOptions): Promise<SeedResult> {
   const kv = new KvClients(ctx, rng.int(1, 3), rng.int(2, 4));
   const coordination = new CoordinationClients(ctx, ctx.coordination, rng.int(1, 2));
   const watches = new WatchClients(ctx, 1);
-  sinks.push(coordination, watches);
+  // Runtime auth in about half the seeds: a revoked user's writes must stay out once the revocation is acknowledged.
+  const auth = rng.chance(0.5) ? new AuthClients(ctx) : undefined;
+  sinks.push(coordination, watches, ...(auth ? [auth] : []));
   const cluster = new SimCluster(ctx, { params, machine: opts.machine, onHostStarted: opts.onHostStarted });
   const ids: NodeId[] = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);
   const spareIds: NodeId[] = Array.from({ length: 4 }, (_, i) => `n${nodes + 1 + i}`);
@@ -198,6 +203,7 @@ async function run(opts: SimOptions): Promise<SeedResult> {
     kv.start(cluster, faultEnd);
     coordination.start(cluster, faultEnd);
     watches.start(cluster, faultEnd);
+    auth?.start(cluster, faultEnd);
     faults.start();
     ctx.queue.push(faultEnd, () => {
       ctx.log(() => "faults stop: the network heals, disks and clocks recover, stopped members restart");
@@ -239,6 +245,7 @@ async function run(opts: SimOptions): Promise<SeedResult> {
     checkElectionHistories(coordination);
     coordination.checkLeases();
     checkWatchHistories(watches);
+    auth?.check();
   } catch (e) {
     const err = e as Error;
     // A host asserting (InvariantError) or throwing where it must not is a finding too.
@@ -275,6 +282,8 @@ async function run(opts: SimOptions): Promise<SeedResult> {
     leaseExpiriesChecked: coordination.counts.leaseExpiriesChecked,
     watchEvents: watches.eventsReceived,
     watchResumes: watches.resumes,
+    authRevocations: auth?.revocations ?? 0,
+    authWritesRefused: auth?.writesRefused ?? 0,
     snapshotsTaken: stats.snapshotsTaken,
     snapshotsInstalled: stats.snapshotsInstalled,
     tornWrites,

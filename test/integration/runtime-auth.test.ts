@@ -29,7 +29,7 @@ beforeAll(async () => {
       { token: READER_TOKEN, name: "reader", permissions: [{ prefix: "pub/", access: "read" }] },
     ]),
   );
-  cluster = await LocalCluster.start({ size: 3, basePort: 8000, logLevel: "warn", peerSecret: "runtime-auth-test-peer-secret", authTokensFile: tokensFile });
+  cluster = await LocalCluster.start({ size: 3, basePort: 8000, logLevel: "warn", peerSecret: "runtime-auth-test-peer-secret", authTokensFile: tokensFile, httpToken: ADMIN_TOKEN });
   admin = await connect(cluster.endpoints(), { token: ADMIN_TOKEN });
 }, 60_000);
 
@@ -125,7 +125,8 @@ describe.sequential("runtime auth", () => {
     expect(await cli(["get", "app/x"], alice2)).toMatchObject({ code: 1, err: expect.stringMatching(/AUTH_FAILED/) });
     expect(await cli(["user", "delete", "root"], root)).toMatchObject({ code: 1, err: expect.stringMatching(/ROOT_PROTECTED/) });
     // The tokens file's reader keeps its own permissions whatever runtime auth says.
-    expect(await cli(["get", "pub/a"], { CONCORD_TOKEN: READER_TOKEN })).toMatchObject({ code: 0 });
+    await admin.put("pub/a", "p");
+    expect(await cli(["get", "pub/a"], { CONCORD_TOKEN: READER_TOKEN })).toMatchObject({ code: 0, out: "p\n" });
     expect(await cli(["put", "pub/a", "1"], { CONCORD_TOKEN: READER_TOKEN })).toMatchObject({ code: 1, err: expect.stringMatching(/PERMISSION_DENIED: token reader/) });
     expect(await cli(["auth", "disable"], root)).toMatchObject({ code: 0, out: "auth disabled\n" });
     expect(await cli(["auth", "status"], boot)).toMatchObject({ code: 0, out: expect.stringMatching(/^auth disabled/) });
