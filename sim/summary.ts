@@ -39,6 +39,7 @@ export function formatSummary(s: Summary, wallMs: number): string {
       `fenced puts accepted ${s.fencedAccepted}, refused ${s.fencedRefused}; resource writes accepted ` +
       `${s.resourceAccepted}, refused ${s.resourceRefused}`,
     `elections (client): ${s.electionChanges} leadership changes   watches: ${s.watchEvents} events received, ${s.watchResumes} resumes`,
+    `auth: ${s.authRevocations} revocations acknowledged, ${s.authWritesRefused} writes refused`,
     `invariant checks: ${s.invariantChecks}   violations: ${s.violations}`,
   ];
   if (wallMs > 0)

@@ -52,7 +52,7 @@ CONCORD_PASSWORD); tokens of --auth-tokens-file keep working with their own perm
 
 Examples:
   concord user add root:s3cret && concord user grant-role root root && concord auth enable
-  concord --user root auth status`,
+  concord auth status --user root    # the password from CONCORD_PASSWORD, or asked for`,
     );
   clientCommand(auth.command("enable").description("turn runtime access control on (needs user root with role root)")).action((o: ClientFlags) =>
     run("auth enable", o, async (c) => {
