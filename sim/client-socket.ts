@@ -24,12 +24,18 @@ export interface LinkEnd {
 /** Re-checks a stalled delivery this often (virtual ms). */
 const STALL_RETRY = 50;
 
-/** One direction of a link: frames in order, each after a delay, stalled while the link is cut. */
+/**
+ * One direction of a link: frames in order, each after a delay, stalled while the link is cut. Frames are
+ * delivered from the head of a queue only, so a frame that reaches the end of a cut before an earlier one
+ * (whose retry happens to come later) still waits for it: a TCP stream never reorders.
+ */
 class Direction {
   /** Global time the last frame queued here arrives (a later one never arrives before it). */
   private lastArrival = 0;
   /** Bytes sent and not yet delivered. */
   inFlight = 0;
+  private readonly queue: { bytes: number; deliver: () => void; arrived: boolean }[] = [];
+  private stalled = false;
 
   constructor(
     private readonly net: Network,
@@ -42,17 +48,28 @@ class Direction {
     this.inFlight += bytes;
     const arrival = Math.max(this.from.now() + this.net.delay(), this.lastArrival);
     this.lastArrival = arrival;
-    const attempt = (): void => {
-      if (!this.isOpen()) return;
+    const frame = { bytes, deliver, arrived: false };
+    this.queue.push(frame);
+    this.to.at(arrival, () => {
+      frame.arrived = true;
+      this.drain();
+    });
+  }
+
+  private drain(): void {
+    while (this.isOpen() && this.queue.length > 0 && this.queue[0].arrived && !this.stalled) {
       if (this.net.isCut(this.from.endpoint, this.to.endpoint)) {
-        this.lastArrival = Math.max(this.lastArrival, this.to.now() + STALL_RETRY);
-        this.to.at(this.to.now() + STALL_RETRY, attempt);
+        this.stalled = true;
+        this.to.at(this.to.now() + STALL_RETRY, () => {
+          this.stalled = false;
+          this.drain();
+        });
         return;
       }
-      this.inFlight -= bytes;
-      deliver();
-    };
-    this.to.at(arrival, attempt);
+      const f = this.queue.shift()!;
+      this.inFlight -= f.bytes;
+      f.deliver();
+    }
   }
 }
 
