@@ -114,7 +114,8 @@ function configureErrors(cmd: Command, names: string[]): void {
   const where = ["concord", ...names].join(" ");
   cmd.exitOverride().configureOutput({
     outputError: (str, write) => {
-      const message = str.trim().replace(/^error: /, "");
+      // One line, whatever commander adds (a "(Did you mean …?)" suggestion comes on a line of its own).
+      const message = str.trim().replace(/^error: /, "").replace(/\s*\n\s*/g, " ");
       write(`${where}: INVALID_ARGUMENT: ${message} (see \`${where} --help\`)\n`);
     },
   });

@@ -39,7 +39,7 @@ export class AuthService {
   admit(p: Principal, req: RequestFrame, need: AccessNeed): void {
     const as = p.kind === "internal" ? actorPrincipal(req.actor) : p;
     if (as) {
-      const r = refusal(as, requestNeeds(req, need), this.context());
+      const r = refusal(as, requestNeeds(req, need, as), this.context());
       if (r) throw new ProtocolError(r[0] as "PERMISSION_DENIED", r[1]);
     }
     const actor = actorOf(p, req);
@@ -89,5 +89,5 @@ export class AuthService {
   }
 }
 
-/** Compared against when the user does not exist (it matches no password anyone can type: its hash is random-free zeros). */
+/** Verified against when the user does not exist, so that the answer takes as long (no password hashes to zeros). */
 const UNKNOWN_USER_RECORD: PasswordRecord = { salt: new Uint8Array(16), hash: new Uint8Array(32), N: 16384, r: 8, p: 1 };

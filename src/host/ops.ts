@@ -41,7 +41,7 @@ const lease = (req: RequestFrame) => arg.int(req, "lease", { min: 1 });
 export const OPS = {
   // key-value store
   put: { access: "write", kind: "key", route: "leader", serve: command() },
-  range: { access: "read", kind: "key", route: "local", serve: (s, _c, req) => s.range(req) },
+  range: { access: "read", kind: "key", route: "local", serve: (s, c, req) => s.range(req, c) },
   delete: { access: "write", kind: "key", route: "leader", serve: command() },
   txn: { access: "write", kind: "key", route: "leader", serve: command() },
   compact: { access: "admin", kind: "cluster", route: "leader", serve: command() },

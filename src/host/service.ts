@@ -86,10 +86,14 @@ export class ClientService implements GatewayHandler {
   }
 
   /** A range of local state: after a ReadIndex barrier unless `consistency: "serializable"`. */
-  async range(req: RequestFrame): Promise<unknown> {
+  async range(req: RequestFrame, conn?: ClientConnection): Promise<unknown> {
     const consistency = arg.oneOf(req, "consistency", ["linearizable", "serializable"] as const, "linearizable");
-    if (consistency === "linearizable") await this.replica.readBarrier();
-    const { id: _id, consistency: _c, ...fields } = req;
+    if (consistency === "linearizable") {
+      await this.replica.readBarrier();
+      // Checked again as of the read point: a revocation acknowledged before this read is applied here by now.
+      if (conn) this.auth.admit(conn.principal as Principal, req, OPS.range);
+    }
+    const { id: _id, consistency: _c, actor: _a, ...fields } = req;
     const r = this.replica.sm.range(fields as unknown as RangeOp);
     if ("code" in r) throw new CommandFailure(r);
     return r;

@@ -100,6 +100,6 @@ export function commandNeeds(command: { op: string } & Record<string, unknown>):
 /** "read key "a"" / "write every key starting with "a/"": what a refusal names. */
 export function describeRequest(r: AccessRequest): string {
   if (r.kind === "none") return `${r.access}`;
-  if (r.kind === "cluster") return `${r.access} the cluster`;
+  if (r.kind === "cluster") return `${r.access} cluster`;
   return r.prefix ? `${r.access} every ${r.kind} name starting with ${JSON.stringify(r.name)}` : `${r.access} ${r.kind} ${JSON.stringify(r.name)}`;
 }
