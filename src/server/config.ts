@@ -13,6 +13,7 @@ import { readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import type { Access, Permission, TokenEntry, TokenTable } from "../host/auth.js";
+import type { AutoCompaction } from "../host/auto-compaction.js";
 import { DEFAULT_LIMITS } from "../statemachine/limits.js";
 import { peerAuthInput, peerAuthMode, peerAuthProblem, peerAuthWarnings } from "./peer-auth.js";
 
@@ -83,6 +84,8 @@ export interface ServerConfig {
    * data. The quota in force is replicated state (statemachine/state-machine.ts), set through the log.
    */
   quotaBytes: number;
+  /** The history compaction the member proposes while it leads (--auto-compaction-mode/-retention). */
+  autoCompaction?: AutoCompaction;
   maxInflightPerConnection: number;
   maxConnections: number;
   tls: { client?: TlsFiles; peer?: TlsFiles };
@@ -323,6 +326,18 @@ const OPTIONS: readonly OptionSpec[] = [
     arg: "<file>",
     help: "JSON file of bearer tokens with permissions (default: no auth)",
     kind: { type: "path", mustExist: true },
+  },
+  {
+    key: "autoCompactionMode",
+    arg: "<mode>",
+    help: "compact the history automatically while leading: revision (keep the last N revisions) or periodic (keep a time span)",
+    kind: { type: "enum", choices: ["revision", "periodic"] },
+  },
+  {
+    key: "autoCompactionRetention",
+    arg: "<n|duration>",
+    help: "what auto-compaction keeps: a number of revisions (revision mode) or a duration such as 30m or 1h (periodic)",
+    kind: { type: "string", pattern: /^\d+(\.\d+)?(ms|s|m|h)?$/, expect: "a number of revisions, or a duration such as 30m or 1h" },
   },
   {
     key: "logLevel",
@@ -628,6 +643,7 @@ export function loadConfig(
     maxKeyBytes,
     maxValueBytes,
     quotaBytes: bytes("quotaBytes") ?? def<number>("quotaBytes"),
+    autoCompaction: autoCompactionOf(value("autoCompactionMode", parseEnum), str("autoCompactionRetention"), label),
     maxInflightPerConnection: int("maxInflightPerConnection") ?? def<number>("maxInflightPerConnection"),
     maxConnections: int("maxConnections") ?? def<number>("maxConnections"),
     tls,
@@ -640,6 +656,43 @@ export function loadConfig(
   if (authTokensFile !== undefined) config.authTokensFile = authTokensFile;
   if (configFile !== undefined) config.configFile = configFile;
   return config;
+}
+
+/**
+ * --auto-compaction-mode with --auto-compaction-retention, as etcd's flags — except that a periodic retention
+ * needs its unit: etcd reads a bare number as hours, Concord's durations read one as milliseconds.
+ */
+function autoCompactionOf(
+  mode: string | undefined,
+  retention: string | undefined,
+  label: (key: string) => string,
+): AutoCompaction | undefined {
+  if (mode === undefined && retention === undefined) return undefined;
+  if (mode === undefined) {
+    throw new ConfigError(label("autoCompactionMode"), `required with ${label("autoCompactionRetention")}: revision or periodic`);
+  }
+  if (retention === undefined) {
+    throw new ConfigError(
+      label("autoCompactionRetention"),
+      `required with ${label("autoCompactionMode")} ${mode}: ${mode === "revision" ? "the number of revisions to keep, such as 10000" : "the time span to keep, such as 1h"}`,
+    );
+  }
+  if (mode === "revision") {
+    const n = Number(retention);
+    if (!/^\d+$/.test(retention) || !Number.isSafeInteger(n) || n < 1) {
+      throw new ConfigError(label("autoCompactionRetention"), `revision mode keeps a number of revisions: expected an integer >= 1, got ${JSON.stringify(retention)}`);
+    }
+    return { mode, retention: n };
+  }
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(retention);
+  const ms = m ? Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"]) : NaN;
+  if (!(ms >= 1000)) {
+    throw new ConfigError(
+      label("autoCompactionRetention"),
+      `periodic mode keeps a time span: expected a duration with its unit, at least 1s (such as 30m or 1h), got ${JSON.stringify(retention)}`,
+    );
+  }
+  return { mode: "periodic", retentionMs: ms };
 }
 
 function parseArgv(argv: string[]): ParsedOptions {
