@@ -74,10 +74,11 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   // The bar's value is the run's elapsed time. The workers only count; a slow interval hands the counts to the bar.
   const bar = progressBar(`${o.workload} c=${o.concurrency} [{bar}] {value}/{total} s, {ops} ops, {errors} errors`, (s) => s.toFixed(0));
   bar.start(o.seconds, 0, { ops: 0, errors: 0 });
-  const progress = setInterval(() => {
+  const showProgress = () => {
     const left = Math.max(0, (deadline - performance.now()) / 1000);
     bar.update(o.seconds - left, { ops: lat.n, errors });
-  }, 250);
+  };
+  const progress = setInterval(showProgress, 250);
 
   let elapsed: number;
   try {
@@ -88,6 +89,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     elapsed = (performance.now() - t0) / 1000;
   } finally {
     clearInterval(progress);
+    showProgress(); // the final counts
     bar.stop();
   }
   await client.close();
