@@ -9,25 +9,8 @@ import { nodeFileSystem } from "../../src/storage/node-file-system.js";
 import { decodeNodeSnapshot, encodeNodeSnapshot } from "../../src/host/node-snapshot.js";
 import { parseInitialCluster } from "../../src/server/config.js";
 import { restoreCoordinationStateMachine } from "../../src/locks/index.js";
+import { mebibytes, progressBar } from "../progress.js";
 import { EXIT, clientCommand, exit, printJson, reportError, run, type ClientFlags } from "./common.js";
-
-/** A one-line progress bar on stderr (redrawn in place on a terminal, printed once at the end otherwise). */
-export class ProgressBar {
-  private lastDraw = 0;
-  constructor(private readonly label: string) {}
-
-  update(done: number, total: number, final = false): void {
-    const now = Date.now();
-    if (!final && (!process.stderr.isTTY || now - this.lastDraw < 100)) return;
-    this.lastDraw = now;
-    const frac = total > 0 ? Math.min(1, done / total) : 0;
-    const width = 30;
-    const filled = Math.round(frac * width);
-    const mib = (n: number) => (n / (1024 * 1024)).toFixed(1);
-    const line = `${this.label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${total > 0 ? Math.round(frac * 100) : "?"}% ${mib(done)}/${total > 0 ? mib(total) : "?"} MiB`;
-    process.stderr.write(process.stderr.isTTY ? `\r${line}${final ? "\n" : ""}` : `${line}\n`);
-  }
-}
 
 export function registerSnapshotCommands(program: Command): void {
   const snapshot = program
@@ -47,15 +30,21 @@ export function registerSnapshotCommands(program: Command): void {
     .argument("<file>", "where to write the snapshot")
     .action((file: string, o: ClientFlags) =>
       run("snapshot save", o, async (c) => {
-        const bar = new ProgressBar("snapshot");
-        let last = { bytes: 0, total: 0 };
-        const info = await c.snapshot(file, {
-          onProgress: (p) => {
-            last = p;
-            bar.update(p.bytes, p.total);
-          },
-        });
-        bar.update(last.bytes, last.total || last.bytes, true);
+        const bar = progressBar("snapshot [{bar}] {percentage}% {value}/{total} MiB", mebibytes);
+        bar.start(0, 0);
+        let info;
+        try {
+          info = await c.snapshot(file, {
+            onProgress: (p) => {
+              bar.setTotal(p.total);
+              bar.update(p.bytes);
+            },
+          });
+          bar.setTotal(info.bytes);
+          bar.update(info.bytes);
+        } finally {
+          bar.stop();
+        }
         if (o.json) printJson(info);
         else
           console.log(
@@ -92,11 +81,12 @@ Example:
     });
 }
 
+const invalid = (field: string, message: string) => new ConcordError({ code: "INVALID_ARGUMENT", message, field });
+
 async function restore(
   file: string,
   o: { data: string; name: string; initialCluster: string; initialClusterClients?: string; json?: boolean },
 ): Promise<number> {
-  const invalid = (field: string, message: string) => new ConcordError({ code: "INVALID_ARGUMENT", message, field });
   if (!fs.existsSync(file)) throw invalid("file", `snapshot file ${file} does not exist`);
   const dir = path.resolve(o.data);
   if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
@@ -112,8 +102,28 @@ async function restore(
   }
   if (!members.has(o.name)) throw invalid("name", `--name ${o.name} is not in --initial-cluster (${[...members.keys()].join(", ")})`);
   const size = fs.statSync(file).size;
-  const bar = new ProgressBar("restore");
-  bar.update(0, size, !!o.json);
+  const bar = progressBar("restore [{bar}] {percentage}% {value}/{total} MiB", mebibytes);
+  bar.start(size, 0);
+  let restored: { index: number; hash: string };
+  try {
+    restored = await writeDataDir(file, dir, members, clients);
+    bar.update(size);
+  } finally {
+    bar.stop();
+  }
+  const { index, hash } = restored;
+  if (o.json) printJson({ file, bytes: size, index, hash, dataDir: dir, members: [...members.keys()], restored: true });
+  else console.error(`restored ${file} (index ${index}, hash ${hash}) into ${dir} for ${o.name} of ${[...members.keys()].join(", ")}`);
+  return EXIT.OK;
+}
+
+/** Verifies the snapshot in `file` (by rebuilding its state) and bootstraps the data directory `dir` from it. */
+async function writeDataDir(
+  file: string,
+  dir: string,
+  members: Map<string, string>,
+  clients: Map<string, string>,
+): Promise<{ index: number; hash: string }> {
   let snap;
   let index: number;
   let hash: string;
@@ -138,8 +148,5 @@ async function restore(
   } finally {
     await disk.close();
   }
-  bar.update(size, size, !!o.json);
-  if (o.json) printJson({ file, bytes: size, index, hash, dataDir: dir, members: [...members.keys()], restored: true });
-  else console.error(`restored ${file} (index ${index}, hash ${hash}) into ${dir} for ${o.name} of ${[...members.keys()].join(", ")}`);
-  return EXIT.OK;
+  return { index, hash };
 }

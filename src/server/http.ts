@@ -8,16 +8,16 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { authorize, type TokenTable } from "../host/auth.js";
-import { PROMETHEUS_CONTENT_TYPE } from "./metrics.js";
+import { prometheusContentType } from "prom-client";
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
 
-/** What the endpoints read from the running node. All calls are synchronous reads of in-memory state. */
+/** What the endpoints read from the running node: reads of in-memory state (the metrics' collectors may be async). */
 export interface HttpDeps {
   /** Ready to serve: knows a leader and has applied up to the commit index it learned from it. */
   ready(): Readiness;
-  /** The Prometheus text exposition (Registry.expose). */
-  metrics(): string;
+  /** The Prometheus text exposition (prom-client's registry). */
+  metrics(): Promise<string>;
   /** A JSON-serializable snapshot of the node's state (Maps become objects, bigints strings). */
   status(): unknown;
   /** The cluster's bearer tokens (--auth-tokens-file); without them every endpoint is open. */
@@ -31,8 +31,8 @@ const OPEN_ENDPOINTS: readonly string[] = ["/health", "/ready"];
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
-/** Answers one request completely; never throws. */
-export function handleHttp(req: IncomingMessage, res: ServerResponse, deps: HttpDeps): void {
+/** Answers one request completely; never rejects. */
+export async function handleHttp(req: IncomingMessage, res: ServerResponse, deps: HttpDeps): Promise<void> {
   // A body on a GET is ignored, but it must be consumed for the connection to be reusable.
   req.resume();
   const method = req.method ?? "GET";
@@ -83,7 +83,7 @@ export function handleHttp(req: IncomingMessage, res: ServerResponse, deps: Http
         return;
       }
       case "/metrics":
-        send(res, head, 200, PROMETHEUS_CONTENT_TYPE, deps.metrics());
+        send(res, head, 200, prometheusContentType, await deps.metrics());
         return;
       case "/status":
         send(res, head, 200, JSON_TYPE, json(deps.status()));
@@ -133,7 +133,7 @@ function checkBearer(
 
 /** A request listener for `http.createServer`. */
 export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => handleHttp(req, res, deps);
+  return (req, res) => void handleHttp(req, res, deps);
 }
 
 function send(res: ServerResponse, head: boolean, status: number, contentType: string, body: string): void {

@@ -162,10 +162,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
         idleGc.arm();
       },
     },
-    onRequest: (op, code, seconds) => {
-      metrics.clientRequests.labels(op, code).inc();
-      metrics.clientRequestSeconds.labels(op).observe(seconds);
-    },
+    onRequest: (op, code, seconds) => metrics.requestAnswered(op, code, seconds),
     onConnectionRefused: (reason) => metrics.clientConnectionsRefused.labels(reason).inc(),
   });
   const replica = host.replica;
@@ -173,7 +170,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
 
   const httpHandler = createHttpHandler({
     ready: () => replica.readiness(),
-    metrics: () => metrics.registry.expose(),
+    metrics: () => metrics.expose(),
     status: () => replica.status(),
     tokens: hc.tokens,
   });
@@ -198,8 +195,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
   });
   logger.info({ clientUrl: config.clientUrl, peerUrl: config.peerUrl }, "serving clients");
 
-  const peerSeries = new Set<string>();
-  metrics.registry.onCollect(() => {
+  metrics.onCollect(() => {
     const s = replica.status();
     metrics.raftTerm.set(s.term);
     metrics.setRole(s.role);
@@ -223,20 +219,14 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
     metrics.walBytes.follow(s.storage.bytes);
     // Per peer: every other member of the configuration has series; a member that left loses them.
     const peers = new Set(s.members.map((m) => m.id).filter((id) => id !== config.name));
-    for (const peer of peerSeries) {
-      if (peers.has(peer)) continue;
-      metrics.peerConnected.remove(peer);
-      metrics.peerDroppedMessages.remove(peer);
-      metrics.peerRttSeconds.remove(peer);
-      peerSeries.delete(peer);
-    }
+    for (const peer of [...metrics.peers()]) if (!peers.has(peer)) metrics.removePeer(peer);
     for (const peer of peers) {
-      peerSeries.add(peer);
       const p = s.transport.peers[peer];
-      metrics.peerConnected.labels(peer).set(p?.connected ? 1 : 0);
-      metrics.peerDroppedMessages.labels(peer).follow(p === undefined ? 0 : p.droppedDisconnected + p.droppedOverflow);
+      const series = metrics.peer(peer);
+      series.connected.set(p?.connected ? 1 : 0);
+      series.dropped.follow(p === undefined ? 0 : p.droppedDisconnected + p.droppedOverflow);
       // Round trips as measured by the transport's pings: one sample per peer per scrape.
-      if (p !== undefined && p.rttMs !== null) metrics.peerRttSeconds.labels(peer).observe(p.rttMs / 1000);
+      if (p !== undefined && p.rttMs !== null) series.rtt.observe(p.rttMs / 1000);
     }
   });
   replica.roleChanged.add((s) => {
