@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseTokens } from "../../src/server/config.js";
+import { parseTokens } from "../../src/server/tokens.js";
 import { LocalCluster } from "../../src/harness/index.js";
 import { waitUntil as waitFor } from "../../src/harness/index.js";
 import { NODE_ARGS, REPO } from "./cli.js";

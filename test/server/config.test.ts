@@ -13,11 +13,11 @@ import {
   flagName,
   formatBytes,
   loadConfig,
-  loadTokens,
   parseInitialCluster,
-  parseTokens,
   redactConfig,
+  serverConfig,
 } from "../../src/server/config.js";
+import { loadTokens, parseTokens } from "../../src/server/tokens.js";
 import { authorize, type AccessRequest, type TokenEntry } from "../../src/host/auth.js";
 import { peerAuthInput, peerAuthMode, peerKeys } from "../../src/server/peer-auth.js";
 import { createLogger, OnceLogger } from "../../src/server/logger.js";
@@ -38,6 +38,11 @@ function file(name: string, content: unknown): string {
   const path = join(dir, name);
   writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content));
   return path;
+}
+
+/** An option's line in --help, as commander writes it (with the default, choices and variable). */
+function helpOf(cmd: Command, flag: string): string {
+  return cmd.createHelp().optionDescription(cmd.options.find((o) => o.long === flag)!);
 }
 
 function configError(fn: () => unknown): ConfigError {
@@ -122,11 +127,11 @@ describe("loadConfig: defaults and derived values", () => {
     expect(c.clientListen).toEqual({ host: "::1", port: 9000 });
   });
 
-  it("accepts commander's parsed options from the CLI's own command", () => {
-    const cmd = addServerOptions(new Command("server")).exitOverride();
+  it("builds the configuration from the CLI's own parsed command", () => {
+    const cmd = addServerOptions(new Command("server"), dir).exitOverride();
     cmd.option("--verbose", "a flag of the CLI, not of the server");
     cmd.parse(["--name", "n7", "--tick-ms", "20", "--no-fsync", "--verbose"], { from: "user" });
-    const c = loadConfig(cmd.opts(), {}, dir);
+    const c = serverConfig(cmd, dir);
     expect(c).toMatchObject({ name: "n7", tickMs: 20, fsync: false });
   });
 
@@ -138,7 +143,8 @@ describe("loadConfig: defaults and derived values", () => {
       expect(help).toContain(envName(key));
     }
     expect(help).toContain("--no-fsync");
-    expect(cmd.options.find((o) => o.long === "--max-request-bytes")!.description).toContain("(default: 1.5MiB)");
+    expect(helpOf(cmd, "--max-request-bytes")).toContain("(default: 1.5MiB, env: CONCORD_MAX_REQUEST_BYTES)");
+    expect(helpOf(cmd, "--log-level")).toContain('(choices: "fatal", "error", "warn", "info", "debug", "trace", "silent"');
     expect(envName("maxInflightPerConnection")).toBe("CONCORD_MAX_INFLIGHT_PER_CONNECTION");
   });
 
@@ -148,11 +154,12 @@ describe("loadConfig: defaults and derived values", () => {
     expect(loadConfig(["--name", "n1"], { CONCORD_QUOTA_BYTES: "64MiB" }, dir).quotaBytes).toBe(64 << 20);
     const cfg = file("quota.json", { name: "n1", quotaBytes: "4MiB" });
     expect(loadConfig(["--config", cfg], {}, dir).quotaBytes).toBe(4 << 20);
-    const help = addServerOptions(new Command("server")).options.find((o) => o.long === "--quota-bytes")!;
-    expect(help.description).toMatch(/NO_SPACE .*\(default: 2GiB\) \[env CONCORD_QUOTA_BYTES\]/);
+    expect(helpOf(addServerOptions(new Command("server")), "--quota-bytes")).toMatch(
+      /NO_SPACE .*\(default: 2GiB, env: CONCORD_QUOTA_BYTES\)/,
+    );
     const e = configError(() => loadConfig(["--name", "n1", "--quota-bytes", "1000"], {}, dir));
-    expect(e.field).toBe("--quota-bytes");
-    expect(e.message).toMatch(/from 1048576 to 1099511627776, .*, got '1000'$/);
+    expect(e.field).toBe("arguments");
+    expect(e.message).toMatch(/option '--quota-bytes <size>' argument '1000' is invalid\. expected a size in bytes from 1048576 to 1099511627776, /);
   });
 
   it("formats byte sizes for help text", () => {
@@ -234,33 +241,33 @@ describe("loadConfig: every validation error names the field, the value and what
       {
         name: "bad name",
         argv: () => ["--name", "n 1"],
-        field: "--name",
-        message: /expected 1 to 63 characters .* got 'n 1'/,
+        field: "arguments",
+        message: /^arguments: option '--name <name>' argument 'n 1' is invalid\. expected 1 to 63 characters/,
       },
       {
         name: "tick not a number",
         argv: () => ["--name", "n1", "--tick-ms", "abc"],
-        field: "--tick-ms",
-        message: /^--tick-ms: expected a positive integer number of milliseconds \(at most 60000\), got 'abc'$/,
+        field: "arguments",
+        message: /^arguments: option '--tick-ms <ms>' argument 'abc' is invalid\. expected a positive integer number of milliseconds \(at most 60000\)$/,
       },
       {
         name: "tick zero",
         argv: () => ["--name", "n1", "--tick-ms", "0"],
-        field: "--tick-ms",
-        message: /positive integer .* got '0'/,
+        field: "arguments",
+        message: /option '--tick-ms <ms>' argument '0' is invalid\. expected a positive integer/,
       },
       {
         name: "tick fractional from env",
         argv: () => ["--name", "n1"],
         env: { CONCORD_TICK_MS: "1.5" },
-        field: "CONCORD_TICK_MS",
-        message: /^CONCORD_TICK_MS: expected a positive integer .* got '1.5'$/,
+        field: "arguments",
+        message: /^arguments: option '--tick-ms <ms>' value '1\.5' from env 'CONCORD_TICK_MS' is invalid\. expected a positive integer/,
       },
       {
         name: "election ticks too small",
         argv: () => ["--name", "n1", "--election-ticks", "1"],
-        field: "--election-ticks",
-        message: /from 2 to 10000, got '1'/,
+        field: "arguments",
+        message: /option '--election-ticks <n>' argument '1' is invalid\. .* from 2 to 10000$/,
       },
       {
         name: "heartbeat not below election",
@@ -271,20 +278,20 @@ describe("loadConfig: every validation error names the field, the value and what
       {
         name: "size garbage",
         argv: () => ["--name", "n1", "--max-value-bytes", "lots"],
-        field: "--max-value-bytes",
-        message: /a size in bytes .* e\.g\. 1\.5MiB, got 'lots'/,
+        field: "arguments",
+        message: /option '--max-value-bytes <size>' argument 'lots' is invalid\. expected a size in bytes .* e\.g\. 1\.5MiB$/,
       },
       {
         name: "size unknown unit",
         argv: () => ["--name", "n1", "--max-value-bytes", "5XB"],
-        field: "--max-value-bytes",
-        message: /got '5XB'/,
+        field: "arguments",
+        message: /option '--max-value-bytes <size>' argument '5XB' is invalid/,
       },
       {
         name: "size fraction of a byte",
         argv: () => ["--name", "n1", "--max-key-bytes", "1.5"],
-        field: "--max-key-bytes",
-        message: /not a whole number of bytes/,
+        field: "arguments",
+        message: /option '--max-key-bytes <size>' argument '1\.5' is invalid\. .*\(not a whole number of bytes\)$/,
       },
       {
         name: "request smaller than key+value",
@@ -296,20 +303,20 @@ describe("loadConfig: every validation error names the field, the value and what
         name: "bad bool from env",
         argv: () => ["--name", "n1"],
         env: { CONCORD_JOIN: "maybe" },
-        field: "CONCORD_JOIN",
-        message: /expected a boolean \(true\/false.*got 'maybe'/,
+        field: "arguments",
+        message: /option '--join \[bool\]' value 'maybe' from env 'CONCORD_JOIN' is invalid\. expected a boolean \(true\/false/,
       },
       {
         name: "bad log level",
         argv: () => ["--name", "n1", "--log-level", "loud"],
-        field: "--log-level",
-        message: /expected one of fatal, error, warn, info, debug, trace, silent, got 'loud'/,
+        field: "arguments",
+        message: /option '--log-level <level>' argument 'loud' is invalid\. Allowed choices are fatal, error, warn, info, debug, trace, silent/,
       },
       {
         name: "bad log format",
         argv: () => ["--name", "n1", "--log-format", "xml"],
-        field: "--log-format",
-        message: /expected one of json, pretty, got 'xml'/,
+        field: "arguments",
+        message: /option '--log-format <format>' argument 'xml' is invalid\. Allowed choices are json, pretty/,
       },
       {
         name: "unknown flag",
@@ -320,32 +327,32 @@ describe("loadConfig: every validation error names the field, the value and what
       {
         name: "http url",
         argv: () => ["--name", "n1", "--client-url", "http://127.0.0.1:7000"],
-        field: "--client-url",
-        message: /scheme http: is not ws: or wss:/,
+        field: "arguments",
+        message: /option '--client-url <url>' argument 'http:\/\/127\.0\.0\.1:7000' is invalid\. .*\(scheme http: is not ws: or wss:\)$/,
       },
       {
         name: "not a url",
         argv: () => ["--name", "n1", "--peer-url", "localhost"],
-        field: "--peer-url",
-        message: /got 'localhost' \(not a URL\)/,
+        field: "arguments",
+        message: /option '--peer-url <url>' argument 'localhost' is invalid\. .*\(not a URL\)$/,
       },
       {
         name: "url with path",
         argv: () => ["--name", "n1", "--client-url", "ws://h:1/x"],
-        field: "--client-url",
-        message: /no path, query or fragment/,
+        field: "arguments",
+        message: /option '--client-url <url>' .*no path, query or fragment/,
       },
       {
         name: "url with credentials",
         argv: () => ["--name", "n1", "--client-url", "ws://u:p@h:1"],
-        field: "--client-url",
-        message: /credentials/,
+        field: "arguments",
+        message: /option '--client-url <url>' .*credentials/,
       },
       {
         name: "url port zero",
         argv: () => ["--name", "n1", "--client-url", "ws://h:0"],
-        field: "--client-url",
-        message: /port from 1 to 65535/,
+        field: "arguments",
+        message: /option '--client-url <url>' .*port from 1 to 65535/,
       },
       {
         name: "client and peer on one port",
@@ -368,8 +375,8 @@ describe("loadConfig: every validation error names the field, the value and what
       {
         name: "bad cluster id",
         argv: () => ["--name", "n1", "--cluster-id", "a/b"],
-        field: "--cluster-id",
-        message: /got 'a\/b'/,
+        field: "arguments",
+        message: /option '--cluster-id <id>' argument 'a\/b' is invalid/,
       },
       {
         name: "short peer secret, not echoed",
@@ -380,20 +387,20 @@ describe("loadConfig: every validation error names the field, the value and what
       {
         name: "missing cert file",
         argv: () => ["--name", "n1", "--client-cert-file", join(dir, "nope.pem")],
-        field: "--client-cert-file",
-        message: /expected an existing readable file, got '.*nope\.pem' \(ENOENT\)/,
+        field: "arguments",
+        message: /option '--client-cert-file <file>' argument '.*nope\.pem' is invalid\. expected an existing readable file \(ENOENT\)$/,
       },
       {
         name: "directory as cert",
         argv: () => ["--name", "n1", "--client-cert-file", dir],
-        field: "--client-cert-file",
-        message: /expected a regular file/,
+        field: "arguments",
+        message: /option '--client-cert-file <file>' .*expected a regular file/,
       },
       {
         name: "DER instead of PEM",
         argv: () => ["--name", "n1", "--client-cert-file", join(dir, "not-pem.der")],
-        field: "--client-cert-file",
-        message: /expected a PEM file/,
+        field: "arguments",
+        message: /option '--client-cert-file <file>' .*expected a PEM file/,
       },
       {
         name: "cert without key",
@@ -450,14 +457,14 @@ describe("loadConfig: every validation error names the field, the value and what
       {
         name: "missing tokens file",
         argv: () => ["--name", "n1", "--auth-tokens-file", join(dir, "none.json")],
-        field: "--auth-tokens-file",
-        message: /existing readable file/,
+        field: "arguments",
+        message: /option '--auth-tokens-file <file>' .*existing readable file/,
       },
       {
         name: "missing config file",
         argv: () => ["--config", join(dir, "none.json")],
-        field: "--config",
-        message: /existing readable file/,
+        field: "arguments",
+        message: /option '--config <file>' .*existing readable file/,
       },
     ];
   for (const c of cases) {
@@ -504,9 +511,9 @@ describe("initial cluster", () => {
   });
 
   const bad: [string, string, RegExp][] = [
-    ["missing '='", "n1=ws://h:1,n2", /got 'n2' \(missing '='\)/],
-    ["bad url", "n1=ws://h:1,n2=tcp://h:2", /member n2\): .*scheme tcp: is not ws: or wss:/],
-    ["not a url", "n1=ws://h:1,n2=h2", /member n2\): .*got 'h2' \(not a URL\)/],
+    ["missing '='", "n1=ws://h:1,n2", /\('n2' is missing '='\), got 'n1=ws:\/\/h:1,n2'$/],
+    ["bad url", "n1=ws://h:1,n2=tcp://h:2", /member n2: expected a URL .*\(scheme tcp: is not ws: or wss:\)/],
+    ["not a url", "n1=ws://h:1,n2=h2", /member n2: expected a URL .*\(not a URL\)/],
     ["duplicate names", "n1=ws://h:1,n1=ws://h:2", /member 'n1' appears more than once/],
     ["bad member name", "n 1=ws://h:1", /member name 'n 1' is invalid/],
     ["empty", " ", /expected name=ws:\/\/host:port pairs/],
@@ -632,7 +639,9 @@ describe("peer authentication", () => {
     expect(configError(() => loadConfig([...members, "--no-insecure-peers"], { CONCORD_INSECURE_PEERS: "true" }, dir)).field).toBe(
       "peer authentication",
     );
-    expect(configError(() => loadConfig(members, { CONCORD_INSECURE_PEERS: "maybe" }, dir)).field).toBe("CONCORD_INSECURE_PEERS");
+    expect(configError(() => loadConfig(members, { CONCORD_INSECURE_PEERS: "maybe" }, dir)).message).toContain(
+      "value 'maybe' from env 'CONCORD_INSECURE_PEERS' is invalid",
+    );
     const single = loadConfig(["--name", "n1"], {}, dir);
     expect(single.insecurePeers).toBe(false);
     expect(configWarnings(single)).toEqual([]);
