@@ -56,10 +56,8 @@ export interface TlsFiles {
   ca?: string;
 }
 
-const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-const LOG_FORMATS = ["json", "pretty"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-export type LogFormat = (typeof LOG_FORMATS)[number];
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+export type LogFormat = "json" | "pretty";
 
 export interface ServerConfig {
   /** This member's id in the cluster, e.g. "n1". */
@@ -134,152 +132,116 @@ interface Setting {
 }
 
 const MIB = 1 << 20;
-const PEM = path("pem");
-const bytes = (min: number, max: number, dflt: number) => ({
-  arg: "<size>",
-  kind: byteSize(min, max),
-  json: z.number(),
-  default: formatBytes(dflt),
+const text = (help: string, arg: string, kind: ValueKind<string>) => ({ help, arg, kind });
+const file = (help: string, kind = path("pem")) => ({ help, arg: "<file>", kind });
+const url = (help: string, dflt: string) => ({ help, arg: "<url>", kind: wsUrl, default: dflt });
+const members = (help: string) => ({ help, arg: "<list>", kind: memberMap, json: z.record(z.string(), z.string()) });
+const flag = (help: string, dflt: boolean) => ({
+  help,
+  arg: "[bool]",
+  kind: boolean,
+  json: z.boolean(),
+  default: dflt ? "on" : "off",
 });
-const count = (arg: string, min: number, max: number, unit: string, dflt: number) => ({
+const choice = <C extends string>(help: string, arg: string, choices: readonly C[], dflt: C) => ({
+  help,
+  arg,
+  choices,
+  default: dflt as string,
+});
+const count = (help: string, arg: string, min: number, max: number, unit: string, dflt: number) => ({
+  help,
   arg,
   kind: integer(min, max, unit),
   json: z.number(),
   default: String(dflt),
 });
-const flag = (dflt: boolean) => ({ arg: "[bool]", kind: boolean, json: z.boolean(), default: dflt ? "on" : "off" });
-const members = { arg: "<list>", kind: memberMap, json: z.record(z.string(), z.string()) };
+const bytes = (help: string, min: number, max: number, dflt: number) => ({
+  help,
+  arg: "<size>",
+  kind: byteSize(min, max),
+  json: z.number(),
+  default: formatBytes(dflt),
+});
 
 const SETTINGS = {
-  config: { arg: "<file>", help: "JSON config file (keys are the camelCase option names)", kind: path("file") },
-  name: {
-    arg: "<name>",
-    help: "this member's name in the cluster, e.g. n1",
-    kind: matching(NAME_PATTERN, NAME_EXPECT),
-  },
-  dataDir: { arg: "<dir>", help: "directory for the WAL and snapshots (default: .concord/<name>)", kind: path("dir") },
-  clientUrl: {
-    arg: "<url>",
-    help: "ws(s)://host:port clients connect to; the node listens there",
-    kind: wsUrl,
-    default: DEFAULT_CLIENT_URL,
-  },
-  peerUrl: {
-    arg: "<url>",
-    help: "ws(s)://host:port other members connect to; the node listens there",
-    kind: wsUrl,
-    default: DEFAULT_PEER_URL,
-  },
-  initialCluster: {
-    ...members,
-    help: "all members' peer URLs: n1=ws://h1:7001,n2=ws://h2:7001 (default: <name>=<peer-url>)",
-  },
-  initialClusterClients: {
-    ...members,
-    help: "members' client URLs, to redirect clients to the leader: n1=ws://h1:7000,…",
-  },
-  clusterId: {
-    arg: "<id>",
-    help: "cluster id checked on peer connections (default: derived from the initial cluster; required with --join)",
-    kind: matching(/^[A-Za-z0-9._-]{1,64}$/, "1 to 64 characters of A-Z a-z 0-9 . _ -"),
-  },
+  config: file("JSON config file (keys are the camelCase option names)", path("file")),
+  name: text("this member's name in the cluster, e.g. n1", "<name>", matching(NAME_PATTERN, NAME_EXPECT)),
+  dataDir: text("directory for the WAL and snapshots (default: .concord/<name>)", "<dir>", path("dir")),
+  clientUrl: url("ws(s)://host:port clients connect to; the node listens there", DEFAULT_CLIENT_URL),
+  peerUrl: url("ws(s)://host:port other members connect to; the node listens there", DEFAULT_PEER_URL),
+  initialCluster: members("all members' peer URLs: n1=ws://h1:7001,n2=ws://h2:7001 (default: <name>=<peer-url>)"),
+  initialClusterClients: members("members' client URLs, to redirect clients to the leader: n1=ws://h1:7000,…"),
+  clusterId: text(
+    "cluster id checked on peer connections (default: derived from the initial cluster; required with --join)",
+    "<id>",
+    matching(/^[A-Za-z0-9._-]{1,64}$/, "1 to 64 characters of A-Z a-z 0-9 . _ -"),
+  ),
   peerSecret: {
-    arg: "<secret>",
-    help: "shared secret for peer connections (prefer CONCORD_PEER_SECRET: flags are visible in ps)",
-    kind: matching(/^\S{16,1024}$/, "16 to 1024 characters without whitespace"),
+    ...text(
+      "shared secret for peer connections (prefer CONCORD_PEER_SECRET: flags are visible in ps)",
+      "<secret>",
+      matching(/^\S{16,1024}$/, "16 to 1024 characters without whitespace"),
+    ),
     secret: true,
   },
-  insecurePeers: {
-    ...flag(false),
-    help: "let a member of a multi-member cluster run without --peer-secret or peer mTLS: peers then authenticate with the cluster id, which anyone can learn (local development and tests only)",
-  },
-  join: { ...flag(false), help: "join an existing cluster as a new member (no bootstrap)" },
-  tickMs: { ...count("<ms>", 1, 60_000, "milliseconds", 100), help: "Raft tick interval" },
-  electionTicks: { ...count("<n>", 2, 10_000, "ticks", 10), help: "election timeout in ticks (randomized in [n, 2n))" },
-  heartbeatTicks: { ...count("<n>", 1, 10_000, "ticks", 1), help: "heartbeat interval in ticks" },
-  snapshotEntries: {
-    ...count("<n>", 1, 1e9, "entries", 10_000),
-    help: "snapshot after this many entries, once the log since the last snapshot is as large as it",
-  },
-  snapshotBytes: { ...bytes(1, 2 ** 40, 64 * MIB), help: "snapshot after this many bytes of entries (e.g. 64MiB)" },
-  maxRequestBytes: { ...bytes(1024, 64 * MIB, 1.5 * MIB), help: "largest client request frame" },
-  maxKeyBytes: {
-    ...bytes(1, 64 * MIB, DEFAULT_LIMITS.maxKeyBytes),
-    help: "largest key (must be equal on every member)",
-  },
-  maxValueBytes: {
-    ...bytes(1, 64 * MIB, DEFAULT_LIMITS.maxValueBytes),
-    help: "largest value (must be equal on every member)",
-  },
-  quotaBytes: {
-    ...bytes(MIB, 2 ** 40, DEFAULT_LIMITS.quotaBytes),
-    help: "storage quota: once the replicated state holds this much, writes that add data fail with NO_SPACE until `concord alarm disarm`; the leader's applies to the cluster (give every member the same)",
-  },
-  maxInflightPerConnection: {
-    ...count("<n>", 1, 1_000_000, "requests", 1024),
-    help: "most unanswered requests per client connection",
-  },
-  maxConnections: { ...count("<n>", 1, 1_000_000, "connections", 10_000), help: "most client connections" },
-  clientCertFile: { arg: "<file>", help: "PEM certificate for the client port (enables wss)", kind: PEM },
-  clientKeyFile: { arg: "<file>", help: "PEM private key for the client port", kind: PEM },
-  clientCaFile: { arg: "<file>", help: "PEM CA bundle: require client certificates signed by it", kind: PEM },
-  peerCertFile: { arg: "<file>", help: "PEM certificate for the peer port (enables wss, mutual TLS)", kind: PEM },
-  peerKeyFile: { arg: "<file>", help: "PEM private key for the peer port", kind: PEM },
-  peerCaFile: { arg: "<file>", help: "PEM CA bundle that signs every member's peer certificate", kind: PEM },
-  authTokensFile: {
-    arg: "<file>",
-    help: "JSON file of bearer tokens with permissions (default: no auth)",
-    kind: path("file"),
-  },
-  logLevel: { arg: "<level>", help: "log level", choices: LOG_LEVELS, default: "info" },
-  logFormat: { arg: "<format>", help: "log format", choices: LOG_FORMATS, default: "json" },
-  repair: { ...flag(false), help: "truncate a corrupt WAL tail on start instead of refusing to start" },
-  fsync: {
-    ...flag(true),
-    help: "fsync the WAL (--no-fsync only for tests and benchmarks: loses acknowledged writes on crash)",
-  },
+  insecurePeers: flag(
+    "let a member of a multi-member cluster run without --peer-secret or peer mTLS: peers then authenticate with the cluster id, which anyone can learn (local development and tests only)",
+    false,
+  ),
+  join: flag("join an existing cluster as a new member (no bootstrap)", false),
+  tickMs: count("Raft tick interval", "<ms>", 1, 60_000, "milliseconds", 100),
+  electionTicks: count("election timeout in ticks (randomized in [n, 2n))", "<n>", 2, 10_000, "ticks", 10),
+  heartbeatTicks: count("heartbeat interval in ticks", "<n>", 1, 10_000, "ticks", 1),
+  snapshotEntries: count(
+    "snapshot after this many entries, once the log since the last snapshot is as large as it",
+    "<n>",
+    1,
+    1e9,
+    "entries",
+    10_000,
+  ),
+  snapshotBytes: bytes("snapshot after this many bytes of entries (e.g. 64MiB)", 1, 2 ** 40, 64 * MIB),
+  maxRequestBytes: bytes("largest client request frame", 1024, 64 * MIB, 1.5 * MIB),
+  maxKeyBytes: bytes("largest key (must be equal on every member)", 1, 64 * MIB, DEFAULT_LIMITS.maxKeyBytes),
+  maxValueBytes: bytes("largest value (must be equal on every member)", 1, 64 * MIB, DEFAULT_LIMITS.maxValueBytes),
+  quotaBytes: bytes(
+    "storage quota: once the replicated state holds this much, writes that add data fail with NO_SPACE until `concord alarm disarm`; the leader's applies to the cluster (give every member the same)",
+    MIB,
+    2 ** 40,
+    DEFAULT_LIMITS.quotaBytes,
+  ),
+  maxInflightPerConnection: count("most unanswered requests per client connection", "<n>", 1, 1e6, "requests", 1024),
+  maxConnections: count("most client connections", "<n>", 1, 1_000_000, "connections", 10_000),
+  clientCertFile: file("PEM certificate for the client port (enables wss)"),
+  clientKeyFile: file("PEM private key for the client port"),
+  clientCaFile: file("PEM CA bundle: require client certificates signed by it"),
+  peerCertFile: file("PEM certificate for the peer port (enables wss, mutual TLS)"),
+  peerKeyFile: file("PEM private key for the peer port"),
+  peerCaFile: file("PEM CA bundle that signs every member's peer certificate"),
+  authTokensFile: file("JSON file of bearer tokens with permissions (default: no auth)", path("file")),
+  logLevel: choice<LogLevel>(
+    "log level",
+    "<level>",
+    ["fatal", "error", "warn", "info", "debug", "trace", "silent"],
+    "info",
+  ),
+  logFormat: choice<LogFormat>("log format", "<format>", ["json", "pretty"], "json"),
+  repair: flag("truncate a corrupt WAL tail on start instead of refusing to start", false),
+  fsync: flag("fsync the WAL (--no-fsync only for tests and benchmarks: loses acknowledged writes on crash)", true),
 } satisfies Record<string, Setting>;
 
 type Key = keyof typeof SETTINGS;
 const KEYS = Object.keys(SETTINGS) as Key[];
 const setting = (key: Key): Setting => SETTINGS[key];
 
-/** The values after parsing, as commander holds them (`""`: given empty, i.e. unset). */
-interface Parsed {
-  config?: string;
-  name?: string;
-  dataDir?: string;
-  clientUrl: WsUrl;
-  peerUrl: WsUrl;
-  initialCluster?: Map<string, string>;
-  initialClusterClients?: Map<string, string>;
-  clusterId?: string;
-  peerSecret?: string;
-  insecurePeers: boolean;
-  join: boolean;
-  tickMs: number;
-  electionTicks: number;
-  heartbeatTicks: number;
-  snapshotEntries: number;
-  snapshotBytes: number;
-  maxRequestBytes: number;
-  maxKeyBytes: number;
-  maxValueBytes: number;
-  quotaBytes: number;
-  maxInflightPerConnection: number;
-  maxConnections: number;
-  clientCertFile?: string;
-  clientKeyFile?: string;
-  clientCaFile?: string;
-  peerCertFile?: string;
-  peerKeyFile?: string;
-  peerCaFile?: string;
-  authTokensFile?: string;
-  logLevel: LogLevel;
-  logFormat: LogFormat;
-  repair: boolean;
-  fsync: boolean;
-}
+/** A setting's parsed value; undefined when no source gives one and it has no default. */
+type ValueOf<S> = S extends { choices: readonly (infer C)[] } ? C : S extends { kind: ValueKind<infer T> } ? T : never;
+type Parsed = {
+  [K in Key]: (typeof SETTINGS)[K] extends { default: string }
+    ? ValueOf<(typeof SETTINGS)[K]>
+    : ValueOf<(typeof SETTINGS)[K]> | undefined;
+};
 
 export function flagName(key: string): string {
   return "--" + key.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
@@ -423,11 +385,14 @@ export function serverConfig(cmd: Command, cwd: string = process.cwd()): ServerC
       flagName("name"),
       `required (${NAME_EXPECT}); set it by flag, ${envName("name")} or the config file`,
     );
-  if (o.peerSecret !== undefined && !/^\S{16,1024}$/.test(o.peerSecret))
-    throw new ConfigError(
-      label("peerSecret"),
-      `expected ${SETTINGS.peerSecret.kind.expect}, got ${show(o.peerSecret, true)}`,
-    );
+  for (const key of KEYS.filter((k) => setting(k).secret)) {
+    const secret = o[key] as string | undefined;
+    try {
+      if (secret !== undefined) setting(key).kind!.parse(secret, cwd);
+    } catch (err) {
+      throw new ConfigError(label(key), `${(err as Error).message}, got ${show(secret, true)}`);
+    }
+  }
   if (client.listen.port === peer.listen.port && sameHost(client.listen.host, peer.listen.host))
     throw new ConfigError(
       label("peerUrl"),
