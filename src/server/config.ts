@@ -30,7 +30,6 @@ import {
   wsUrl,
   type ListenAddress,
   type ValueKind,
-  type WsUrl,
 } from "./config-values.js";
 import { peerAuthInput, peerAuthMode, peerAuthProblem, peerAuthWarnings } from "./peer-auth.js";
 

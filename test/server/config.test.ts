@@ -1124,7 +1124,7 @@ describe("tokens and authorize", () => {
         { token: "u".repeat(16), name: "b", permissions: [{ lock: null, access: "read" }] },
       ],
       "[1].permissions[0].lock",
-      /expected a string name prefix \(\"\" for all\), got null$/,
+      /expected a string name prefix \("" for all\), got null$/,
     ],
   ];
   for (const [name, content, where, message] of schemaErrors) {
