@@ -13,7 +13,7 @@ export type {
   DeleteOptions,
   DeleteResult,
 } from "./client/kv.js";
-export { TxnBuilder, type CompareTarget, type CompareOp, type TxnResult, type TxnOpResult } from "./client/txn.js";
+export { TxnBuilder, type CompareTarget, type CompareOp, type TxnGetOptions, type TxnResult, type TxnOpResult } from "./client/txn.js";
 export { Watch, type WatchEvent, type WatchOptions } from "./client/watch.js";
 export { Lease, type LeaseInfo } from "./client/lease.js";
 export { LockHandle, type LockOptions, type LockStatus } from "./client/locks.js";

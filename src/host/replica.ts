@@ -37,6 +37,7 @@ import { encodeCommand, type Command, type Outcome } from "../statemachine/comma
 import { contentHash } from "../statemachine/hash.js";
 import type { ApplyOutput, StateMachine, StateMachineEvent } from "../statemachine/state-machine.js";
 import { DurableStorage } from "../storage/durable-storage.js";
+import { AutoCompactor, describeAutoCompaction } from "./auto-compaction.js";
 import type { HostConfig } from "./host-config.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { Listeners } from "./listeners.js";
@@ -136,6 +137,9 @@ export class Replica {
   private snapshotting = false;
   /** A setQuota proposal of this member's is in flight (maybeProposeQuota). */
   private quotaProposed = false;
+  /** The leader's automatic compaction (--auto-compaction-*); absent when not configured. */
+  private readonly autoCompactor: AutoCompactor | undefined;
+  private compactionProposed = false;
   /** Linearizable reads and keep-alives served (they apply nothing): with appliedIndex, how busy the member is. */
   private readsAndKeepAlives = 0;
 
@@ -150,6 +154,7 @@ export class Replica {
     this.proposals = new PendingProposals((code) => this.observer.proposalFailed?.(code));
     this.createStateMachine = opts.createStateMachine;
     this.reads = new ReadBarrier(`${this.id}:${Math.floor(world.random() * 0xffffffff).toString(16)}`);
+    this.autoCompactor = config.autoCompaction && new AutoCompactor(config.autoCompaction);
 
     const snap = disk.snapshot;
     const snapData = snap?.data;
@@ -339,6 +344,7 @@ export class Replica {
       ...s,
       revision: this.sm.revision,
       compactRevision: this.sm.compactRevision,
+      ...(this.config.autoCompaction ? { autoCompaction: describeAutoCompaction(this.config.autoCompaction) } : {}),
       keys: this.sm.keyCount,
       stateBytes: this.sm.sizeBytes,
       quotaBytes: this.sm.quotaBytes,
@@ -411,6 +417,7 @@ export class Replica {
       if (this.isLeader) {
         this.maybeExpireLeases();
         this.maybeProposeQuota();
+        this.maybeAutoCompact();
       }
       this.schedule();
       this.armTick();
@@ -530,6 +537,7 @@ export class Replica {
     if (s.role === "leader") {
       // A new leader restarts every lease deadline at now + TTL: no lease expires early because leadership moved.
       this.leases.restart(this.sm.leases(), this.clock.now());
+      this.autoCompactor?.restart();
     } else {
       this.leases.clear();
     }
@@ -707,6 +715,23 @@ export class Replica {
       }, settled);
     } catch {
       settled(); // not the leader any more, or stopping: the next tick decides again
+    }
+  }
+
+  /** Leading with an auto-compaction policy: one `compact` proposal at a time, when the policy says so. */
+  private maybeAutoCompact(): void {
+    if (this.autoCompactor === undefined || this.compactionProposed) return;
+    const revision = this.autoCompactor.due(this.clock.now(), this.sm.revision, this.sm.compactRevision);
+    if (revision === undefined) return;
+    this.compactionProposed = true;
+    const settled = () => (this.compactionProposed = false);
+    try {
+      this.propose({ op: "compact", revision } as Command).then((outcome) => {
+        if (outcome.ok) this.log.info({ revision, policy: describeAutoCompaction(this.autoCompactor!.policy) }, "auto-compaction: history compacted");
+        settled(); // refused (already compacted further by hand): the next tick decides again
+      }, settled);
+    } catch {
+      settled();
     }
   }
 

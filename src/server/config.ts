@@ -14,6 +14,7 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { z } from "zod";
+import type { AutoCompaction } from "../host/auto-compaction.js";
 import { DEFAULT_LIMITS } from "../statemachine/limits.js";
 import {
   boolean,
@@ -96,6 +97,8 @@ export interface ServerConfig {
    * data. The quota in force is replicated state (statemachine/state-machine.ts), set through the log.
    */
   quotaBytes: number;
+  /** The history compaction the member proposes while it leads (--auto-compaction-mode/-retention). */
+  autoCompaction?: AutoCompaction;
   maxInflightPerConnection: number;
   maxConnections: number;
   tls: { client?: TlsFiles; peer?: TlsFiles };
@@ -219,6 +222,16 @@ const SETTINGS = {
   peerKeyFile: file("PEM private key for the peer port"),
   peerCaFile: file("PEM CA bundle that signs every member's peer certificate"),
   authTokensFile: file("JSON file of bearer tokens with permissions (default: no auth)", path("file")),
+  autoCompactionMode: {
+    help: "compact the history automatically while leading: revision (keep the last N revisions) or periodic (keep a time span)",
+    arg: "<mode>",
+    choices: ["revision", "periodic"] as const,
+  },
+  autoCompactionRetention: text(
+    "what auto-compaction keeps: a number of revisions (revision mode) or a duration such as 30m or 1h (periodic)",
+    "<n|duration>",
+    matching(/^\d+(\.\d+)?(ms|s|m|h)?$/, "a number of revisions, or a duration such as 30m or 1h"),
+  ),
   logLevel: choice<LogLevel>(
     "log level",
     "<level>",
@@ -531,10 +544,56 @@ export function serverConfig(cmd: Command, cwd: string = process.cwd()): ServerC
     repair: o.repair,
     fsync: o.fsync,
   };
+  const autoCompaction = autoCompactionOf(o.autoCompactionMode, o.autoCompactionRetention, label);
+  if (autoCompaction !== undefined) config.autoCompaction = autoCompaction;
   if (o.peerSecret !== undefined) config.peerSecret = o.peerSecret;
   if (o.authTokensFile !== undefined) config.authTokensFile = o.authTokensFile;
   if (configFile !== undefined) config.configFile = configFile;
   return config;
+}
+
+/**
+ * --auto-compaction-mode with --auto-compaction-retention, as etcd's flags — except that a periodic retention
+ * needs its unit: etcd reads a bare number as hours, Concord's durations read one as milliseconds.
+ */
+function autoCompactionOf(
+  mode: "revision" | "periodic" | undefined,
+  retention: string | undefined,
+  label: (key: Key) => string,
+): AutoCompaction | undefined {
+  if (mode === undefined && retention === undefined) return undefined;
+  if (mode === undefined)
+    throw new ConfigError(
+      label("autoCompactionMode"),
+      `required with ${label("autoCompactionRetention")}: revision or periodic`,
+    );
+  if (retention === undefined) {
+    throw new ConfigError(
+      label("autoCompactionRetention"),
+      `required with ${label("autoCompactionMode")} ${mode}: ${mode === "revision" ? "the number of revisions to keep, such as 10000" : "the time span to keep, such as 1h"}`,
+    );
+  }
+  if (mode === "revision") {
+    const n = Number(retention);
+    if (!/^\d+$/.test(retention) || !Number.isSafeInteger(n) || n < 1) {
+      throw new ConfigError(
+        label("autoCompactionRetention"),
+        `revision mode keeps a number of revisions: expected an integer >= 1, got ${JSON.stringify(retention)}`,
+      );
+    }
+    return { mode, retention: n };
+  }
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(retention);
+  const ms = m
+    ? Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"])
+    : NaN;
+  if (!(ms >= 1000)) {
+    throw new ConfigError(
+      label("autoCompactionRetention"),
+      `periodic mode keeps a time span: expected a duration with its unit, at least 1s (such as 30m or 1h), got ${JSON.stringify(retention)}`,
+    );
+  }
+  return { mode: "periodic", retentionMs: ms };
 }
 
 /** Parses "n1=ws://h:1,n2=ws://h:2" into normalized URLs by member name; `label` names the field in errors. */

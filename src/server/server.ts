@@ -82,6 +82,7 @@ export function hostConfig(config: ServerConfig, forwardKey: string): HostConfig
     snapshotEntries: config.snapshotEntries,
     snapshotBytes: config.snapshotBytes,
     quotaBytes: config.quotaBytes,
+    ...(config.autoCompaction ? { autoCompaction: config.autoCompaction } : {}),
     readiesInFlight: DEFAULT_READIES_IN_FLIGHT,
     storage: { repair: config.repair },
     requestTimeoutMs: 10_000,
