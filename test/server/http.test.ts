@@ -2,7 +2,7 @@ import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHttpHandler, HTTP_ENDPOINTS, type HttpDeps, type Readiness } from "../../src/server/http.js";
-import { parseTokens } from "../../src/server/config.js";
+import { parseTokens } from "../../src/server/tokens.js";
 import { createConcordMetrics } from "../../src/server/metrics.js";
 
 const metrics = createConcordMetrics();
