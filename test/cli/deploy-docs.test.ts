@@ -8,7 +8,8 @@ import { REPO, runCli } from "../client/cli.js";
 
 /**
  * The flags of every `concord server` command in the markdown's fenced code blocks: shell and systemd commands
- * (with `\` continuations) and YAML sequences (`- concord`, `- server`, `- --flag=value`, one item a line).
+ * (with `\` continuations), YAML sequences (`- concord`, `- server`, `- --flag=value`, one item a line), and a
+ * container's YAML `args:` sequence, which the member image's entrypoint (`concord server`) receives.
  */
 export function serverCommandFlags(markdown: string): string[][] {
   const commands: string[][] = [];
@@ -22,10 +23,11 @@ export function serverCommandFlags(markdown: string): string[][] {
     // A run of YAML sequence items at one indentation is one command line.
     const joined: string[] = [];
     let itemIndent: string | undefined;
-    for (const line of lines) {
+    for (const [i, line] of lines.entries()) {
       const item = /^(\s*)- (.*)$/.exec(line);
       if (item && item[1] === itemIndent) joined[joined.length - 1] += " " + item[2];
-      else joined.push(item ? item[2] : line);
+      else if (item) joined.push((/^\s*args:\s*$/.test(lines[i - 1] ?? "") ? "concord server " : "") + item[2]);
+      else joined.push(line);
       itemIndent = item?.[1];
     }
     for (const line of joined) {
@@ -59,9 +61,11 @@ describe("docs/deploy.md", () => {
       "  - --data-dir=/d",
       "env:",
       "  - --not-an-argument",
+      "args:",
+      "  - --peer-url=ws://h:7001",
       "```",
     ].join("\n");
-    expect(serverCommandFlags(sample)).toEqual([["--name", "--no-such-flag"], ["--data-dir"]]);
+    expect(serverCommandFlags(sample)).toEqual([["--name", "--no-such-flag"], ["--data-dir"], ["--peer-url"]]);
   });
 
   it("passes `concord server` only flags that `concord server --help` lists", async () => {
