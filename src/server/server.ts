@@ -18,6 +18,9 @@ import { PeerTransport } from "../transport/peer.js";
 import { WsGateway } from "../transport/ws-gateway.js";
 import { configWarnings, redactConfig, type ServerConfig } from "./config.js";
 import { loadTokens } from "./tokens.js";
+import { loadDashboardAssets, type DashboardAssets } from "./dashboard/assets.js";
+import { LeaderHistory } from "./dashboard/leader-history.js";
+import { Dashboard } from "./dashboard/routes.js";
 import { createHttpHandler } from "./http.js";
 import { IdleCollector, shrinkPackBuffer } from "./idle-gc.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -168,12 +171,23 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
   });
   const replica = host.replica;
   progress = () => replica.progress;
+  const leaderHistory = new LeaderHistory();
+  leaderHistory.observe(replica.term, replica.leaderId, Date.now());
+  let dashboardAssets: DashboardAssets | undefined;
 
   const httpHandler = createHttpHandler({
     ready: () => replica.readiness(),
     metrics: () => metrics.expose(),
     status: () => replica.status(),
     tokens: hc.tokens,
+    ui: new Dashboard({
+      replica,
+      history: leaderHistory,
+      assets: () => (dashboardAssets ??= loadDashboardAssets()),
+      wallNow: () => Date.now(),
+      // Asking a fellow member's https client port: as when forwarding to the leader.
+      ...(forwardTls ? { tls: forwardTls } : {}),
+    }),
   });
   const server = clientTls
     ? https.createServer(
@@ -231,6 +245,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
     }
   });
   replica.roleChanged.add((s) => {
+    leaderHistory.observe(replica.term, s.leader, Date.now());
     metrics.raftLeaderChanges.inc();
     metrics.raftHasLeader.set(s.leader === null ? 0 : 1);
   });
