@@ -2,7 +2,7 @@
 // src/locks/index.ts builds the real one, so the simulator's mutation tests can show its checks catch it.
 
 import { ElectionHandler } from "../src/locks/elections.js";
-import type { Coordination } from "../src/locks/index.js";
+import { coordinationOf, type Coordination } from "../src/locks/index.js";
 import { resolveCoordinationLimits } from "../src/locks/limits.js";
 import { LockHandler } from "../src/locks/locks.js";
 import { StateMachine, type CommandHandler, type StateMachineOptions } from "../src/statemachine/index.js";
@@ -39,15 +39,7 @@ function build(make: (options: StateMachineOptions) => StateMachine, breakage: B
     handlers: [breakage.grantToDeadLeases ? grantingToAnyLease(locks) : locks, elections],
     fenceChecker: breakage.ignoreFences ? () => null : locks.fenceChecker,
   });
-  return {
-    stateMachine,
-    lockStatus: (name) => locks.status(name),
-    lockTotals: () => locks.totals(),
-    electionLeader: (name) => elections.leader(name),
-    electionCandidates: (name) => elections.candidates(name),
-    electionTotals: () => elections.totals(),
-    electionHistory: (name, fromIndex) => elections.history(name, fromIndex),
-  };
+  return coordinationOf(stateMachine, locks, elections);
 }
 
 function factory(breakage: Breakage): MachineFactory {

@@ -14,6 +14,8 @@ export interface NodeSnapshot {
   v: 1;
   members: Member[];
   sm: Uint8Array;
+  /** Term of the entry at the state's applied index: written by `concord snapshot save` (older files lack it). */
+  term?: number;
 }
 
 const MAGIC = [0x43, 0x4e, 0x53, 0x4e]; // "CNSN"
@@ -22,7 +24,7 @@ const HEADER = MAGIC.length + 1 + 4;
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 export function encodeNodeSnapshot(s: NodeSnapshot): Uint8Array {
-  const header = packr.pack({ members: s.members });
+  const header = packr.pack(s.term === undefined ? { members: s.members } : { members: s.members, term: s.term });
   const out = new Uint8Array(HEADER + header.length + s.sm.byteLength);
   out.set(MAGIC, 0);
   out[4] = VERSION;
@@ -40,10 +42,15 @@ export function decodeNodeSnapshot(bytes: Uint8Array): NodeSnapshot {
   if (bytes[4] !== VERSION) throw new Error(`snapshot format version ${bytes[4]} is not supported (this build reads ${VERSION})`);
   const headerLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(5, true);
   if (HEADER + headerLength > bytes.byteLength) throw new Error("snapshot header runs past the end of the data (truncated file?)");
-  const header = packr.unpack(bytes.subarray(HEADER, HEADER + headerLength)) as { members?: unknown };
+  const header = packr.unpack(bytes.subarray(HEADER, HEADER + headerLength)) as { members?: unknown; term?: unknown };
   const members = header?.members;
   if (!Array.isArray(members) || !members.every((m) => typeof m?.id === "string" && typeof m?.peerUrl === "string")) {
     throw new Error("snapshot header has no valid member list");
   }
-  return { v: 1, members: members as Member[], sm: bytes.subarray(HEADER + headerLength) };
+  const snap: NodeSnapshot = { v: 1, members: members as Member[], sm: bytes.subarray(HEADER + headerLength) };
+  if (header.term !== undefined) {
+    if (!Number.isSafeInteger(header.term) || (header.term as number) < 0) throw new Error(`snapshot header has an invalid term ${String(header.term)}`);
+    snap.term = header.term as number;
+  }
+  return snap;
 }

@@ -62,9 +62,13 @@ export interface CoordinationOptions extends Omit<StateMachineOptions, "fenceChe
 export interface Coordination {
   readonly stateMachine: StateMachine;
   lockStatus(name: string): LockStatus;
+  /** Names of the locks with a holder or a waiter, sorted. */
+  lockNames(): string[];
   /** Holds and queued waiters over every lock. */
   lockTotals(): { holders: number; waiters: number };
   electionLeader(name: string): Leader | null;
+  /** Names of the elections remembered (with candidates, or idle with history), sorted. */
+  electionNames(): string[];
   electionCandidates(name: string): number[];
   /** Candidates over every election, leaders included. */
   electionTotals(): { candidates: number };
@@ -82,11 +86,18 @@ function build(options: CoordinationOptions, make: (smOptions: StateMachineOptio
     handlers: [...(options.handlers ?? []), locks, elections],
     fenceChecker: locks.fenceChecker,
   });
+  return coordinationOf(stateMachine, locks, elections);
+}
+
+/** The reads of a state machine built with these lock and election handlers (installed by the caller). */
+export function coordinationOf(stateMachine: StateMachine, locks: LockHandler, elections: ElectionHandler): Coordination {
   return {
     stateMachine,
     lockStatus: (name) => locks.status(name),
+    lockNames: () => locks.names(),
     lockTotals: () => locks.totals(),
     electionLeader: (name) => elections.leader(name),
+    electionNames: () => elections.names(),
     electionCandidates: (name) => elections.candidates(name),
     electionTotals: () => elections.totals(),
     electionHistory: (name, fromIndex) => elections.history(name, fromIndex),
