@@ -145,7 +145,8 @@ function snapshotStatus(file: string) {
   return {
     file: path.resolve(file),
     hash,
-    index,
+    // The log index when the file has it (snapshot save writes it), else the state machine's last applied entry.
+    index: snap.index ?? index,
     term: snap.term ?? null,
     revision: sm.revision,
     compactRevision: sm.compactRevision,

@@ -19,7 +19,10 @@ export interface LeaseListing {
 }
 
 /** Every item of a paged listing, page after page; `cursor` names the item the next page starts after. */
-async function all<T, C>(fetchPage: (after: C | undefined) => Promise<{ items: T[]; more: boolean }>, cursor: (item: T) => C): Promise<T[]> {
+async function all<T, C>(
+  fetchPage: (after: C | undefined) => Promise<{ items: T[]; more: boolean }>,
+  cursor: (item: T) => C,
+): Promise<T[]> {
   const out: T[] = [];
   let after: C | undefined;
   for (;;) {
@@ -37,7 +40,10 @@ export class InspectApi {
   locks(prefix = ""): Promise<LockStatus[]> {
     return all(
       async (after) => {
-        const r = await this.conn.call<{ locks: LockStatus[]; more: boolean }>("lockList", { prefix, ...(after === undefined ? {} : { after }) });
+        const r = await this.conn.call<{ locks: LockStatus[]; more: boolean }>("lockList", {
+          prefix,
+          ...(after === undefined ? {} : { after }),
+        });
         return { items: r.locks, more: r.more };
       },
       (l) => l.name,
@@ -48,7 +54,10 @@ export class InspectApi {
   elections(prefix = ""): Promise<ElectionStatus[]> {
     return all(
       async (after) => {
-        const r = await this.conn.call<{ elections: WireElectionStatus[]; more: boolean }>("electionList", { prefix, ...(after === undefined ? {} : { after }) });
+        const r = await this.conn.call<{ elections: WireElectionStatus[]; more: boolean }>("electionList", {
+          prefix,
+          ...(after === undefined ? {} : { after }),
+        });
         return { items: r.elections.map(decodeElectionStatus), more: r.more };
       },
       (e) => e.name,
@@ -59,7 +68,10 @@ export class InspectApi {
   leases(opts: { keys?: boolean } = {}): Promise<LeaseListing[]> {
     return all(
       async (after) => {
-        const r = await this.conn.call<{ leases: LeaseListing[]; more: boolean }>("leaseList", { keys: !!opts.keys, ...(after === undefined ? {} : { after: checkPositiveInt("after", after) }) });
+        const r = await this.conn.call<{ leases: LeaseListing[]; more: boolean }>("leaseList", {
+          keys: !!opts.keys,
+          ...(after === undefined ? {} : { after: checkPositiveInt("after", after) }),
+        });
         return { items: r.leases, more: r.more };
       },
       (l) => l.id,

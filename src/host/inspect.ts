@@ -44,7 +44,12 @@ export interface LeaseListing {
 }
 
 export function lockList(coord: Coordination, req: PageRequest<string> = {}): { locks: LockStatus[]; more: boolean } {
-  const { items, more } = page(coord.lockNames(), req, (name) => coord.lockStatus(name), (l) => l.holders.length + l.waiters.length);
+  const { items, more } = page(
+    coord.lockNames(),
+    req,
+    (name) => coord.lockStatus(name),
+    (l) => l.holders.length + l.waiters.length,
+  );
   return { locks: items, more };
 }
 
@@ -53,8 +58,16 @@ export function electionStatus(coord: Coordination, name: string): ElectionStatu
 }
 
 /** Every election remembered: with candidates, or idle (no leader) while its history is kept. */
-export function electionList(coord: Coordination, req: PageRequest<string> = {}): { elections: ElectionStatus[]; more: boolean } {
-  const { items, more } = page(coord.electionNames(), req, (name) => electionStatus(coord, name), (e) => e.candidates.length);
+export function electionList(
+  coord: Coordination,
+  req: PageRequest<string> = {},
+): { elections: ElectionStatus[]; more: boolean } {
+  const { items, more } = page(
+    coord.electionNames(),
+    req,
+    (name) => electionStatus(coord, name),
+    (e) => e.candidates.length,
+  );
   return { elections: items, more };
 }
 

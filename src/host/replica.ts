@@ -334,7 +334,7 @@ export class Replica {
     return {
       index: this.appliedIndex,
       term: this.appliedTerm,
-      data: encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm, term: this.appliedTerm }),
+      data: encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm, index: this.appliedIndex, term: this.appliedTerm }),
       hash: contentHash(sm), // what sm.hash() would return, without encoding the state a second time
     };
   }
