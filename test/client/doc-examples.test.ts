@@ -179,7 +179,7 @@ describe("documentation examples", () => {
       }
     }
     expect(ran).toBeGreaterThanOrEqual(12);
-  });
+  }, 300_000); // every sh line of the docs in turn, each a CLI process (1–3 s each; more under load)
 
   it("every ts block runs to completion as a program", async () => {
     const index = pathToFileURL(path.join(REPO, "src/index.ts")).href;
