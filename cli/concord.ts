@@ -35,9 +35,7 @@ function packageVersion(): string {
 const program = new Command()
   .name("concord")
   .description("Concord: a Raft-based coordination service — linearizable KV, leases, fencing-token locks, leader election")
-  .version(packageVersion(), "-V, --version", "print the version")
-  // A command's options follow its name: `concord lock status N --endpoints …` reaches `status`, not `lock`.
-  .enablePositionalOptions();
+  .version(packageVersion(), "-V, --version", "print the version");
 
 addServerOptions(
   program

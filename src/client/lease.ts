@@ -17,9 +17,7 @@ export interface LeaseInfo {
   id: number;
   ttlMs: number;
   grantedAt: number;
-  /** Its keys in key order; absent when asked for without (`keys: false`). */
-  keys?: string[];
-  keyCount: number;
+  keys: string[];
   remainingMs: number;
 }
 
