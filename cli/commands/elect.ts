@@ -81,26 +81,31 @@ async function electCommand(
   const { ttl: ttlMs, grace: graceMs } = o;
   // Started while we wait, so that the command can start as soon as we lead.
   const watchdog = command.length > 0 ? new Watchdog("elect", graceMs) : null;
-  const waitAbort = new AbortController();
-  const onWaitSignal = () => waitAbort.abort();
-  process.once("SIGINT", onWaitSignal);
-  process.once("SIGTERM", onWaitSignal);
+  // One handler from the campaign until leading ends: removing the last SIGINT listener restores the default
+  // action at once, so a Ctrl-C that came between removing one handler and adding the next killed the process
+  // instead of resigning (seen under load: the token printed, then a SIGINT in that gap).
+  const signalled = new AbortController();
+  const onSignal = () => signalled.abort();
+  const offSignals = () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   let lead;
   try {
-    lead = await c.election(name).campaign(value, { ttlMs, signal: waitAbort.signal });
+    lead = await c.election(name).campaign(value, { ttlMs, signal: signalled.signal });
   } catch (e) {
+    offSignals();
     await watchdog?.close();
     throw e;
-  } finally {
-    process.off("SIGINT", onWaitSignal);
-    process.off("SIGTERM", onWaitSignal);
   }
   if (watchdog === null) {
     if (o.json) printJson({ name, value, token: lead.token });
     else console.log(lead.token);
     const outcome = await new Promise<"signal" | "lost">((resolve) => {
-      process.once("SIGINT", () => resolve("signal"));
-      process.once("SIGTERM", () => resolve("signal"));
+      if (signalled.signal.aborted) return resolve("signal");
+      signalled.signal.addEventListener("abort", () => resolve("signal"), { once: true });
       lead.lost.addEventListener("abort", () => resolve("lost"), { once: true });
     });
     if (outcome === "lost") {
@@ -113,6 +118,7 @@ async function electCommand(
     await lead.resign();
     return EXIT.OK;
   }
+  offSignals(); // runSupervised handles signals while the command runs
   const env = {
     CONCORD_ELECTION_NAME: name,
     CONCORD_ELECTION_TOKEN: String(lead.token),

@@ -71,29 +71,32 @@ async function lockCommand(c: Client, name: string, command: string[], o: LockFl
 
   // Started while we wait, so that the command can start as soon as the lock is ours.
   const watchdog = command.length > 0 ? new Watchdog("lock", graceMs) : null;
-  // Ctrl-C while waiting abandons the wait (the lease is revoked, leaving the queue).
-  const waitAbort = new AbortController();
-  const onWaitSignal = () => waitAbort.abort();
-  process.once("SIGINT", onWaitSignal);
-  process.once("SIGTERM", onWaitSignal);
+  // Ctrl-C while waiting abandons the wait (the lease is revoked, leaving the queue); while holding, it releases.
+  // One handler throughout: removing the last SIGINT listener restores the default action at once, so a Ctrl-C
+  // between removing one handler and adding the next would kill the process instead of releasing.
+  const signalled = new AbortController();
+  const onSignal = () => signalled.abort();
+  const offSignals = () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   let hold;
   try {
-    hold = await c.lock(name, { ttlMs, timeoutMs, wait: !o.try, limit, signal: waitAbort.signal });
+    hold = await c.lock(name, { ttlMs, timeoutMs, wait: !o.try, limit, signal: signalled.signal });
   } catch (e) {
+    offSignals();
     await watchdog?.close();
     throw e;
-  } finally {
-    process.off("SIGINT", onWaitSignal);
-    process.off("SIGTERM", onWaitSignal);
   }
 
   if (watchdog === null) {
     if (o.json) printJson({ name, token: hold.token, lease: hold.lease.id });
     else console.log(hold.token);
     const outcome = await new Promise<"signal" | "lost">((resolve) => {
-      const onSignal = () => resolve("signal");
-      process.once("SIGINT", onSignal);
-      process.once("SIGTERM", onSignal);
+      if (signalled.signal.aborted) return resolve("signal");
+      signalled.signal.addEventListener("abort", () => resolve("signal"), { once: true });
       hold.lost.addEventListener("abort", () => resolve("lost"), { once: true });
     });
     if (outcome === "lost") {
@@ -104,6 +107,7 @@ async function lockCommand(c: Client, name: string, command: string[], o: LockFl
     await hold.release();
     return EXIT.OK;
   }
+  offSignals(); // runSupervised handles signals while the command runs
 
   const env = { CONCORD_LOCK_NAME: name, CONCORD_LOCK_TOKEN: String(hold.token) };
   const code = await runSupervised(command, env, hold, watchdog, { graceMs, label: "lock" });
