@@ -35,7 +35,9 @@ function packageVersion(): string {
 const program = new Command()
   .name("concord")
   .description("Concord: a Raft-based coordination service — linearizable KV, leases, fencing-token locks, leader election")
-  .version(packageVersion(), "-V, --version", "print the version");
+  .version(packageVersion(), "-V, --version", "print the version")
+  // A command's options follow its name: `concord lock status N --endpoints …` reaches `status`, not `lock`.
+  .enablePositionalOptions();
 
 addServerOptions(
   program

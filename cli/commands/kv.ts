@@ -77,9 +77,9 @@ export function registerKvCommands(program: Command): void {
     .option("--serializable", "read the member's local state at once (may be stale)")
     .option("--rev <revision>", "read the key as it was at this revision (still in the history)", intArg(1))
     .addOption(
-      new Option("--raw", "print the stored bytes exactly, with nothing added (no newline)").conflicts(["hex", "json"]),
+      new Option("--raw", "print the stored bytes exactly, with nothing added (no newline)").conflicts(["hex", "json", "writeOut"]),
     )
-    .addOption(new Option("--hex", "print the value in hexadecimal").conflicts("json"))
+    .addOption(new Option("--hex", "print the value in hexadecimal").conflicts(["json", "writeOut"]))
     .addHelpText(
       "after",
       `

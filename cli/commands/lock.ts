@@ -1,8 +1,8 @@
-// concord lock NAME [-- CMD ARGS…]
+// concord lock NAME [-- CMD ARGS…], concord lock status NAME, concord lock list
 
 import { Option, type Command } from "commander";
 import type { Client } from "../../src/client/client.js";
-import { EXIT, clientCommand, durationArg, intArg, ttlArg, printJson, run, type ClientFlags } from "./common.js";
+import { EXIT, clientCommand, withInspectionSubcommands, durationArg, intArg, ttlArg, printJson, printTable, run, type ClientFlags } from "./common.js";
 import { textArg } from "./bytes.js";
 import { Watchdog } from "../watchdog/watchdog.js";
 import { runSupervised } from "./supervise.js";
@@ -17,9 +17,9 @@ interface LockFlags extends ClientFlags {
 }
 
 export function registerLockCommand(program: Command): void {
+  const lock = program.command("lock");
   clientCommand(
-    program
-      .command("lock")
+    lock
       .description("take a distributed lock, then run a command holding it (or hold it until interrupted)"),
     { json: true },
   )
@@ -63,6 +63,64 @@ Examples:
     )
     .action((name: string, command: string[], o: LockFlags) =>
       run("lock", o, (c) => lockCommand(c, textArg("NAME", name), command, o)),
+    );
+  registerLockInspection(lock);
+}
+
+/** `concord lock status NAME` and `concord lock list`: who holds and who waits, in order. */
+function registerLockInspection(lock: Command): void {
+  withInspectionSubcommands(lock);
+  clientCommand(lock.command("status").description("who holds lock NAME (lease, token) and who waits for it, in order"), {
+    json: true,
+  })
+    .argument("<name>", "the lock's name")
+    .addHelpText(
+      "after",
+      `
+Holders in grant order with their fencing tokens, then waiters in queue order (position 1 is granted next).
+A lock nobody holds or waits for is free (limit 0). A lock named "status" or "list" is taken with the library.
+
+Examples:
+  concord lock status nightly-backup
+  concord lock status gpu -w json`,
+    )
+    .action((name: string, o: ClientFlags) =>
+      run("lock status", o, async (c) => {
+        const s = await c.lockStatus(textArg("NAME", name));
+        if (o.json) return printJson(s);
+        if (s.holders.length === 0) return console.log(`lock ${JSON.stringify(s.name)} is free: nobody holds or waits for it`);
+        console.log(`lock ${JSON.stringify(s.name)}: limit ${s.limit}, ${s.holders.length} holding, ${s.waiters.length} waiting`);
+        printTable(
+          ["ROLE", "POSITION", "LEASE", "TOKEN"],
+          [
+            ...s.holders.map((h, i) => ["holder", i + 1, h.lease, h.token]),
+            ...s.waiters.map((lease, i) => ["waiter", i + 1, lease, "-"]),
+          ],
+        );
+      }),
+    );
+
+  clientCommand(lock.command("list").description("every lock with a holder or a waiter, in name order"), { json: true })
+    .option("--prefix <prefix>", "only locks whose name starts with this", "")
+    .addHelpText(
+      "after",
+      `
+HOLDERS lists lease:token in grant order, WAITERS the waiting leases in queue order. With tokens configured
+this needs lock read permission on the prefix (all locks without --prefix).
+
+Examples:
+  concord lock list
+  concord lock list --prefix jobs/ -w json`,
+    )
+    .action((o: ClientFlags & { prefix: string }) =>
+      run("lock list", o, async (c) => {
+        const locks = await c.lockList(textArg("--prefix", o.prefix));
+        if (o.json) return printJson(locks);
+        printTable(
+          ["NAME", "LIMIT", "HOLDERS", "WAITERS"],
+          locks.map((l) => [l.name, l.limit, l.holders.map((h) => `${h.lease}:${h.token}`).join(","), l.waiters.join(",") || "-"]),
+        );
+      }),
     );
 }
 

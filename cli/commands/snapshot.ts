@@ -6,11 +6,12 @@ import type { Command } from "commander";
 import { ConcordError } from "../../src/client/errors.js";
 import { DurableStorage } from "../../src/storage/durable-storage.js";
 import { nodeFileSystem } from "../../src/storage/node-file-system.js";
-import { decodeNodeSnapshot, encodeNodeSnapshot } from "../../src/host/node-snapshot.js";
+import { decodeNodeSnapshot, encodeNodeSnapshot, type NodeSnapshot } from "../../src/host/node-snapshot.js";
+import type { StateMachine } from "../../src/statemachine/state-machine.js";
 import { parseInitialCluster } from "../../src/server/config.js";
 import { restoreCoordinationStateMachine } from "../../src/locks/index.js";
 import { mebibytes, progressBar } from "../progress.js";
-import { EXIT, clientCommand, exit, printJson, reportError, run, type ClientFlags } from "./common.js";
+import { EXIT, addWriteOut, clientCommand, exit, printJson, printTable, reportError, run, type ClientFlags } from "./common.js";
 
 export function registerSnapshotCommands(program: Command): void {
   const snapshot = program
@@ -18,8 +19,39 @@ export function registerSnapshotCommands(program: Command): void {
     .description("save a member's snapshot to a file, or verify one for restore")
     .addHelpText(
       "after",
-      "\nExamples:\n  concord snapshot save backup.snap\n  concord snapshot restore backup.snap --data /var/lib/concord/n1",
+      "\nExamples:\n  concord snapshot save backup.snap\n  concord snapshot status backup.snap\n  concord snapshot restore backup.snap --data /var/lib/concord/n1",
     );
+
+  addWriteOut(
+    snapshot
+      .command("status")
+      .description("verify a saved snapshot and print its index, term, revision, keys, hash and size (as etcdctl snapshot status)"),
+  )
+    .argument("<file>", "a file written by `concord snapshot save`")
+    .addHelpText(
+      "after",
+      `
+Reads the whole file and rebuilds the state from it, so a damaged file fails here (INVALID_ARGUMENT, exit 2), not at restore. HASH
+is the state's content hash, the one \`snapshot save\` printed and members log. TERM is "-" for files saved by a
+version that did not record it.
+
+Example:
+  concord snapshot status backup.snap -w json`,
+    )
+    .action((file: string, o: { json?: boolean }) => {
+      try {
+        const info = snapshotStatus(file);
+        if (o.json) printJson(info);
+        else
+          printTable(
+            ["HASH", "INDEX", "TERM", "REVISION", "KEYS", "SIZE", "MEMBERS"],
+            [[info.hash, info.index, info.term ?? "-", info.revision, info.keys, info.bytes, info.members.map((m) => m.id).join(",")]],
+          );
+        exit(EXIT.OK);
+      } catch (e) {
+        exit(reportError("snapshot status", e));
+      }
+    });
 
   clientCommand(
     snapshot
@@ -53,15 +85,13 @@ export function registerSnapshotCommands(program: Command): void {
       }),
     );
 
-  snapshot
-    .command("restore")
+  addWriteOut(snapshot.command("restore"))
     .description("create a new member's data directory from a saved snapshot, for a new cluster (as etcdctl snapshot restore)")
     .argument("<file>", "a file written by `concord snapshot save`")
     .requiredOption("--data <dir>", "the new member's data directory (must not exist or be empty)")
     .requiredOption("--name <name>", "this member's name in the new cluster")
     .requiredOption("--initial-cluster <members>", "the new cluster: n1=ws://host:port,n2=… (peer URLs)")
     .option("--initial-cluster-clients <members>", "client URLs of the new members: n1=ws://host:port,…")
-    .option("--json", "machine-readable output (JSON)")
     .addHelpText(
       "after",
       `
@@ -82,6 +112,42 @@ Example:
 }
 
 const invalid = (field: string, message: string) => new ConcordError({ code: "INVALID_ARGUMENT", message, field });
+
+/** A saved snapshot, verified by rebuilding its state machine (deterministic format, every section). */
+function readSnapshotFile(file: string): { snap: NodeSnapshot; sm: StateMachine; index: number; hash: string } {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (e) {
+    throw new ConcordError({ code: "INVALID_ARGUMENT", message: `cannot read ${file}: ${(e as Error).message}`, field: "file" });
+  }
+  try {
+    const snap = decodeNodeSnapshot(bytes);
+    const sm = restoreCoordinationStateMachine(snap.sm).stateMachine;
+    return { snap, sm, index: sm.lastApplied, hash: sm.hash() };
+  } catch (e) {
+    throw new ConcordError({ code: "INVALID_ARGUMENT", message: `${file} is not a valid Concord snapshot: ${(e as Error).message}`, field: "file" });
+  }
+}
+
+/** What `concord snapshot status` prints. */
+function snapshotStatus(file: string) {
+  const { snap, sm, index, hash } = readSnapshotFile(file);
+  return {
+    file: path.resolve(file),
+    hash,
+    // The log index when the file has it (snapshot save writes it), else the state machine's last applied entry.
+    index: snap.index ?? index,
+    term: snap.term ?? null,
+    revision: sm.revision,
+    compactRevision: sm.compactRevision,
+    keys: sm.keyCount,
+    leases: sm.leases().length,
+    stateBytes: sm.sizeBytes,
+    bytes: fs.statSync(file).size,
+    members: snap.members,
+  };
+}
 
 async function restore(
   file: string,
@@ -124,18 +190,7 @@ async function writeDataDir(
   members: Map<string, string>,
   clients: Map<string, string>,
 ): Promise<{ index: number; hash: string }> {
-  let snap;
-  let index: number;
-  let hash: string;
-  try {
-    snap = decodeNodeSnapshot(fs.readFileSync(file));
-    // Rebuilding the state machine verifies the content (deterministic format, every section).
-    const sm = restoreCoordinationStateMachine(snap.sm).stateMachine;
-    index = sm.lastApplied;
-    hash = sm.hash();
-  } catch (e) {
-    throw invalid("file", `${file} is not a valid Concord snapshot: ${(e as Error).message}`);
-  }
+  const { snap, index, hash } = readSnapshotFile(file);
   if (index < 1) throw invalid("file", `${file} holds an empty state (index ${index}); nothing to restore`);
   const data = encodeNodeSnapshot({
     v: 1,

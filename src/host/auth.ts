@@ -70,12 +70,14 @@ export function authenticate(hello: HelloFrame, tokens: TokenTable | undefined, 
 export interface AccessNeed {
   access: Access;
   kind: ResourceKind | "none";
+  /** The request field naming the resource: by default `key` for keys and `name` otherwise; listings name a `prefix`. */
+  nameArg?: string;
 }
 
 /** Throws PERMISSION_DENIED unless `p` may make `req`; a transaction needs every key it touches. */
 export function checkAccess(p: Principal, req: RequestFrame, need: AccessNeed): void {
   if (p.kind !== "token" || need.kind === "none") return;
-  const name = need.kind === "cluster" ? "" : need.kind === "key" ? stringField(req.key) : stringField(req.name);
+  const name = need.kind === "cluster" ? "" : stringField(req[need.nameArg ?? (need.kind === "key" ? "key" : "name")]);
   const request: AccessRequest = { kind: need.kind, name, access: need.access };
   if (!authorize(p.entry, request)) {
     throw new ProtocolError("PERMISSION_DENIED", `token ${p.entry.name} may not ${need.access} ${request.kind} ${JSON.stringify(request.name)}`);

@@ -122,7 +122,8 @@ export class Replica {
   private readonly observer: ReplicaObserver;
   private readonly inFlight: InFlight[] = [];
   private confState: ConfState;
-  private knownPeers: NodeId[] = [];
+  /** Peers the network links to, with the URL it dials. */
+  private knownPeers = new Map<NodeId, string>();
   private tickTimer: Timer | undefined;
   private scheduled = false;
   private stopped = false;
@@ -333,7 +334,7 @@ export class Replica {
     return {
       index: this.appliedIndex,
       term: this.appliedTerm,
-      data: encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm }),
+      data: encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm, index: this.appliedIndex, term: this.appliedTerm }),
       hash: contentHash(sm), // what sm.hash() would return, without encoding the state a second time
     };
   }
@@ -594,13 +595,13 @@ export class Replica {
     this.membershipChanged.emit(this.confState);
   }
 
+  /** Links to every other member at its current peer URL: new members added, removed ones dropped, moved ones (memberUpdate) re-pointed. */
   private syncPeers(): void {
     const wanted = new Map<NodeId, string>();
     for (const m of this.members.values()) if (m.id !== this.id && m.peerUrl) wanted.set(m.id, m.peerUrl);
-    const known = new Set(this.knownPeers);
-    for (const [id, url] of wanted) if (!known.has(id)) this.network.addPeer(id, url);
-    for (const id of known) if (!wanted.has(id)) this.network.removePeer(id);
-    this.knownPeers = [...wanted.keys()];
+    for (const [id, url] of wanted) if (this.knownPeers.get(id) !== url) this.network.addPeer(id, url);
+    for (const id of this.knownPeers.keys()) if (!wanted.has(id)) this.network.removePeer(id);
+    this.knownPeers = wanted;
   }
 
   private installSnapshot(meta: SnapshotMetadata, data: Uint8Array): void {

@@ -312,7 +312,16 @@ describe.sequential("TLS and token auth", () => {
           5000,
         );
         expect(lock.granted).toBe(true);
+        // Listing locks needs read permission on the listed prefix, as a lock op on its name.
+        const mine = await sock.request<{ locks: { name: string; holders: { lease: number }[] }[] }>("lockList", { prefix: "jobs/" }, 5000);
+        expect(mine.locks.map((l) => [l.name, l.holders[0].lease])).toEqual([["jobs/1", lease.id]]);
         const cases: [string, Record<string, unknown>][] = [
+          ["lockList", {}],
+          ["lockList", { prefix: "jo" }],
+          ["lockStatus", { name: "other/1" }],
+          ["electionList", { prefix: "jobs/" }],
+          ["electionStatus", { name: "jobs/1" }],
+          ["memberUpdate", { member: "n1", peerUrl: "ws://127.0.0.1:1" }],
           ["put", { key: "secret/w", value: "x" }],
           ["put", { key: "ap", value: "x" }],
           [
