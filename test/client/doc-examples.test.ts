@@ -94,7 +94,8 @@ function remapPorts(s: string): string {
 function runsUntilInterrupted(cmd: string): boolean {
   if (/\bconcord watch\b/.test(cmd)) return !cmd.includes("--count");
   if (/\bconcord elect \S+ --observe\b/.test(cmd)) return !cmd.includes("--count");
-  if (/\bconcord (elect \S+ \S+|lock \S+)/.test(cmd)) return !cmd.includes(" -- ");
+  // Holding a lock or leading an election runs until interrupted; `lock|elect status|list` inspect and exit.
+  if (/\bconcord (elect (?!status\b|list\b)\S+ \S+|lock (?!status\b|list\b)\S+)/.test(cmd)) return !cmd.includes(" -- ");
   if (/\bconcord lease keepalive\b/.test(cmd)) return !cmd.includes("--once");
   return false;
 }

@@ -101,7 +101,7 @@ describe("concord KV commands", () => {
     expect(id).toMatch(/^\d+$/);
     await concord(["put", "--lease", id, "leased/k", "v"]);
     const [ttl, list] = await Promise.all([
-      concord(["lease", "ttl", id, "--json"]),
+      concord(["lease", "ttl", id, "--keys", "--json"]),
       concord(["lease", "list", "--json"]),
     ]);
     expect(JSON.parse(ttl.out)).toMatchObject({ id: Number(id), ttlMs: 30000, keys: ["leased/k"] });

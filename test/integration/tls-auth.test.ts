@@ -445,7 +445,7 @@ describe.sequential("TLS and token auth", () => {
 
     it("concord status works with a token that may read the cluster, and names the refusal without one", async () => {
       const one = cluster.member(follower).clientUrl;
-      const ok = await concord(["status", "--endpoints", one, "--token", TOKENS.admin, "--json", ...tlsFlags()]);
+      const ok = await concord(["status", "--cluster", "--endpoints", one, "--token", TOKENS.admin, "--json", ...tlsFlags()]);
       expect(ok.code, ok.err).toBe(0);
       const rows = JSON.parse(ok.out) as { status: { id: string } }[];
       expect(rows.map((r) => r.status.id).sort()).toEqual(["n1", "n2", "n3"]);
