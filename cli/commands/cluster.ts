@@ -24,10 +24,11 @@ export function registerClusterCommands(program: Command): void {
     program.command("status").description("a table of every endpoint: member, role, leader, term, indexes, health"),
     { json: true },
   )
-    .option("--cluster", "also ask every member the endpoints know of (by its client URL): one endpoint is enough")
+    .option("--cluster", "also ask every member the endpoints know of, by its client URL (the default, as etcdctl spells it)")
+    .option("--no-cluster", "ask only the given endpoints")
     .addHelpText(
       "after",
-      "\nAsks each endpoint separately (each row is that member's own view); with --cluster also every other member\nthey report, so one endpoint is enough and unreachable members show as such. Exit code 1 if any is unreachable.\n\nExamples:\n  concord status\n  concord status --endpoints ws://10.0.0.1:7000 --cluster -w json",
+      "\nAsks each endpoint separately (each row is that member's own view), then every other member they report, so\none endpoint is enough and unreachable members show as such (--no-cluster: only the given endpoints).\nExit code 1 if any is unreachable.\n\nExamples:\n  concord status\n  concord status --endpoints ws://10.0.0.1:7000 -w json",
     )
     .action((o: ClientFlags & { cluster?: boolean }) => runStandalone("status", () => statusCommand(o)));
 
@@ -239,7 +240,8 @@ function whyNot(r: MemberRow<unknown>): string {
 }
 
 async function statusCommand(o: ClientFlags & { cluster?: boolean }): Promise<number> {
-  const { rows, unknown } = await askMembers(o, !!o.cluster, async () => undefined);
+  // Discovery is the default (undefined unless --no-cluster), as `concord status` has always done.
+  const { rows, unknown } = await askMembers(o, o.cluster !== false, async () => undefined);
   if (o.json) {
     printJson([
       ...rows.map(({ probe: _p, ...r }) => r),

@@ -72,9 +72,9 @@ describe("durations and discovery", () => {
     expect((await suite.client.leaseTimeToLive(id))?.ttlMs).toBe(10 * 3600 * 1000);
   });
 
-  it("concord status --cluster given one endpoint shows every member, asking each itself", async () => {
+  it("concord status given one endpoint shows every member, asking each itself", async () => {
     const one = suite.cluster.members()[1].clientUrl;
-    const p = suite.cli(["status", "--cluster", "--endpoints", one, "--json"]);
+    const p = suite.cli(["status", "--endpoints", one, "--json"]);
     const r = await p.exited;
     expect(r.code, p.stderr()).toBe(0);
     const rows = JSON.parse(p.stdout()) as { endpoint: string; status: { id: string; role: string } }[];

@@ -296,7 +296,7 @@ interface HealthJson {
   error?: string;
 }
 
-describe("concord endpoint health / status --cluster", () => {
+describe("concord endpoint health / status discovering members", () => {
   it("from one endpoint, --cluster finds and checks every member", async () => {
     const one = suite.cluster.members()[1].clientUrl;
     const rows = await json<HealthJson[]>(["endpoint", "health", "--cluster", "--endpoints", one]);
@@ -308,9 +308,12 @@ describe("concord endpoint health / status --cluster", () => {
     expect(table.code).toBe(0);
     expect(table.out.trim().split("\n")).toHaveLength(4);
 
-    const statusRows = await json<{ endpoint: string; status: { id: string } }[]>(["status", "--cluster", "--endpoints", one]);
-    expect(statusRows.map((r) => r.status.id).sort()).toEqual(suite.cluster.members().map((m) => m.name).sort());
-    expect((await json<unknown[]>(["status", "--endpoints", one])).length).toBe(1);
+    // status discovers by default (as it always has); --cluster is accepted as etcdctl spells it.
+    for (const flags of [[], ["--cluster"]]) {
+      const statusRows = await json<{ endpoint: string; status: { id: string } }[]>(["status", ...flags, "--endpoints", one]);
+      expect(statusRows.map((r) => r.status.id).sort()).toEqual(suite.cluster.members().map((m) => m.name).sort());
+    }
+    expect((await json<unknown[]>(["status", "--no-cluster", "--endpoints", one])).length).toBe(1);
   });
 
   it("reports an endpoint that does not answer as unhealthy, exit 1", async () => {
