@@ -1,9 +1,10 @@
 import os from "node:os";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts", "src/**/*.test.ts"],
+    exclude: [...configDefaults.exclude, "test/package/**"], // npm run test:package (vitest.package.config.ts)
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",

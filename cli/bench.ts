@@ -3,6 +3,7 @@
 import { Command, Option } from "commander";
 import { connect, type Client } from "../src/index.js";
 import type { Lease } from "../src/client/lease.js";
+import { progressBar } from "./progress.js";
 
 export const WORKLOADS = [
   "put",
@@ -23,7 +24,6 @@ export interface BenchOptions {
   valueSize: number;
   keys: number;
   endpoints: string;
-  progress: boolean;
 }
 
 export interface BenchResult {
@@ -71,21 +71,26 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       errors++;
     }
   };
-  const progress = o.progress
-    ? setInterval(() => {
-        const left = Math.max(0, (deadline - performance.now()) / 1000);
-        process.stderr.write(`\r${o.workload} c=${o.concurrency}: ${lat.n} ops, ${errors} errors, ${left.toFixed(0)} s left   `);
-      }, 250)
-    : undefined;
+  // The bar's value is the run's elapsed time. The workers only count; a slow interval hands the counts to the bar.
+  const bar = progressBar(`${o.workload} c=${o.concurrency} [{bar}] {value}/{total} s, {ops} ops, {errors} errors`, (s) => s.toFixed(0));
+  bar.start(o.seconds, 0, { ops: 0, errors: 0 });
+  const showProgress = () => {
+    const left = Math.max(0, (deadline - performance.now()) / 1000);
+    bar.update(o.seconds - left, { ops: lat.n, errors });
+  };
+  const progress = setInterval(showProgress, 250);
 
-  if (o.workload === "get" || o.workload === "get-serializable") await client.put("k0", value);
-  const t0 = performance.now();
-  if (o.workload === "watch-fanout") await watchFanout(client, o, value, lat, deadline);
-  else await Promise.all(Array.from({ length: o.concurrency }, (_, w) => worker(client, o, w, value, deadline, time)));
-  const elapsed = (performance.now() - t0) / 1000;
-  if (progress) {
+  let elapsed: number;
+  try {
+    if (o.workload === "get" || o.workload === "get-serializable") await client.put("k0", value);
+    const t0 = performance.now();
+    if (o.workload === "watch-fanout") await watchFanout(client, o, value, lat, deadline);
+    else await Promise.all(Array.from({ length: o.concurrency }, (_, w) => worker(client, o, w, value, deadline, time)));
+    elapsed = (performance.now() - t0) / 1000;
+  } finally {
     clearInterval(progress);
-    process.stderr.write("\r\x1b[K");
+    showProgress(); // the final counts
+    bar.stop();
   }
   await client.close();
   const s = lat.sorted();
@@ -220,7 +225,6 @@ Examples:
         valueSize: num("valueSize", 0),
         keys: num("keys", 1),
         endpoints,
-        progress: process.stderr.isTTY === true,
       });
       console.log(JSON.stringify(result));
       process.exit(0);

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
-import { ConfigError, addServerOptions, loadConfig } from "../src/server/config.js";
+import { ConfigError, addServerOptions, serverConfig } from "../src/server/config.js";
 import { startServer } from "../src/server/server.js";
 import { registerClientCommands } from "./commands/index.js";
 import { runDev } from "./dev.js";
@@ -35,7 +35,9 @@ function packageVersion(): string {
 const program = new Command()
   .name("concord")
   .description("Concord: a Raft-based coordination service — linearizable KV, leases, fencing-token locks, leader election")
-  .version(packageVersion(), "-V, --version", "print the version");
+  .version(packageVersion(), "-V, --version", "print the version")
+  // A command's options follow its name: `concord lock status N --endpoints …` reaches `status`, not `lock`.
+  .enablePositionalOptions();
 
 addServerOptions(
   program
@@ -53,10 +55,10 @@ Examples:
 
 SIGTERM or SIGINT stops gracefully: a leader hands leadership to the most caught-up voter first.`,
     ),
-).action(async (opts: Record<string, unknown>) => {
+).action(async (_opts: unknown, command: Command) => {
   let config;
   try {
-    config = loadConfig(opts, process.env);
+    config = serverConfig(command);
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(`concord server: ${e.message}`);

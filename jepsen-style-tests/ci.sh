@@ -4,6 +4,9 @@
 # container driver is reported as skipped, with the reason, when it cannot) and the blindness checks
 # (mutants that must be caught). Bounded: about 10 minutes in all. Results: results/ci-<epoch>/.
 set -euo pipefail
+# testcontainers (the container driver, the image build) without its reaper: Ryuk is an image to pull, and the
+# driver removes what it creates itself.
+export TESTCONTAINERS_RYUK_DISABLED=true
 cd "$(dirname "$0")/.."
 
 started_dockerd=""

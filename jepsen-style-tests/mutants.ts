@@ -64,7 +64,7 @@ export function prepareMutant(repoRoot: string, name: string): string {
   fs.rmSync(root, { recursive: true, force: true });
   fs.mkdirSync(root, { recursive: true });
   for (const part of ["src", "cli"]) fs.cpSync(path.join(repoRoot, part), path.join(root, part), { recursive: true });
-  for (const file of ["package.json", "tsconfig.json"]) fs.copyFileSync(path.join(repoRoot, file), path.join(root, file));
+  for (const file of ["package.json", "tsconfig.json", "tsconfig.build.json"]) fs.copyFileSync(path.join(repoRoot, file), path.join(root, file));
   fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(root, "node_modules"), "dir");
   const target = path.join(root, mutant.file);
   let source = fs.readFileSync(target, "utf8");

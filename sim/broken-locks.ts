@@ -3,7 +3,7 @@
 
 import { AuthHandler } from "../src/statemachine/auth.js";
 import { ElectionHandler } from "../src/locks/elections.js";
-import type { Coordination } from "../src/locks/index.js";
+import { coordinationOf, type Coordination } from "../src/locks/index.js";
 import { resolveCoordinationLimits } from "../src/locks/limits.js";
 import { LockHandler } from "../src/locks/locks.js";
 import { StateMachine, type CommandHandler, type StateMachineOptions } from "../src/statemachine/index.js";
@@ -42,16 +42,7 @@ function build(make: (options: StateMachineOptions) => StateMachine, breakage: B
     fenceChecker: breakage.ignoreFences ? () => null : locks.fenceChecker,
     authorizer: auth.authorize,
   });
-  return {
-    stateMachine,
-    auth,
-    lockStatus: (name) => locks.status(name),
-    lockTotals: () => locks.totals(),
-    electionLeader: (name) => elections.leader(name),
-    electionCandidates: (name) => elections.candidates(name),
-    electionTotals: () => elections.totals(),
-    electionHistory: (name, fromIndex) => elections.history(name, fromIndex),
-  };
+  return coordinationOf(stateMachine, locks, elections, auth);
 }
 
 function factory(breakage: Breakage): MachineFactory {

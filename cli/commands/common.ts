@@ -1,4 +1,4 @@
-// Shared plumbing of the client commands: connection options, output (tables or --json), and errors (one line
+// Shared plumbing of the client commands: connection options, output (-w table|json), and errors (one line
 // on stderr, non-zero exit code).
 
 import fs from "node:fs";
@@ -49,8 +49,41 @@ export function clientCommand(cmd: Command, opts: { json?: boolean } = {}): Comm
         .argParser(durationArg(1))
         .default(10_000, "10s"),
     );
-  if (opts.json) cmd.option("--json", "machine-readable output (JSON)");
+  if (opts.json) addWriteOut(cmd);
   return cmd;
+}
+
+/**
+ * Makes `parent` (which is also a command of its own, e.g. `concord lock NAME`) dispatch to subcommands named
+ * first: options before the subcommand's name would be the parent's and never reach it, so they are refused.
+ */
+export function withInspectionSubcommands(parent: Command): Command {
+  return parent
+    .enablePositionalOptions()
+    .helpCommand(false)
+    .hook("preSubcommand", (self, sub) => {
+      const given = self.options.find((opt) => self.getOptionValueSource(opt.attributeName()) === "cli");
+      if (given) self.error(`${given.long ?? given.flags} comes before "${sub.name()}": give options after the subcommand (concord ${self.name()} ${sub.name()} … ${given.long})`);
+    });
+}
+
+export const WRITE_OUT_FORMATS = ["table", "json"] as const;
+
+/**
+ * Adds the output format: `-w, --write-out table|json` (as etcdctl), and `--json` for `-w json`. Either sets
+ * `json` in the command's options, which the command reads.
+ */
+export function addWriteOut(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option("-w, --write-out <format>", "output format: table (for people) or json (one JSON document or line)")
+        .choices(WRITE_OUT_FORMATS)
+        .default("table"),
+    )
+    .addOption(new Option("--json", "the same as -w json").conflicts("writeOut"))
+    .hook("preAction", (_self, action) => {
+      if (action.opts().writeOut === "json") action.setOptionValue("json", true);
+    });
 }
 
 // Argument parsers for commander (`.argParser()`, `.argument(name, help, parser)`): a bad value is a usage error

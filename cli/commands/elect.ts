@@ -1,11 +1,22 @@
-// concord elect NAME VALUE [-- CMD…]   and   concord elect NAME --observe
+// concord elect NAME VALUE [-- CMD…], concord elect NAME --observe, concord elect status NAME, concord elect list
 
 import { Option, type Command } from "commander";
 import type { Client } from "../../src/client/client.js";
 import { ConcordError } from "../../src/client/errors.js";
-import type { LeaderChange } from "../../src/client/election.js";
+import type { ElectionStatus, LeaderChange } from "../../src/client/election.js";
 import { displayValue, textArg, valueJson } from "./bytes.js";
-import { EXIT, clientCommand, durationArg, intArg, printJson, run, ttlArg, type ClientFlags } from "./common.js";
+import {
+  EXIT,
+  clientCommand,
+  durationArg,
+  intArg,
+  printJson,
+  printTable,
+  run,
+  ttlArg,
+  withInspectionSubcommands,
+  type ClientFlags,
+} from "./common.js";
 import { Watchdog } from "../watchdog/watchdog.js";
 import { runSupervised } from "./supervise.js";
 
@@ -18,9 +29,9 @@ interface ElectFlags extends ClientFlags {
 }
 
 export function registerElectCommand(program: Command): void {
+  const elect = program.command("elect");
   clientCommand(
-    program
-      .command("elect")
+    elect
       .description("campaign to lead an election (and run a command as leader), or --observe its leaders"),
     { json: true },
   )
@@ -61,6 +72,74 @@ Examples:
               o,
             ),
       ),
+    );  registerElectionInspection(elect);
+}
+
+/** An election for JSON output: the leader's value as text or marked base64 (valueJson). */
+function electionJson(e: ElectionStatus) {
+  const leader = e.leader && { lease: e.leader.lease, token: e.leader.token, ...valueJson(e.leader.value) };
+  return { name: e.name, leader, candidates: e.candidates };
+}
+
+/** `concord elect status NAME` and `concord elect list`: who leads, with what value and token, and who waits. */
+function registerElectionInspection(elect: Command): void {
+  withInspectionSubcommands(elect);
+  clientCommand(
+    elect.command("status").description("who leads election NAME (lease, value, token) and the candidates in order"),
+    { json: true },
+  )
+    .argument("<name>", "the election's name")
+    .addHelpText(
+      "after",
+      `
+Candidates in the order they campaigned; the first leads, the next one leads when it resigns or its lease ends.
+An election named "status" or "list" is joined with the library.
+
+Examples:
+  concord elect status scheduler
+  concord elect status scheduler -w json`,
+    )
+    .action((name: string, o: ClientFlags) =>
+      run("elect status", o, async (c) => {
+        const e = await c.election(textArg("NAME", name)).status();
+        if (o.json) return printJson(electionJson(e));
+        if (!e.leader) return console.log(`election ${JSON.stringify(e.name)} has no leader and no candidates`);
+        console.log(`election ${JSON.stringify(e.name)}: leader lease ${e.leader.lease}, token ${e.leader.token}, value ${displayValue(e.leader.value)}`);
+        printTable(
+          ["POSITION", "LEASE", "ROLE"],
+          e.candidates.map((lease, i) => [i + 1, lease, i === 0 ? "leader" : "candidate"]),
+        );
+      }),
+    );
+
+  clientCommand(elect.command("list").description("every election with candidates (or idle, with history), in name order"), {
+    json: true,
+  })
+    .option("--prefix <prefix>", "only elections whose name starts with this", "")
+    .addHelpText(
+      "after",
+      `
+With tokens configured this needs election read permission on the prefix (all elections without --prefix).
+
+Examples:
+  concord elect list
+  concord elect list --prefix services/ -w json`,
+    )
+    .action((o: ClientFlags & { prefix: string }) =>
+      run("elect list", o, async (c) => {
+        const list = await c.electionList(textArg("--prefix", o.prefix));
+        if (o.json) return printJson(list.map(electionJson));
+        printTable(
+          ["NAME", "LEADER", "TOKEN", "VALUE", "CANDIDATES"],
+          list.map((e) => [
+            e.name,
+            e.leader?.lease ?? "-",
+            e.leader?.token ?? "-",
+            e.leader ? displayValue(e.leader.value) : "-",
+            e.candidates.join(",") || "-",
+          ]),
+        );
+      }),
     );
 }
 
@@ -81,26 +160,31 @@ async function electCommand(
   const { ttl: ttlMs, grace: graceMs } = o;
   // Started while we wait, so that the command can start as soon as we lead.
   const watchdog = command.length > 0 ? new Watchdog("elect", graceMs) : null;
-  const waitAbort = new AbortController();
-  const onWaitSignal = () => waitAbort.abort();
-  process.once("SIGINT", onWaitSignal);
-  process.once("SIGTERM", onWaitSignal);
+  // One handler from the campaign until leading ends: removing the last SIGINT listener restores the default
+  // action at once, so a Ctrl-C that came between removing one handler and adding the next killed the process
+  // instead of resigning (seen under load: the token printed, then a SIGINT in that gap).
+  const signalled = new AbortController();
+  const onSignal = () => signalled.abort();
+  const offSignals = () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   let lead;
   try {
-    lead = await c.election(name).campaign(value, { ttlMs, signal: waitAbort.signal });
+    lead = await c.election(name).campaign(value, { ttlMs, signal: signalled.signal });
   } catch (e) {
+    offSignals();
     await watchdog?.close();
     throw e;
-  } finally {
-    process.off("SIGINT", onWaitSignal);
-    process.off("SIGTERM", onWaitSignal);
   }
   if (watchdog === null) {
     if (o.json) printJson({ name, value, token: lead.token });
     else console.log(lead.token);
     const outcome = await new Promise<"signal" | "lost">((resolve) => {
-      process.once("SIGINT", () => resolve("signal"));
-      process.once("SIGTERM", () => resolve("signal"));
+      if (signalled.signal.aborted) return resolve("signal");
+      signalled.signal.addEventListener("abort", () => resolve("signal"), { once: true });
       lead.lost.addEventListener("abort", () => resolve("lost"), { once: true });
     });
     if (outcome === "lost") {
@@ -113,6 +197,7 @@ async function electCommand(
     await lead.resign();
     return EXIT.OK;
   }
+  offSignals(); // runSupervised handles signals while the command runs
   const env = {
     CONCORD_ELECTION_NAME: name,
     CONCORD_ELECTION_TOKEN: String(lead.token),

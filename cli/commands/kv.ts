@@ -75,10 +75,11 @@ export function registerKvCommands(program: Command): void {
   })
     .argument("<key>", "the key")
     .option("--serializable", "read the member's local state at once (may be stale)")
+    .option("--rev <revision>", "read the key as it was at this revision (still in the history)", intArg(1))
     .addOption(
-      new Option("--raw", "print the stored bytes exactly, with nothing added (no newline)").conflicts(["hex", "json"]),
+      new Option("--raw", "print the stored bytes exactly, with nothing added (no newline)").conflicts(["hex", "json", "writeOut"]),
     )
-    .addOption(new Option("--hex", "print the value in hexadecimal").conflicts("json"))
+    .addOption(new Option("--hex", "print the value in hexadecimal").conflicts(["json", "writeOut"]))
     .addHelpText(
       "after",
       `
@@ -88,14 +89,18 @@ value that is not UTF-8 is base64, marked "encoding": "base64". Exit code 1 if t
 Examples:
   concord get config/mode
   concord get config/logo --raw > logo.png
-  concord get config/mode --json`,
+  concord get config/mode --json
+  concord get config/mode --rev 1200     # the value at revision 1200 (COMPACTED names the oldest still readable)`,
     )
-    .action((key: string, o: ClientFlags & { serializable?: boolean; raw?: boolean; hex?: boolean }) =>
+    .action((key: string, o: ClientFlags & { serializable?: boolean; rev?: number; raw?: boolean; hex?: boolean }) =>
       run("get", o, async (c) => {
-        const kv = await c.get(textArg("KEY", key), { consistency: o.serializable ? "serializable" : "linearizable" });
+        const kv = await c.get(textArg("KEY", key), {
+          consistency: o.serializable ? "serializable" : "linearizable",
+          revision: o.rev,
+        });
         if (!kv) {
           if (o.json) printJson(null);
-          else console.error(`concord get: key ${JSON.stringify(key)} not found`);
+          else console.error(`concord get: key ${JSON.stringify(key)} not found${o.rev ? ` at revision ${o.rev}` : ""}`);
           return EXIT.FAILED;
         }
         if (o.json) printJson(kvJson(kv));
@@ -155,15 +160,16 @@ Examples:
     .option("--limit <n>", "at most this many keys (one page)", intArg(1))
     .option("--after <key>", "start after this key (the cursor of the previous page)")
     .option("--serializable", "read the member's local state (may be stale)")
+    .option("--rev <revision>", "list the keys as they were at this revision (still in the history)", intArg(1))
     .option("--keys-only", "print only the keys")
     .addHelpText(
       "after",
-      "\nExamples:\n  concord range config/\n  concord range jobs/ --limit 100 --json\n  concord range jobs/ --limit 100 --after jobs/0099",
+      "\nExamples:\n  concord range config/\n  concord range jobs/ --limit 100 --json\n  concord range jobs/ --limit 100 --after jobs/0099\n  concord range config/ --rev 1200",
     )
     .action(
       (
         prefix: string,
-        o: ClientFlags & { limit?: number; after?: string; serializable?: boolean; keysOnly?: boolean },
+        o: ClientFlags & { limit?: number; after?: string; serializable?: boolean; rev?: number; keysOnly?: boolean },
       ) =>
         run("range", o, async (c) => {
           const consistency = o.serializable ? "serializable" : "linearizable";
@@ -175,10 +181,11 @@ Examples:
               limit: o.limit,
               after: o.after,
               consistency,
+              revision: o.rev,
             });
             ({ kvs, more, cursor } = page);
           } else {
-            for await (const kv of c.list(textArg("PREFIX", prefix), { consistency }))
+            for await (const kv of c.list(textArg("PREFIX", prefix), { consistency, revision: o.rev }))
               if (o.after === undefined || kv.key > o.after) kvs.push(kv);
           }
           if (o.json) printJson({ kvs: kvs.map(kvJson), more, cursor });
@@ -203,11 +210,12 @@ Examples:
     .option("--prefix", "watch every key starting with <key>")
     .option("--from-revision <rev>", "replay history from this revision first", intArg(1))
     .option("--count <n>", "exit after this many events", intArg(1))
+    .option("--prev-kv", "print each event's previous value too")
     .addHelpText(
       "after",
-      "\nOutput: one line per event (PUT key value / DELETE key), or one JSON object per line with --json.\n\nExamples:\n  concord watch config/ --prefix\n  concord watch config/mode --from-revision 1 --json --count 10",
+      "\nOutput: one line per event (PUT key value / DELETE key; with --prev-kv the previous value follows on a line\nPREV value, or PREV - when a put created the key), or one JSON object per line with --json (\"prevKv\").\n\nExamples:\n  concord watch config/ --prefix\n  concord watch config/mode --from-revision 1 --json --count 10\n  concord watch config/mode --prev-kv",
     )
-    .action((key: string, o: ClientFlags & { prefix?: boolean; fromRevision?: number; count?: number }) =>
+    .action((key: string, o: ClientFlags & { prefix?: boolean; fromRevision?: number; count?: number; prevKv?: boolean }) =>
       run("watch", o, async (c) => {
         const count = o.count ?? Infinity;
         const stop = new AbortController();
@@ -216,17 +224,22 @@ Examples:
         const w = c.watch(textArg("KEY", key), {
           prefix: o.prefix,
           fromRevision: o.fromRevision,
+          prevKv: o.prevKv,
           signal: stop.signal,
         });
         let seen = 0;
         for await (const ev of w) {
+          const prev = o.prevKv ? { prevKv: ev.prevKv ? kvJson(ev.prevKv) : null } : {};
           if (o.json)
             printJson(
               ev.type === "put"
-                ? { type: "put", key: ev.key, ...valueJson(ev.kv.value), revision: ev.revision }
-                : { type: "delete", key: ev.key, revision: ev.revision },
+                ? { type: "put", key: ev.key, ...valueJson(ev.kv.value), revision: ev.revision, ...prev }
+                : { type: "delete", key: ev.key, revision: ev.revision, ...prev },
             );
-          else console.log(ev.type === "put" ? `PUT ${ev.key} ${displayValue(ev.kv.value)}` : `DELETE ${ev.key}`);
+          else {
+            console.log(ev.type === "put" ? `PUT ${ev.key} ${displayValue(ev.kv.value)}` : `DELETE ${ev.key}`);
+            if (o.prevKv) console.log(`PREV ${ev.prevKv ? displayValue(ev.prevKv.value) : "-"}`);
+          }
           if (++seen >= count) break;
         }
       }),
@@ -244,7 +257,7 @@ Examples:
       `
 Format:
   { "if":   [ { "key": "k", "target": "value|version|createRevision|modRevision|lease", "op": "=|!=|<|>", "value": … } ],
-    "then": [ { "put": "k", "value": "v", "lease"?: 1 } | { "delete": "k", "prefix"?: true } | { "get": "k", "prefix"?: true } ],
+    "then": [ { "put": "k", "value": "v", "lease"?: 1 } | { "delete": "k", "prefix"?: true } | { "get": "k", "prefix"?: true, "rev"?: 12 } ],
     "else": [ … same as then … ] }
 
 Prints SUCCEEDED or FAILED and the responses; exit code 0 either way (--json for details).
@@ -356,8 +369,11 @@ export function buildTxn(c: Client, text: string): TxnBuilder {
         if (branch === "then") t.thenDelete(op.delete, { prefix: op.prefix === true });
         else t.elseDelete(op.delete, { prefix: op.prefix === true });
       } else if (typeof op.get === "string") {
-        if (branch === "then") t.thenGet(op.get, { prefix: op.prefix === true });
-        else t.elseGet(op.get, { prefix: op.prefix === true });
+        if (op.rev !== undefined && !(Number.isSafeInteger(op.rev) && (op.rev as number) >= 1))
+          throw bad(`${where}.rev must be a revision (an integer >= 1)`, `${branch}[${i}].rev`);
+        const opts = { prefix: op.prefix === true, revision: op.rev as number | undefined };
+        if (branch === "then") t.thenGet(op.get, opts);
+        else t.elseGet(op.get, opts);
       } else {
         throw bad(`${where} must have one of "put", "delete" or "get" naming a key`, `${branch}[${i}]`);
       }

@@ -61,31 +61,39 @@ export function registerLeaseCommands(program: Command): void {
       }),
     );
 
-  clientCommand(lease.command("ttl").description("show a lease's TTL, remaining time and keys"), { json: true })
+  clientCommand(lease.command("ttl").description("show a lease's TTL, time left and key count (--keys: its keys)"), {
+    json: true,
+  })
     .argument("<id>", "lease id", intArg(1))
-    .action((id: number, o: ClientFlags) =>
+    .option("--keys", "list the lease's keys too (as etcdctl lease timetolive --keys)")
+    .action((id: number, o: ClientFlags & { keys?: boolean }) =>
       run("lease ttl", o, async (c) => {
-        const info = await c.leaseTimeToLive(id);
+        const info = await c.leaseTimeToLive(id, { keys: !!o.keys });
         if (o.json) printJson(info);
         else if (!info) {
           console.error(`concord lease ttl: lease ${id} not found (expired or revoked)`);
           return EXIT.FAILED;
-        } else
-          console.log(
-            `lease ${info.id}: ttl ${info.ttlMs} ms, remaining ${info.remainingMs} ms, keys: ${info.keys.length ? info.keys.join(", ") : "none"}`,
-          );
+        } else {
+          const keys = info.keys === undefined ? `${info.keyCount} keys` : `keys: ${info.keys.length ? info.keys.join(", ") : "none"}`;
+          console.log(`lease ${info.id}: ttl ${info.ttlMs} ms, remaining ${info.remainingMs} ms, ${keys}`);
+        }
       }),
     );
 
-  clientCommand(lease.command("list").description("list live leases"), { json: true }).action((o: ClientFlags) =>
-    run("lease list", o, async (c) => {
-      const leases = await c.leases();
-      if (o.json) printJson(leases);
-      else
-        printTable(
-          ["ID", "TTL_MS"],
-          leases.map((l) => [l.id, l.ttlMs]),
-        );
-    }),
-  );
+  clientCommand(
+    lease.command("list").description("list live leases in id order: TTL, time left (as the leader sees it) and keys"),
+    { json: true },
+  )
+    .option("--keys", "list each lease's keys, not only how many")
+    .action((o: ClientFlags & { keys?: boolean }) =>
+      run("lease list", o, async (c) => {
+        const leases = await c.leases({ keys: !!o.keys });
+        if (o.json) printJson(leases);
+        else
+          printTable(
+            ["ID", "TTL_MS", "REMAINING_MS", "KEYS"],
+            leases.map((l) => [l.id, l.ttlMs, l.remainingMs, l.keys === undefined ? l.keyCount : l.keys.join(",") || "-"]),
+          );
+      }),
+    );
 }

@@ -1,8 +1,8 @@
-// concord lock NAME [-- CMD ARGS…]
+// concord lock NAME [-- CMD ARGS…], concord lock status NAME, concord lock list
 
 import { Option, type Command } from "commander";
 import type { Client } from "../../src/client/client.js";
-import { EXIT, clientCommand, durationArg, intArg, ttlArg, printJson, run, type ClientFlags } from "./common.js";
+import { EXIT, clientCommand, withInspectionSubcommands, durationArg, intArg, ttlArg, printJson, printTable, run, type ClientFlags } from "./common.js";
 import { textArg } from "./bytes.js";
 import { Watchdog } from "../watchdog/watchdog.js";
 import { runSupervised } from "./supervise.js";
@@ -17,9 +17,9 @@ interface LockFlags extends ClientFlags {
 }
 
 export function registerLockCommand(program: Command): void {
+  const lock = program.command("lock");
   clientCommand(
-    program
-      .command("lock")
+    lock
       .description("take a distributed lock, then run a command holding it (or hold it until interrupted)"),
     { json: true },
   )
@@ -64,6 +64,64 @@ Examples:
     .action((name: string, command: string[], o: LockFlags) =>
       run("lock", o, (c) => lockCommand(c, textArg("NAME", name), command, o)),
     );
+  registerLockInspection(lock);
+}
+
+/** `concord lock status NAME` and `concord lock list`: who holds and who waits, in order. */
+function registerLockInspection(lock: Command): void {
+  withInspectionSubcommands(lock);
+  clientCommand(lock.command("status").description("who holds lock NAME (lease, token) and who waits for it, in order"), {
+    json: true,
+  })
+    .argument("<name>", "the lock's name")
+    .addHelpText(
+      "after",
+      `
+Holders in grant order with their fencing tokens, then waiters in queue order (position 1 is granted next).
+A lock nobody holds or waits for is free (limit 0). A lock named "status" or "list" is taken with the library.
+
+Examples:
+  concord lock status nightly-backup
+  concord lock status gpu -w json`,
+    )
+    .action((name: string, o: ClientFlags) =>
+      run("lock status", o, async (c) => {
+        const s = await c.lockStatus(textArg("NAME", name));
+        if (o.json) return printJson(s);
+        if (s.holders.length === 0) return console.log(`lock ${JSON.stringify(s.name)} is free: nobody holds or waits for it`);
+        console.log(`lock ${JSON.stringify(s.name)}: limit ${s.limit}, ${s.holders.length} holding, ${s.waiters.length} waiting`);
+        printTable(
+          ["ROLE", "POSITION", "LEASE", "TOKEN"],
+          [
+            ...s.holders.map((h, i) => ["holder", i + 1, h.lease, h.token]),
+            ...s.waiters.map((lease, i) => ["waiter", i + 1, lease, "-"]),
+          ],
+        );
+      }),
+    );
+
+  clientCommand(lock.command("list").description("every lock with a holder or a waiter, in name order"), { json: true })
+    .option("--prefix <prefix>", "only locks whose name starts with this", "")
+    .addHelpText(
+      "after",
+      `
+HOLDERS lists lease:token in grant order, WAITERS the waiting leases in queue order. With tokens configured
+this needs lock read permission on the prefix (all locks without --prefix).
+
+Examples:
+  concord lock list
+  concord lock list --prefix jobs/ -w json`,
+    )
+    .action((o: ClientFlags & { prefix: string }) =>
+      run("lock list", o, async (c) => {
+        const locks = await c.lockList(textArg("--prefix", o.prefix));
+        if (o.json) return printJson(locks);
+        printTable(
+          ["NAME", "LIMIT", "HOLDERS", "WAITERS"],
+          locks.map((l) => [l.name, l.limit, l.holders.map((h) => `${h.lease}:${h.token}`).join(","), l.waiters.join(",") || "-"]),
+        );
+      }),
+    );
 }
 
 async function lockCommand(c: Client, name: string, command: string[], o: LockFlags): Promise<number> {
@@ -71,29 +129,32 @@ async function lockCommand(c: Client, name: string, command: string[], o: LockFl
 
   // Started while we wait, so that the command can start as soon as the lock is ours.
   const watchdog = command.length > 0 ? new Watchdog("lock", graceMs) : null;
-  // Ctrl-C while waiting abandons the wait (the lease is revoked, leaving the queue).
-  const waitAbort = new AbortController();
-  const onWaitSignal = () => waitAbort.abort();
-  process.once("SIGINT", onWaitSignal);
-  process.once("SIGTERM", onWaitSignal);
+  // Ctrl-C while waiting abandons the wait (the lease is revoked, leaving the queue); while holding, it releases.
+  // One handler throughout: removing the last SIGINT listener restores the default action at once, so a Ctrl-C
+  // between removing one handler and adding the next would kill the process instead of releasing.
+  const signalled = new AbortController();
+  const onSignal = () => signalled.abort();
+  const offSignals = () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   let hold;
   try {
-    hold = await c.lock(name, { ttlMs, timeoutMs, wait: !o.try, limit, signal: waitAbort.signal });
+    hold = await c.lock(name, { ttlMs, timeoutMs, wait: !o.try, limit, signal: signalled.signal });
   } catch (e) {
+    offSignals();
     await watchdog?.close();
     throw e;
-  } finally {
-    process.off("SIGINT", onWaitSignal);
-    process.off("SIGTERM", onWaitSignal);
   }
 
   if (watchdog === null) {
     if (o.json) printJson({ name, token: hold.token, lease: hold.lease.id });
     else console.log(hold.token);
     const outcome = await new Promise<"signal" | "lost">((resolve) => {
-      const onSignal = () => resolve("signal");
-      process.once("SIGINT", onSignal);
-      process.once("SIGTERM", onSignal);
+      if (signalled.signal.aborted) return resolve("signal");
+      signalled.signal.addEventListener("abort", () => resolve("signal"), { once: true });
       hold.lost.addEventListener("abort", () => resolve("lost"), { once: true });
     });
     if (outcome === "lost") {
@@ -104,6 +165,7 @@ async function lockCommand(c: Client, name: string, command: string[], o: LockFl
     await hold.release();
     return EXIT.OK;
   }
+  offSignals(); // runSupervised handles signals while the command runs
 
   const env = { CONCORD_LOCK_NAME: name, CONCORD_LOCK_TOKEN: String(hold.token) };
   const code = await runSupervised(command, env, hold, watchdog, { graceMs, label: "lock" });

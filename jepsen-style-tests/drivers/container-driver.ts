@@ -1,51 +1,46 @@
-// The container driver: each member in its own container on a private docker network, from an image built
-// locally FROM scratch (the node binary, the shared libraries it links, and the app with its node_modules).
-// Uses the docker CLI through child_process (testcontainers is not a dependency; see the suite's README).
+// The container driver: each member in its own container on a private network with fixed addresses, run
+// through testcontainers from the project's member image (image/build.ts: FROM scratch, nothing pulled) plus the
+// clock-fault preload. A member counts as started when its /ready answers 200 (Wait.forHttp: no shell in the
+// image is needed; forListeningPorts would exec /bin/sh inside it).
 //
-// Faults: partitions are iptables rules inside a container's network namespace
+// Faults: partitions are iptables rules inside a container's network namespace, entered from the host
 // (`nsenter -t <pid> -n iptables -A INPUT -s <peer ip> -j DROP`): dropping at B every packet from A cuts the
-// A→B link (and, since TCP needs both halves, B→A too: container partitions are symmetric). `docker kill`,
-// `docker pause`/`unpause`, `docker start` (the data directory is a bind mount, so restarts recover from the
+// A→B link (and, since TCP needs both halves, B→A too: container partitions are symmetric). SIGKILL, pause /
+// unpause and start go through the engine (the data directory is a bind mount, so restarts recover from the
 // WAL). Clocks: the same preload as the process driver, its control file bind-mounted.
-// Availability: the driver runs only when a Docker engine answers and a container can actually start;
-// otherwise `containerDriverUnavailable()` says why and the runner records the run as skipped.
+// Availability: the driver runs only when a Docker engine answers and the image builds and runs; otherwise
+// `containerDriverUnavailable()` says why and the runner records the run as skipped.
 
 import { execFile, execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import type { Readable } from "node:stream";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { GenericContainer, getContainerRuntimeClient, StartedNetwork, Wait, type ContainerRuntimeClient } from "testcontainers";
 import type { LinkMode } from "./fault-proxy.js";
 import { NORMAL_CLOCK, type ClockSettings, type ClusterDriver, type DiskFault, type DiskFaultOutcome, type MemberView } from "./driver.js";
 import { connectClient } from "../client.js";
 import { fetchStatus, httpGet, waitForLeader, waitUntil, type MemberStatus } from "../../src/harness/index.js";
+import { buildMemberImage, checkImageRuns, CLIENT_PORT, IMAGE_ENTRYPOINT, PEER_PORT } from "../../image/build.js";
 import { sleep } from "../util.js";
 
 const run = promisify(execFile);
-const IMAGE = "concord-jepsen:local";
-const CLIENT_PORT = 7000;
-const PEER_PORT = 7001;
+const SUITE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const REPO_ROOT = path.resolve(SUITE_DIR, "..");
+const START_TIMEOUT_MS = 60_000;
 
-async function docker(args: string[], timeoutMs = 60_000): Promise<string> {
-  const { stdout } = await run("docker", args, { timeout: timeoutMs, maxBuffer: 64 << 20 });
-  return stdout.trim();
-}
+let engine: Promise<string | null> | null = null;
+const images = new Map<string, Promise<string>>();
 
-/** A container's output: the server logs to stdout and stderr, docker keeps them apart. */
-async function dockerLogs(container: string, since?: string): Promise<string> {
-  const { stdout, stderr } = await run("docker", ["logs", ...(since ? ["--since", since] : []), container], { timeout: 30_000, maxBuffer: 256 << 20 });
-  return stdout + stderr;
-}
-
-let availability: Promise<string | null> | null = null;
-
-/** null when containers can run here; otherwise the reason they cannot. Builds the image on first call. */
-export function containerDriverUnavailable(repoRoot?: string): Promise<string | null> {
-  availability ??= (async () => {
+/** null when containers can run members of `repoRoot` here; otherwise why not. Builds the image on first call. */
+export async function containerDriverUnavailable(repoRoot = REPO_ROOT): Promise<string | null> {
+  engine ??= (async () => {
     try {
-      await docker(["version", "--format", "{{.Server.Version}}"], 10_000);
+      await getContainerRuntimeClient();
     } catch (e) {
-      return `no Docker engine reachable (docker version: ${(e as Error).message.split("\n").slice(-2).join(" ").trim()}); start one (jepsen-style-tests/ci.sh does) to run the container driver`;
+      return `no Docker engine reachable (${firstLines(e, 2)}); start one (jepsen-style-tests/ci.sh does) to run the container driver`;
     }
     for (const tool of ["nsenter", "iptables"]) {
       try {
@@ -54,64 +49,79 @@ export function containerDriverUnavailable(repoRoot?: string): Promise<string | 
         return `${tool} is not installed (partitions need it: apt-get install -y util-linux iptables)`;
       }
     }
-    try {
-      await buildImage(repoRoot ?? path.resolve(path.dirname(new URL(import.meta.url).pathname), "../.."));
-      await docker(["run", "--rm", "--entrypoint", "/usr/bin/node", IMAGE, "-e", "process.exit(0)"], 60_000);
-    } catch (e) {
-      return `the Docker engine answers but cannot build or run the FROM-scratch image: ${(e as Error).message.split("\n").slice(0, 3).join(" ")}`;
-    }
     return null;
   })();
-  return availability;
+  const why = await engine;
+  if (why !== null) return why;
+  try {
+    await jepsenImage(repoRoot);
+    return null;
+  } catch (e) {
+    return `the Docker engine answers but cannot build or run the member image: ${firstLines(e, 3)}`;
+  }
 }
 
-/** Builds IMAGE from scratch: node + its shared libraries (from ldd) + the app. */
-async function buildImage(repoRoot: string): Promise<void> {
-  const ctx = fs.mkdtempSync("/tmp/concord-image-");
-  try {
-    const rootfs = path.join(ctx, "rootfs");
-    const copy = (from: string, to = from) => {
-      fs.mkdirSync(path.dirname(path.join(rootfs, to)), { recursive: true });
-      fs.cpSync(from, path.join(rootfs, to), { recursive: true, dereference: true });
-    };
-    const node = fs.realpathSync(process.execPath);
-    copy(node, "/usr/bin/node");
-    for (const line of execFileSync("ldd", [node], { encoding: "utf8" }).split("\n")) {
-      const m = /(\/\S+)\s+\(0x/.exec(line);
-      if (m) copy(m[1]!);
-    }
-    for (const part of ["src", "cli", "node_modules", "package.json", "tsconfig.json", "jepsen-style-tests/clock-skew.mjs"]) copy(path.join(repoRoot, part), path.join("/app", part));
-    const addon = "build/Release/malloc_trim.node"; // links only libc, which ldd brought (src/server/c-heap.ts)
-    if (fs.existsSync(path.join(repoRoot, addon))) copy(path.join(repoRoot, addon), path.join("/app", addon));
-    fs.mkdirSync(path.join(rootfs, "tmp"), { recursive: true });
-    fs.chmodSync(path.join(rootfs, "tmp"), 0o1777);
-    fs.mkdirSync(path.join(rootfs, "data"), { recursive: true });
-    fs.mkdirSync(path.join(rootfs, "clock"), { recursive: true });
-    fs.writeFileSync(
-      path.join(ctx, "Dockerfile"),
-      [
-        "FROM scratch",
-        "COPY rootfs/ /",
-        "WORKDIR /app",
-        "ENV HOME=/tmp",
-        `ENTRYPOINT ["/usr/bin/node", "--import", "tsx", "--import", "/app/jepsen-style-tests/clock-skew.mjs", "/app/cli/concord.ts", "server"]`,
-        "",
-      ].join("\n"),
-    );
-    await docker(["build", "-q", "-t", IMAGE, ctx], 300_000);
-  } finally {
-    fs.rmSync(ctx, { recursive: true, force: true });
+function firstLines(e: unknown, n: number): string {
+  return String((e as Error).message ?? e).split("\n").slice(0, n).join(" ").trim();
+}
+
+/** The member image of `repoRoot` (a mutant's copy gets its own) with the clock preload on top; built once. */
+function jepsenImage(repoRoot: string): Promise<string> {
+  let image = images.get(repoRoot);
+  if (image === undefined) {
+    const id = createHash("sha256").update(repoRoot).digest("hex").slice(0, 12);
+    image = (async () => {
+      const member = await buildMemberImage({ repoRoot, tag: `concord-jepsen-member:${id}` });
+      await checkImageRuns(member);
+      const ctx = fs.mkdtempSync("/tmp/concord-jepsen-image-");
+      try {
+        fs.copyFileSync(path.join(SUITE_DIR, "clock-skew.mjs"), path.join(ctx, "clock-skew.mjs"));
+        const [node, ...rest] = IMAGE_ENTRYPOINT;
+        fs.writeFileSync(
+          path.join(ctx, "Dockerfile"),
+          [
+            `FROM ${member}`,
+            "COPY clock-skew.mjs /jepsen/clock-skew.mjs",
+            `ENTRYPOINT ${JSON.stringify([node, "--import", "/jepsen/clock-skew.mjs", ...rest])}`,
+            "",
+          ].join("\n"),
+        );
+        const tag = `concord-jepsen:${id}`;
+        await GenericContainer.fromDockerfile(ctx).build(tag, { deleteOnExit: false });
+        return tag;
+      } finally {
+        fs.rmSync(ctx, { recursive: true, force: true });
+      }
+    })();
+    images.set(repoRoot, image);
+  }
+  return image;
+}
+
+/** A GenericContainer with a fixed address on the run's network: every member's URLs are known before any starts. */
+class MemberContainer extends GenericContainer {
+  constructor(
+    image: string,
+    private readonly networkName: string,
+    private readonly ip: string,
+  ) {
+    super(image);
+    this.withNetworkMode(networkName);
+  }
+  protected override async beforeContainerCreated(): Promise<void> {
+    this.createOpts.NetworkingConfig = { EndpointsConfig: { [this.networkName]: { IPAMConfig: { IPv4Address: this.ip } } } };
   }
 }
 
 interface Member extends MemberView {
   readonly slot: number;
   readonly ip: string;
-  readonly container: string;
+  readonly containerName: string;
   readonly clockDir: string;
   initialCluster: string;
   join: boolean;
-  created: boolean;
+  /** Ends when the container stops: its output since its last start, appended to logFile. */
+  logsFollowed?: Promise<void>;
 }
 
 export interface ContainerClusterOptions {
@@ -126,16 +136,22 @@ export class ContainerCluster implements ClusterDriver {
   readonly kind = "container" as const;
   private readonly all = new Map<string, Member>();
   private readonly paused = new Set<string>();
+  private readonly stopped = new Set<string>();
   private readonly dropped = new Set<string>();
-  private readonly network: string;
+  private readonly networkName: string;
   private readonly subnet: string;
+  private network: StartedNetwork | null = null;
   private nextJoiner = 1;
   private readonly peerSecret = randomBytes(24).toString("hex");
 
   readonly opts: ContainerClusterOptions;
 
-  private constructor(opts: ContainerClusterOptions) {
-    this.network = `${opts.name}-net`;
+  private constructor(
+    opts: ContainerClusterOptions,
+    private readonly client: ContainerRuntimeClient,
+    private readonly image: string,
+  ) {
+    this.networkName = `${opts.name}-net`;
     // A /24 per run from 172.29.x.0, x from the name, so parallel suites rarely collide.
     let h = 0;
     for (const c of opts.name) h = (h * 31 + c.charCodeAt(0)) & 0xff;
@@ -150,17 +166,25 @@ export class ContainerCluster implements ClusterDriver {
   static async start(opts: ContainerClusterOptions): Promise<ContainerCluster> {
     const why = await containerDriverUnavailable(opts.repoRoot);
     if (why !== null) throw new Error(why);
-    const c = new ContainerCluster(opts);
+    const c = new ContainerCluster(opts, await getContainerRuntimeClient(), await jepsenImage(opts.repoRoot));
     try {
-      await docker(["network", "rm", c.network]).catch(() => {});
-      await docker(["network", "create", "--subnet", `${c.subnet}.0/24`, c.network]);
-      for (const m of c.all.values()) await c.create(m);
-      if ((await c.leader(60_000)) === null) throw new Error("no leader within 60 s");
+      await c.removeLeftovers();
+      const network = await c.client.network.create({ Name: c.networkName, Driver: "bridge", CheckDuplicate: true, IPAM: { Config: [{ Subnet: `${c.subnet}.0/24` }] } });
+      c.network = new StartedNetwork(c.client, c.networkName, network);
+      // Together: a member is ready once it knows a leader, which takes a majority of them running.
+      await Promise.all([...c.all.values()].map((m) => c.create(m)));
+      if ((await c.leader(START_TIMEOUT_MS)) === null) throw new Error(`no leader within ${START_TIMEOUT_MS / 1000} s`);
     } catch (e) {
       await c.teardown();
       throw e;
     }
     return c;
+  }
+
+  /** What an earlier run of the same name left behind when it died before its teardown (Ryuk is off). */
+  private async removeLeftovers(): Promise<void> {
+    for (const m of this.all.values()) await this.engineContainer(m).remove({ force: true }).catch(() => {});
+    await this.client.network.getById(this.networkName).remove().catch(() => {});
   }
 
   private define(name: string, slot: number, join: boolean): Member {
@@ -171,8 +195,8 @@ export class ContainerCluster implements ClusterDriver {
     fs.writeFileSync(path.join(clockDir, "clock.json"), JSON.stringify(NORMAL_CLOCK));
     const ip = `${this.subnet}.${10 + slot}`;
     const m: Member = {
-      name, slot, ip, dataDir, clockDir, join, created: false,
-      container: `${this.opts.name}-${name}`,
+      name, slot, ip, dataDir, clockDir, join,
+      containerName: `${this.opts.name}-${name}`,
       clientUrl: `ws://${ip}:${CLIENT_PORT}`,
       httpBase: `http://${ip}:${CLIENT_PORT}`,
       logFile: path.join(this.opts.root, `${name}.log`),
@@ -182,26 +206,46 @@ export class ContainerCluster implements ClusterDriver {
     return m;
   }
 
+  /** Creates and starts m's container; resolves once its /ready answers 200. */
   private async create(m: Member): Promise<void> {
-    await docker(["rm", "-f", m.container]).catch(() => {});
-    const args = [
-      "run", "-d", "--name", m.container, "--network", this.network, "--ip", m.ip, "--hostname", m.name,
-      "--cap-add", "NET_ADMIN",
-      "-v", `${m.dataDir}:/data`, "-v", `${m.clockDir}:/clock`,
-      "-e", "CONCORD_JEPSEN_CLOCK_FILE=/clock/clock.json",
-      // Members on a network authenticate each other with a shared secret, as deployed members must.
-      "-e", `CONCORD_PEER_SECRET=${this.peerSecret}`,
-      IMAGE,
-      "--name", m.name, "--data-dir", "/data",
-      "--client-url", `ws://${m.ip}:${CLIENT_PORT}`, "--peer-url", `ws://${m.ip}:${PEER_PORT}`,
-      "--initial-cluster", m.initialCluster,
-      // Only names in this member's --initial-cluster are accepted (members added later carry their own URL).
-      "--initial-cluster-clients", [...this.all.values()].filter((x) => m.initialCluster.split(",").some((e) => e.startsWith(`${x.name}=`))).map((x) => `${x.name}=${x.clientUrl}`).join(","),
-      "--cluster-id", this.opts.name,
-    ];
-    if (m.join) args.push("--join");
-    await docker(args);
-    m.created = true;
+    await new MemberContainer(this.image, this.networkName, m.ip)
+      .withName(m.containerName)
+      .withHostname(m.name)
+      .withBindMounts([
+        { source: m.dataDir, target: "/data" },
+        { source: m.clockDir, target: "/clock" },
+      ])
+      .withEnvironment({
+        CONCORD_JEPSEN_CLOCK_FILE: "/clock/clock.json",
+        // Members on a network authenticate each other with a shared secret, as deployed members must.
+        CONCORD_PEER_SECRET: this.peerSecret,
+      })
+      .withCommand([
+        "--name", m.name,
+        "--client-url", m.clientUrl, "--peer-url", `ws://${m.ip}:${PEER_PORT}`,
+        "--initial-cluster", m.initialCluster,
+        // Only names in this member's --initial-cluster are accepted (members added later carry their own URL).
+        "--initial-cluster-clients", [...this.all.values()].filter((x) => m.initialCluster.split(",").some((e) => e.startsWith(`${x.name}=`))).map((x) => `${x.name}=${x.clientUrl}`).join(","),
+        "--cluster-id", this.opts.name,
+        ...(m.join ? ["--join"] : []),
+      ])
+      // Published to a host port only for the wait strategy, which probes through it.
+      .withExposedPorts(CLIENT_PORT)
+      .withWaitStrategy(Wait.forHttp("/ready", CLIENT_PORT, { abortOnContainerExit: true }).withReadTimeout(1500))
+      .withStartupTimeout(START_TIMEOUT_MS)
+      .withLogConsumer((stream) => this.followLogs(m, stream))
+      .start();
+  }
+
+  private followLogs(m: Member, stream: Readable): void {
+    const out = fs.createWriteStream(m.logFile, { flags: "a" });
+    stream.pipe(out);
+    m.logsFollowed = new Promise((resolve) => out.on("close", () => resolve()));
+  }
+
+  /** Resolves when m's stopped container's output is all in its log file (bounded: the engine may lag). */
+  private logsClosed(m: Member): Promise<unknown> {
+    return Promise.race([m.logsFollowed, sleep(5000)]);
   }
 
   private member(name: string): Member {
@@ -210,13 +254,20 @@ export class ContainerCluster implements ClusterDriver {
     return m;
   }
 
+  /**
+   * The engine's handle on m's container, by its name (unique on the engine): kill, pause, start, inspect are
+   * what StartedTestContainer does not offer, and a container that never became ready must still be removed.
+   */
+  private engineContainer(m: Member) {
+    return this.client.container.getById(m.containerName);
+  }
+
   members(): MemberView[] {
     return [...this.all.values()];
   }
   running(): string[] {
     return [...this.all.values()].filter((m) => !this.stopped.has(m.name)).map((m) => m.name);
   }
-  private readonly stopped = new Set<string>();
   endpoints(): string[] {
     return [...this.all.values()].map((m) => m.clientUrl);
   }
@@ -242,14 +293,10 @@ export class ContainerCluster implements ClusterDriver {
     return waitForLeader(source, timeoutMs, { everyMs: 200 }).catch(() => null);
   }
 
-  private async pid(name: string): Promise<number> {
-    return Number(await docker(["inspect", "-f", "{{.State.Pid}}", this.member(name).container]));
-  }
-
   private async iptables(name: string, args: string[]): Promise<void> {
-    const pid = await this.pid(name);
-    if (!(pid > 0)) return; // Not running: nothing to filter; rules are re-applied on restart.
-    await run("nsenter", ["-t", String(pid), "-n", "iptables", "-w", ...args], { timeout: 10_000 });
+    const { State } = await this.engineContainer(this.member(name)).inspect();
+    if (!(State.Pid > 0)) return; // Not running: nothing to filter; rules are re-applied on restart.
+    await run("nsenter", ["-t", String(State.Pid), "-n", "iptables", "-w", ...args], { timeout: 10_000 });
   }
 
   setLink(from: string, to: string, mode: LinkMode): void {
@@ -273,25 +320,29 @@ export class ContainerCluster implements ClusterDriver {
   }
 
   async kill(name: string): Promise<void> {
-    const m = this.member(name);
-    if (this.paused.has(name)) await docker(["unpause", m.container]).catch(() => {});
-    this.paused.delete(name);
-    await docker(["kill", "-s", "KILL", m.container]).catch(() => {});
+    const c = this.engineContainer(this.member(name));
+    if (this.paused.delete(name)) await c.unpause().catch(() => {});
+    await c.kill({ signal: "SIGKILL" }).catch(() => {});
     this.stopped.add(name);
   }
   pause(name: string): void {
     this.paused.add(name);
-    void docker(["pause", this.member(name).container]).catch(() => {});
+    void this.engineContainer(this.member(name)).pause().catch(() => {});
   }
   resume(name: string): void {
     if (!this.paused.delete(name)) return;
-    void docker(["unpause", this.member(name).container]).catch(() => {});
+    void this.engineContainer(this.member(name)).unpause().catch(() => {});
   }
+  /** Starts a killed member's container again, without waiting for it to be ready (it may be partitioned). */
   async restart(name: string): Promise<void> {
     const m = this.member(name);
     if (!this.stopped.has(name)) return;
-    await docker(["start", m.container]);
+    const c = this.engineContainer(m);
+    await this.logsClosed(m); // the previous run's output is all in the log file before the next run's is appended
+    await c.start();
     this.stopped.delete(name);
+    const startedAt = new Date((await c.inspect()).State.StartedAt).getTime() / 1000;
+    this.followLogs(m, await this.client.container.logs(c, { since: startedAt }));
     // A restarted container has a fresh network namespace: re-apply its inbound drops.
     for (const key of this.dropped) {
       const [from, to] = key.split("->") as [string, string];
@@ -331,16 +382,19 @@ export class ContainerCluster implements ClusterDriver {
       fs.closeSync(fd);
       detail = `flipped bits 0x5a of byte ${offset} of ${size}`;
     }
-    const since = new Date().toISOString();
+    await this.logsClosed(m);
+    const logStart = fs.existsSync(m.logFile) ? fs.statSync(m.logFile).size : 0;
     await this.restart(name);
     let exited = false;
     await waitUntil(`${name} to start or exit`, 30_000, async () => {
-      const state = await docker(["inspect", "-f", "{{.State.Running}}", m.container]);
-      if (state === "false") return (exited = true);
+      if (!(await this.engineContainer(m).inspect()).State.Running) return (exited = true);
       return this.healthy(name);
     }, { everyMs: 300 }).catch(() => {});
-    if (exited) this.stopped.add(name);
-    const log = await dockerLogs(m.container, since).catch(() => "");
+    if (exited) {
+      this.stopped.add(name);
+      await this.logsClosed(m);
+    }
+    const log = fs.existsSync(m.logFile) ? fs.readFileSync(m.logFile).subarray(logStart).toString("utf8") : "";
     const detected = fault === "flip-wal-bits" ? exited && /corrupt|crc/i.test(log) : !exited;
     return { fault, file, detail, detected, restarted: !exited, logExcerpt: log.split("\n").filter((l) => /corrupt|crc|torn|truncat/i.test(l)).slice(0, 4).join("\n") };
   }
@@ -376,24 +430,21 @@ export class ContainerCluster implements ClusterDriver {
       await client.close();
     }
     await sleep(300);
-    await this.collectLog(m);
-    await docker(["rm", "-f", m.container]).catch(() => {});
+    await this.removeContainer(m);
     this.all.delete(name);
   }
 
-  private async collectLog(m: Member): Promise<void> {
-    if (!m.created) return;
-    const log = await dockerLogs(m.container).catch((e) => `(docker logs failed: ${(e as Error).message})`);
-    fs.writeFileSync(m.logFile, log + "\n");
+  private async removeContainer(m: Member): Promise<void> {
+    const c = this.engineContainer(m);
+    if (this.paused.delete(m.name)) await c.unpause().catch(() => {});
+    await c.remove({ force: true }).catch(() => {});
+    await this.logsClosed(m);
   }
 
   async teardown(): Promise<void> {
-    for (const m of this.all.values()) {
-      if (this.paused.has(m.name)) await docker(["unpause", m.container]).catch(() => {});
-      await this.collectLog(m);
-      await docker(["rm", "-f", m.container]).catch(() => {});
-    }
+    await Promise.all([...this.all.values()].map((m) => this.removeContainer(m)));
     this.paused.clear();
-    await docker(["network", "rm", this.network]).catch(() => {});
+    await this.network?.stop().catch(() => {});
+    this.network = null;
   }
 }

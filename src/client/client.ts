@@ -27,6 +27,8 @@ import {
   type RangeOptions,
   type RangeResult,
 } from "./kv.js";
+import { InspectApi, type LeaseListing } from "./inspect.js";
+import type { ElectionStatus } from "./election.js";
 import { grantLease, type Lease, type LeaseInfo } from "./lease.js";
 import { LockApi, type LockHandle, type LockOptions, type LockStatus } from "./locks.js";
 import { SessionManager } from "./session.js";
@@ -47,6 +49,7 @@ export class Client {
   private readonly cluster: ClusterApi;
   /** Runtime access control: users, roles, permissions (needs the root role). */
   readonly auth: AuthApi;
+  private readonly inspect: InspectApi;
 
   /** Use `connect()`. */
   constructor(endpoints: string | readonly string[], opts: ClientOptions = {}) {
@@ -56,6 +59,7 @@ export class Client {
     this.locks = new LockApi(this.conn, this.sessions);
     this.cluster = new ClusterApi(this.conn);
     this.auth = new AuthApi(this.conn);
+    this.inspect = new InspectApi(this.conn);
   }
 
   /** @internal Connects; used by connect(). */
@@ -145,14 +149,17 @@ export class Client {
     const r = await this.conn.call<{ ttlMs: number }>("leaseKeepAlive", { lease: checkPositiveInt("lease", id) });
     return r.ttlMs;
   }
-  async leaseTimeToLive(id: number): Promise<LeaseInfo | null> {
+  /** The lease's TTL, time left and keys (`keys: false` leaves the key list out; `keyCount` is always there). */
+  async leaseTimeToLive(id: number, opts: { keys?: boolean } = {}): Promise<LeaseInfo | null> {
     const r = await this.conn.call<{ lease: LeaseInfo | null }>("leaseTimeToLive", {
       lease: checkPositiveInt("lease", id),
+      keys: opts.keys ?? true,
     });
     return r.lease;
   }
-  async leases(): Promise<{ id: number; ttlMs: number }[]> {
-    return (await this.conn.call<{ leases: { id: number; ttlMs: number }[] }>("leaseList", {})).leases;
+  /** Live leases in id order with their time left and key count, and their keys with `keys: true`. */
+  leases(opts: { keys?: boolean } = {}): Promise<LeaseListing[]> {
+    return this.inspect.leases(opts);
   }
 
   // ---- Locks -----------------------------------------------------------------------------------------
@@ -169,8 +176,13 @@ export class Client {
   ): Promise<T> {
     return this.locks.withLock(name, fn, opts);
   }
+  /** Who holds `name` (leases and tokens, in grant order) and who waits (leases, in queue order). */
   lockStatus(name: string): Promise<LockStatus> {
     return this.locks.status(name);
+  }
+  /** Every lock with a holder or a waiter whose name starts with `prefix`, in name order. */
+  lockList(prefix = ""): Promise<LockStatus[]> {
+    return this.inspect.locks(prefix);
   }
   /** A put the store accepts only while `lock` still holds its lock (its token is current): FENCED otherwise. */
   fencedPut(
@@ -186,6 +198,10 @@ export class Client {
 
   election(name: string): Election {
     return new Election(this.conn, this.sessions, name);
+  }
+  /** Every election remembered (with candidates, or idle) whose name starts with `prefix`, in name order. */
+  electionList(prefix = ""): Promise<ElectionStatus[]> {
+    return this.inspect.elections(prefix);
   }
 
   // ---- Cluster ---------------------------------------------------------------------------------------
@@ -205,7 +221,12 @@ export class Client {
   removeMember(id: string): Promise<{ confState: unknown }> {
     return this.cluster.removeMember(id);
   }
-  transferLeader(to: string): Promise<{ ok: true }> {
+  /** Changes a member's peer URL (and client URL, when given); it keeps its role. */
+  updateMember(id: string, peerUrl: string, clientUrl?: string): Promise<{ confState: unknown; member: Member }> {
+    return this.cluster.updateMember(id, peerUrl, clientUrl);
+  }
+  /** Moves leadership to the voter `to`; resolves once the old leader sees `to` lead. */
+  transferLeader(to: string): Promise<{ ok: true; from: string; leader: string }> {
     return this.cluster.transferLeader(to);
   }
   /** Raised cluster-wide alarms (NO_SPACE: the state reached the storage quota), the state's size and the quota. */

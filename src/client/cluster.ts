@@ -72,7 +72,14 @@ export class ClusterApi {
     return this.conn.call("memberRemove", { member: checkKey("id", id) }, { retry: false });
   }
 
-  transferLeader(to: string): Promise<{ ok: true }> {
+  /** A member's new peer URL (and client URL); not retried, as the other membership changes. */
+  updateMember(id: string, peerUrl: string, clientUrl?: string): Promise<{ confState: unknown; member: Member }> {
+    const args: Record<string, unknown> = { member: checkKey("id", id), peerUrl: checkKey("peerUrl", peerUrl) };
+    if (clientUrl !== undefined) args.clientUrl = checkKey("clientUrl", clientUrl);
+    return this.conn.call("memberUpdate", args, { retry: false });
+  }
+
+  transferLeader(to: string): Promise<{ ok: true; from: string; leader: string }> {
     return this.conn.call("transferLeader", { to: checkKey("to", to) }, { retry: false });
   }
 

@@ -40,17 +40,33 @@ export interface CampaignOptions {
   signal?: AbortSignal;
 }
 
-interface WireLeader {
+export interface WireLeader {
   lease: number;
   value: Uint8Array | string;
   token: number;
 }
 
-function decodeLeader(w: WireLeader | null | undefined): ElectionLeader | null {
+export function decodeLeader(w: WireLeader | null | undefined): ElectionLeader | null {
   if (!w) return null;
   const value = w.value instanceof Uint8Array ? w.value : Buffer.from(String(w.value));
   return { lease: w.lease, value, text: bytesToText(value), token: w.token };
 }
+
+/** An election's leader and candidates (Election.status, Client.elections). */
+export interface ElectionStatus {
+  name: string;
+  leader: ElectionLeader | null;
+  /** Candidate leases in the order they campaigned; the first one leads. */
+  candidates: number[];
+}
+
+export interface WireElectionStatus {
+  name: string;
+  leader: WireLeader | null;
+  candidates: number[];
+}
+
+export const decodeElectionStatus = (w: WireElectionStatus): ElectionStatus => ({ ...w, leader: decodeLeader(w.leader) });
 
 export class Leadership {
   readonly lost: AbortSignal;
@@ -177,6 +193,11 @@ export class Election {
   async leader(): Promise<ElectionLeader | null> {
     const r = await this.conn.call<{ leader: WireLeader | null }>("leader", { name: this.name });
     return decodeLeader(r.leader);
+  }
+
+  /** The leader and every candidate in order (linearizable read). */
+  async status(): Promise<ElectionStatus> {
+    return decodeElectionStatus(await this.conn.call<WireElectionStatus>("electionStatus", { name: this.name }));
   }
 
   /** Every leadership change from now on (starting with the current state), in order. */

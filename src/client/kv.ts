@@ -35,6 +35,11 @@ export interface PutResult {
 export interface GetOptions {
   /** "linearizable" (default) sees every write acknowledged before the call; "serializable" may be stale. */
   consistency?: Consistency;
+  /**
+   * Read the store as it was at this revision: any revision from the compaction revision to the current one
+   * (older: COMPACTED, whose `compactRevision` is the oldest still readable; newer: FUTURE_REVISION).
+   */
+  revision?: number;
 }
 
 export interface RangeOptions extends GetOptions {
@@ -132,6 +137,7 @@ export class KvApi {
     if (!opts.exact) args.prefix = true;
     if (opts.limit !== undefined && opts.limit !== 0) args.limit = checkPositiveInt("limit", opts.limit);
     if (opts.after !== undefined) args.after = checkKey("after", opts.after, true);
+    if (opts.revision !== undefined) args.revision = checkPositiveInt("revision", opts.revision);
     const r = await this.conn.call<{ revision: number; kvs: WireKv[]; more: boolean; cursor?: string }>("range", args);
     const out: RangeResult = { revision: r.revision, kvs: r.kvs.map(decodeKv), more: !!r.more };
     if (r.cursor !== undefined) out.cursor = r.cursor;
@@ -147,7 +153,7 @@ export class KvApi {
     const pageSize = opts.pageSize === undefined ? 500 : checkPositiveInt("pageSize", opts.pageSize);
     let after: string | undefined;
     for (;;) {
-      const page = await this.range(prefix, { consistency: opts.consistency, limit: pageSize, after });
+      const page = await this.range(prefix, { consistency: opts.consistency, revision: opts.revision, limit: pageSize, after });
       yield* page.kvs;
       if (!page.more || page.kvs.length === 0) return;
       after = page.cursor;

@@ -17,7 +17,9 @@ export interface LeaseInfo {
   id: number;
   ttlMs: number;
   grantedAt: number;
-  keys: string[];
+  /** Its keys in key order; absent when asked for without (`keys: false`). */
+  keys?: string[];
+  keyCount: number;
   remainingMs: number;
 }
 

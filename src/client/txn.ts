@@ -26,6 +26,13 @@ export interface TxnResult {
   responses: TxnOpResult[];
 }
 
+/** A read in a transaction: one key, or a prefix (at most `limit` keys); at a past `revision` if given. */
+export interface TxnGetOptions {
+  prefix?: boolean;
+  limit?: number;
+  revision?: number;
+}
+
 type WireOp = Record<string, unknown> & { op: "put" | "delete" | "range" };
 
 export class TxnBuilder {
@@ -57,7 +64,7 @@ export class TxnBuilder {
     this.success.push(deleteOp(key, opts));
     return this;
   }
-  thenGet(key: string, opts: { prefix?: boolean; limit?: number } = {}): this {
+  thenGet(key: string, opts: TxnGetOptions = {}): this {
     this.success.push(rangeOp(key, opts));
     return this;
   }
@@ -69,7 +76,7 @@ export class TxnBuilder {
     this.failure.push(deleteOp(key, opts));
     return this;
   }
-  elseGet(key: string, opts: { prefix?: boolean; limit?: number } = {}): this {
+  elseGet(key: string, opts: TxnGetOptions = {}): this {
     this.failure.push(rangeOp(key, opts));
     return this;
   }
@@ -110,10 +117,11 @@ function deleteOp(key: string, opts: Omit<DeleteOptions, "fence">): WireOp {
   return o;
 }
 
-function rangeOp(key: string, opts: { prefix?: boolean; limit?: number }): WireOp {
+function rangeOp(key: string, opts: TxnGetOptions): WireOp {
   const o: WireOp = { op: "range", key: checkKey("range.key", key, !!opts.prefix) };
   if (opts.prefix) o.prefix = true;
   if (opts.limit) o.limit = checkPositiveInt("range.limit", opts.limit);
+  if (opts.revision !== undefined) o.revision = checkPositiveInt("range.revision", opts.revision);
   return o;
 }
 

@@ -24,6 +24,8 @@ export interface WatchOptions extends ResumableStreamOptions {
   prefix?: boolean;
   /** Deliver history from this revision on (default: only changes after the watch starts). */
   fromRevision?: number;
+  /** Events carry the record they replaced (`prevKv`: absent when a put created the key). Default false. */
+  prevKv?: boolean;
 }
 
 interface WirePushEvent {
@@ -40,6 +42,7 @@ interface WirePushEvent {
 export class Watch extends ResumableStream<WatchEvent, { stream: number; revision: number }, WirePushEvent> {
   private readonly key: string;
   private readonly prefix: boolean;
+  private readonly prevKv: boolean;
   /** Lowest revision not yet delivered; 0 until the first subscription says where "now" is. */
   private next: number;
 
@@ -47,6 +50,7 @@ export class Watch extends ResumableStream<WatchEvent, { stream: number; revisio
     super(conn, { open: "watch", close: "unwatch" }, opts);
     this.key = checkKey("key", key, !!opts.prefix);
     this.prefix = !!opts.prefix;
+    this.prevKv = !!opts.prevKv;
     this.next = opts.fromRevision === undefined ? 0 : checkPositiveInt("fromRevision", opts.fromRevision);
     this.start();
   }
@@ -63,6 +67,7 @@ export class Watch extends ResumableStream<WatchEvent, { stream: number; revisio
   protected openArgs(): Record<string, unknown> {
     const args: Record<string, unknown> = { key: this.key };
     if (this.prefix) args.prefix = true;
+    if (this.prevKv) args.prevKv = true;
     if (this.next > 0) args.fromRevision = this.next;
     return args;
   }

@@ -47,6 +47,13 @@ export class AuthService {
     else delete req.actor;
   }
 
+  /** Throws PERMISSION_DENIED unless `p` may see what an answer shows (Op.reveals); a forwarded request is checked where it came from. */
+  admitAnswer(p: Principal, shown: readonly AccessRequest[]): void {
+    if (p.kind === "internal" || shown.length === 0) return;
+    const r = refusal(p, shown, this.context());
+    if (r) throw new ProtocolError(r[0] as "PERMISSION_DENIED", `${r[1]} (in the answer's key list; ask without keys)`);
+  }
+
   /** Why `conn`'s principal may no longer reach `needs` (a stream to end), or null. */
   refusal(conn: ClientConnection, needs: readonly AccessRequest[]): string | null {
     return refusal(conn.principal as Principal, needs, this.context())?.[1] ?? null;

@@ -99,6 +99,8 @@ export function authenticate(hello: HelloFrame, ctx: AuthContext): Principal {
 export interface AccessNeed {
   access: Access;
   kind: ResourceKind | "none" | "public";
+  /** The request field naming the resource, when not `key` (keys) or `name`: listings name a `prefix`. */
+  nameArg?: "prefix";
 }
 
 /** Ops whose key or name may be a prefix (`prefix: true`). */
@@ -108,6 +110,8 @@ const PREFIXED_OPS: ReadonlySet<string> = new Set(["range", "delete", "watch"]);
 export function requestNeeds(req: RequestFrame, need: AccessNeed, p: Principal): AccessRequest[] {
   if (need.kind === "public") return [];
   if (need.kind === "none" || need.kind === "cluster") return [{ kind: need.kind, name: "", access: need.access }];
+  // A listing reaches every name under its prefix (none given: all of them).
+  if (need.nameArg === "prefix") return [{ kind: need.kind, name: stringField(req.prefix), prefix: true, access: need.access }];
   if (req.op === "txn") {
     const needs = txnNeeds(req as { compare?: unknown; success?: unknown; failure?: unknown });
     // The tokens file's rule, unchanged: a transaction also needs write on the whole keyspace.

@@ -5,6 +5,7 @@ import type { RaftConfig } from "../raft/node.js";
 import type { NodeId } from "../raft/types.js";
 import type { DurableStorageOptions } from "../storage/durable-storage.js";
 import type { TokenTable } from "./auth.js";
+import type { AutoCompaction } from "./auto-compaction.js";
 
 export interface HostConfig {
   /** This member's id in the cluster, e.g. "n1". */
@@ -34,6 +35,8 @@ export interface HostConfig {
    * differs); none proposed when absent. Members should agree: the current leader's value is the cluster's.
    */
   quotaBytes?: number;
+  /** The history compaction this member proposes while it leads (auto-compaction.ts); none when absent. */
+  autoCompaction?: AutoCompaction;
   /** Deadline of a proposal, and of a request forwarded to the leader. */
   requestTimeoutMs: number;
   /** Client connections: frame size, requests in flight per connection, connections, slow-consumer threshold. */

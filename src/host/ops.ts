@@ -10,15 +10,23 @@
 
 import { ProtocolError, arg, type RequestFrame } from "../transport/protocol.js";
 import type { AccessNeed } from "./auth.js";
+import type { AccessRequest } from "../statemachine/auth-permissions.js";
 import { CommandFailure } from "./errors.js";
 import type { ClientConnection } from "./gateway.js";
-import { changeMembership, requireMember } from "./membership-ops.js";
+import { DEFAULT_PAGE_ITEMS, MAX_PAGE_ITEMS, electionList, electionStatus, leaseList, lockList } from "./inspect.js";
+import { changeMembership, moveLeader, requireMember, updateMember } from "./membership-ops.js";
 import type { ClientService } from "./service.js";
 
 type Serve = (s: ClientService, conn: ClientConnection | undefined, req: RequestFrame) => unknown;
 
-export type Op = AccessNeed &
-  (
+export type Op = AccessNeed & {
+  /**
+   * Resources an answer shows beyond what the request named, checked by the member the client is connected to
+   * (a follower too, after the leader answered): lease listings name keys, and as etcd's lease TimeToLive the
+   * caller must be able to read every key it would see (`keys: false` shows none).
+   */
+  reveals?: (result: unknown) => AccessRequest[];
+} & (
     | { route: "local" | "leader"; serve: Serve }
     | { route: "wait"; serve: (s: ClientService, conn: ClientConnection, req: RequestFrame) => unknown; propose: (s: ClientService, req: RequestFrame) => unknown }
   );
@@ -37,6 +45,7 @@ const command =
     s.proposeCommand(asCommand(req, smOp));
 
 const lease = (req: RequestFrame) => arg.int(req, "lease", { min: 1 });
+const keysRead = (keys: readonly string[] = []): AccessRequest[] => keys.map((name) => ({ kind: "key", name, access: "read" }));
 
 export const OPS = {
   // key-value store
@@ -85,20 +94,27 @@ export const OPS = {
     access: "read",
     kind: "none",
     route: "leader",
+    reveals: (r) => keysRead((r as { lease: { keys?: string[] } | null }).lease?.keys),
     serve: async (s, _c, req) => {
       const id = lease(req);
+      const withKeys = req.keys === undefined || arg.bool(req, "keys"); // keys by default, as before the flag
       await s.replica.readBarrier();
       const info = s.replica.sm.leaseTimeToLive(id);
-      return { lease: info ? { ...info, remainingMs: Math.round(s.replica.leaseRemainingMs(id) ?? info.ttlMs) } : null };
+      if (!info) return { lease: null };
+      const { keys, ...rest } = info;
+      return { lease: { ...rest, remainingMs: Math.round(s.replica.leaseRemainingMs(id) ?? info.ttlMs), keyCount: keys.length, ...(withKeys ? { keys } : {}) } };
     },
   },
+  // Served by the leader: the time left is its deadline (inspect.ts).
   leaseList: {
     access: "read",
     kind: "none",
     route: "leader",
-    serve: async (s) => {
+    reveals: (r) => keysRead((r as { leases: { keys?: string[] }[] }).leases.flatMap((l) => l.keys ?? [])),
+    serve: async (s, _c, req) => {
+      const page = { after: arg.int(req, "after", { optional: true }), limit: pageLimit(req), keys: arg.bool(req, "keys") };
       await s.replica.readBarrier();
-      return { leases: s.replica.sm.leases().map((l) => ({ id: l.id, ttlMs: l.ttlMs })) };
+      return leaseList(s.replica.sm, (id) => s.replica.leaseRemainingMs(id), page);
     },
   },
   registerClient: { access: "write", kind: "none", route: "leader", serve: command() },
@@ -122,6 +138,17 @@ export const OPS = {
       return s.replica.coord.lockStatus(name);
     },
   },
+  lockList: {
+    access: "read",
+    kind: "lock",
+    nameArg: "prefix",
+    route: "local",
+    serve: async (s, _c, req) => {
+      const page = namePage(req);
+      await s.replica.readBarrier();
+      return lockList(s.replica.coord, page);
+    },
+  },
 
   // elections
   campaign: {
@@ -141,6 +168,27 @@ export const OPS = {
       const name = arg.string(req, "name");
       await s.replica.readBarrier();
       return { leader: s.replica.coord.electionLeader(name) };
+    },
+  },
+  electionStatus: {
+    access: "read",
+    kind: "election",
+    route: "local",
+    serve: async (s, _c, req) => {
+      const name = arg.string(req, "name");
+      await s.replica.readBarrier();
+      return electionStatus(s.replica.coord, name);
+    },
+  },
+  electionList: {
+    access: "read",
+    kind: "election",
+    nameArg: "prefix",
+    route: "local",
+    serve: async (s, _c, req) => {
+      const page = namePage(req);
+      await s.replica.readBarrier();
+      return electionList(s.replica.coord, page);
     },
   },
   observe: { access: "read", kind: "election", route: "local", serve: (s, c, req) => s.streams.observe(c!, req) },
@@ -173,14 +221,22 @@ export const OPS = {
     route: "leader",
     serve: (s, _c, req) => changeMembership(s.replica, { changes: [{ kind: "removeNode", nodeId: requireMember(s.replica, req, "member", "member") }] }),
   },
-  transferLeader: {
+  memberUpdate: {
     access: "admin",
     kind: "cluster",
     route: "leader",
     serve: (s, _c, req) => {
-      s.replica.transferLeadership(requireMember(s.replica, req, "to", "voter"));
-      return { ok: true };
+      const peerUrl = wsUrl(req, "peerUrl", false);
+      const clientUrl = req.clientUrl === undefined ? undefined : wsUrl(req, "clientUrl", true);
+      return updateMember(s.replica, req, peerUrl, clientUrl);
     },
+  },
+  // Answered once this (the old) leader sees the new one lead.
+  transferLeader: {
+    access: "admin",
+    kind: "cluster",
+    route: "leader",
+    serve: async (s, _c, req) => ({ ok: true, ...(await moveLeader(s.replica, requireMember(s.replica, req, "to", "voter"), s.replica.config.requestTimeoutMs)) }),
   },
   snapshot: { access: "admin", kind: "cluster", route: "local", serve: (s, c) => s.streams.snapshot(c!) },
   alarmList: {
@@ -250,6 +306,19 @@ export const OPS = {
 export type OpName = keyof typeof OPS;
 
 export const isOp = (op: string): op is OpName => Object.prototype.hasOwnProperty.call(OPS, op);
+
+/** A listing's page size: `limit`, 1 to MAX_PAGE_ITEMS. */
+function pageLimit(req: RequestFrame): number {
+  const limit = arg.int(req, "limit", { optional: true, min: 1, def: DEFAULT_PAGE_ITEMS });
+  if (limit > MAX_PAGE_ITEMS) throw new ProtocolError("INVALID_ARGUMENT", `${req.op}.limit is ${limit}; expected at most ${MAX_PAGE_ITEMS}`);
+  return limit;
+}
+
+/** A page of names: `prefix` (permission is checked on it), `after` (exclusive) and `limit`. */
+function namePage(req: RequestFrame): { prefix: string; after?: string; limit: number } {
+  const after = req.after === undefined ? undefined : arg.string(req, "after");
+  return { prefix: arg.string(req, "prefix", { optional: true, allowEmpty: true }), after, limit: pageLimit(req) };
+}
 
 /** A ws:// or wss:// URL argument (member peer and client URLs); optional ones may be absent or empty. */
 function wsUrl(req: RequestFrame, name: string, optional: boolean): string {

@@ -37,6 +37,7 @@ import { encodeCommand, type Command, type Outcome } from "../statemachine/comma
 import { contentHash } from "../statemachine/hash.js";
 import type { ApplyOutput, StateMachine, StateMachineEvent } from "../statemachine/state-machine.js";
 import { DurableStorage } from "../storage/durable-storage.js";
+import { AutoCompactor, describeAutoCompaction } from "./auto-compaction.js";
 import type { HostConfig } from "./host-config.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { Listeners } from "./listeners.js";
@@ -121,7 +122,8 @@ export class Replica {
   private readonly observer: ReplicaObserver;
   private readonly inFlight: InFlight[] = [];
   private confState: ConfState;
-  private knownPeers: NodeId[] = [];
+  /** Peers the network links to, with the URL it dials. */
+  private knownPeers = new Map<NodeId, string>();
   private tickTimer: Timer | undefined;
   private scheduled = false;
   private stopped = false;
@@ -136,6 +138,9 @@ export class Replica {
   private snapshotting = false;
   /** A setQuota proposal of this member's is in flight (maybeProposeQuota). */
   private quotaProposed = false;
+  /** The leader's automatic compaction (--auto-compaction-*); absent when not configured. */
+  private readonly autoCompactor: AutoCompactor | undefined;
+  private compactionProposed = false;
   /** Linearizable reads and keep-alives served (they apply nothing): with appliedIndex, how busy the member is. */
   private readsAndKeepAlives = 0;
 
@@ -150,6 +155,7 @@ export class Replica {
     this.proposals = new PendingProposals((code) => this.observer.proposalFailed?.(code));
     this.createStateMachine = opts.createStateMachine;
     this.reads = new ReadBarrier(`${this.id}:${Math.floor(world.random() * 0xffffffff).toString(16)}`);
+    this.autoCompactor = config.autoCompaction && new AutoCompactor(config.autoCompaction);
 
     const snap = disk.snapshot;
     const snapData = snap?.data;
@@ -328,7 +334,7 @@ export class Replica {
     return {
       index: this.appliedIndex,
       term: this.appliedTerm,
-      data: encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm }),
+      data: encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm, index: this.appliedIndex, term: this.appliedTerm }),
       hash: contentHash(sm), // what sm.hash() would return, without encoding the state a second time
     };
   }
@@ -339,6 +345,7 @@ export class Replica {
       ...s,
       revision: this.sm.revision,
       compactRevision: this.sm.compactRevision,
+      ...(this.config.autoCompaction ? { autoCompaction: describeAutoCompaction(this.config.autoCompaction) } : {}),
       keys: this.sm.keyCount,
       stateBytes: this.sm.sizeBytes,
       quotaBytes: this.sm.quotaBytes,
@@ -411,6 +418,7 @@ export class Replica {
       if (this.isLeader) {
         this.maybeExpireLeases();
         this.maybeProposeQuota();
+        this.maybeAutoCompact();
       }
       this.schedule();
       this.armTick();
@@ -530,6 +538,7 @@ export class Replica {
     if (s.role === "leader") {
       // A new leader restarts every lease deadline at now + TTL: no lease expires early because leadership moved.
       this.leases.restart(this.sm.leases(), this.clock.now());
+      this.autoCompactor?.restart();
     } else {
       this.leases.clear();
     }
@@ -586,13 +595,13 @@ export class Replica {
     this.membershipChanged.emit(this.confState);
   }
 
+  /** Links to every other member at its current peer URL: new members added, removed ones dropped, moved ones (memberUpdate) re-pointed. */
   private syncPeers(): void {
     const wanted = new Map<NodeId, string>();
     for (const m of this.members.values()) if (m.id !== this.id && m.peerUrl) wanted.set(m.id, m.peerUrl);
-    const known = new Set(this.knownPeers);
-    for (const [id, url] of wanted) if (!known.has(id)) this.network.addPeer(id, url);
-    for (const id of known) if (!wanted.has(id)) this.network.removePeer(id);
-    this.knownPeers = [...wanted.keys()];
+    for (const [id, url] of wanted) if (this.knownPeers.get(id) !== url) this.network.addPeer(id, url);
+    for (const id of this.knownPeers.keys()) if (!wanted.has(id)) this.network.removePeer(id);
+    this.knownPeers = wanted;
   }
 
   private installSnapshot(meta: SnapshotMetadata, data: Uint8Array): void {
@@ -707,6 +716,23 @@ export class Replica {
       }, settled);
     } catch {
       settled(); // not the leader any more, or stopping: the next tick decides again
+    }
+  }
+
+  /** Leading with an auto-compaction policy: one `compact` proposal at a time, when the policy says so. */
+  private maybeAutoCompact(): void {
+    if (this.autoCompactor === undefined || this.compactionProposed) return;
+    const revision = this.autoCompactor.due(this.clock.now(), this.sm.revision, this.sm.compactRevision);
+    if (revision === undefined) return;
+    this.compactionProposed = true;
+    const settled = () => (this.compactionProposed = false);
+    try {
+      this.propose({ op: "compact", revision } as Command).then((outcome) => {
+        if (outcome.ok) this.log.info({ revision, policy: describeAutoCompaction(this.autoCompactor!.policy) }, "auto-compaction: history compacted");
+        settled(); // refused (already compacted further by hand): the next tick decides again
+      }, settled);
+    } catch {
+      settled();
     }
   }
 

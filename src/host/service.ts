@@ -57,6 +57,15 @@ export class ClientService implements GatewayHandler {
     const op: Op = OPS[req.op];
     const principal = conn.principal as Principal;
     this.auth.admit(principal, req, op);
+    const answer = this.route(op, conn, principal, req);
+    if (!op.reveals) return answer;
+    return Promise.resolve(answer).then((result) => {
+      this.auth.admitAnswer(principal, op.reveals!(result));
+      return result;
+    });
+  }
+
+  private route(op: Op, conn: ClientConnection, principal: Principal, req: RequestFrame): Promise<unknown> | unknown {
     switch (op.route) {
       case "local":
         return op.serve(this, conn, req);

@@ -12,6 +12,8 @@ export interface MemberStatus extends RaftStatus {
   /** The state machine's revision, compaction revision and key count. */
   revision: number;
   compactRevision: number;
+  /** The automatic compaction policy this member applies while it leads ("revision:1000", "periodic:3600000ms"). */
+  autoCompaction?: string;
   keys: number;
   /** Bytes the replicated state holds (as the state machine counts them) and the storage quota. */
   stateBytes: number;

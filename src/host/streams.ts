@@ -105,6 +105,9 @@ export class Streams {
     const key = arg.string(req, "key", { allowEmpty: true });
     const prefix = arg.bool(req, "prefix");
     const fromRevision = arg.int(req, "fromRevision", { optional: true, min: 0, def: 0 });
+    // Events carry the record they superseded only when asked (etcd's prev_kv): it can double a stream's bytes.
+    const withPrev = arg.bool(req, "prevKv");
+    const shape = (events: WatchEvent[]): WatchEvent[] => (withPrev ? events : events.map(withoutPrevKv));
     const sm = this.replica.sm;
     const matches = (ev: WatchEvent) => {
       const k = ev.type === "put" ? ev.kv.key : ev.key;
@@ -123,7 +126,7 @@ export class Streams {
     const after = Math.max(0, fromRevision - 1);
     const offApplied = this.replica.applied.add((a: AppliedEvents) => {
       const events = a.events.filter((e): e is WatchEvent => (e.type === "put" || e.type === "delete") && e.revision > after && matches(e));
-      if (events.length > 0) out.send(stream, { events, revision: events[events.length - 1].revision });
+      if (events.length > 0) out.send(stream, { events: shape(events), revision: events[events.length - 1].revision });
     });
     // Installing a snapshot replaces the state machine wholesale: the stream cannot be continued exactly.
     const offSnapshot = this.replica.snapshotInstalled.add(() => {
@@ -138,7 +141,7 @@ export class Streams {
       },
       [{ kind: "key", name: key, prefix, access: "read" }],
     );
-    const first = backlog.length > 0 ? [{ events: backlog, revision: backlog[backlog.length - 1].revision }] : [];
+    const first = backlog.length > 0 ? [{ events: shape(backlog), revision: backlog[backlog.length - 1].revision }] : [];
     return { stream, revision: sm.revision, [AFTER_REPLY]: () => out.open(stream, first) };
   }
 
@@ -245,4 +248,12 @@ export class OrderedStream {
     for (const e of backlog) this.send(stream, e);
     for (const e of held) this.send(stream, e);
   }
+}
+
+/** The event without the record it superseded (a copy: the applied event is shared with other streams). */
+function withoutPrevKv(e: WatchEvent): WatchEvent {
+  if (e.prevKv === undefined) return e;
+  if (e.type === "put") return { type: "put", revision: e.revision, kv: e.kv };
+  const { prevKv: _p, ...rest } = e;
+  return rest as WatchEvent;
 }

@@ -27,6 +27,7 @@ export interface Clock {
 export interface PeerNetwork {
   /** A Ready's messages; everything sent in one turn may leave in one frame per peer. */
   send(messages: readonly Message[]): void;
+  /** Links to a peer, or re-points the link to a peer known under another URL. */
   addPeer(id: NodeId, url: string): void;
   removePeer(id: NodeId): void;
   stats(): TransportStats;

@@ -315,6 +315,11 @@ export class ElectionHandler implements CommandHandler {
     return { candidates };
   }
 
+  /** Names of the elections remembered (with candidates, or idle with history), sorted (for the dashboard). */
+  names(): string[] {
+    return [...this.elections.keys()].sort(compareNames);
+  }
+
   /** Candidate leases in FIFO order (the first is the leader). */
   candidates(name: string): number[] {
     return [...(this.elections.get(name)?.candidates.keys() ?? [])];

@@ -65,9 +65,13 @@ export interface Coordination {
   /** Users, roles and whether auth is enabled (src/statemachine/auth.ts): read between applies, never changed. */
   readonly auth: Omit<AuthHandler, "apply" | "restore">;
   lockStatus(name: string): LockStatus;
+  /** Names of the locks with a holder or a waiter, sorted. */
+  lockNames(): string[];
   /** Holds and queued waiters over every lock. */
   lockTotals(): { holders: number; waiters: number };
   electionLeader(name: string): Leader | null;
+  /** Names of the elections remembered (with candidates, or idle with history), sorted. */
+  electionNames(): string[];
   electionCandidates(name: string): number[];
   /** Candidates over every election, leaders included. */
   electionTotals(): { candidates: number };
@@ -87,12 +91,19 @@ function build(options: CoordinationOptions, make: (smOptions: StateMachineOptio
     fenceChecker: locks.fenceChecker,
     authorizer: auth.authorize,
   });
+  return coordinationOf(stateMachine, locks, elections, auth);
+}
+
+/** The reads of a state machine built with these lock, election and auth handlers (installed by the caller). */
+export function coordinationOf(stateMachine: StateMachine, locks: LockHandler, elections: ElectionHandler, auth: AuthHandler): Coordination {
   return {
     stateMachine,
     auth,
     lockStatus: (name) => locks.status(name),
+    lockNames: () => locks.names(),
     lockTotals: () => locks.totals(),
     electionLeader: (name) => elections.leader(name),
+    electionNames: () => elections.names(),
     electionCandidates: (name) => elections.candidates(name),
     electionTotals: () => elections.totals(),
     electionHistory: (name, fromIndex) => elections.history(name, fromIndex),

@@ -293,6 +293,11 @@ export class LockHandler implements CommandHandler {
     };
   }
 
+  /** Names of the existing locks (with a holder or a waiter), sorted (for the dashboard; O(locks log locks)). */
+  names(): string[] {
+    return [...this.locks.keys()].sort(compareNames);
+  }
+
   /** Number of existing locks (with a holder or a waiter). */
   get size(): number {
     return this.locks.size;

@@ -16,7 +16,11 @@ import { nodeFileSystem } from "../storage/node-file-system.js";
 import { ClientSocket } from "../transport/client-socket.js";
 import { PeerTransport } from "../transport/peer.js";
 import { WsGateway } from "../transport/ws-gateway.js";
-import { configWarnings, loadTokens, redactConfig, type ServerConfig } from "./config.js";
+import { configWarnings, redactConfig, type ServerConfig } from "./config.js";
+import { loadTokens } from "./tokens.js";
+import { loadDashboardAssets, type DashboardAssets } from "./dashboard/assets.js";
+import { LeaderHistory } from "./dashboard/leader-history.js";
+import { Dashboard } from "./dashboard/routes.js";
 import { createHttpHandler } from "./http.js";
 import { IdleCollector, shrinkPackBuffer } from "./idle-gc.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -82,6 +86,7 @@ export function hostConfig(config: ServerConfig, forwardKey: string): HostConfig
     snapshotEntries: config.snapshotEntries,
     snapshotBytes: config.snapshotBytes,
     quotaBytes: config.quotaBytes,
+    ...(config.autoCompaction ? { autoCompaction: config.autoCompaction } : {}),
     readiesInFlight: DEFAULT_READIES_IN_FLIGHT,
     storage: { repair: config.repair },
     requestTimeoutMs: 10_000,
@@ -169,20 +174,28 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
         idleGc.arm();
       },
     },
-    onRequest: (op, code, seconds) => {
-      metrics.clientRequests.labels(op, code).inc();
-      metrics.clientRequestSeconds.labels(op).observe(seconds);
-    },
+    onRequest: (op, code, seconds) => metrics.requestAnswered(op, code, seconds),
     onConnectionRefused: (reason) => metrics.clientConnectionsRefused.labels(reason).inc(),
   });
   const replica = host.replica;
   progress = () => replica.progress;
+  const leaderHistory = new LeaderHistory();
+  leaderHistory.observe(replica.term, replica.leaderId, Date.now());
+  let dashboardAssets: DashboardAssets | undefined;
 
   const httpHandler = createHttpHandler({
     ready: () => replica.readiness(),
-    metrics: () => metrics.registry.expose(),
+    metrics: () => metrics.expose(),
     status: () => replica.status(),
     tokens: hc.tokens,
+    ui: new Dashboard({
+      replica,
+      history: leaderHistory,
+      assets: () => (dashboardAssets ??= loadDashboardAssets()),
+      wallNow: () => Date.now(),
+      // Asking a fellow member's https client port: as when forwarding to the leader.
+      ...(forwardTls ? { tls: forwardTls } : {}),
+    }),
   });
   const server = clientTls
     ? https.createServer(
@@ -205,8 +218,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
   });
   logger.info({ clientUrl: config.clientUrl, peerUrl: config.peerUrl }, "serving clients");
 
-  const peerSeries = new Set<string>();
-  metrics.registry.onCollect(() => {
+  metrics.onCollect(() => {
     const s = replica.status();
     metrics.raftTerm.set(s.term);
     metrics.setRole(s.role);
@@ -230,23 +242,18 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
     metrics.walBytes.follow(s.storage.bytes);
     // Per peer: every other member of the configuration has series; a member that left loses them.
     const peers = new Set(s.members.map((m) => m.id).filter((id) => id !== config.name));
-    for (const peer of peerSeries) {
-      if (peers.has(peer)) continue;
-      metrics.peerConnected.remove(peer);
-      metrics.peerDroppedMessages.remove(peer);
-      metrics.peerRttSeconds.remove(peer);
-      peerSeries.delete(peer);
-    }
+    for (const peer of [...metrics.peers()]) if (!peers.has(peer)) metrics.removePeer(peer);
     for (const peer of peers) {
-      peerSeries.add(peer);
       const p = s.transport.peers[peer];
-      metrics.peerConnected.labels(peer).set(p?.connected ? 1 : 0);
-      metrics.peerDroppedMessages.labels(peer).follow(p === undefined ? 0 : p.droppedDisconnected + p.droppedOverflow);
+      const series = metrics.peer(peer);
+      series.connected.set(p?.connected ? 1 : 0);
+      series.dropped.follow(p === undefined ? 0 : p.droppedDisconnected + p.droppedOverflow);
       // Round trips as measured by the transport's pings: one sample per peer per scrape.
-      if (p !== undefined && p.rttMs !== null) metrics.peerRttSeconds.labels(peer).observe(p.rttMs / 1000);
+      if (p !== undefined && p.rttMs !== null) series.rtt.observe(p.rttMs / 1000);
     }
   });
   replica.roleChanged.add((s) => {
+    leaderHistory.observe(replica.term, s.leader, Date.now());
     metrics.raftLeaderChanges.inc();
     metrics.raftHasLeader.set(s.leader === null ? 0 : 1);
   });

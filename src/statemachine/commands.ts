@@ -54,6 +54,8 @@ export interface RangeOp {
   limit?: number;
   /** Continuation cursor: only keys strictly greater than this are returned. */
   after?: string;
+  /** Read the store as it was at this revision (≥ the compaction revision, ≤ the current one); absent: now. */
+  revision?: number;
 }
 
 export interface DeleteOp {
@@ -411,6 +413,8 @@ function rangeOp(o: Fields, path: string): RangeOp {
   if (limit !== undefined && limit !== 0) op.limit = limit;
   const after = optStr(o, "after", path);
   if (after !== undefined) op.after = after;
+  const revision = optInt(o, "revision", path, 0);
+  if (revision !== undefined && revision !== 0) op.revision = revision;
   return op;
 }
 function txnOp(v: unknown, path: string): TxnOp {

@@ -12,9 +12,12 @@ export type ErrorCode =
   | "TXN_TOO_LARGE"
   | "TOO_MANY_KEYS"
   | "LEASE_NOT_FOUND"
-  /** A watch or compact asked for a revision at or below the compaction revision; `compactRevision` says which. */
+  /**
+   * A watch or compact asked for a revision at or below the compaction revision, or a read for one below it;
+   * `compactRevision` says which (the oldest revision a read can still ask for).
+   */
   | "COMPACTED"
-  /** A compact asked for a revision greater than the current one. */
+  /** A compact or a read asked for a revision greater than the current one. */
   | "FUTURE_REVISION"
   /** No session with that client id: it ended with its lease, or was never registered. */
   | "SESSION_EXPIRED"

@@ -59,6 +59,7 @@ import {
   type TxnOpResult,
 } from "./commands.js";
 import { commandError, invalidArgument, type CommandError } from "./errors.js";
+import { rangeAt } from "./past-reads.js";
 import { KvStore } from "./kv.js";
 import { LeaseTable, type LeaseEndReason } from "./leases.js";
 import { resolveLimits, utf8Length, type Limits } from "./limits.js";
@@ -399,6 +400,26 @@ export class StateMachine {
     if (op.op === "range" && op.after !== undefined && utf8Length(op.after) < 0) {
       return invalidArgument(`${path}after`, "a string without lone surrogates (valid UTF-16)", op.after);
     }
+    if (op.op === "range" && op.revision !== undefined) return this.checkReadRevision(op.revision, `${path}revision`);
+    return null;
+  }
+
+  /** A past revision is readable from the compaction revision (its records are rebuilt from the history) to now. */
+  private checkReadRevision(revision: number, field: string): CommandError | null {
+    if (revision > this.currentRevision) {
+      return commandError(
+        "FUTURE_REVISION",
+        `${field}: revision ${revision} is beyond the current revision ${this.currentRevision}`,
+        { field },
+      );
+    }
+    if (revision < this.history.compactRevision) {
+      return commandError(
+        "COMPACTED",
+        `${field}: revision ${revision} is compacted; the oldest revision still readable is ${this.history.compactRevision} (the history keeps revisions ${this.history.compactRevision}..${this.currentRevision})`,
+        { compactRevision: this.history.compactRevision },
+      );
+    }
     return null;
   }
 
@@ -523,7 +544,10 @@ export class StateMachine {
   }
 
   private rangeNow(op: RangeOp): RangeResult {
-    const page = this.kv.range(op);
+    const page =
+      op.revision !== undefined && op.revision < this.revisionAfter()
+        ? rangeAt(this.kv, this.history, op, op.revision)
+        : this.kv.range(op);
     const result: RangeResult = { revision: this.revisionAfter(), kvs: page.kvs, more: page.more };
     if (page.cursor !== undefined) result.cursor = page.cursor;
     return result;

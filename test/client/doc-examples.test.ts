@@ -1,8 +1,8 @@
 // Every example in README.md and docs/*.md runs as written, against a real 3-member cluster (ports 8950-8971):
 // `ts` blocks run as programs (with `from "concord"` pointing at src/index.ts), `sh` blocks line by line with
-// `concord` being the real CLI, and `json` blocks are tokens files the members accept. The docs use the dev
-// cluster's ports 7100/7110/7120; the test's cluster stands in for it under its own ports. A line that is not run
-// must be listed in NOT_RUN with the reason, so no new example goes untried.
+// `concord` being the real CLI, and `json` blocks are tokens files (arrays) or config files (objects) the members
+// accept. The docs use the dev cluster's ports 7100/7110/7120; the test's cluster stands in for it under its own
+// ports. A line that is not run must be listed in NOT_RUN with the reason, so no new example goes untried.
 
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -10,7 +10,8 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseTokens } from "../../src/server/config.js";
+import { parseTokens } from "../../src/server/tokens.js";
+import { loadConfig } from "../../src/server/config.js";
 import { LocalCluster } from "../../src/harness/index.js";
 import { waitUntil as waitFor } from "../../src/harness/index.js";
 import { NODE_ARGS, REPO } from "./cli.js";
@@ -93,7 +94,8 @@ function remapPorts(s: string): string {
 function runsUntilInterrupted(cmd: string): boolean {
   if (/\bconcord watch\b/.test(cmd)) return !cmd.includes("--count");
   if (/\bconcord elect \S+ --observe\b/.test(cmd)) return !cmd.includes("--count");
-  if (/\bconcord (elect \S+ \S+|lock \S+)/.test(cmd)) return !cmd.includes(" -- ");
+  // Holding a lock or leading an election runs until interrupted; `lock|elect status|list` inspect and exit.
+  if (/\bconcord (elect (?!status\b|list\b)\S+ \S+|lock (?!status\b|list\b)\S+)/.test(cmd)) return !cmd.includes(" -- ");
   if (/\bconcord lease keepalive\b/.test(cmd)) return !cmd.includes("--once");
   return false;
 }
@@ -178,7 +180,7 @@ describe("documentation examples", () => {
       }
     }
     expect(ran).toBeGreaterThanOrEqual(12);
-  });
+  }, 300_000); // every sh line of the docs in turn, each a CLI process (1–3 s each; more under load)
 
   it("every ts block runs to completion as a program", async () => {
     const index = pathToFileURL(path.join(REPO, "src/index.ts")).href;
@@ -196,9 +198,23 @@ describe("documentation examples", () => {
     }
   });
 
-  it("every json block is a tokens file members accept", () => {
+  it("every json block is a tokens file or a config file members accept", () => {
     const json = all.filter((b) => b.lang === "json");
-    expect(json.length).toBeGreaterThanOrEqual(1);
-    for (const b of json) expect(parseTokens(b.text, b.where).size, b.where).toBeGreaterThan(0);
+    const configs = json.filter((b) => !Array.isArray(JSON.parse(b.text)));
+    expect(json.length - configs.length).toBeGreaterThanOrEqual(1);
+    expect(configs.length).toBeGreaterThanOrEqual(1);
+    for (const b of json) if (!configs.includes(b)) expect(parseTokens(b.text, b.where).size, b.where).toBeGreaterThan(0);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "concord-doc-config-"));
+    try {
+      for (const [i, b] of configs.entries()) {
+        const file = path.join(dir, `config-${i}.json`);
+        fs.writeFileSync(file, b.text);
+        // The docs give the peer secret in the environment, as they advise.
+        const config = loadConfig(["--config", file], { CONCORD_PEER_SECRET: "doc-example-secret-0123" }, dir);
+        expect(config.configFile, b.where).toBe(file);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

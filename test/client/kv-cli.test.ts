@@ -1,9 +1,13 @@
 // The KV, lease and cluster CLI commands against a real 3-member cluster (ports 8400-8421).
 
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { nodeFileSystem } from "../../src/storage/node-file-system.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalCluster } from "../../src/harness/index.js";
-import { runCli } from "./cli.js";
+import { NODE_ARGS, REPO, runCli } from "./cli.js";
 
 let cluster: LocalCluster;
 
@@ -97,7 +101,7 @@ describe("concord KV commands", () => {
     expect(id).toMatch(/^\d+$/);
     await concord(["put", "--lease", id, "leased/k", "v"]);
     const [ttl, list] = await Promise.all([
-      concord(["lease", "ttl", id, "--json"]),
+      concord(["lease", "ttl", id, "--keys", "--json"]),
       concord(["lease", "list", "--json"]),
     ]);
     expect(JSON.parse(ttl.out)).toMatchObject({ id: Number(id), ttlMs: 30000, keys: ["leased/k"] });
@@ -147,6 +151,7 @@ describe("concord snapshot save / restore", () => {
       const file = join(dir, "backup.snap");
       const r = await concord(["snapshot", "save", file, "--json"]);
       expect(r.code).toBe(0);
+      expect(r.err).toBe(""); // stderr is a pipe: no progress bar, no control characters
       const info = JSON.parse(r.out);
       expect(info.index).toBeGreaterThan(0);
       // The file is the member's snapshot format: membership plus the state machine's deterministic bytes.
@@ -160,6 +165,7 @@ describe("concord snapshot save / restore", () => {
       const dataDir = join(dir, "n1");
       const restored = await concord(["snapshot", "restore", file, "--data", dataDir, "--name", "n1", "--initial-cluster", "n1=ws://127.0.0.1:9991", "--json"]);
       expect(restored.code).toBe(0);
+      expect(restored.err).toBe("");
       expect(JSON.parse(restored.out)).toMatchObject({ index: info.index, hash: info.hash, restored: true });
       const { DurableStorage } = await import("../../src/storage/durable-storage.js");
       const disk = await DurableStorage.open(nodeFileSystem, dataDir);
@@ -171,6 +177,30 @@ describe("concord snapshot save / restore", () => {
       expect(again.err).toMatch(/not empty/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("on a terminal (a pseudo-terminal from script(1)), snapshot save draws its progress bar to 100%", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "concord-snap-tty-"));
+    try {
+      const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
+      const command = [process.execPath, ...NODE_ARGS, "snapshot", "save", path.join(dir, "tty.snap")].map(quote).join(" ");
+      const child = spawn("script", ["-qfec", command, "/dev/null"], {
+        cwd: REPO,
+        env: { ...process.env, CONCORD_ENDPOINTS: cluster.endpoints().join(",") },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+      clearTimeout(timer);
+      expect(code, out).toBe(0);
+      const text = out.replace(/\x1b(?:\[[0-9;?]*[A-Za-z]|[78])/g, ""); // eslint-disable-line no-control-regex
+      expect(text).toMatch(new RegExp(`snapshot \\[#{30}\\] 100% (\\d+\\.\\d)/\\1 MiB`));
+      expect(text).toMatch(/saved .*tty\.snap: \d+ bytes, index \d+/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -186,12 +186,13 @@ describe("concord lock", () => {
 
   it("killing the member the holder is connected to never lets two holders run at once", async () => {
     const log = path.join(suite.dir, "nodekill.log");
-    const holder = lock(["--ttl", "2s", "nodekill", "--", ...recorder(log, 3)]);
+    // The holder's command runs long enough for the waiter's CLI to start and queue (several seconds under load).
+    const holder = lock(["--ttl", "2s", "nodekill", "--", ...recorder(log, 10)]);
     await waitFor("the holder's child", 15_000, () => (fs.existsSync(log) ? true : undefined));
     // The waiter must keep its lease through the failover (election + reconnect, which can pass 2 s on a loaded
     // machine); the holder's short TTL is what this test is about.
     const waiter = lock(["--ttl", "5s", "nodekill", "--", ...recorder(log, 0.2)]);
-    await waitFor("the waiter to queue", 15_000, async () =>
+    await waitFor("the waiter to queue", 30_000, async () =>
       (await suite.client.lockStatus("nodekill")).waiters.length > 0 ? true : undefined,
     );
     const leader = await suite.cluster.waitForLeader(5000);

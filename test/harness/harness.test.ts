@@ -26,6 +26,7 @@ const STATUS_KEYS = {
   leadTransferee: true,
   revision: true,
   compactRevision: true,
+  autoCompaction: true,
   keys: true,
   stateBytes: true,
   quotaBytes: true,
@@ -37,7 +38,7 @@ const STATUS_KEYS = {
   leases: true,
   fatal: true,
 } satisfies Record<keyof MemberStatus, true>;
-const OPTIONAL = ["leases", "fatal"];
+const OPTIONAL = ["leases", "fatal", "autoCompaction"];
 const CONF_STATE_KEYS = {
   voters: true,
   learners: true,

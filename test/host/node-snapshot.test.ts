@@ -23,3 +23,15 @@ describe("member snapshot format", () => {
     expect(() => decodeNodeSnapshot(good.subarray(0, 12))).toThrow(/truncated/);
   });
 });
+
+describe("member snapshot position", () => {
+  const members = [{ id: "n1", peerUrl: "ws://127.0.0.1:7001", clientUrl: "" }];
+
+  it("carries the log index and term when given (snapshot save) and reads files without them", () => {
+    const sm = new Uint8Array([1, 2, 3]);
+    expect(decodeNodeSnapshot(encodeNodeSnapshot({ v: 1, members, sm, index: 47, term: 7 }))).toMatchObject({ index: 47, term: 7 });
+    const old = decodeNodeSnapshot(encodeNodeSnapshot({ v: 1, members, sm }));
+    expect(old.index).toBeUndefined();
+    expect(old.term).toBeUndefined();
+  });
+});

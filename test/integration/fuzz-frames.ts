@@ -35,9 +35,16 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: fal
  */
 const SAFE_OPS = Object.keys(OPS).filter(
   (op) =>
-    !["campaign", "lockAcquire", "memberAdd", "memberRemove", "memberPromote", "transferLeader", "snapshot"].includes(
-      op,
-    ),
+    ![
+      "campaign",
+      "lockAcquire",
+      "memberAdd",
+      "memberRemove",
+      "memberPromote",
+      "memberUpdate",
+      "transferLeader",
+      "snapshot",
+    ].includes(op),
 );
 const WEIRD_OPS = [
   "",

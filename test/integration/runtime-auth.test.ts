@@ -151,6 +151,9 @@ describe.sequential("runtime auth", () => {
       await a.addUser(name, `${name}-pw`);
       for (const r of roles) await a.grantRole(name, r);
     }
+    // A lease with one key under m/: its key list is shown only to those who may read that key.
+    const leased = await admin.grantLease(60_000);
+    await admin.put("m/leased", "v", { lease: leased.id });
     await a.enable();
 
     type Op = (c: Client) => Promise<unknown>;
@@ -169,6 +172,11 @@ describe.sequential("runtime auth", () => {
       "campaign el/a": async (c) => (await c.election("el/a").campaign("v", { ttlMs: 2000 })).resign(),
       "leader el/a": (c) => c.election("el/a").leader(),
       "leader other": (c) => c.election("other").leader(),
+      "lockList jobs/": (c) => c.lockList("jobs/"),
+      "lockList all": (c) => c.lockList(),
+      "electionList el/": (c) => c.electionList("el/"),
+      "leaseTtl with keys": (c) => c.leaseTimeToLive(leased.id),
+      "leaseTtl without keys": (c) => c.leaseTimeToLive(leased.id, { keys: false }),
       status: (c) => c.status(),
       "user list": (c) => c.auth.users(),
       compact: (c) => c.compact(1),
@@ -176,17 +184,18 @@ describe.sequential("runtime auth", () => {
     // Expected by hand, from the roles above (not computed by the code under test).
     const allowed: Record<string, string[]> = {
       mroot: Object.keys(ops),
-      rw: ["get m/one", "put m/one", "put m/two", "range m/", "delete m/ prefix", "txn m/one", "status"],
-      ro: ["get m/one", "range m/", "status"],
-      one: ["put m/one", "status"],
-      co: ["lockStatus jobs/a", "lock jobs/a", "campaign el/a", "leader el/a", "status"],
-      both: ["get m/one", "range m/", "lockStatus jobs/a", "lock jobs/a", "campaign el/a", "leader el/a", "status"],
-      none: ["status"],
+      rw: ["get m/one", "put m/one", "put m/two", "range m/", "delete m/ prefix", "txn m/one", "leaseTtl with keys", "leaseTtl without keys", "status"],
+      ro: ["get m/one", "range m/", "leaseTtl with keys", "leaseTtl without keys", "status"],
+      one: ["put m/one", "leaseTtl without keys", "status"],
+      co: ["lockStatus jobs/a", "lock jobs/a", "campaign el/a", "leader el/a", "lockList jobs/", "electionList el/", "leaseTtl without keys", "status"],
+      both: ["get m/one", "range m/", "lockStatus jobs/a", "lock jobs/a", "campaign el/a", "leader el/a", "lockList jobs/", "electionList el/", "leaseTtl with keys", "leaseTtl without keys", "status"],
+      none: ["leaseTtl without keys", "status"],
     };
     const got: Record<string, Record<string, string>> = {};
     const want: Record<string, Record<string, string>> = {};
     for (const name of Object.keys(users)) {
       const c = await as(name, `${name}-pw`);
+      await admin.put("m/leased", "v", { lease: leased.id }); // again: a user before may have deleted m/
       got[name] = {};
       want[name] = {};
       for (const [op, run] of Object.entries(ops)) {

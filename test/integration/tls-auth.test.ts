@@ -312,7 +312,16 @@ describe.sequential("TLS and token auth", () => {
           5000,
         );
         expect(lock.granted).toBe(true);
+        // Listing locks needs read permission on the listed prefix, as a lock op on its name.
+        const mine = await sock.request<{ locks: { name: string; holders: { lease: number }[] }[] }>("lockList", { prefix: "jobs/" }, 5000);
+        expect(mine.locks.map((l) => [l.name, l.holders[0].lease])).toEqual([["jobs/1", lease.id]]);
         const cases: [string, Record<string, unknown>][] = [
+          ["lockList", {}],
+          ["lockList", { prefix: "jo" }],
+          ["lockStatus", { name: "other/1" }],
+          ["electionList", { prefix: "jobs/" }],
+          ["electionStatus", { name: "jobs/1" }],
+          ["memberUpdate", { member: "n1", peerUrl: "ws://127.0.0.1:1" }],
           ["put", { key: "secret/w", value: "x" }],
           ["put", { key: "ap", value: "x" }],
           [
@@ -436,7 +445,7 @@ describe.sequential("TLS and token auth", () => {
 
     it("concord status works with a token that may read the cluster, and names the refusal without one", async () => {
       const one = cluster.member(follower).clientUrl;
-      const ok = await concord(["status", "--endpoints", one, "--token", TOKENS.admin, "--json", ...tlsFlags()]);
+      const ok = await concord(["status", "--cluster", "--endpoints", one, "--token", TOKENS.admin, "--json", ...tlsFlags()]);
       expect(ok.code, ok.err).toBe(0);
       const rows = JSON.parse(ok.out) as { status: { id: string } }[];
       expect(rows.map((r) => r.status.id).sort()).toEqual(["n1", "n2", "n3"]);

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { Command } from "commander";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   addServerOptions,
   ConfigError,
@@ -13,14 +13,16 @@ import {
   flagName,
   formatBytes,
   loadConfig,
-  loadTokens,
   parseInitialCluster,
-  parseTokens,
   redactConfig,
+  serverConfig,
+  type ServerConfig,
 } from "../../src/server/config.js";
+import { loadTokens, parseTokens } from "../../src/server/tokens.js";
 import { authorize, type AccessRequest, type TokenEntry } from "../../src/host/auth.js";
 import { peerAuthInput, peerAuthMode, peerKeys } from "../../src/server/peer-auth.js";
 import { createLogger, OnceLogger } from "../../src/server/logger.js";
+import { runCli, type CliProcess } from "../client/cli.js";
 
 let dir: string;
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
@@ -38,6 +40,11 @@ function file(name: string, content: unknown): string {
   const path = join(dir, name);
   writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content));
   return path;
+}
+
+/** An option's line in --help, as commander writes it (with the default, choices and variable). */
+function helpOf(cmd: Command, flag: string): string {
+  return cmd.createHelp().optionDescription(cmd.options.find((o) => o.long === flag)!);
 }
 
 function configError(fn: () => unknown): ConfigError {
@@ -122,11 +129,11 @@ describe("loadConfig: defaults and derived values", () => {
     expect(c.clientListen).toEqual({ host: "::1", port: 9000 });
   });
 
-  it("accepts commander's parsed options from the CLI's own command", () => {
-    const cmd = addServerOptions(new Command("server")).exitOverride();
+  it("builds the configuration from the CLI's own parsed command", () => {
+    const cmd = addServerOptions(new Command("server"), dir).exitOverride();
     cmd.option("--verbose", "a flag of the CLI, not of the server");
     cmd.parse(["--name", "n7", "--tick-ms", "20", "--no-fsync", "--verbose"], { from: "user" });
-    const c = loadConfig(cmd.opts(), {}, dir);
+    const c = serverConfig(cmd, dir);
     expect(c).toMatchObject({ name: "n7", tickMs: 20, fsync: false });
   });
 
@@ -138,7 +145,10 @@ describe("loadConfig: defaults and derived values", () => {
       expect(help).toContain(envName(key));
     }
     expect(help).toContain("--no-fsync");
-    expect(cmd.options.find((o) => o.long === "--max-request-bytes")!.description).toContain("(default: 1.5MiB)");
+    expect(helpOf(cmd, "--max-request-bytes")).toContain("(default: 1.5MiB, env: CONCORD_MAX_REQUEST_BYTES)");
+    expect(helpOf(cmd, "--log-level")).toContain(
+      '(choices: "fatal", "error", "warn", "info", "debug", "trace", "silent"',
+    );
     expect(envName("maxInflightPerConnection")).toBe("CONCORD_MAX_INFLIGHT_PER_CONNECTION");
   });
 
@@ -148,11 +158,14 @@ describe("loadConfig: defaults and derived values", () => {
     expect(loadConfig(["--name", "n1"], { CONCORD_QUOTA_BYTES: "64MiB" }, dir).quotaBytes).toBe(64 << 20);
     const cfg = file("quota.json", { name: "n1", quotaBytes: "4MiB" });
     expect(loadConfig(["--config", cfg], {}, dir).quotaBytes).toBe(4 << 20);
-    const help = addServerOptions(new Command("server")).options.find((o) => o.long === "--quota-bytes")!;
-    expect(help.description).toMatch(/NO_SPACE .*\(default: 2GiB\) \[env CONCORD_QUOTA_BYTES\]/);
+    expect(helpOf(addServerOptions(new Command("server")), "--quota-bytes")).toMatch(
+      /NO_SPACE .*\(default: 2GiB, env: CONCORD_QUOTA_BYTES\)/,
+    );
     const e = configError(() => loadConfig(["--name", "n1", "--quota-bytes", "1000"], {}, dir));
-    expect(e.field).toBe("--quota-bytes");
-    expect(e.message).toMatch(/from 1048576 to 1099511627776, .*, got '1000'$/);
+    expect(e.field).toBe("arguments");
+    expect(e.message).toMatch(
+      /option '--quota-bytes <size>' argument '1000' is invalid\. expected a size in bytes from 1048576 to 1099511627776, /,
+    );
   });
 
   it("formats byte sizes for help text", () => {
@@ -164,6 +177,56 @@ describe("loadConfig: defaults and derived values", () => {
 });
 
 describe("loadConfig: precedence flag > env > file > default", () => {
+  // A setting of each kind, given by ever more sources: the highest one wins. The config file lies in `dir`; the
+  // working directory is `cwd`, so relative paths show which one they were resolved against.
+  const cwd = () => join(dir, "elsewhere");
+  const layers: { key: keyof ServerConfig; flag: string; env: string; file: unknown; expect: () => unknown[] }[] = [
+    { key: "tickMs", flag: "12", env: "11", file: 10, expect: () => [100, 10, 11, 12] },
+    { key: "maxValueBytes", flag: "3KiB", env: "2KiB", file: "1KiB", expect: () => [1 << 20, 1024, 2048, 3072] },
+    { key: "repair", flag: "yes", env: "no", file: true, expect: () => [false, true, false, true] },
+    { key: "logLevel", flag: "warn", env: "debug", file: "error", expect: () => ["info", "error", "debug", "warn"] },
+    {
+      key: "clientUrl",
+      ...{ flag: "ws://127.0.0.1:7302", env: "ws://127.0.0.1:7202", file: "ws://127.0.0.1:7102" },
+      expect: () => ["ws://127.0.0.1:7000", "ws://127.0.0.1:7102", "ws://127.0.0.1:7202", "ws://127.0.0.1:7302"],
+    },
+    {
+      key: "dataDir",
+      ...{ flag: "from-flag", env: "from-env", file: "from-file" },
+      expect: () => [
+        join(cwd(), ".concord", "n1"),
+        join(dir, "from-file"),
+        join(cwd(), "from-env"),
+        join(cwd(), "from-flag"),
+      ],
+    },
+  ];
+  for (const l of layers) {
+    it(`${flagName(l.key)}: the flag beats ${envName(l.key)}, which beats the file, which beats the default`, () => {
+      const cfg = file(`layers-${l.key}.json`, { name: "n1", [l.key]: l.file });
+      const env = { [envName(l.key)]: l.env };
+      const values = [
+        loadConfig(["--name", "n1"], {}, cwd()),
+        loadConfig(["--config", cfg], {}, cwd()),
+        loadConfig(["--config", cfg], env, cwd()),
+        loadConfig(["--config", cfg, flagName(l.key), l.flag], env, cwd()),
+      ].map((c) => c[l.key]);
+      expect(values).toEqual(l.expect());
+    });
+  }
+
+  it("names the source a value came from when a combination is refused", () => {
+    const cfg = file("combination.json", { name: "n1", heartbeatTicks: 10 });
+    const refused = (argv: string[], env: Record<string, string> = {}) =>
+      configError(() => loadConfig(argv, env, dir)).field;
+    expect(refused(["--config", cfg])).toBe(`config file ${cfg}: heartbeatTicks`);
+    expect(refused(["--config", cfg], { CONCORD_HEARTBEAT_TICKS: "10" })).toBe("CONCORD_HEARTBEAT_TICKS");
+    expect(refused(["--config", cfg, "--heartbeat-ticks", "10"], { CONCORD_HEARTBEAT_TICKS: "2" })).toBe(
+      "--heartbeat-ticks",
+    );
+    expect(loadConfig(["--config", cfg], { CONCORD_HEARTBEAT_TICKS: "2" }, dir).heartbeatTicks).toBe(2);
+  });
+
   it("takes each option from the highest source that sets it", () => {
     const cfg = file("precedence.json", {
       name: "n1",
@@ -234,33 +297,35 @@ describe("loadConfig: every validation error names the field, the value and what
       {
         name: "bad name",
         argv: () => ["--name", "n 1"],
-        field: "--name",
-        message: /expected 1 to 63 characters .* got 'n 1'/,
+        field: "arguments",
+        message: /^arguments: option '--name <name>' argument 'n 1' is invalid\. expected 1 to 63 characters/,
       },
       {
         name: "tick not a number",
         argv: () => ["--name", "n1", "--tick-ms", "abc"],
-        field: "--tick-ms",
-        message: /^--tick-ms: expected a positive integer number of milliseconds \(at most 60000\), got 'abc'$/,
+        field: "arguments",
+        message:
+          /^arguments: option '--tick-ms <ms>' argument 'abc' is invalid\. expected a positive integer number of milliseconds \(at most 60000\)$/,
       },
       {
         name: "tick zero",
         argv: () => ["--name", "n1", "--tick-ms", "0"],
-        field: "--tick-ms",
-        message: /positive integer .* got '0'/,
+        field: "arguments",
+        message: /option '--tick-ms <ms>' argument '0' is invalid\. expected a positive integer/,
       },
       {
         name: "tick fractional from env",
         argv: () => ["--name", "n1"],
         env: { CONCORD_TICK_MS: "1.5" },
-        field: "CONCORD_TICK_MS",
-        message: /^CONCORD_TICK_MS: expected a positive integer .* got '1.5'$/,
+        field: "arguments",
+        message:
+          /^arguments: option '--tick-ms <ms>' value '1\.5' from env 'CONCORD_TICK_MS' is invalid\. expected a positive integer/,
       },
       {
         name: "election ticks too small",
         argv: () => ["--name", "n1", "--election-ticks", "1"],
-        field: "--election-ticks",
-        message: /from 2 to 10000, got '1'/,
+        field: "arguments",
+        message: /option '--election-ticks <n>' argument '1' is invalid\. .* from 2 to 10000$/,
       },
       {
         name: "heartbeat not below election",
@@ -271,20 +336,21 @@ describe("loadConfig: every validation error names the field, the value and what
       {
         name: "size garbage",
         argv: () => ["--name", "n1", "--max-value-bytes", "lots"],
-        field: "--max-value-bytes",
-        message: /a size in bytes .* e\.g\. 1\.5MiB, got 'lots'/,
+        field: "arguments",
+        message:
+          /option '--max-value-bytes <size>' argument 'lots' is invalid\. expected a size in bytes .* e\.g\. 1\.5MiB$/,
       },
       {
         name: "size unknown unit",
         argv: () => ["--name", "n1", "--max-value-bytes", "5XB"],
-        field: "--max-value-bytes",
-        message: /got '5XB'/,
+        field: "arguments",
+        message: /option '--max-value-bytes <size>' argument '5XB' is invalid/,
       },
       {
         name: "size fraction of a byte",
         argv: () => ["--name", "n1", "--max-key-bytes", "1.5"],
-        field: "--max-key-bytes",
-        message: /not a whole number of bytes/,
+        field: "arguments",
+        message: /option '--max-key-bytes <size>' argument '1\.5' is invalid\. .*\(not a whole number of bytes\)$/,
       },
       {
         name: "request smaller than key+value",
@@ -296,20 +362,22 @@ describe("loadConfig: every validation error names the field, the value and what
         name: "bad bool from env",
         argv: () => ["--name", "n1"],
         env: { CONCORD_JOIN: "maybe" },
-        field: "CONCORD_JOIN",
-        message: /expected a boolean \(true\/false.*got 'maybe'/,
+        field: "arguments",
+        message:
+          /option '--join \[bool\]' value 'maybe' from env 'CONCORD_JOIN' is invalid\. expected a boolean \(true\/false/,
       },
       {
         name: "bad log level",
         argv: () => ["--name", "n1", "--log-level", "loud"],
-        field: "--log-level",
-        message: /expected one of fatal, error, warn, info, debug, trace, silent, got 'loud'/,
+        field: "arguments",
+        message:
+          /option '--log-level <level>' argument 'loud' is invalid\. Allowed choices are fatal, error, warn, info, debug, trace, silent/,
       },
       {
         name: "bad log format",
         argv: () => ["--name", "n1", "--log-format", "xml"],
-        field: "--log-format",
-        message: /expected one of json, pretty, got 'xml'/,
+        field: "arguments",
+        message: /option '--log-format <format>' argument 'xml' is invalid\. Allowed choices are json, pretty/,
       },
       {
         name: "unknown flag",
@@ -320,32 +388,33 @@ describe("loadConfig: every validation error names the field, the value and what
       {
         name: "http url",
         argv: () => ["--name", "n1", "--client-url", "http://127.0.0.1:7000"],
-        field: "--client-url",
-        message: /scheme http: is not ws: or wss:/,
+        field: "arguments",
+        message:
+          /option '--client-url <url>' argument 'http:\/\/127\.0\.0\.1:7000' is invalid\. .*\(scheme http: is not ws: or wss:\)$/,
       },
       {
         name: "not a url",
         argv: () => ["--name", "n1", "--peer-url", "localhost"],
-        field: "--peer-url",
-        message: /got 'localhost' \(not a URL\)/,
+        field: "arguments",
+        message: /option '--peer-url <url>' argument 'localhost' is invalid\. .*\(not a URL\)$/,
       },
       {
         name: "url with path",
         argv: () => ["--name", "n1", "--client-url", "ws://h:1/x"],
-        field: "--client-url",
-        message: /no path, query or fragment/,
+        field: "arguments",
+        message: /option '--client-url <url>' .*no path, query or fragment/,
       },
       {
         name: "url with credentials",
         argv: () => ["--name", "n1", "--client-url", "ws://u:p@h:1"],
-        field: "--client-url",
-        message: /credentials/,
+        field: "arguments",
+        message: /option '--client-url <url>' .*credentials/,
       },
       {
         name: "url port zero",
         argv: () => ["--name", "n1", "--client-url", "ws://h:0"],
-        field: "--client-url",
-        message: /port from 1 to 65535/,
+        field: "arguments",
+        message: /option '--client-url <url>' .*port from 1 to 65535/,
       },
       {
         name: "client and peer on one port",
@@ -368,8 +437,8 @@ describe("loadConfig: every validation error names the field, the value and what
       {
         name: "bad cluster id",
         argv: () => ["--name", "n1", "--cluster-id", "a/b"],
-        field: "--cluster-id",
-        message: /got 'a\/b'/,
+        field: "arguments",
+        message: /option '--cluster-id <id>' argument 'a\/b' is invalid/,
       },
       {
         name: "short peer secret, not echoed",
@@ -380,20 +449,21 @@ describe("loadConfig: every validation error names the field, the value and what
       {
         name: "missing cert file",
         argv: () => ["--name", "n1", "--client-cert-file", join(dir, "nope.pem")],
-        field: "--client-cert-file",
-        message: /expected an existing readable file, got '.*nope\.pem' \(ENOENT\)/,
+        field: "arguments",
+        message:
+          /option '--client-cert-file <file>' argument '.*nope\.pem' is invalid\. expected an existing readable file \(ENOENT\)$/,
       },
       {
         name: "directory as cert",
         argv: () => ["--name", "n1", "--client-cert-file", dir],
-        field: "--client-cert-file",
-        message: /expected a regular file/,
+        field: "arguments",
+        message: /option '--client-cert-file <file>' .*expected a regular file/,
       },
       {
         name: "DER instead of PEM",
         argv: () => ["--name", "n1", "--client-cert-file", join(dir, "not-pem.der")],
-        field: "--client-cert-file",
-        message: /expected a PEM file/,
+        field: "arguments",
+        message: /option '--client-cert-file <file>' .*expected a PEM file/,
       },
       {
         name: "cert without key",
@@ -450,14 +520,14 @@ describe("loadConfig: every validation error names the field, the value and what
       {
         name: "missing tokens file",
         argv: () => ["--name", "n1", "--auth-tokens-file", join(dir, "none.json")],
-        field: "--auth-tokens-file",
-        message: /existing readable file/,
+        field: "arguments",
+        message: /option '--auth-tokens-file <file>' .*existing readable file/,
       },
       {
         name: "missing config file",
         argv: () => ["--config", join(dir, "none.json")],
-        field: "--config",
-        message: /existing readable file/,
+        field: "arguments",
+        message: /option '--config <file>' .*existing readable file/,
       },
     ];
   for (const c of cases) {
@@ -485,11 +555,136 @@ describe("loadConfig: every validation error names the field, the value and what
     );
   });
 
+  const badFiles: [string, Record<string, unknown>, string, RegExp][] = [
+    [
+      "a number as true",
+      { tickMs: true },
+      "tickMs",
+      /expected a positive integer number of milliseconds \(at most 60000\), got true$/,
+    ],
+    [
+      "a size with an unknown unit",
+      { maxValueBytes: "5XB" },
+      "maxValueBytes",
+      /expected a size in bytes .*, got '5XB'$/,
+    ],
+    [
+      "a size as an object",
+      { snapshotBytes: { mib: 1 } },
+      "snapshotBytes",
+      /expected a size in bytes .*, got \{"mib":1\}$/,
+    ],
+    [
+      "a boolean as 'maybe'",
+      { repair: "maybe" },
+      "repair",
+      /expected a boolean \(true\/false, 1\/0, yes\/no, on\/off\), got 'maybe'$/,
+    ],
+    ["a boolean as a number", { fsync: 2 }, "fsync", /expected a boolean .*, got 2$/],
+    [
+      "a log level not among the choices",
+      { logLevel: "loud" },
+      "logLevel",
+      /expected one of fatal, error, warn, info, debug, trace, silent, got 'loud'$/,
+    ],
+    [
+      "an http URL",
+      { clientUrl: "http://h:1" },
+      "clientUrl",
+      /\(scheme http: is not ws: or wss:\), got 'http:\/\/h:1'$/,
+    ],
+    [
+      "a member with a bad URL",
+      { initialCluster: { n1: "tcp://h:1" } },
+      "initialCluster",
+      /member n1: expected a URL .*scheme tcp:/,
+    ],
+    [
+      "members as an array",
+      { initialCluster: ["n1"] },
+      "initialCluster",
+      /expected name=ws:\/\/host:port pairs .*, got \["n1"\]$/,
+    ],
+    ["a name as a number", { name: 5 }, "name", /expected 1 to 63 characters .*, got 5$/],
+    [
+      "a missing certificate (relative to the file)",
+      { clientCertFile: "missing.pem" },
+      "clientCertFile",
+      /expected an existing readable file \(ENOENT\), got 'missing\.pem'$/,
+    ],
+    [
+      "a short peer secret, not echoed",
+      { peerSecret: "hunter2" },
+      "peerSecret",
+      /expected 16 to 1024 characters without whitespace, got a secret of 7 characters$/,
+    ],
+  ];
+  for (const [name, values, key, message] of badFiles) {
+    it(`names the config file's key for ${name}`, () => {
+      const cfg = file(`bad-${key}.json`, { name: "n1", ...values });
+      const err = configError(() => loadConfig(["--config", cfg], {}, dir));
+      expect(err.field).toBe(`config file ${cfg}: ${key}`);
+      expect(err.message).toMatch(message);
+      expect(err.message).not.toContain("hunter2");
+    });
+  }
+
+  it("refuses the config file key 'config', and a file that is not an object", () => {
+    const nested = file("nested.json", { name: "n1", config: "other.json" });
+    expect(configError(() => loadConfig(["--config", nested], {}, dir)).message).toMatch(
+      /unknown key 'config'; accepted: name, /,
+    );
+    for (const content of ["null", '"n1"', "5"])
+      expect(configError(() => loadConfig(["--config", file("scalar.json", content)], {}, dir)).message).toMatch(
+        /expected a JSON object of option names to values, got /,
+      );
+  });
+
   it("names the config file and key for a bad value from the file", () => {
     const cfg = file("badvalue.json", { name: "n1", tickMs: -5 });
     const err = configError(() => loadConfig(["--config", cfg], {}, dir));
     expect(err.field).toBe(`config file ${cfg}: tickMs`);
     expect(err.message).toMatch(/got -5$/);
+  });
+});
+
+describe("concord server: a refused configuration is a usage error (exit 2, one line on stderr)", () => {
+  const procs: CliProcess[] = [];
+  afterEach(() => procs.splice(0).forEach((p) => p.kill())); // none should still run: each is refused at once
+
+  it("names the flag, the variable or the file key, the value and what is accepted", async () => {
+    const cfg = file("cli-bad.json", { name: "n1", electionTicks: "soon" });
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [
+        ["server", "--name", "n1", "--tick-ms", "abc"],
+        {},
+        /^concord server: INVALID_ARGUMENT: option '--tick-ms <ms>' argument 'abc' is invalid\. expected a positive integer number of milliseconds \(at most 60000\) \(see `concord server --help`\)$/,
+      ],
+      [
+        ["server", "--name", "n1"],
+        { CONCORD_MAX_KEY_BYTES: "lots" },
+        /^concord server: INVALID_ARGUMENT: option '--max-key-bytes <size>' value 'lots' from env 'CONCORD_MAX_KEY_BYTES' is invalid\. expected a size in bytes/,
+      ],
+      [
+        ["server", "--config", cfg],
+        {},
+        /^concord server: config file .*cli-bad\.json: electionTicks: expected an integer number of ticks from 2 to 10000, got 'soon'$/,
+      ],
+      [["server"], {}, /^concord server: --name: required/],
+    ];
+    const runs = cases.map(([args, env]) => {
+      const p = runCli(args, env);
+      procs.push(p);
+      return p.exited.then((r) => ({ ...r, err: p.stderr(), out: p.stdout() }));
+    });
+    const results = await Promise.all(runs);
+    cases.forEach(([args, , expected], i) => {
+      const r = results[i]!;
+      expect(r.code, `concord ${args.join(" ")}: ${r.err}`).toBe(2);
+      expect(r.out).toBe("");
+      expect(r.err.split("\n")).toHaveLength(2);
+      expect(r.err.trim()).toMatch(expected);
+    });
   });
 });
 
@@ -504,9 +699,9 @@ describe("initial cluster", () => {
   });
 
   const bad: [string, string, RegExp][] = [
-    ["missing '='", "n1=ws://h:1,n2", /got 'n2' \(missing '='\)/],
-    ["bad url", "n1=ws://h:1,n2=tcp://h:2", /member n2\): .*scheme tcp: is not ws: or wss:/],
-    ["not a url", "n1=ws://h:1,n2=h2", /member n2\): .*got 'h2' \(not a URL\)/],
+    ["missing '='", "n1=ws://h:1,n2", /\('n2' is missing '='\), got 'n1=ws:\/\/h:1,n2'$/],
+    ["bad url", "n1=ws://h:1,n2=tcp://h:2", /member n2: expected a URL .*\(scheme tcp: is not ws: or wss:\)/],
+    ["not a url", "n1=ws://h:1,n2=h2", /member n2: expected a URL .*\(not a URL\)/],
     ["duplicate names", "n1=ws://h:1,n1=ws://h:2", /member 'n1' appears more than once/],
     ["bad member name", "n 1=ws://h:1", /member name 'n 1' is invalid/],
     ["empty", " ", /expected name=ws:\/\/host:port pairs/],
@@ -565,7 +760,13 @@ describe("initial cluster", () => {
   });
 
   it("checks client URLs of the members", () => {
-    const base = ["--name", "n1", "--initial-cluster", "n1=ws://127.0.0.1:7001,n2=ws://127.0.0.1:7011", "--insecure-peers"];
+    const base = [
+      "--name",
+      "n1",
+      "--initial-cluster",
+      "n1=ws://127.0.0.1:7001,n2=ws://127.0.0.1:7011",
+      "--insecure-peers",
+    ];
     const c = loadConfig([...base, "--initial-cluster-clients", "n2=ws://127.0.0.1:7010"], {}, dir);
     expect([...c.clientUrls]).toEqual([
       ["n2", "ws://127.0.0.1:7010"],
@@ -592,7 +793,12 @@ describe("initial cluster", () => {
 });
 
 describe("peer authentication", () => {
-  const members = ["--name", "n1", "--initial-cluster", "n1=ws://127.0.0.1:7001,n2=ws://127.0.0.1:7011,n3=ws://127.0.0.1:7021"];
+  const members = [
+    "--name",
+    "n1",
+    "--initial-cluster",
+    "n1=ws://127.0.0.1:7001,n2=ws://127.0.0.1:7011,n3=ws://127.0.0.1:7021",
+  ];
   const peerTls = () => [
     "--peer-url",
     "wss://127.0.0.1:7001",
@@ -608,10 +814,20 @@ describe("peer authentication", () => {
   const tokens = () => ["--auth-tokens-file", file("peer-auth-tokens.json", [])];
 
   it("refuses a member of a multi-member cluster with neither a secret nor mutual TLS, naming the flags that fix it", () => {
-    for (const argv of [members, ["--name", "n4", "--join", "--cluster-id", "c1", "--initial-cluster", "n1=ws://h1:7001,n4=ws://127.0.0.1:7001"]]) {
+    for (const argv of [
+      members,
+      ["--name", "n4", "--join", "--cluster-id", "c1", "--initial-cluster", "n1=ws://h1:7001,n4=ws://127.0.0.1:7001"],
+    ]) {
       const err = configError(() => loadConfig(argv, {}, dir));
       expect(err.field).toBe("peer authentication");
-      for (const fix of ["--peer-secret", "CONCORD_PEER_SECRET", "--peer-cert-file", "--peer-key-file", "--peer-ca-file", "--insecure-peers"])
+      for (const fix of [
+        "--peer-secret",
+        "CONCORD_PEER_SECRET",
+        "--peer-cert-file",
+        "--peer-key-file",
+        "--peer-ca-file",
+        "--insecure-peers",
+      ])
         expect(err.message).toContain(fix);
       expect(err.message).toMatch(/neither a peer secret nor mutual TLS/);
     }
@@ -619,7 +835,9 @@ describe("peer authentication", () => {
   });
 
   it("starts with a secret (flag, environment or file), mutual TLS or --insecure-peers (flag, environment or file); a single member needs none", () => {
-    expect(loadConfig([...members, "--peer-secret", "s3cr3t-s3cr3t-s3cr3t"], {}, dir).peerSecret).toBe("s3cr3t-s3cr3t-s3cr3t");
+    expect(loadConfig([...members, "--peer-secret", "s3cr3t-s3cr3t-s3cr3t"], {}, dir).peerSecret).toBe(
+      "s3cr3t-s3cr3t-s3cr3t",
+    );
     expect(loadConfig(members, SECRET, dir).peerSecret).toBe("s3cr3t-s3cr3t-s3cr3t");
     const withSecretFile = file("peer-secret.json", { peerSecret: "s3cr3t-s3cr3t-s3cr3t" });
     expect(loadConfig([...members, "--config", withSecretFile], {}, dir).peerSecret).toBe("s3cr3t-s3cr3t-s3cr3t");
@@ -629,10 +847,12 @@ describe("peer authentication", () => {
     const insecureFile = file("insecure-peers.json", { insecurePeers: true });
     expect(loadConfig([...members, "--config", insecureFile], {}, dir).insecurePeers).toBe(true);
     // --no-insecure-peers takes back what the environment allowed.
-    expect(configError(() => loadConfig([...members, "--no-insecure-peers"], { CONCORD_INSECURE_PEERS: "true" }, dir)).field).toBe(
-      "peer authentication",
+    expect(
+      configError(() => loadConfig([...members, "--no-insecure-peers"], { CONCORD_INSECURE_PEERS: "true" }, dir)).field,
+    ).toBe("peer authentication");
+    expect(configError(() => loadConfig(members, { CONCORD_INSECURE_PEERS: "maybe" }, dir)).message).toContain(
+      "value 'maybe' from env 'CONCORD_INSECURE_PEERS' is invalid",
     );
-    expect(configError(() => loadConfig(members, { CONCORD_INSECURE_PEERS: "maybe" }, dir)).field).toBe("CONCORD_INSECURE_PEERS");
     const single = loadConfig(["--name", "n1"], {}, dir);
     expect(single.insecurePeers).toBe(false);
     expect(configWarnings(single)).toEqual([]);
@@ -641,15 +861,20 @@ describe("peer authentication", () => {
   it("with bearer tokens, needs a peer secret besides mutual TLS (it keys the forwarding proof), unless --insecure-peers", () => {
     const err = configError(() => loadConfig(["--name", "n1", ...peerTls(), ...tokens()], {}, dir));
     expect(err.field).toBe("peer authentication");
-    expect(err.message).toMatch(/with --auth-tokens-file, members of a multi-member cluster need a peer secret besides mutual TLS/);
+    expect(err.message).toMatch(
+      /with --auth-tokens-file, members of a multi-member cluster need a peer secret besides mutual TLS/,
+    );
     expect(err.message).toContain("--peer-secret");
     expect(loadConfig(["--name", "n1", ...peerTls(), ...tokens()], SECRET, dir).peerSecret).toBeDefined();
-    expect(loadConfig(["--name", "n1", ...peerTls(), ...tokens(), "--insecure-peers"], {}, dir).insecurePeers).toBe(true);
+    expect(loadConfig(["--name", "n1", ...peerTls(), ...tokens(), "--insecure-peers"], {}, dir).insecurePeers).toBe(
+      true,
+    );
     expect(loadConfig(["--name", "n1", ...tokens()], {}, dir).authTokensFile).toBeDefined(); // a single member
   });
 
   it("states the mode really in force, and the redacted config names a secret only when one was given", () => {
-    const mode = (argv: string[], env: Record<string, string> = {}) => peerAuthMode(peerAuthInput(loadConfig(argv, env, dir)));
+    const mode = (argv: string[], env: Record<string, string> = {}) =>
+      peerAuthMode(peerAuthInput(loadConfig(argv, env, dir)));
     expect(mode(members, SECRET)).toBe("peer secret");
     expect(mode(["--name", "n1", ...peerTls()])).toBe("mutual TLS");
     expect(mode(["--name", "n1", ...peerTls()], SECRET)).toBe("mutual TLS + secret");
@@ -677,7 +902,9 @@ describe("peer authentication", () => {
   it("warns at start when peers are insecure, and that tokens can then be bypassed", () => {
     const insecure = configWarnings(loadConfig([...members, "--insecure-peers"], {}, dir));
     expect(insecure).toHaveLength(1);
-    expect(insecure[0]).toMatch(/peer authentication is OFF \(--insecure-peers\).*anyone who can reach the peer port can join/);
+    expect(insecure[0]).toMatch(
+      /peer authentication is OFF \(--insecure-peers\).*anyone who can reach the peer port can join/,
+    );
     const withTokens = configWarnings(loadConfig([...members, "--insecure-peers", ...tokens()], {}, dir));
     expect(withTokens.some((w) => /forwarding proof.*bypass token permissions/.test(w))).toBe(true);
     expect(configWarnings(loadConfig(members, SECRET, dir))).toEqual([]);
@@ -690,7 +917,10 @@ describe("peer authentication", () => {
       const c = loadConfig(argv, env, dir);
       return { clusterId: c.clusterId, ...peerKeys(peerAuthInput(c), c.clusterId, random) };
     };
-    expect(keys(members, SECRET)).toMatchObject({ handshake: SECRET.CONCORD_PEER_SECRET, forward: SECRET.CONCORD_PEER_SECRET });
+    expect(keys(members, SECRET)).toMatchObject({
+      handshake: SECRET.CONCORD_PEER_SECRET,
+      forward: SECRET.CONCORD_PEER_SECRET,
+    });
     // Mutual TLS authenticates peers; without tokens the forwarding proof grants nothing an anonymous client lacks.
     const tls = keys(["--name", "n1", ...peerTls()]);
     expect(tls).toMatchObject({ handshake: tls.clusterId, forward: tls.clusterId });
@@ -847,6 +1077,62 @@ describe("tokens and authorize", () => {
       );
       expect(err.message.startsWith("tokens file tokens.json")).toBe(true);
       expect(err.message).toMatch(message);
+    });
+  }
+
+  const schemaErrors: [string, unknown, string, RegExp][] = [
+    [
+      "a missing token",
+      [{ name: "a", permissions: [] }],
+      "[0].token",
+      /expected a string of at least 16 characters without whitespace, got nothing$/,
+    ],
+    [
+      "a token with whitespace",
+      [{ token: "a b c d e f g h i j", name: "a", permissions: [] }],
+      "[0].token",
+      /got a secret of 19 characters$/,
+    ],
+    [
+      "missing permissions",
+      [{ token: "t".repeat(16), name: "a" }],
+      "[0].permissions",
+      /expected an array of permissions, got nothing$/,
+    ],
+    [
+      "a permission that is not an object",
+      [{ token: "t".repeat(16), name: "a", permissions: ["read"] }],
+      "[0].permissions[0]",
+      /expected \{ "prefix" \| "lock" \| "election"/,
+    ],
+    [
+      "a permission without a target",
+      [{ token: "t".repeat(16), name: "a", permissions: [{ access: "read" }] }],
+      "[0].permissions[0]",
+      /exactly one of prefix, lock, election, cluster besides access, got none$/,
+    ],
+    [
+      "a permission without access",
+      [{ token: "t".repeat(16), name: "a", permissions: [{ lock: "" }] }],
+      "[0].permissions[0].access",
+      /expected one of read, write, admin, got nothing$/,
+    ],
+    [
+      "a second entry's lock prefix",
+      [
+        { token: "t".repeat(16), name: "a", permissions: [] },
+        { token: "u".repeat(16), name: "b", permissions: [{ lock: null, access: "read" }] },
+      ],
+      "[1].permissions[0].lock",
+      /expected a string name prefix \("" for all\), got null$/,
+    ],
+  ];
+  for (const [name, content, where, message] of schemaErrors) {
+    it(`names the entry and field of a tokens file with ${name}`, () => {
+      const err = configError(() => parseTokens(JSON.stringify(content), "t.json"));
+      expect(err.field).toBe(`tokens file t.json${where}`);
+      expect(err.message).toMatch(message);
+      expect(err.message).not.toMatch(/a b c|tttt/);
     });
   }
 

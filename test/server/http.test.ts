@@ -2,15 +2,19 @@ import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHttpHandler, HTTP_ENDPOINTS, type HttpDeps, type Readiness } from "../../src/server/http.js";
-import { parseTokens } from "../../src/server/config.js";
-import { createConcordMetrics, PROMETHEUS_CONTENT_TYPE } from "../../src/server/metrics.js";
+import { parseTokens } from "../../src/server/tokens.js";
+import { createConcordMetrics } from "../../src/server/metrics.js";
 
 const metrics = createConcordMetrics();
 let readiness: Readiness = { ready: false, reason: "no leader known" };
 let statusFails = false;
+let metricsFail = false;
 const deps: HttpDeps = {
   ready: () => readiness,
-  metrics: () => metrics.registry.expose(),
+  metrics: async () => {
+    if (metricsFail) throw new Error("collector failed");
+    return metrics.expose();
+  },
   status: () => {
     if (statusFails) throw new Error("state machine busy");
     return { name: "n1", role: "leader", members: new Map([["n1", "ws://127.0.0.1:7001"]]), revision: 12n };
@@ -54,7 +58,7 @@ describe("HTTP endpoints on a real server", () => {
     metrics.clientRequests.labels("get", "OK").inc(3);
     const res = await fetch(`${base}/metrics`);
     expect(res.status).toBe(200);
-    expect(res.headers.get("content-type")).toBe(PROMETHEUS_CONTENT_TYPE);
+    expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
     const text = await res.text();
     expect(text).toContain("# TYPE concord_raft_term gauge\nconcord_raft_term 9\n");
     expect(text).toContain('concord_client_requests_total{op="get",code="OK"} 3\n');
@@ -110,6 +114,18 @@ describe("HTTP endpoints on a real server", () => {
       statusFails = false;
     }
     expect((await fetch(`${base}/health`)).status).toBe(200);
+  });
+
+  it("a failing metrics collection (async) is a 500 too, and the next scrape succeeds", async () => {
+    metricsFail = true;
+    try {
+      const res = await fetch(`${base}/metrics`);
+      expect(res.status).toBe(500);
+      expect(await res.json()).toEqual({ error: "internal", message: "/metrics failed: collector failed" });
+    } finally {
+      metricsFail = false;
+    }
+    expect((await fetch(`${base}/metrics`)).status).toBe(200);
   });
 
   it("answers 404 for a path that is not valid percent-encoding, and keeps serving", async () => {

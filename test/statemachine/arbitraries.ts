@@ -43,6 +43,8 @@ const putT = fc.record({
   prevKv: fc.boolean(),
 });
 const deleteT = fc.record({ kind: fc.constant("delete"), key, prefix: fc.boolean(), prevKv: fc.boolean() });
+/** Half the reads are at a past revision: this many revisions back (-1: one ahead; beyond the history: compacted). */
+const pastRevision = fc.option(fc.integer({ min: -1, max: 9 }), { nil: undefined, freq: 2 });
 const rangeT = fc.oneof(
   fc.record({
     kind: fc.constant("range"),
@@ -50,6 +52,7 @@ const rangeT = fc.oneof(
     prefix: fc.constant(false),
     limit: fc.constant(0),
     after: fc.option(key, { nil: undefined }),
+    revisionBack: pastRevision,
   }),
   fc.record({
     kind: fc.constant("range"),
@@ -57,6 +60,7 @@ const rangeT = fc.oneof(
     prefix: fc.constant(true),
     limit: fc.nat({ max: 2 }),
     after: fc.option(key, { nil: undefined }),
+    revisionBack: pastRevision,
   }),
 );
 const compareT = fc.oneof(
@@ -140,6 +144,7 @@ function resolveOp(t: Template, model: Model): TxnOp {
       if (t.prefix) op.prefix = true;
       if (t.limit) op.limit = t.limit as number;
       if (t.after !== undefined) op.after = t.after as string;
+      if (t.revisionBack !== undefined) op.revision = Math.max(1, model.revision - (t.revisionBack as number));
       return op;
     }
   }

@@ -31,6 +31,8 @@ export class Model {
   revision = 0;
   compactRevision = 0;
   history: Event[] = [];
+  /** The whole store at each revision still readable (≥ compactRevision): what a read at a past revision sees. */
+  pastStores = new Map<number, Map<string, KeyValue>>([[0, new Map()]]);
   leases = new Map<number, { ttlMs: number; grantedAt: number }>();
   sessions = new Map<number, { lease: number; low: number; responses: Map<number, ModelOutcome> }>();
   private pending = 0;
@@ -71,8 +73,14 @@ export class Model {
         this.compactRevision = this.history[0].revision as number;
         this.history = this.history.filter((e) => (e.revision as number) > this.compactRevision);
       }
+      this.pastStores.set(this.revision, new Map(this.kvs));
     }
+    this.forgetPastStores();
     return { result, events: this.events };
+  }
+
+  private forgetPastStores(): void {
+    for (const r of this.pastStores.keys()) if (r < this.compactRevision) this.pastStores.delete(r);
   }
 
   watch(from: number): ModelOutcome {
@@ -99,6 +107,10 @@ export class Model {
     if (bad) return bad;
     if (op.op === "put" && op.value.length > this.limits.maxValueBytes)
       return fail("VALUE_TOO_LARGE", { field: path + "value" });
+    if (op.op === "range" && op.revision !== undefined) {
+      if (op.revision > this.revision) return fail("FUTURE_REVISION", { field: path + "revision" });
+      if (op.revision < this.compactRevision) return fail("COMPACTED", { compactRevision: this.compactRevision });
+    }
     return null;
   }
   private writesError(ops: TxnOp[]): ModelOutcome | null {
@@ -149,13 +161,16 @@ export class Model {
     return r;
   }
   private range(op: Extract<TxnOp, { op: "range" }>): Record<string, unknown> {
-    let keys = op.prefix ? this.sortedKeys().filter((k) => k.startsWith(op.key)) : this.kvs.has(op.key) ? [op.key] : [];
+    // A txn's own writes are pending: a read at the revision before them sees the store without them.
+    const store = op.revision !== undefined && op.revision < this.after() ? this.pastStores.get(op.revision)! : this.kvs;
+    const sorted = [...store.keys()].sort();
+    let keys = op.prefix ? sorted.filter((k) => k.startsWith(op.key)) : store.has(op.key) ? [op.key] : [];
     if (op.after !== undefined) keys = keys.filter((k) => k > op.after!);
     const limit = op.prefix && op.limit ? op.limit : Infinity;
     const page = keys.slice(0, limit);
     const r: Record<string, unknown> = {
       revision: this.after(),
-      kvs: page.map((k) => this.kvs.get(k)),
+      kvs: page.map((k) => store.get(k)),
       more: keys.length > page.length,
     };
     if (keys.length > page.length) r.cursor = page[page.length - 1];
