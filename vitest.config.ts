@@ -5,6 +5,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts", "src/**/*.test.ts"],
     exclude: [...configDefaults.exclude, "test/package/**"], // npm run test:package (vitest.package.config.ts)
+    globalSetup: ["test/global-build.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",

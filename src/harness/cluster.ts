@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ClientSocket, RequestError, type ClientSocketOptions } from "../transport/client-socket.js";
-import { sourceCommand, type ConcordCommand } from "./command.js";
+import { harnessCommand, type ConcordCommand } from "./command.js";
 import { MemberProcess, type MemberExit } from "./member.js";
 import { DEFAULT_PORT_STRIDE, memberPorts } from "./ports.js";
 import { isRetryable } from "./requests.js";
@@ -57,7 +57,7 @@ export interface LocalClusterOptions {
   portStride?: number;
   /** The highest slot a member may take (a port budget); unlimited when undefined. */
   lastSlot?: number;
-  /** How to run `concord`; from this repository's sources through tsx when undefined. */
+  /** How to run `concord`; harnessCommand() when undefined (the sources, through tsx or transpiled by the tests). */
   command?: ConcordCommand;
   /** Data and log root; a fresh temp directory when undefined. Removed at teardown unless `keepData`. */
   root?: string;
@@ -117,7 +117,7 @@ export class LocalCluster implements StatusSource {
     if (!Number.isInteger(opts.size) || opts.size < 1)
       throw new RangeError(`cluster size ${opts.size}: expected an integer >= 1`);
     this.opts = opts;
-    this.command = opts.command ?? sourceCommand();
+    this.command = opts.command ?? harnessCommand();
     this.clusterIdValue = opts.clusterId;
     this.root = path.resolve(opts.root ?? fs.mkdtempSync(path.join(os.tmpdir(), "concord-cluster-")));
     fs.mkdirSync(this.root, { recursive: true });

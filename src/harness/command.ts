@@ -31,6 +31,20 @@ export function distCommand(root = REPO_ROOT): ConcordCommand {
   return { nodeArgs: [cli], cwd: root };
 }
 
+/** Set (by the tests' vitest globalSetup) to a transpiled `concord.js` for harnessCommand() to run. */
+export const BUILT_CLI_ENV = "CONCORD_HARNESS_BUILT_CLI";
+
+/**
+ * What the harness runs unless told otherwise: the sources through tsx, or, when BUILT_CLI_ENV names one, the
+ * same sources transpiled beforehand (test/global-build.ts), which start without tsx's loader.
+ */
+export function harnessCommand(): ConcordCommand {
+  const built = process.env[BUILT_CLI_ENV];
+  if (!built) return sourceCommand();
+  if (!fs.existsSync(built)) throw new Error(`${BUILT_CLI_ENV}=${built}: no such file`);
+  return { nodeArgs: ["--enable-source-maps", built], cwd: REPO_ROOT };
+}
+
 /** The `concord` CLI this process is running, started the same way (node flags, tsx loader, script). */
 export function currentCommand(): ConcordCommand {
   const script = process.argv[1];

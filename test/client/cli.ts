@@ -6,12 +6,12 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll } from "vitest";
-import { LocalCluster, sourceCommand } from "../../src/harness/index.js";
+import { LocalCluster, harnessCommand } from "../../src/harness/index.js";
 import { connect, type Client } from "../../src/index.js";
 
-/** The repository the tests run from, and the node arguments that run its `concord` CLI (through tsx). */
-export const REPO = sourceCommand().cwd;
-export const NODE_ARGS: readonly string[] = sourceCommand().nodeArgs;
+/** The repository the tests run from, and the node arguments that run its `concord` CLI (harnessCommand). */
+export const REPO = harnessCommand().cwd;
+export const NODE_ARGS: readonly string[] = harnessCommand().nodeArgs;
 
 /** A `concord …` CLI process in its own process group, with its output collected. */
 export interface CliProcess {
@@ -23,7 +23,7 @@ export interface CliProcess {
 }
 
 export function runCli(args: string[], env: Record<string, string> = {}): CliProcess {
-  const command = sourceCommand();
+  const command = harnessCommand();
   const child = spawn(process.execPath, [...command.nodeArgs, ...args], {
     cwd: command.cwd,
     env: { ...process.env, ...env },
