@@ -17,8 +17,7 @@ import {
   withInspectionSubcommands,
   type ClientFlags,
 } from "./common.js";
-import { Watchdog } from "../watchdog/watchdog.js";
-import { runSupervised } from "./supervise.js";
+import { holdWhile } from "./supervise.js";
 
 interface ElectFlags extends ClientFlags {
   observe?: boolean;
@@ -157,55 +156,17 @@ async function electCommand(
       field: "value",
     });
   }
-  const { ttl: ttlMs, grace: graceMs } = o;
-  // Started while we wait, so that the command can start as soon as we lead.
-  const watchdog = command.length > 0 ? new Watchdog("elect", graceMs) : null;
-  // One handler from the campaign until leading ends: removing the last SIGINT listener restores the default
-  // action at once, so a Ctrl-C that came between removing one handler and adding the next killed the process
-  // instead of resigning (seen under load: the token printed, then a SIGINT in that gap).
-  const signalled = new AbortController();
-  const onSignal = () => signalled.abort();
-  const offSignals = () => {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  let lead;
-  try {
-    lead = await c.election(name).campaign(value, { ttlMs, signal: signalled.signal });
-  } catch (e) {
-    offSignals();
-    await watchdog?.close();
-    throw e;
-  }
-  if (watchdog === null) {
-    if (o.json) printJson({ name, value, token: lead.token });
-    else console.log(lead.token);
-    const outcome = await new Promise<"signal" | "lost">((resolve) => {
-      if (signalled.signal.aborted) return resolve("signal");
-      signalled.signal.addEventListener("abort", () => resolve("signal"), { once: true });
-      lead.lost.addEventListener("abort", () => resolve("lost"), { once: true });
-    });
-    if (outcome === "lost") {
-      const r: unknown = lead.lost.reason;
-      console.error(
-        `concord elect: leadership of ${JSON.stringify(name)} lost: ${r instanceof Error ? r.message : String(r)}`,
-      );
-      return EXIT.FAILED;
-    }
-    await lead.resign();
-    return EXIT.OK;
-  }
-  offSignals(); // runSupervised handles signals while the command runs
-  const env = {
-    CONCORD_ELECTION_NAME: name,
-    CONCORD_ELECTION_TOKEN: String(lead.token),
-    CONCORD_ELECTION_VALUE: value,
-  };
-  const code = await runSupervised(command, env, lead, watchdog, { graceMs, label: "elect" });
-  await lead.resign().catch(() => {});
-  return code;
+  const { ttl: ttlMs } = o;
+  return holdWhile({
+    label: "elect",
+    command,
+    graceMs: o.grace,
+    take: (signal) => c.election(name).campaign(value, { ttlMs, signal }),
+    announce: (lead) => (o.json ? printJson({ name, value, token: lead.token }) : console.log(lead.token)),
+    what: `leadership of ${JSON.stringify(name)}`,
+    env: (lead) => ({ CONCORD_ELECTION_NAME: name, CONCORD_ELECTION_TOKEN: String(lead.token), CONCORD_ELECTION_VALUE: value }),
+    giveUp: (lead) => lead.resign(),
+  });
 }
 
 async function observeCommand(c: Client, name: string, o: ElectFlags): Promise<number> {

@@ -2,10 +2,9 @@
 
 import { Option, type Command } from "commander";
 import type { Client } from "../../src/client/client.js";
-import { EXIT, clientCommand, withInspectionSubcommands, durationArg, intArg, ttlArg, printJson, printTable, run, type ClientFlags } from "./common.js";
+import { clientCommand, withInspectionSubcommands, durationArg, intArg, ttlArg, printJson, printTable, run, type ClientFlags } from "./common.js";
 import { textArg } from "./bytes.js";
-import { Watchdog } from "../watchdog/watchdog.js";
-import { runSupervised } from "./supervise.js";
+import { holdWhile } from "./supervise.js";
 
 interface LockFlags extends ClientFlags {
   /** Durations and counts in milliseconds / units, parsed by commander. */
@@ -125,50 +124,15 @@ Examples:
 }
 
 async function lockCommand(c: Client, name: string, command: string[], o: LockFlags): Promise<number> {
-  const { ttl: ttlMs, grace: graceMs, timeout: timeoutMs, limit } = o;
-
-  // Started while we wait, so that the command can start as soon as the lock is ours.
-  const watchdog = command.length > 0 ? new Watchdog("lock", graceMs) : null;
-  // Ctrl-C while waiting abandons the wait (the lease is revoked, leaving the queue); while holding, it releases.
-  // One handler throughout: removing the last SIGINT listener restores the default action at once, so a Ctrl-C
-  // between removing one handler and adding the next would kill the process instead of releasing.
-  const signalled = new AbortController();
-  const onSignal = () => signalled.abort();
-  const offSignals = () => {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  let hold;
-  try {
-    hold = await c.lock(name, { ttlMs, timeoutMs, wait: !o.try, limit, signal: signalled.signal });
-  } catch (e) {
-    offSignals();
-    await watchdog?.close();
-    throw e;
-  }
-
-  if (watchdog === null) {
-    if (o.json) printJson({ name, token: hold.token, lease: hold.lease.id });
-    else console.log(hold.token);
-    const outcome = await new Promise<"signal" | "lost">((resolve) => {
-      if (signalled.signal.aborted) return resolve("signal");
-      signalled.signal.addEventListener("abort", () => resolve("signal"), { once: true });
-      hold.lost.addEventListener("abort", () => resolve("lost"), { once: true });
-    });
-    if (outcome === "lost") {
-      const r: unknown = hold.lost.reason;
-      console.error(`concord lock: lock ${JSON.stringify(name)} lost: ${r instanceof Error ? r.message : String(r)}`);
-      return EXIT.FAILED;
-    }
-    await hold.release();
-    return EXIT.OK;
-  }
-  offSignals(); // runSupervised handles signals while the command runs
-
-  const env = { CONCORD_LOCK_NAME: name, CONCORD_LOCK_TOKEN: String(hold.token) };
-  const code = await runSupervised(command, env, hold, watchdog, { graceMs, label: "lock" });
-  await hold.release().catch(() => {});
-  return code;
+  const { ttl: ttlMs, timeout: timeoutMs, limit } = o;
+  return holdWhile({
+    label: "lock",
+    command,
+    graceMs: o.grace,
+    take: (signal) => c.lock(name, { ttlMs, timeoutMs, wait: !o.try, limit, signal }),
+    announce: (hold) => (o.json ? printJson({ name, token: hold.token, lease: hold.lease.id }) : console.log(hold.token)),
+    what: `lock ${JSON.stringify(name)}`,
+    env: (hold) => ({ CONCORD_LOCK_NAME: name, CONCORD_LOCK_TOKEN: String(hold.token) }),
+    giveUp: (hold) => hold.release(),
+  });
 }

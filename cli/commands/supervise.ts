@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
 import type { Lease } from "../../src/client/lease.js";
 import { monotonicMs } from "../watchdog/protocol.js";
-import type { Watchdog } from "../watchdog/watchdog.js";
+import { Watchdog } from "../watchdog/watchdog.js";
 import { EXIT } from "./common.js";
 
 const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
@@ -165,4 +165,70 @@ export async function runSupervised(
 function reasonOf(lost: AbortSignal): string {
   const r: unknown = lost.reason;
   return r instanceof Error ? r.message : String(r);
+}
+
+/** How `concord lock` and `concord elect` take, announce, run under and give up their hold. */
+export interface HoldCommand<H extends Hold> {
+  /** "lock" or "elect": the watchdog's and the messages' label. */
+  label: string;
+  /** The command to run while holding; empty: hold until SIGINT/SIGTERM. */
+  command: string[];
+  graceMs: number;
+  /** Waits for the hold; gives up (rejects) when `signal` fires. */
+  take(signal: AbortSignal): Promise<H>;
+  /** Prints the token (no command given). */
+  announce(hold: H): void;
+  /** What was lost, for "concord LABEL: WHAT lost: why". */
+  what: string;
+  /** The command's environment: the name and token. */
+  env(hold: H): Record<string, string>;
+  /** Releases or resigns. */
+  giveUp(hold: H): Promise<void>;
+}
+
+/**
+ * Takes a hold, then runs the command under it (runSupervised) or, without one, prints the token and holds until
+ * SIGINT/SIGTERM. Resolves with the exit code. Ctrl-C while waiting abandons the wait; while holding, it gives the
+ * hold up. One signal handler throughout: removing the last SIGINT listener restores the default action at once,
+ * so a Ctrl-C that came between removing one handler and adding the next would kill the process instead of
+ * releasing (seen under load: the token printed, then a SIGINT in that gap).
+ */
+export async function holdWhile<H extends Hold>(o: HoldCommand<H>): Promise<number> {
+  // Started while we wait, so that the command can start as soon as the hold is ours.
+  const watchdog = o.command.length > 0 ? new Watchdog(o.label, o.graceMs) : null;
+  const signalled = new AbortController();
+  const onSignal = () => signalled.abort();
+  const offSignals = () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  let hold: H;
+  try {
+    hold = await o.take(signalled.signal);
+  } catch (e) {
+    offSignals();
+    await watchdog?.close();
+    throw e;
+  }
+  if (watchdog === null) {
+    o.announce(hold);
+    const outcome = await new Promise<"signal" | "lost">((resolve) => {
+      if (signalled.signal.aborted) return resolve("signal");
+      signalled.signal.addEventListener("abort", () => resolve("signal"), { once: true });
+      hold.lost.addEventListener("abort", () => resolve("lost"), { once: true });
+    });
+    if (outcome === "lost") {
+      const r: unknown = hold.lost.reason;
+      console.error(`concord ${o.label}: ${o.what} lost: ${r instanceof Error ? r.message : String(r)}`);
+      return EXIT.FAILED;
+    }
+    await o.giveUp(hold);
+    return EXIT.OK;
+  }
+  offSignals(); // runSupervised handles signals while the command runs
+  const code = await runSupervised(o.command, o.env(hold), hold, watchdog, { graceMs: o.graceMs, label: o.label });
+  await o.giveUp(hold).catch(() => {});
+  return code;
 }
