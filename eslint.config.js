@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "results/**", ".concord/**", "coverage/**"] },
+  { ignores: ["dist/**", "node_modules/**", "results/**", ".concord/**", "coverage/**", ".test-build/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
