@@ -5,18 +5,9 @@ import type { Connection } from "./connection.js";
 import { decodeElectionStatus, type ElectionStatus, type WireElectionStatus } from "./election.js";
 import type { LockStatus } from "./locks.js";
 import { checkPositiveInt } from "./values.js";
+import type { LeaseListing } from "../host/inspect.js";
 
-export interface LeaseListing {
-  id: number;
-  ttlMs: number;
-  /** Wall-clock ms at which the leader granted it. */
-  grantedAt: number;
-  /** Time left before the leader expires it unless kept alive. */
-  remainingMs: number;
-  keyCount: number;
-  /** Its keys in key order, when asked for (`keys: true`). */
-  keys?: string[];
-}
+export type { LeaseListing } from "../host/inspect.js";
 
 /** Every item of a paged listing, page after page; `cursor` names the item the next page starts after. */
 async function all<T, C>(

@@ -45,6 +45,20 @@ const command =
     s.proposeCommand(asCommand(req, smOp));
 
 const lease = (req: RequestFrame) => arg.int(req, "lease", { min: 1 });
+const nameArg = (req: RequestFrame) => arg.string(req, "name");
+const noArgs = () => undefined;
+
+/**
+ * A linearizable read of this member's state: the arguments are parsed first (a bad one fails before the
+ * ReadIndex round), then `read` runs once this member has applied every write acknowledged before the request.
+ */
+function afterBarrier<A>(parse: (req: RequestFrame) => A, read: (s: ClientService, args: A) => unknown): Serve {
+  return async (s, _c, req) => {
+    const args = parse(req);
+    await s.replica.readBarrier();
+    return read(s, args);
+  };
+}
 const keysRead = (keys: readonly string[] = []): AccessRequest[] => keys.map((name) => ({ kind: "key", name, access: "read" }));
 
 export const OPS = {
@@ -82,28 +96,26 @@ export const OPS = {
     // noticed yet must not extend a lease the new leader will expire (clients trust a lease for its TTL from
     // when a successful keep-alive was sent; a new leader restarts every TTL at its election, which follows
     // any heartbeat round a quorum answered for the old one).
-    serve: async (s, _c, req) => {
-      const id = lease(req);
-      await s.replica.readBarrier();
+    serve: afterBarrier(lease, (s, id) => {
       const ttl = s.replica.keepAlive(id);
       if (ttl === undefined) throw new CommandFailure({ code: "LEASE_NOT_FOUND", message: `lease ${id} does not exist (it expired or was revoked)` });
       return { id, ttlMs: ttl };
-    },
+    }),
   },
   leaseTimeToLive: {
     access: "read",
     kind: "none",
     route: "leader",
     reveals: (r) => keysRead((r as { lease: { keys?: string[] } | null }).lease?.keys),
-    serve: async (s, _c, req) => {
-      const id = lease(req);
-      const withKeys = req.keys === undefined || arg.bool(req, "keys"); // keys by default, as before the flag
-      await s.replica.readBarrier();
-      const info = s.replica.sm.leaseTimeToLive(id);
-      if (!info) return { lease: null };
-      const { keys, ...rest } = info;
-      return { lease: { ...rest, remainingMs: Math.round(s.replica.leaseRemainingMs(id) ?? info.ttlMs), keyCount: keys.length, ...(withKeys ? { keys } : {}) } };
-    },
+    serve: afterBarrier(
+      (req) => ({ id: lease(req), withKeys: req.keys === undefined || arg.bool(req, "keys") }), // keys by default, as before the flag
+      (s, { id, withKeys }) => {
+        const info = s.replica.sm.leaseTimeToLive(id);
+        if (!info) return { lease: null };
+        const { keys, ...rest } = info;
+        return { lease: { ...rest, remainingMs: Math.round(s.replica.leaseRemainingMs(id) ?? info.ttlMs), keyCount: keys.length, ...(withKeys ? { keys } : {}) } };
+      },
+    ),
   },
   // Served by the leader: the time left is its deadline (inspect.ts).
   leaseList: {
@@ -111,11 +123,10 @@ export const OPS = {
     kind: "none",
     route: "leader",
     reveals: (r) => keysRead((r as { leases: { keys?: string[] }[] }).leases.flatMap((l) => l.keys ?? [])),
-    serve: async (s, _c, req) => {
-      const page = { after: arg.int(req, "after", { optional: true }), limit: pageLimit(req), keys: arg.bool(req, "keys") };
-      await s.replica.readBarrier();
-      return leaseList(s.replica.sm, (id) => s.replica.leaseRemainingMs(id), page);
-    },
+    serve: afterBarrier(
+      (req) => ({ after: arg.int(req, "after", { optional: true }), limit: pageLimit(req), keys: arg.bool(req, "keys") }),
+      (s, page) => leaseList(s.replica.sm, (id) => s.replica.leaseRemainingMs(id), page),
+    ),
   },
   registerClient: { access: "write", kind: "none", route: "leader", serve: command() },
 
@@ -132,22 +143,14 @@ export const OPS = {
     access: "read",
     kind: "lock",
     route: "local",
-    serve: async (s, _c, req) => {
-      const name = arg.string(req, "name");
-      await s.replica.readBarrier();
-      return s.replica.coord.lockStatus(name);
-    },
+    serve: afterBarrier(nameArg, (s, name) => s.replica.coord.lockStatus(name)),
   },
   lockList: {
     access: "read",
     kind: "lock",
     nameArg: "prefix",
     route: "local",
-    serve: async (s, _c, req) => {
-      const page = namePage(req);
-      await s.replica.readBarrier();
-      return lockList(s.replica.coord, page);
-    },
+    serve: afterBarrier(namePage, (s, page) => lockList(s.replica.coord, page)),
   },
 
   // elections
@@ -164,32 +167,20 @@ export const OPS = {
     access: "read",
     kind: "election",
     route: "local",
-    serve: async (s, _c, req) => {
-      const name = arg.string(req, "name");
-      await s.replica.readBarrier();
-      return { leader: s.replica.coord.electionLeader(name) };
-    },
+    serve: afterBarrier(nameArg, (s, name) => ({ leader: s.replica.coord.electionLeader(name) })),
   },
   electionStatus: {
     access: "read",
     kind: "election",
     route: "local",
-    serve: async (s, _c, req) => {
-      const name = arg.string(req, "name");
-      await s.replica.readBarrier();
-      return electionStatus(s.replica.coord, name);
-    },
+    serve: afterBarrier(nameArg, (s, name) => electionStatus(s.replica.coord, name)),
   },
   electionList: {
     access: "read",
     kind: "election",
     nameArg: "prefix",
     route: "local",
-    serve: async (s, _c, req) => {
-      const page = namePage(req);
-      await s.replica.readBarrier();
-      return electionList(s.replica.coord, page);
-    },
+    serve: afterBarrier(namePage, (s, page) => electionList(s.replica.coord, page)),
   },
   observe: { access: "read", kind: "election", route: "local", serve: (s, c, req) => s.streams.observe(c!, req) },
   unobserve: { access: "read", kind: "none", route: "local", serve: (s, c, req) => ({ cancelled: s.streams.cancel(c!, arg.int(req, "stream", { min: 1 })) }) },
@@ -243,11 +234,7 @@ export const OPS = {
     access: "read",
     kind: "cluster",
     route: "local",
-    serve: async (s) => {
-      await s.replica.readBarrier();
-      const sm = s.replica.sm;
-      return { alarms: sm.alarms(), stateBytes: sm.sizeBytes, quotaBytes: sm.quotaBytes };
-    },
+    serve: afterBarrier(noArgs, ({ replica: { sm } }) => ({ alarms: sm.alarms(), stateBytes: sm.sizeBytes, quotaBytes: sm.quotaBytes })),
   },
   alarmDisarm: { access: "admin", kind: "cluster", route: "leader", serve: command() },
 
@@ -258,10 +245,7 @@ export const OPS = {
     access: "read",
     kind: "none",
     route: "local",
-    serve: async (s) => {
-      await s.replica.readBarrier();
-      return s.replica.coord.auth.status();
-    },
+    serve: afterBarrier(noArgs, (s) => s.replica.coord.auth.status()),
   },
   authEnable: {
     access: "admin",
@@ -283,10 +267,7 @@ export const OPS = {
     access: "admin",
     kind: "cluster",
     route: "local",
-    serve: async (s) => {
-      await s.replica.readBarrier();
-      return { users: s.replica.coord.auth.userList() };
-    },
+    serve: afterBarrier(noArgs, (s) => ({ users: s.replica.coord.auth.userList() })),
   },
   roleAdd: { access: "admin", kind: "cluster", route: "leader", serve: command("authRoleAdd") },
   roleDelete: { access: "admin", kind: "cluster", route: "leader", serve: command("authRoleDelete") },
@@ -296,10 +277,7 @@ export const OPS = {
     access: "admin",
     kind: "cluster",
     route: "local",
-    serve: async (s) => {
-      await s.replica.readBarrier();
-      return { roles: s.replica.coord.auth.roleList() };
-    },
+    serve: afterBarrier(noArgs, (s) => ({ roles: s.replica.coord.auth.roleList() })),
   },
 } satisfies Record<string, Op>;
 
