@@ -33,7 +33,7 @@ export const MUTANTS: Readonly<Record<string, Mutant>> = {
   "local-reads": {
     description: "linearizable reads served from local state by any member, without the ReadIndex barrier",
     file: "src/host/service.ts",
-    patches: [{ find: `if (consistency === "linearizable") await this.replica.readBarrier();`, replace: `/* MUTANT local-reads: no read barrier */` }],
+    patches: [{ find: `      await this.replica.readBarrier();\n      // Checked again as of the read point`, replace: `      /* MUTANT local-reads: no read barrier */\n      // Checked again as of the read point` }],
   },
   "lock-no-exclusion": {
     description:
