@@ -5,7 +5,8 @@
 // follower); only the waiting and the stream live here.
 
 import type { AcquireResult, CampaignResult, CoordinationEvent } from "../locks/index.js";
-import { arg, type RequestFrame } from "../transport/protocol.js";
+import type { AccessRequest } from "../statemachine/auth-permissions.js";
+import { ProtocolError, arg, type RequestFrame } from "../transport/protocol.js";
 import type { ClientConnection } from "./gateway.js";
 import type { AppliedEvents, Replica } from "./replica.js";
 import type { Streams } from "./streams.js";
@@ -13,6 +14,8 @@ import type { Streams } from "./streams.js";
 interface Waiting {
   conn: ClientConnection;
   resolve(token: number): void;
+  /** Ends the access guard (auth changes no longer concern this wait). */
+  unguard(): void;
 }
 
 interface Holding {
@@ -51,29 +54,26 @@ export class CoordinationStreams {
     const name = arg.string(req, "name");
     const lease = arg.int(req, "lease", { min: 1 });
     const wait = req.wait === undefined ? true : arg.bool(req, "wait");
-    const granted = wait ? this.await(this.lockWaiters, conn, name, lease) : null;
-    let result: AcquireResult;
-    try {
-      result = (await onLeader({ ...req, wait })) as AcquireResult;
-    } catch (e) {
-      this.lockWaiters.delete(keyOf(name, lease));
-      throw e;
-    }
+    const needs: AccessRequest[] = [{ kind: "lock", name, access: "write" }];
+    const granted = wait ? this.await(this.lockWaiters, conn, name, lease, needs) : null;
     let token: number;
-    if (result.granted) token = result.token;
-    else if ("held" in result || !granted) {
-      this.lockWaiters.delete(keyOf(name, lease));
-      return result;
-    } else {
-      // A retried acquire (same session seq) replays the recorded "queued": the grant may have been applied
-      // already, while no request was waiting for it. This member's state says so.
-      const held = this.replica.coord.lockStatus(name).holders.find((h) => h.lease === lease);
-      token = held ? held.token : await granted;
+    try {
+      const result = (await onLeader({ ...req, wait })) as AcquireResult;
+      if (result.granted) token = result.token;
+      else if ("held" in result || !granted) return result;
+      else {
+        // A retried acquire (same session seq) replays the recorded "queued": the grant may have been applied
+        // already, while no request was waiting for it. This member's state says so.
+        const held = this.replica.coord.lockStatus(name).holders.find((h) => h.lease === lease);
+        token = held ? held.token : await granted;
+      }
+    } finally {
+      this.unwait(this.lockWaiters, name, lease);
     }
-    this.lockWaiters.delete(keyOf(name, lease));
+    this.mayHold(conn, needs, `lock ${JSON.stringify(name)}`);
     // Ended with PERMISSION_DENIED if the holder loses write access to the lock (the hold itself stays until
     // released or its lease ends: the state machine does not know connections).
-    const stream = this.streams.add(conn, () => this.forget(this.lockHolders, conn, name, lease), [{ kind: "lock", name, access: "write" }], (error) => ({ kind: "lockLost", name, token, error }));
+    const stream = this.streams.add(conn, () => this.forget(this.lockHolders, conn, name, lease), needs, (error) => ({ kind: "lockLost", name, token, error }));
     this.track(this.lockHolders, conn, stream, name, lease, token);
     return { granted: true, token, stream };
   }
@@ -82,35 +82,55 @@ export class CoordinationStreams {
   async campaign(conn: ClientConnection, req: RequestFrame, onLeader: OnLeader): Promise<unknown> {
     const name = arg.string(req, "name");
     const lease = arg.int(req, "lease", { min: 1 });
-    const elected = this.await(this.campaignWaiters, conn, name, lease);
-    let result: CampaignResult;
-    try {
-      result = (await onLeader(req)) as CampaignResult;
-    } catch (e) {
-      this.campaignWaiters.delete(keyOf(name, lease));
-      throw e;
-    }
+    const needs: AccessRequest[] = [{ kind: "election", name, access: "write" }];
+    const elected = this.await(this.campaignWaiters, conn, name, lease, needs);
     let token: number;
-    if (result.leader) token = result.token;
-    else {
-      // As for a retried acquire: leadership may already have been granted while nobody waited.
-      const current = this.replica.coord.electionLeader(name);
-      token = current && current.lease === lease ? current.token : await elected;
+    try {
+      const result = (await onLeader(req)) as CampaignResult;
+      if (result.leader) token = result.token;
+      else {
+        // As for a retried acquire: leadership may already have been granted while nobody waited.
+        const current = this.replica.coord.electionLeader(name);
+        token = current && current.lease === lease ? current.token : await elected;
+      }
+    } finally {
+      this.unwait(this.campaignWaiters, name, lease);
     }
-    this.campaignWaiters.delete(keyOf(name, lease));
-    const stream = this.streams.add(conn, () => this.forget(this.leaders, conn, name, lease), [{ kind: "election", name, access: "write" }], (error) => ({ kind: "leadershipLost", name, token, error }));
+    this.mayHold(conn, needs, `leadership of ${JSON.stringify(name)}`);
+    const stream = this.streams.add(conn, () => this.forget(this.leaders, conn, name, lease), needs, (error) => ({ kind: "leadershipLost", name, token, error }));
     this.track(this.leaders, conn, stream, name, lease, token);
     return { token, stream };
   }
 
-  private await(map: Map<string, Waiting>, conn: ClientConnection, name: string, lease: number): Promise<number> {
+  /**
+   * Waits for the grant of (name, lease) to be applied here. Rejects with PERMISSION_DENIED as soon as an auth
+   * change takes `needs` from the connection: a waiting acquire or campaign ends as a hold would. (Its entry stays
+   * queued in the state machine, as any abandoned waiter's, until its lease ends.)
+   */
+  private await(map: Map<string, Waiting>, conn: ClientConnection, name: string, lease: number, needs: readonly AccessRequest[]): Promise<number> {
     const key = keyOf(name, lease);
-    return new Promise<number>((resolve) => {
-      map.set(key, { conn, resolve });
+    const waiting = new Promise<number>((resolve, reject) => {
+      const unguard = this.streams.guardWait(conn, needs, (why) => reject(new ProtocolError("PERMISSION_DENIED", `stopped waiting: ${why}`)));
+      map.set(key, { conn, resolve, unguard });
       conn.onClose(() => {
-        if (map.get(key)?.conn === conn) map.delete(key);
+        if (map.get(key)?.conn === conn) this.unwait(map, name, lease);
       });
     });
+    // Awaited only once the proposal is answered; a denial before that is seen then, not reported as unhandled.
+    waiting.catch(() => {});
+    return waiting;
+  }
+
+  private unwait(map: Map<string, Waiting>, name: string, lease: number): void {
+    const key = keyOf(name, lease);
+    map.get(key)?.unguard();
+    map.delete(key);
+  }
+
+  /** A grant applied after the connection lost access to it is refused to the client (its lease ends the hold). */
+  private mayHold(conn: ClientConnection, needs: readonly AccessRequest[], what: string): void {
+    const why = this.streams.refused(conn, needs);
+    if (why !== null) throw new ProtocolError("PERMISSION_DENIED", `${what} was granted after access to it was revoked (${why}); the hold ends with its lease`);
   }
 
   private track(map: Map<string, Holding>, conn: ClientConnection, stream: number, name: string, lease: number, token: number): void {
@@ -158,6 +178,7 @@ export class CoordinationStreams {
     const w = map.get(key);
     if (!w) return;
     map.delete(key);
+    w.unguard();
     w.resolve(token);
   }
 

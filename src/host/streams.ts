@@ -27,9 +27,17 @@ export interface Guard {
   denied?: (error: { code: "PERMISSION_DENIED"; message: string }) => unknown;
 }
 
+/** A request waiting for a grant (an acquire, a campaign) that needs access to a name. */
+interface WaitGuard {
+  conn: ClientConnection;
+  needs: readonly AccessRequest[];
+  denied(why: string): void;
+}
+
 export class Streams {
   private readonly byConn = new WeakMap<ClientConnection, Map<number, () => void>>();
   private readonly guards = new Set<Guard>();
+  private readonly waitGuards = new Set<WaitGuard>();
   private nextStream = 1;
   /** Streams open on this member (for /metrics). */
   open = 0;
@@ -76,8 +84,29 @@ export class Streams {
     return id;
   }
 
-  /** Ends every stream whose connection lost the access it needs. */
+  /**
+   * Calls `denied` (once) when an auth change takes `needs` from `conn` while a request waits for a grant;
+   * returns what to call when the wait ends otherwise.
+   */
+  guardWait(conn: ClientConnection, needs: readonly AccessRequest[], denied: (why: string) => void): () => void {
+    const g: WaitGuard = { conn, needs, denied };
+    this.waitGuards.add(g);
+    return () => this.waitGuards.delete(g);
+  }
+
+  /** Why `conn` may not reach `needs` now (a grant that arrived after its access was revoked), or null. */
+  refused(conn: ClientConnection, needs: readonly AccessRequest[]): string | null {
+    return this.refusal(conn, needs);
+  }
+
+  /** Ends every stream and wait whose connection lost the access it needs. */
   private recheck(): void {
+    for (const w of [...this.waitGuards]) {
+      const why = this.refusal(w.conn, w.needs);
+      if (why === null) continue;
+      this.waitGuards.delete(w);
+      w.denied(why);
+    }
     for (const g of [...this.guards]) {
       const why = this.refusal(g.conn, g.needs);
       if (why === null) continue;

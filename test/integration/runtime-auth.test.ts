@@ -253,9 +253,16 @@ describe.sequential("runtime auth", () => {
     await admin.put("s/k", "1");
     await new Promise((r) => setTimeout(r, 300));
     expect(hold.lost.aborted).toBe(false);
+    // A waiting acquire ends too: a root user (from the matrix above) holds s/wait, the streamer queues behind it.
+    const root = await as("mroot", "mroot-pw");
+    const adminHold = await root.lock("s/wait", { ttlMs: 5000 });
+    const queued = ending(c.lock("s/wait", { ttlMs: 5000 }).then((h) => void h.release()));
+    await waitUntil("the streamer to queue", 5000, async () => ((await root.lockStatus("s/wait")).waiters.length === 1 ? true : undefined));
     await a.revokePermission("streams", { kind: "lock", name: "s/", prefix: true });
     await waitUntil("the lock hold to end", 5000, () => hold.lost.aborted || undefined);
     expect(hold.lost.reason).toMatchObject({ code: "PERMISSION_DENIED" });
+    expect(await queued).toMatchObject({ code: "PERMISSION_DENIED", message: expect.stringContaining("stopped waiting") });
+    await adminHold.release();
     expect(campaign.lost.aborted).toBe(false); // election access untouched
     await a.revokeRole("streamer", "streams");
     await waitUntil("the leadership to end", 5000, () => campaign.lost.aborted || undefined);
