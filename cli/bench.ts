@@ -181,7 +181,7 @@ export function benchCommand(): Command {
 Examples:
   concord bench put --concurrency 64 --seconds 10
   concord bench lock-contended --endpoints ws://127.0.0.1:7100,ws://127.0.0.1:7110,ws://127.0.0.1:7120
-  npm run bench:compare            # Concord and etcd 3.4 side by side, written to docs/benchmarks.md`,
+  npm run bench:compare            # Concord, etcd 3.4 and ZooKeeper 3.8 side by side, written to docs/benchmarks.md`,
     )
     .action(async (workload: string, opts: Record<string, string>) => {
       if (!(WORKLOADS as readonly string[]).includes(workload)) {
