@@ -260,7 +260,7 @@ async function main(): Promise<void> {
   }
   lines.push(
     "",
-    `Concord ahead on ${aheadOfEtcd} of ${PLAN.length} rows against etcd and ${aheadOfZooKeeper} of ${PLAN.length} against ZooKeeper.`,
+    `Concord ahead on ${[etcd.length > 0 ? `${aheadOfEtcd} of ${PLAN.length} rows against etcd` : "", zookeeper.length > 0 ? `${aheadOfZooKeeper} of ${PLAN.length} rows against ZooKeeper` : ""].filter(Boolean).join(" and ") || "no row: no peer was run"}.`,
     "",
     "Operations per second, each workload scaled to its fastest system:",
     "",
@@ -276,7 +276,7 @@ async function main(): Promise<void> {
   });
   const rss = { soonKiB: memory((r) => r.rssSoonKiB), settledKiB: memory((r) => r.rssSettledKiB) };
   const memoryRow = (when: string, m: typeof rss.soonKiB) =>
-    `| ${when} | ${mib(m.concord)} | ${mib(m.etcd)} | ${mib(m.zookeeper)} | ${(m.concord / m.etcd).toFixed(2)} | ${(m.concord / m.zookeeper).toFixed(2)} |`;
+    `| ${when} | ${mib(m.concord)} | ${mib(m.etcd)} | ${mib(m.zookeeper)} | ${ratioText(m.concord / m.etcd)} | ${ratioText(m.concord / m.zookeeper)} |`;
   lines.push(
     "",
     "Resident memory per member after writing 100,000 keys of 256 bytes (largest member's RSS, median of runs;",
