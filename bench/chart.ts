@@ -8,7 +8,10 @@ export function barChart(groups: { label: string; bars: { name: string; value: n
     const bars = g.bars.filter((b) => Number.isFinite(b.value));
     const top = Math.max(...bars.map((b) => b.value));
     lines.push(g.label);
-    for (const b of bars) lines.push(`  ${b.name.padEnd(nameWidth)} ${"█".repeat(Math.max(1, Math.round((b.value / top) * width)))} ${b.value}`);
+    for (const b of bars)
+      lines.push(
+        `  ${b.name.padEnd(nameWidth)} ${"█".repeat(Math.max(1, Math.round((b.value / top) * width)))} ${b.value}`,
+      );
   }
   return lines.join("\n");
 }

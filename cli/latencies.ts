@@ -20,5 +20,7 @@ export class Latencies {
 
 /** The p-th percentile of ascending samples (nearest rank, as etcd's bench.mjs), in ms to 2 decimals; NaN if none. */
 export function percentile(sorted: Float64Array, p: number): number {
-  return sorted.length === 0 ? NaN : +sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))].toFixed(2);
+  return sorted.length === 0
+    ? NaN
+    : +sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))].toFixed(2);
 }

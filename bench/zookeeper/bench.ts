@@ -11,7 +11,17 @@
 import { parseArgs } from "node:util";
 import { Latencies, percentile } from "../../cli/latencies.js";
 import { ZooKeeperCluster } from "./cluster.js";
-import { type Client, acquireLock, ensureNode, getChildren, getData, openSession, releaseLock, setData, sync } from "./session.js";
+import {
+  type Client,
+  acquireLock,
+  ensureNode,
+  getChildren,
+  getData,
+  openSession,
+  releaseLock,
+  setData,
+  sync,
+} from "./session.js";
 
 export const ZOOKEEPER_WORKLOADS = ["put", "get", "get-serializable", "lock-uncontended", "lock-contended"] as const;
 type Workload = (typeof ZOOKEEPER_WORKLOADS)[number];
@@ -37,7 +47,8 @@ if (!(ZOOKEEPER_WORKLOADS as readonly string[]).includes(workload))
   fail(`unknown workload ${JSON.stringify(positionals[0] ?? "")}; accepted: ${ZOOKEEPER_WORKLOADS.join(", ")}`);
 const num = (name: keyof typeof values, min: number) => {
   const v = Number(values[name]);
-  if (!Number.isFinite(v) || v < min) fail(`--${name}: expected a number >= ${min}, got ${JSON.stringify(values[name])}`);
+  if (!Number.isFinite(v) || v < min)
+    fail(`--${name}: expected a number >= ${min}, got ${JSON.stringify(values[name])}`);
   return v;
 };
 const concurrency = num("concurrency", 1);
@@ -54,9 +65,11 @@ const setup = sessions[0];
 /** Runs `task(i)` for i < n, 64 at a time: the setup's own load, before the clock starts. */
 async function forEachConcurrently(n: number, task: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(64, n) }, async () => {
-    while (next < n) await task(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(64, n) }, async () => {
+      while (next < n) await task(next++);
+    }),
+  );
 }
 
 // Setup, untimed: the znodes a workload writes or reads exist before the clock starts.

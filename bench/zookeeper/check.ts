@@ -1,13 +1,15 @@
 // npx tsx bench/zookeeper/check.ts — checks the ZooKeeper peer of npm run bench:compare against a real ensemble
 // (it binds ports: run it under flock /tmp/concord-tests.lock). Starts the 3 servers, then checks that
 //   - sync + getData on one server sees a write acknowledged by another, every time (the linearizable get);
+//   - those writes were fsynced: the servers' count of transaction-log fsyncs (mntr's cnt_fsynctime, recorded
+//     only when forceSync is on) grows by at least one per write;
 //   - the lock recipe never has two holders, hands the lock on under contention and leaves no lock node behind;
 //   - stopping ends every server process it started.
 // Exits 1 with the failed check's message, 0 after printing what it saw.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ZOOKEEPER_SERVERS, ZooKeeperCluster, portsOf } from "./cluster.js";
+import { ZOOKEEPER_SERVERS, ZooKeeperCluster, fourLetterWord, mntrValue, portsOf } from "./cluster.js";
 import { acquireLock, ensureNode, getChildren, getData, openSession, releaseLock, setData, sync } from "./session.js";
 
 function check(ok: boolean, message: string): void {
@@ -21,6 +23,17 @@ try {
   await ensureNode(sessions[0], "/check");
   await ensureNode(sessions[0], "/check/v");
 
+  const fsyncs = async () => {
+    const counts = await Promise.all(
+      ZOOKEEPER_SERVERS.map(async (s) => mntrValue(await fourLetterWord(portsOf(s).client, "mntr"), "cnt_fsynctime")),
+    );
+    check(
+      counts.every((n) => n !== undefined && Number.isFinite(n)),
+      `mntr gave no cnt_fsynctime: ${counts.join(", ")}`,
+    );
+    return counts.reduce((a, b) => a! + b!, 0)!;
+  };
+  const fsyncsBefore = await fsyncs();
   const ROUNDS = 300;
   for (let i = 0; i < ROUNDS; i++) {
     const writer = sessions[i % 3];
@@ -31,6 +44,9 @@ try {
     check(seen === String(i), `round ${i}: sync + getData on another server read ${seen}, not the acknowledged ${i}`);
   }
   console.log(`sync + getData: ${ROUNDS} reads on another server than the write's, each saw that write`);
+  const fsynced = (await fsyncs()) - fsyncsBefore;
+  check(fsynced >= ROUNDS, `only ${fsynced} transaction-log fsyncs for ${ROUNDS} acknowledged writes`);
+  console.log(`fsync: ${fsynced} transaction-log fsyncs across the 3 servers for those ${ROUNDS} writes`);
 
   await ensureNode(sessions[0], "/check/lock");
   let holders = 0;
@@ -53,7 +69,9 @@ try {
   const left = await getChildren(sessions[0], "/check/lock");
   check(handoffs > 16, `only ${handoffs} hand-offs in 3 s among 16 contenders`);
   check(left.length === 0, `lock nodes left after every holder released: ${left.join(", ")}`);
-  console.log(`lock recipe: 16 contenders on 3 sessions, ${handoffs} hand-offs in 3 s, never two holders, no node left`);
+  console.log(
+    `lock recipe: 16 contenders on 3 sessions, ${handoffs} hand-offs in 3 s, never two holders, no node left`,
+  );
   for (const c of sessions) c.close();
 } finally {
   await cluster.stop();

@@ -36,7 +36,7 @@ export function zooCfg(server: number, dataDir: string): string {
     // The load client keeps one session per server; the fill and setup add a few more.
     "maxClientCnxns=0",
     "admin.enableServer=false",
-    "4lw.commands.whitelist=srvr,ruok",
+    "4lw.commands.whitelist=srvr,ruok,mntr",
     ...ZOOKEEPER_SERVERS.map((s) => `server.${s}=127.0.0.1:${portsOf(s).peer}:${portsOf(s).election}`),
     "",
   ].join("\n");
@@ -46,12 +46,15 @@ export function zooCfg(server: number, dataDir: string): string {
 export function ensureZooKeeperInstalled(): void {
   if (fs.existsSync(ZOOKEEPER_JAR)) return;
   execFileSync("apt-get", ["update", "-qq"], { stdio: "ignore" });
-  execFileSync("apt-get", ["install", "-y", "-qq", "zookeeper"], { stdio: "ignore", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  execFileSync("apt-get", ["install", "-y", "-qq", "zookeeper"], {
+    stdio: "ignore",
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
   if (!fs.existsSync(ZOOKEEPER_JAR)) throw new Error(`apt-get install zookeeper left no ${ZOOKEEPER_JAR}`);
 }
 
 /** Sends a four-letter word and returns the whole reply ("" when the server is not answering yet). */
-export function fourLetterWord(port: number, word: "srvr" | "ruok", timeoutMs = 2000): Promise<string> {
+export function fourLetterWord(port: number, word: "srvr" | "ruok" | "mntr", timeoutMs = 2000): Promise<string> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: "127.0.0.1", port });
     let reply = "";
@@ -70,6 +73,12 @@ export function fourLetterWord(port: number, word: "srvr" | "ruok", timeoutMs = 
 /** The `Mode:` line of a `srvr` reply: leader, follower, or undefined while the server is not serving. */
 export function modeOf(srvrReply: string): string | undefined {
   return /^Mode: (\w+)/m.exec(srvrReply)?.[1];
+}
+
+/** A number from an `mntr` reply ("zk_cnt_fsynctime\t42" → 42 for key "cnt_fsynctime"), undefined if absent. */
+export function mntrValue(mntrReply: string, key: string): number | undefined {
+  const m = new RegExp(`^zk_${key}\\s+(\\S+)$`, "m").exec(mntrReply);
+  return m ? Number(m[1]) : undefined;
 }
 
 export class ZooKeeperCluster {
@@ -130,12 +139,19 @@ export class ZooKeeperCluster {
     let modes: (string | undefined)[] = [];
     while (Date.now() < deadline) {
       const exited = this.servers.findIndex((c) => c.exitCode !== null || c.signalCode !== null);
-      if (exited >= 0) throw new Error(`zookeeper server ${exited + 1} exited while starting; see ${path.join(this.dir, `n${exited + 1}/server.log`)}`);
-      modes = await Promise.all(ZOOKEEPER_SERVERS.map(async (s) => modeOf(await fourLetterWord(portsOf(s).client, "srvr"))));
+      if (exited >= 0)
+        throw new Error(
+          `zookeeper server ${exited + 1} exited while starting; see ${path.join(this.dir, `n${exited + 1}/server.log`)}`,
+        );
+      modes = await Promise.all(
+        ZOOKEEPER_SERVERS.map(async (s) => modeOf(await fourLetterWord(portsOf(s).client, "srvr"))),
+      );
       if (modes.every((m) => m === "leader" || m === "follower") && modes.includes("leader")) return;
       await new Promise((r) => setTimeout(r, 250));
     }
-    throw new Error(`zookeeper ensemble not serving after ${timeoutMs} ms (modes: ${modes.map((m) => m ?? "none").join(", ")}); logs in ${this.dir}`);
+    throw new Error(
+      `zookeeper ensemble not serving after ${timeoutMs} ms (modes: ${modes.map((m) => m ?? "none").join(", ")}); logs in ${this.dir}`,
+    );
   }
 
   /** Stops the servers and removes their directory. */
