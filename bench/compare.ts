@@ -264,7 +264,7 @@ async function main(): Promise<void> {
     "",
     "Operations per second, each workload scaled to its fastest system:",
     "",
-    "```text",
+    "```",
     barChart(chart),
     "```",
   );
