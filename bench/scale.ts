@@ -99,7 +99,8 @@ interface RunningCluster {
   members: { name: string; pid: number }[];
   leader(): Promise<string>;
   clientPorts: number[];
-  stop(): Promise<void>;
+  /** Stops the members; `failed`: the run went wrong, keep what tells why. */
+  stop(failed: boolean): Promise<void>;
 }
 
 async function startConcord(): Promise<RunningCluster> {
@@ -120,13 +121,15 @@ async function startConcord(): Promise<RunningCluster> {
     members,
     leader: () => cluster.waitForLeader(10_000),
     clientPorts: cluster.members().map((m) => m.clientPort),
-    async stop() {
+    async stop(failed) {
       // Keep the members' logs of a run that went wrong: they are the finding.
-      const logs = path.join(os.tmpdir(), `concord-scale-logs-${process.pid}`);
-      fs.mkdirSync(logs, { recursive: true });
-      for (const m of cluster.members())
-        if (fs.existsSync(m.logFile)) fs.copyFileSync(m.logFile, path.join(logs, `${m.name}.log`));
-      log(`concord member logs kept in ${logs}`);
+      if (failed) {
+        const logs = path.join(os.tmpdir(), `concord-scale-logs-${process.pid}`);
+        fs.mkdirSync(logs, { recursive: true });
+        for (const m of cluster.members())
+          if (fs.existsSync(m.logFile)) fs.copyFileSync(m.logFile, path.join(logs, `${m.name}.log`));
+        log(`concord member logs kept in ${logs}`);
+      }
       await cluster.teardown();
     },
   };
@@ -143,14 +146,15 @@ function etcdctl(args: string[]): string {
 async function startEtcd(): Promise<RunningCluster> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), "etcd-scale-"));
   const script = path.join(values["etcd-dir"]!, "cluster.sh");
-  const stop = async () => {
+  const stop = async (failed: boolean) => {
     execFileSync("bash", [script, "stop", data], { stdio: "ignore", timeout: 30_000 });
-    fs.rmSync(data, { recursive: true, force: true });
+    if (failed) log(`etcd data and logs kept in ${data}`);
+    else fs.rmSync(data, { recursive: true, force: true });
   };
   try {
     execFileSync("bash", [script, "start", data], { stdio: "ignore", timeout: 300_000 });
   } catch (e) {
-    await stop();
+    await stop(true);
     throw e;
   }
   const members = [1, 2, 3].map((i) => ({
@@ -286,11 +290,12 @@ async function runSystem(system: System): Promise<SystemResult> {
   const cluster = system === "concord" ? await startConcord() : await startEtcd();
   const workers: Worker[] = [];
   let putter: Awaited<ReturnType<typeof openConnection>> | null = null;
+  let failed = true;
   const stopAll = async () => {
     live.delete(stopAll);
     await Promise.allSettled(workers.map((w) => w.stop()));
     await putter?.close().catch(() => {});
-    await cluster.stop();
+    await cluster.stop(failed);
   };
   live.add(stopAll);
   try {
@@ -382,6 +387,7 @@ async function runSystem(system: System): Promise<SystemResult> {
       rss_mib: mib(maxRss.get(m.pid)!),
     }));
     const workerCpu = pids.slice(cluster.members.length).map(cpuPct);
+    failed = Object.keys(errors).length > 0 || leaderAfter !== leaderName || latencies.length < FANOUTS * SESSIONS;
     return {
       system: system === "concord" ? "concord" : "etcd-3.4",
       sessions: SESSIONS,
