@@ -1,7 +1,8 @@
-// npm run bench:compare — Concord and etcd 3.4 side by side on this machine, medians of --runs runs, as ratios.
-// Each run starts a fresh 3-member Concord cluster (real processes, real fsync) and runs every workload with
-// `concord bench`, then does the same against a fresh etcd cluster (../shared/bench/etcd). Writes
-// docs/benchmarks.md. Absolute numbers drift on shared machines; the ratios in one run are what counts.
+// npm run bench:compare — Concord, etcd 3.4 and ZooKeeper 3.8 side by side on this machine, medians of --runs runs,
+// as ratios. Each run starts a fresh 3-member Concord cluster (real processes, real fsync) and runs every workload
+// with `concord bench`, then does the same against a fresh etcd cluster (../shared/bench/etcd) and a fresh
+// ZooKeeper ensemble (bench/zookeeper). Writes the tables at the top of docs/benchmarks.md and keeps the page's
+// sections below them. Absolute numbers drift on shared machines; the ratios in one run are what counts.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -9,6 +10,9 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { LocalCluster, REPO_ROOT as root, distCommand, sleep } from "../src/harness/index.js";
 import { connect } from "../src/index.js";
+import { barChart } from "./chart.js";
+import { ZooKeeperCluster } from "./zookeeper/cluster.js";
+import { create, ensureNode, openSession } from "./zookeeper/session.js";
 
 const { values } = parseArgs({
   options: {
@@ -17,6 +21,7 @@ const { values } = parseArgs({
     "etcd-dir": { type: "string", default: path.resolve(root, "../shared/bench/etcd") },
     out: { type: "string", default: path.join(root, "docs/benchmarks.md") },
     "skip-etcd": { type: "boolean", default: false },
+    "skip-zookeeper": { type: "boolean", default: false },
   },
 });
 const runs = Number(values.runs);
@@ -35,15 +40,16 @@ interface Row {
   p99_ms: number;
   errors: number;
 }
-/** workload × concurrency, and the etcd workload to compare with. */
+/** workload × concurrency, and the etcd and ZooKeeper workloads to compare with. */
 const PLAN = [
-  { workload: "put", concurrency: 64, etcd: "put" },
-  { workload: "get", concurrency: 64, etcd: "get" },
-  { workload: "get-serializable", concurrency: 64, etcd: "get" },
-  { workload: "put", concurrency: 1, etcd: "put" },
-  { workload: "lock-uncontended", concurrency: 64, etcd: "lock-uncontended" },
-  { workload: "lock-contended", concurrency: 64, etcd: "lock-contended" },
+  { workload: "put", concurrency: 64, etcd: "put", zookeeper: "put" },
+  { workload: "get", concurrency: 64, etcd: "get", zookeeper: "get" },
+  { workload: "get-serializable", concurrency: 64, etcd: "get", zookeeper: "get-serializable" },
+  { workload: "put", concurrency: 1, etcd: "put", zookeeper: "put" },
+  { workload: "lock-uncontended", concurrency: 64, etcd: "lock-uncontended", zookeeper: "lock-uncontended" },
+  { workload: "lock-contended", concurrency: 64, etcd: "lock-contended", zookeeper: "lock-contended" },
 ] as const;
+const FILL_KEYS = 100_000;
 
 const log = (s: string) => process.stderr.write(s + "\n");
 
@@ -151,14 +157,74 @@ async function etcdRun(dir: string): Promise<Run> {
   }
 }
 
+const ZOOKEEPER_BENCH = path.join(root, "bench/zookeeper/bench.ts");
+
+/** 64 writers creating FILL_KEYS znodes of 256 bytes through one session, as the other fills do through one client. */
+async function fillZooKeeper(n: number): Promise<void> {
+  const c = await openSession(ZooKeeperCluster.connectionString());
+  try {
+    await ensureNode(c, "/fill");
+    const value = Buffer.alloc(256, "v");
+    let next = 0;
+    await Promise.all(Array.from({ length: 64 }, async () => {
+      while (next < n) await create(c, `/fill/${next++}`, value);
+    }));
+  } finally {
+    c.close();
+  }
+}
+
+async function zookeeperRun(): Promise<Run> {
+  const cluster = await ZooKeeperCluster.start(fs.mkdtempSync(path.join(os.tmpdir(), "zookeeper-bench-")));
+  try {
+    const rows: Row[] = [];
+    for (const p of PLAN) {
+      log(`  zookeeper ${p.zookeeper} c=${p.concurrency}`);
+      // Through tsx's loader (bench/ is not built); it transforms at load time and is idle during the run.
+      rows.push(runJson(process.execPath, ["--import", "tsx", ZOOKEEPER_BENCH, p.zookeeper, "--concurrency", String(p.concurrency), "--seconds", String(seconds)]));
+    }
+    log("  zookeeper: 100,000 znodes of 256 bytes for memory");
+    await fillZooKeeper(FILL_KEYS);
+    const pids = cluster.pids();
+    const rss = await rssAfterFill(() => Math.max(...pids.map(rssKiB)));
+    return { rows, ...rss };
+  } finally {
+    await cluster.stop();
+  }
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+interface Summary {
+  ops: number;
+  p50: number;
+  p99: number;
+}
+/** Medians over runs of one system's row for `workload` at concurrency `c` (NaN when that system was skipped). */
+function summarize(set: Run[], workload: string, c: number): Summary {
+  const rows = set.map((r) => r.rows.find((x) => x.workload === workload && x.concurrency === c)).filter((x): x is Row => !!x);
+  return { ops: median(rows.map((x) => x.ops_per_s)), p50: median(rows.map((x) => x.p50_ms)), p99: median(rows.map((x) => x.p99_ms)) };
+}
+
+const ratioText = (r: number) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : "–");
+const latencyText = (s: Summary) => (Number.isFinite(s.ops) ? `${s.p50} / ${s.p99}` : "–");
+const opsText = (n: number) => (Number.isFinite(n) ? String(n) : "–");
+
+/** The page's sections after the generated part (from its first "## " heading on), kept as they are. */
+function keptSections(file: string): string {
+  const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+  const at = text.search(/^## /m);
+  return at < 0 ? "" : "\n" + text.slice(at);
+}
+
 async function main(): Promise<void> {
+  const loadAtStart = os.loadavg();
   const concord: Run[] = [];
   const etcd: Run[] = [];
+  const zookeeper: Run[] = [];
   const dir = values["skip-etcd"] ? "" : etcdClientDir();
   log("building (npm run build)");
   execFileSync("npm", ["run", "build"], { cwd: root, stdio: "ignore" });
@@ -166,50 +232,83 @@ async function main(): Promise<void> {
     log(`run ${r}/${runs}`);
     concord.push(await concordRun());
     if (!values["skip-etcd"]) etcd.push(await etcdRun(dir));
+    if (!values["skip-zookeeper"]) zookeeper.push(await zookeeperRun());
   }
-  const find = (set: { rows: Row[] }[], workload: string, c: number, sys: "concord" | "etcd") =>
-    set.map((s) => s.rows.find((x) => x.workload === workload && x.concurrency === c && (sys === "etcd" || x.system === "concord"))).filter((x): x is Row => !!x);
   const lines: string[] = [];
   const table: Record<string, unknown>[] = [];
-  lines.push("| workload | c | Concord ops/s | etcd ops/s | ratio | Concord p50 / p99 ms | etcd p50 / p99 ms |", "|---|---|---|---|---|---|---|");
+  const chart: Parameters<typeof barChart>[0] = [];
+  let aheadOfEtcd = 0;
+  let aheadOfZooKeeper = 0;
+  lines.push(
+    "| workload | c | Concord ops/s | etcd ops/s | ZooKeeper ops/s | vs etcd | vs ZooKeeper | Concord p50 / p99 ms | etcd p50 / p99 ms | ZooKeeper p50 / p99 ms |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+  );
   for (const p of PLAN) {
-    const cr = find(concord, p.workload, p.concurrency, "concord");
-    const er = find(etcd, p.etcd, p.concurrency, "etcd");
-    const c = { ops: median(cr.map((x) => x.ops_per_s)), p50: median(cr.map((x) => x.p50_ms)), p99: median(cr.map((x) => x.p99_ms)) };
-    const e = { ops: median(er.map((x) => x.ops_per_s)), p50: median(er.map((x) => x.p50_ms)), p99: median(er.map((x) => x.p99_ms)) };
-    const ratio = c.ops / e.ops;
-    table.push({ workload: p.workload, concurrency: p.concurrency, concord: c, etcd: e, ratio: +ratio.toFixed(2) });
-    lines.push(`| ${p.workload}${p.workload === "get-serializable" ? " (vs etcd get)" : ""} | ${p.concurrency} | ${c.ops} | ${e.ops} | ${ratio.toFixed(2)}× | ${c.p50} / ${c.p99} | ${e.p50} / ${e.p99} |`);
+    const c = summarize(concord, p.workload, p.concurrency);
+    const e = summarize(etcd, p.etcd, p.concurrency);
+    const z = summarize(zookeeper, p.zookeeper, p.concurrency);
+    const vsEtcd = c.ops / e.ops;
+    const vsZooKeeper = c.ops / z.ops;
+    if (vsEtcd > 1) aheadOfEtcd++;
+    if (vsZooKeeper > 1) aheadOfZooKeeper++;
+    table.push({ workload: p.workload, concurrency: p.concurrency, concord: c, etcd: e, zookeeper: z, vsEtcd: +vsEtcd.toFixed(2), vsZooKeeper: +vsZooKeeper.toFixed(2) });
+    const label = `${p.workload}${p.workload === "get-serializable" ? " (vs etcd get)" : ""}`;
+    lines.push(
+      `| ${label} | ${p.concurrency} | ${opsText(c.ops)} | ${opsText(e.ops)} | ${opsText(z.ops)} | ${ratioText(vsEtcd)} | ${ratioText(vsZooKeeper)} | ${latencyText(c)} | ${latencyText(e)} | ${latencyText(z)} |`,
+    );
+    chart.push({ label: `${label} c=${p.concurrency}`, bars: [{ name: "Concord", value: c.ops }, { name: "etcd", value: e.ops }, { name: "ZooKeeper", value: z.ops }] });
   }
-  const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
-  const rss = {
-    soonKiB: { concord: median(concord.map((x) => x.rssSoonKiB)), etcd: median(etcd.map((x) => x.rssSoonKiB)) },
-    settledKiB: { concord: median(concord.map((x) => x.rssSettledKiB)), etcd: median(etcd.map((x) => x.rssSettledKiB)) },
-  };
   lines.push(
     "",
-    "Resident memory per member after writing 100,000 keys of 256 bytes (largest member's RSS, median of runs):",
+    `Concord ahead on ${[etcd.length > 0 ? `${aheadOfEtcd} of ${PLAN.length} rows against etcd` : "", zookeeper.length > 0 ? `${aheadOfZooKeeper} of ${PLAN.length} rows against ZooKeeper` : ""].filter(Boolean).join(" and ") || "no row: no peer was run"}.`,
     "",
-    "| when | Concord | etcd | ratio |",
-    "|---|---|---|---|",
-    `| ${SOON_MS / 1000} s after the last write | ${mib(rss.soonKiB.concord)} | ${mib(rss.soonKiB.etcd)} | ${(rss.soonKiB.concord / rss.soonKiB.etcd).toFixed(2)} |`,
-    `| settled, ${SETTLED_MS / 1000} s after | ${mib(rss.settledKiB.concord)} | ${mib(rss.settledKiB.etcd)} | ${(rss.settledKiB.concord / rss.settledKiB.etcd).toFixed(2)} |`,
+    "Operations per second, each workload scaled to its fastest system:",
+    "",
+    "```",
+    barChart(chart),
+    "```",
+  );
+  const mib = (kib: number) => (Number.isFinite(kib) ? `${(kib / 1024).toFixed(0)} MiB` : "–");
+  const memory = (pick: (r: Run) => number) => ({
+    concord: median(concord.map(pick)),
+    etcd: median(etcd.map(pick)),
+    zookeeper: median(zookeeper.map(pick)),
+  });
+  const rss = { soonKiB: memory((r) => r.rssSoonKiB), settledKiB: memory((r) => r.rssSettledKiB) };
+  const memoryRow = (when: string, m: typeof rss.soonKiB) =>
+    `| ${when} | ${mib(m.concord)} | ${mib(m.etcd)} | ${mib(m.zookeeper)} | ${ratioText(m.concord / m.etcd)} | ${ratioText(m.concord / m.zookeeper)} |`;
+  lines.push(
+    "",
+    "Resident memory per member after writing 100,000 keys of 256 bytes (largest member's RSS, median of runs;",
+    "ZooKeeper's servers run with zkServer.sh's default heap limit, -Xmx1000m):",
+    "",
+    "| when | Concord | etcd | ZooKeeper | Concord / etcd | Concord / ZooKeeper |",
+    "|---|---|---|---|---|---|",
+    memoryRow(`${SOON_MS / 1000} s after the last write`, rss.soonKiB),
+    memoryRow(`settled, ${SETTLED_MS / 1000} s after`, rss.settledKiB),
   );
   const cpu = os.cpus();
-  const doc = `# Benchmarks: Concord vs etcd 3.4 on the same machine
+  const doc = `# Benchmarks: Concord vs etcd 3.4 and ZooKeeper 3.8 on the same machine
 
 Generated by \`npm run bench:compare\` on ${new Date().toISOString().slice(0, 10)}: ${cpu.length} × ${cpu[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB,
-Node ${process.version}. Each system: 3 members on loopback with real fsync, loaded by one client process
-(\`concord bench\` through the Concord client library; \`../shared/bench/etcd/bench.mjs\` through etcd3 and grpc-js),
-${seconds} s per workload, medians of ${runs} runs. Absolute numbers drift on shared machines: read the ratios.
+Node ${process.version}, load average at start ${loadAtStart.map((l) => l.toFixed(2)).join(" / ")} (1 / 5 / 15 min).
+Each system: 3 members on loopback with real fsync (ZooKeeper: forceSync=yes, its default), fresh for each run,
+loaded by one client process (\`concord bench\` through the Concord client library;
+\`../shared/bench/etcd/bench.mjs\` through etcd3 and grpc-js; \`bench/zookeeper/bench.ts\` through
+node-zookeeper-client, one session per server), ${seconds} s per workload, medians of ${runs} run${runs === 1 ? "" : "s"}.
+ZooKeeper's linearizable get is sync + getData, its serializable get getData alone, its locks the standard recipe
+(ephemeral sequential nodes, each waiter watching its predecessor). Absolute numbers drift on shared machines:
+read the ratios.
 
 ${lines.join("\n")}
 
-Reproduce: \`npm run bench:compare -- --runs 3 --seconds 8\` (installs etcd-server with apt-get if missing).
+Reproduce: \`npm run bench:compare -- --runs 3 --seconds 8\` (installs etcd-server and zookeeper with apt-get if
+missing; \`--skip-etcd\`, \`--skip-zookeeper\` leave one out).
 `;
-  fs.writeFileSync(values.out!, doc);
+  const out = values.out!;
+  fs.writeFileSync(out, doc + keptSections(out));
   console.log(doc);
-  console.log(JSON.stringify({ runs, seconds, table, rss }));
+  console.log(JSON.stringify({ runs, seconds, loadAtStart, table, rss }));
 }
 
 await main();

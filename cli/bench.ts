@@ -3,6 +3,7 @@
 import { Command, Option } from "commander";
 import { connect, type Client } from "../src/index.js";
 import type { Lease } from "../src/client/lease.js";
+import { Latencies, percentile } from "./latencies.js";
 import { progressBar } from "./progress.js";
 
 export const WORKLOADS = [
@@ -37,23 +38,6 @@ export interface BenchResult {
   p50_ms: number;
   p99_ms: number;
   max_ms: number;
-}
-
-/** Latencies in a growable Float64Array: no per-sample allocation on the hot path. */
-class Latencies {
-  private data = new Float64Array(1 << 16);
-  n = 0;
-  add(ms: number): void {
-    if (this.n === this.data.length) {
-      const bigger = new Float64Array(this.data.length * 2);
-      bigger.set(this.data);
-      this.data = bigger;
-    }
-    this.data[this.n++] = ms;
-  }
-  sorted(): Float64Array {
-    return this.data.subarray(0, this.n).sort();
-  }
 }
 
 export async function runBench(o: BenchOptions): Promise<BenchResult> {
@@ -94,7 +78,6 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   }
   await client.close();
   const s = lat.sorted();
-  const pct = (p: number) => (s.length === 0 ? NaN : +s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))].toFixed(2));
   return {
     system: "concord",
     workload: o.workload,
@@ -103,9 +86,9 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     ops: s.length,
     errors,
     ops_per_s: Math.round(s.length / elapsed),
-    p50_ms: pct(50),
-    p99_ms: pct(99),
-    max_ms: pct(100),
+    p50_ms: percentile(s, 50),
+    p99_ms: percentile(s, 99),
+    max_ms: percentile(s, 100),
   };
 }
 
@@ -198,7 +181,7 @@ export function benchCommand(): Command {
 Examples:
   concord bench put --concurrency 64 --seconds 10
   concord bench lock-contended --endpoints ws://127.0.0.1:7100,ws://127.0.0.1:7110,ws://127.0.0.1:7120
-  npm run bench:compare            # Concord and etcd 3.4 side by side, written to docs/benchmarks.md`,
+  npm run bench:compare            # Concord, etcd 3.4 and ZooKeeper 3.8 side by side, written to docs/benchmarks.md`,
     )
     .action(async (workload: string, opts: Record<string, string>) => {
       if (!(WORKLOADS as readonly string[]).includes(workload)) {
