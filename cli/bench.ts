@@ -3,7 +3,7 @@
 import { Command, Option } from "commander";
 import { connect, type Client } from "../src/index.js";
 import type { Lease } from "../src/client/lease.js";
-import { Latencies, percentile } from "./latencies.js";
+import { Latencies, runSummary } from "./latencies.js";
 import { progressBar } from "./progress.js";
 
 export const WORKLOADS = [
@@ -77,19 +77,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     bar.stop();
   }
   await client.close();
-  const s = lat.sorted();
-  return {
-    system: "concord",
-    workload: o.workload,
-    concurrency: o.concurrency,
-    seconds: +elapsed.toFixed(2),
-    ops: s.length,
-    errors,
-    ops_per_s: Math.round(s.length / elapsed),
-    p50_ms: percentile(s, 50),
-    p99_ms: percentile(s, 99),
-    max_ms: percentile(s, 100),
-  };
+  return { system: "concord", workload: o.workload, concurrency: o.concurrency, ...runSummary(lat, elapsed, errors) };
 }
 
 async function worker(

@@ -24,3 +24,17 @@ export function percentile(sorted: Float64Array, p: number): number {
     ? NaN
     : +sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))].toFixed(2);
 }
+
+/** The fields every system's load run reports (concord bench's JSON line, and its peers'), from its samples. */
+export function runSummary(lat: Latencies, elapsedS: number, errors: number) {
+  const s = lat.sorted();
+  return {
+    seconds: +elapsedS.toFixed(2),
+    ops: s.length,
+    errors,
+    ops_per_s: Math.round(s.length / elapsedS),
+    p50_ms: percentile(s, 50),
+    p99_ms: percentile(s, 99),
+    max_ms: percentile(s, 100),
+  };
+}

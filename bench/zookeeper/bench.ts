@@ -9,7 +9,7 @@
 // Usage: tsx bench/zookeeper/bench.ts WORKLOAD [--concurrency N] [--seconds S] [--value-size B] [--keys K]
 //        [--max-ops N] [--servers host:port,...]. Prints one JSON line.
 import { parseArgs } from "node:util";
-import { Latencies, percentile } from "../../cli/latencies.js";
+import { Latencies, runSummary } from "../../cli/latencies.js";
 import { ZooKeeperCluster } from "./cluster.js";
 import {
   type Client,
@@ -133,20 +133,6 @@ const t0 = performance.now();
 await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
 const elapsed = (performance.now() - t0) / 1000;
 if (firstError) process.stderr.write(`zookeeper bench: ${errors} errors, the first: ${String(firstError)}\n`);
-const s = lat.sorted();
-console.log(
-  JSON.stringify({
-    system: "zookeeper-3.8",
-    workload,
-    concurrency,
-    seconds: +elapsed.toFixed(2),
-    ops: s.length,
-    errors,
-    ops_per_s: Math.round(s.length / elapsed),
-    p50_ms: percentile(s, 50),
-    p99_ms: percentile(s, 99),
-    max_ms: percentile(s, 100),
-  }),
-);
+console.log(JSON.stringify({ system: "zookeeper-3.8", workload, concurrency, ...runSummary(lat, elapsed, errors) }));
 for (const c of sessions) c.close();
 process.exit(0);

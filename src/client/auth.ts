@@ -1,19 +1,13 @@
 // Runtime access control (as etcd's auth): enabling it, users, roles and their permissions. Managing them needs
 // the root role (or a tokens-file admin token); see docs/operations.md "Access control".
 
+import type { RolePermission } from "../statemachine/auth-permissions.js";
 import type { Connection } from "./connection.js";
 import { checkKey } from "./values.js";
 
-export type PermissionKind = "key" | "lock" | "election";
-export type PermissionAccess = "read" | "write" | "readwrite";
-
+export type { PermissionAccess, PermissionKind } from "../statemachine/auth-permissions.js";
 /** A role's grant: `access` on one exact name, or (with `prefix`) on every name starting with `name`. */
-export interface Permission {
-  kind: PermissionKind;
-  name: string;
-  prefix: boolean;
-  access: PermissionAccess;
-}
+export type Permission = RolePermission;
 
 export interface AuthStatus {
   enabled: boolean;

@@ -1,8 +1,8 @@
 // The lock and election ops, their results and the events they emit. Validators are structural (types,
 // ranges, sizes from CoordinationLimits) and run when a command is decoded, before it reaches apply().
 
-import type { Command, ExtensionCommand, ExtensionValidator } from "../statemachine/commands.js";
-import { invalidArgument, type CommandError } from "../statemachine/errors.js";
+import { Invalid, extensionValidator as validator, type ExtensionCommand, type ExtensionValidator } from "../statemachine/commands.js";
+import { invalidArgument } from "../statemachine/errors.js";
 import { utf8Length } from "../statemachine/limits.js";
 import type { CoordinationLimits } from "./limits.js";
 
@@ -111,9 +111,6 @@ export type CoordinationEvent =
 // ------------------------------------------------------------------------------------------------------------
 // Validation
 
-class Invalid {
-  constructor(readonly error: CommandError) {}
-}
 type Fields = Record<string, unknown>;
 
 function name(o: Fields, limits: CoordinationLimits): string {
@@ -143,17 +140,6 @@ function value(o: Fields, limits: CoordinationLimits): Uint8Array {
     throw new Invalid(invalidArgument("value", `at most ${limits.maxValueBytes} bytes`, v));
   }
   return v;
-}
-
-function validator(build: (o: Fields) => Command): ExtensionValidator {
-  return (raw) => {
-    try {
-      return build(raw);
-    } catch (e) {
-      if (e instanceof Invalid) return e.error;
-      throw e;
-    }
-  };
 }
 
 export function lockValidators(limits: CoordinationLimits): Record<string, ExtensionValidator> {

@@ -21,7 +21,7 @@
 // Snapshot section "auth": { enabled, revision, users: [[name, user]...] sorted, roles: [[name, perms]...] sorted }.
 
 import type { ApplyContext, CommandHandler } from "./state-machine.js";
-import { ok, failed, type Command, type ExtensionCommand, type ExtensionValidator, type Outcome } from "./commands.js";
+import { Invalid, extensionValidator as validator, ok, failed, type Command, type ExtensionCommand, type ExtensionValidator, type Outcome } from "./commands.js";
 import { commandError, invalidArgument, type CommandError } from "./errors.js";
 import { utf8Length } from "./limits.js";
 import { ROOT, commandNeeds, describeRequest, rolesGrant, type AccessRequest, type PermissionAccess, type PermissionKind, type RolePermission } from "./auth-permissions.js";
@@ -54,9 +54,6 @@ export const AUTH_LIMITS = { maxNameBytes: 256, maxPermissionNameBytes: 8192, ma
 export type AuthEvent = { kind: "authChanged"; revision: number };
 
 type Fields = Record<string, unknown>;
-class Invalid {
-  constructor(readonly error: CommandError) {}
-}
 
 function nameField(o: Fields, field: string, maxBytes: number = AUTH_LIMITS.maxNameBytes, allowEmpty = false): string {
   const v = o[field];
@@ -116,17 +113,6 @@ export function validateActor(v: unknown): Actor | CommandError {
     if (e instanceof Invalid) return e.error;
     throw e;
   }
-}
-
-function validator(build: (o: Fields) => Command): ExtensionValidator {
-  return (raw) => {
-    try {
-      return build(raw);
-    } catch (e) {
-      if (e instanceof Invalid) return e.error;
-      throw e;
-    }
-  };
 }
 
 const cmd = (op: string, fields: Record<string, unknown> = {}): Command => ({ op, ...fields }) as Command;

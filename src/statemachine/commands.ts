@@ -336,8 +336,22 @@ export function decodeCommand(
 // Validation
 
 type Fields = Record<string, unknown>;
-class Invalid {
+
+/** Thrown by field checks, caught where a command's validation returns its CommandError. */
+export class Invalid {
   constructor(readonly error: CommandError) {}
+}
+
+/** A handler's validator from a builder whose field checks throw Invalid: the error is returned, never thrown. */
+export function extensionValidator(build: (o: Fields) => Command): ExtensionValidator {
+  return (raw) => {
+    try {
+      return build(raw);
+    } catch (e) {
+      if (e instanceof Invalid) return e.error;
+      throw e;
+    }
+  };
 }
 
 function isRecord(v: unknown): v is Fields {
