@@ -1,0 +1,207 @@
+// npm run bench:latency — where one write's time goes at concurrency 1, by elimination in one run: the physical
+// floor (a 4 KiB O_DSYNC write on the data disk, a WebSocket round trip on loopback), then Concord's steps
+// measured from the outside, each adding one thing to the previous:
+//   request round trip   1 member, serializable get: client library + gateway + op table, no Raft, no disk
+//   + one durable write  1 member, put: the ready loop, one WAL write and fdatasync, apply, answer
+//   + replication        3 members, put: the follower's write and fsync and a peer round trip (in parallel with
+//                        the leader's own fsync)
+// and each member's CPU time per put (from /proc), which says how much of the wait is work and how much is idle.
+// Prints a Markdown table; docs/benchmarks.md keeps the budget read from it.
+import { execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { pack } from "msgpackr";
+import { WebSocket } from "ws";
+import { LocalCluster, REPO_ROOT as root, distCommand } from "../src/harness/index.js";
+import { Latencies, percentile } from "../cli/latencies.js";
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "5" },
+    samples: { type: "string", default: "2000" },
+  },
+});
+const seconds = Number(values.seconds);
+const samples = Number(values.samples);
+const CONCORD = path.join(root, "dist/cli/concord.js");
+const BASE = 7700;
+const log = (s: string) => process.stderr.write(s + "\n");
+
+/**
+ * p50 of `n` sequential 4 KiB writes with O_DSYNC in `dir`, in ms: appending (each write extends the file, as
+ * `dd oflag=dsync bs=4k` does) or over blocks written with zeros and synced first (what a preallocated WAL
+ * segment is, see src/storage/wal.ts).
+ */
+function dsyncWriteP50(dir: string, n: number, over: "append" | "zeros"): number {
+  const file = path.join(dir, "dsync-probe");
+  const block = Buffer.alloc(4096, 1);
+  if (over === "zeros") {
+    fs.writeFileSync(file, Buffer.alloc(n * block.length));
+    const fd = fs.openSync(file, "r+");
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+  }
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_DSYNC | (over === "append" ? fs.constants.O_TRUNC : 0));
+  const lat = new Latencies();
+  try {
+    for (let i = 0; i < n; i++) {
+      const t = process.hrtime.bigint();
+      fs.writeSync(fd, block, 0, block.length, i * block.length);
+      lat.add(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+  return percentile(lat.sorted(), 50);
+}
+
+/** p50 of `n` 4 KiB writes over synced zeros done as the WAL does them: fs.write, then fs.fdatasync, each through libuv's threadpool. */
+async function threadpoolWriteSyncP50(dir: string, n: number): Promise<number> {
+  const file = path.join(dir, "threadpool-probe");
+  const block = Buffer.alloc(4096, 1);
+  fs.writeFileSync(file, Buffer.alloc(n * block.length));
+  const fd = fs.openSync(file, "r+");
+  fs.fsyncSync(fd);
+  const lat = new Latencies();
+  try {
+    for (let i = 0; i < n; i++) {
+      const t = process.hrtime.bigint();
+      await new Promise<void>((resolve, reject) =>
+        fs.write(fd, block, 0, block.length, i * block.length, (err) => (err ? reject(err) : fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())))),
+      );
+      lat.add(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+  return percentile(lat.sorted(), 50);
+}
+
+/** p50 of `n` WebSocket round trips on loopback with a put-sized msgpack frame, echoed by a ws server in another process. */
+async function webSocketRoundTripP50(n: number): Promise<number> {
+  // The echo server runs in a child process, as a member does: a round trip in one process would share its
+  // event loop with the client and measure less than two processes pay.
+  const server = await execEcho();
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}`);
+    await new Promise<void>((resolve, reject) => (ws.once("open", resolve), ws.once("error", reject)));
+    const frame = pack({ id: 1, op: "put", key: "bench/k1234", value: Buffer.alloc(256, "v") });
+    const lat = new Latencies();
+    for (let i = 0; i < n; i++) {
+      const t = process.hrtime.bigint();
+      await new Promise<void>((resolve) => {
+        ws.once("message", () => resolve());
+        ws.send(frame);
+      });
+      lat.add(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+    ws.close();
+    return percentile(lat.sorted(), 50);
+  } finally {
+    server.stop();
+  }
+}
+
+/** A ws echo server in a child process (node -e resolves ws from the repository's node_modules). */
+async function execEcho(): Promise<{ port: number; stop(): void }> {
+  const port = BASE + 90;
+  const src = `const { WebSocketServer } = require("ws");
+const wss = new WebSocketServer({ port: ${port}, host: "127.0.0.1" });
+wss.on("connection", (ws) => ws.on("message", (d) => ws.send(d)));
+wss.on("listening", () => process.stdout.write("ready\\n"));`;
+  const child = spawn(process.execPath, ["-e", src], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once("data", () => resolve());
+    child.once("exit", (code) => reject(new Error(`the echo server exited (${code})`)));
+  });
+  return { port, stop: () => child.kill() };
+}
+
+interface BenchRow {
+  ops_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+}
+
+function concordBench(workload: string, endpoints: string[]): BenchRow {
+  const out = execFileSync(process.execPath, [CONCORD, "bench", workload, "--concurrency", "1", "--seconds", String(seconds), "--endpoints", endpoints.join(",")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "ignore"],
+    timeout: (seconds + 60) * 1000,
+  });
+  return JSON.parse(out.trim().split("\n").filter((l) => l.startsWith("{")).pop()!) as BenchRow;
+}
+
+/** User + system CPU time of a process so far, in ms. */
+function cpuMs(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+async function withCluster<T>(size: number, fn: (endpoints: string[], pids: Map<string, number>, leader: string) => Promise<T>): Promise<T> {
+  const cluster = await LocalCluster.start(
+    { size, basePort: BASE, command: distCommand(root), logLevel: "warn", root: fs.mkdtempSync(path.join(os.tmpdir(), "concord-latency-")) },
+    60_000,
+  );
+  try {
+    const leader = await cluster.waitForLeader(20_000);
+    return await fn(cluster.endpoints(), new Map(cluster.running().map((n) => [n, cluster.pid(n)!])), leader);
+  } finally {
+    await cluster.teardown();
+  }
+}
+
+async function main(): Promise<void> {
+  if (!fs.existsSync(CONCORD)) throw new Error(`${CONCORD} is missing: run npm run build first`);
+  log(`physical floor: 2 × ${samples} O_DSYNC writes, ${samples} write + fdatasync, ${samples} WebSocket round trips`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "concord-floor-"));
+  const dsyncAppend = dsyncWriteP50(dir, samples, "append");
+  const dsync = dsyncWriteP50(dir, samples, "zeros");
+  const threadpool = await threadpoolWriteSyncP50(dir, samples);
+  fs.rmSync(dir, { recursive: true, force: true });
+  const wsRtt = await webSocketRoundTripP50(samples);
+
+  log("1 member: get-serializable c=1, put c=1");
+  const one = await withCluster(1, async (endpoints) => ({ read: concordBench("get-serializable", endpoints), put: concordBench("put", endpoints) }));
+  log("3 members: put c=1 (with each member's CPU time), get c=1");
+  const three = await withCluster(3, async (endpoints, pids, leader) => {
+    concordBench("put", endpoints); // warm the JIT and the links: the measured run starts on hot code
+    const before = new Map([...pids].map(([name, pid]) => [name, cpuMs(pid)]));
+    const put = concordBench("put", endpoints);
+    const cpuPerPut = [...pids].map(([name, pid]) => `${name}${name === leader ? " (leader)" : ""} ${((cpuMs(pid) - before.get(name)!) / (put.ops_per_s * seconds)).toFixed(3)} ms`);
+    return { put, get: concordBench("get", endpoints), cpuPerPut };
+  });
+
+  const floor = dsync + wsRtt;
+  const f = (x: number) => x.toFixed(2);
+  const rows: [string, number, string][] = [
+    ["4 KiB O_DSYNC write, appending (p50)", dsyncAppend, "each write also extends the file (`dd oflag=dsync`)"],
+    ["4 KiB O_DSYNC write over synced zeros (p50)", dsync, "the disk's floor for one durable write"],
+    ["4 KiB write + fdatasync over zeros, through the threadpool (p50)", threadpool, `the WAL's way: ${f(threadpool - dsync)} ms over the floor`],
+    ["WebSocket round trip, 2 processes (p50)", wsRtt, "the network's floor for one request"],
+    ["**physical floor** (O_DSYNC write + round trip)", floor, "the issue's floor"],
+    ["1 member, get-serializable c=1 (p50)", one.read.p50_ms, `request round trip through Concord: ${f(one.read.p50_ms - wsRtt)} ms over the bare round trip`],
+    ["1 member, put c=1 (p50)", one.put.p50_ms, `+ ready loop, WAL write and fsync, apply: ${f(one.put.p50_ms - one.read.p50_ms)} ms over the read`],
+    ["3 members, put c=1 (p50)", three.put.p50_ms, `+ replication: ${f(three.put.p50_ms - one.put.p50_ms)} ms over 1 member; ${f(three.put.p50_ms / floor)}× the floor`],
+    ["3 members, get c=1 (p50, ReadIndex)", three.get.p50_ms, "a heartbeat round to confirm leadership"],
+  ];
+  const lines = [
+    `| step | ms | what it adds |`,
+    `|---|---|---|`,
+    ...rows.map(([step, ms, note]) => `| ${step} | ${f(ms)} | ${note} |`),
+    "",
+    `CPU time per put at c=1 (3 members, ${seconds} s, ${(three.put.ops_per_s * seconds).toFixed(0)} puts): ` +
+      three.cpuPerPut.join(", ") + ".",
+    `Load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(" / ")}; ${os.cpus().length} × ${os.cpus()[0].model}; Node ${process.version}.`,
+  ];
+  console.log(lines.join("\n"));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
