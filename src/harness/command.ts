@@ -8,6 +8,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export interface ConcordCommand {
+  /** The node binary (default: the one running this process). */
+  readonly node?: string;
   /** Arguments to node before the `concord` subcommand. */
   readonly nodeArgs: readonly string[];
   /** Working directory: where `--import tsx` resolves tsx from, so a copy of the repository must link node_modules. */
@@ -24,11 +26,11 @@ export function sourceCommand(root = REPO_ROOT, preloads: readonly string[] = []
   return { nodeArgs: ["--import", "tsx", ...preloads.flatMap((p) => ["--import", p]), cli], cwd: root };
 }
 
-/** `node <root>/dist/cli/concord.js`: the built CLI, as the installed `concord` binary runs. */
-export function distCommand(root = REPO_ROOT): ConcordCommand {
+/** `node <root>/dist/cli/concord.js`: the built CLI, as the installed `concord` binary runs (under `node`, if given). */
+export function distCommand(root = REPO_ROOT, node?: string): ConcordCommand {
   const cli = path.join(root, "dist/cli/concord.js");
   if (!fs.existsSync(cli)) throw new Error(`no ${cli}: run \`npm run build\` first`);
-  return { nodeArgs: [cli], cwd: root };
+  return { node, nodeArgs: [cli], cwd: root };
 }
 
 /** Set (by the tests' vitest globalSetup) to a transpiled `concord.js` for harnessCommand() to run. */

@@ -90,7 +90,7 @@ export class MemberProcess {
     let child: ChildProcess;
     try {
       fs.writeSync(log, `\n### harness: starting ${this.name} at ${new Date().toISOString()}\n`);
-      child = spawn(process.execPath, [...command.nodeArgs, "server", ...serverArgs], {
+      child = spawn(command.node ?? process.execPath, [...command.nodeArgs, "server", ...serverArgs], {
         cwd: command.cwd,
         detached: true,
         stdio: ["ignore", log, log],
@@ -100,7 +100,8 @@ export class MemberProcess {
       fs.closeSync(log);
     }
     const pid = child.pid;
-    if (pid === undefined) throw new Error(`could not start member ${this.name}: ${process.execPath} did not spawn`);
+    if (pid === undefined)
+      throw new Error(`could not start member ${this.name}: ${command.node ?? process.execPath} did not spawn`);
     trackGroup(pid);
     this.child = child;
     this.stopRequested = false;
