@@ -6,6 +6,8 @@
 //   + replication        3 members, put: the follower's write and fsync and a peer round trip (in parallel with
 //                        the leader's own fsync)
 // and each member's CPU time per put (from /proc), which says how much of the wait is work and how much is idle.
+// Last, a stage trace of one member run in this process: the real classes' methods wrapped to take a timestamp
+// as each put passes (nothing in src/ changed for it), medians of the gaps between stages.
 // Prints a Markdown table; docs/benchmarks.md keeps the budget read from it.
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -14,7 +16,14 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { pack } from "msgpackr";
 import { WebSocket } from "ws";
+import pino from "pino";
 import { LocalCluster, REPO_ROOT as root, distCommand } from "../src/harness/index.js";
+import { Replica } from "../src/host/replica.js";
+import { connect } from "../src/index.js";
+import { loadConfig } from "../src/server/config.js";
+import { startServer } from "../src/server/server.js";
+import { StateMachine } from "../src/statemachine/state-machine.js";
+import { WalWriter } from "../src/storage/wal.js";
 import { Latencies, percentile } from "../cli/latencies.js";
 
 const { values } = parseArgs({
@@ -155,6 +164,62 @@ async function withCluster<T>(size: number, fn: (endpoints: string[], pids: Map<
   }
 }
 
+/** Wraps `obj[method]` to call `mark(label)` on entry (and `mark(label + " done")` when its promise settles). */
+function wrap(obj: object, method: string, mark: (label: string) => void, label = method, settles = false): void {
+  const target = obj as Record<string, (...args: unknown[]) => unknown>;
+  const original = target[method];
+  target[method] = function (this: unknown, ...args: unknown[]) {
+    mark(label);
+    const r = original.apply(this, args);
+    if (settles) (r as Promise<unknown>).then(() => mark(`${label} done`), () => undefined);
+    return r;
+  };
+}
+
+/**
+ * One member in this process, a client in this process too (so the client's half of the round trip is in the
+ * trace), `n` puts one at a time: the median time from the client's send to each stage of a put.
+ */
+async function stageTrace(n: number): Promise<[string, number][]> {
+  const marks: [string, bigint][] = [];
+  const mark = (label: string) => marks.push([label, process.hrtime.bigint()]);
+  const replica = Replica.prototype as unknown as object;
+  wrap(replica, "propose", mark, "proposed (request decoded, checked)");
+  wrap(replica, "startReady", mark, "Ready taken");
+  wrap(WalWriter.prototype, "writeAndSync", mark, "WAL write issued", true);
+  wrap(fs, "fdatasync", mark, "fdatasync issued (write returned from the threadpool)");
+  wrap(StateMachine.prototype, "apply", mark, "applying");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "concord-trace-"));
+  const port = BASE + 80;
+  const config = loadConfig(["--name", "n1", "--data-dir", dir, "--client-url", `ws://127.0.0.1:${port}`, "--peer-url", `ws://127.0.0.1:${port + 1}`], {});
+  const server = await startServer(config, { logger: pino({ level: "warn" }) });
+  try {
+    const client = await connect([`ws://127.0.0.1:${port}`]);
+    const value = Buffer.alloc(256, "v");
+    for (let i = 0; i < 200; i++) await client.put(`k${i % 100}`, value); // warm up
+    const gaps = new Map<string, number[]>();
+    for (let i = 0; i < n; i++) {
+      marks.length = 0;
+      mark("client sends");
+      await client.put(`k${i % 100}`, value);
+      mark("client has the answer");
+      const t0 = marks[0][1];
+      const seen = new Set<string>();
+      for (const [label, t] of marks) {
+        // Only the first time a stage is passed: a put's Ready is taken twice (to write it, then to apply it).
+        if (seen.has(label)) continue;
+        seen.add(label);
+        gaps.set(label, [...(gaps.get(label) ?? []), Number(t - t0) / 1e6]);
+      }
+    }
+    await client.close();
+    return [...gaps].map(([label, ms]) => [label, percentile(Float64Array.from(ms).sort(), 50)] as [string, number]).sort((a, b) => a[1] - b[1]);
+  } finally {
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   if (!fs.existsSync(CONCORD)) throw new Error(`${CONCORD} is missing: run npm run build first`);
   log(`physical floor: 2 × ${samples} O_DSYNC writes, ${samples} write + fdatasync, ${samples} WebSocket round trips`);
@@ -198,6 +263,16 @@ async function main(): Promise<void> {
       three.cpuPerPut.join(", ") + ".",
     `Load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(" / ")}; ${os.cpus().length} × ${os.cpus()[0].model}; Node ${process.version}.`,
   ];
+  log("stage trace: 1 member and a client in this process, 1,000 puts");
+  const trace = await stageTrace(1000);
+  lines.push(
+    "",
+    "Stage trace (1 member and its client in one process; median ms from the client's send, each stage the first time a put passes it):",
+    "",
+    "| stage | ms from send |",
+    "|---|---|",
+    ...trace.map(([label, ms]) => `| ${label} | ${f(ms)} |`),
+  );
   console.log(lines.join("\n"));
 }
 
