@@ -47,32 +47,74 @@ export interface SnapshotState {
 
 const packr = new Packr({ useRecords: false, copyBuffers: true, mapsAsObjects: true, moreTypes: false });
 
-export function encodeSnapshot(state: SnapshotState): Uint8Array {
-  const meta = packr.pack([
-    state.lastApplied,
-    state.revision,
-    state.compactRevision,
-    state.leases,
-    state.sessions,
-    state.history,
-    state.extensions,
-    [state.quotaBytes, state.alarms],
-  ]);
-  const records = state.kvs;
-  if (records.length !== state.keyCount) throw new Error("snapshot: key count does not match the records");
-  let size = HEADER_BYTES + meta.length + 8;
-  for (const kv of records) size += RECORD_FIXED_BYTES + utf8Length(kv.key) + kv.value.length;
+/** Everything a snapshot holds except the key records. */
+export type SnapshotMeta = Omit<SnapshotState, "keyCount" | "kvs">;
 
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
-  out.set(MAGIC, 0);
-  out[4] = SNAPSHOT_FORMAT_VERSION;
-  view.setUint32(5, meta.length, true);
-  out.set(meta, HEADER_BYTES);
-  let p = HEADER_BYTES + meta.length;
-  view.setFloat64(p, records.length, true);
-  p += 8;
-  for (const kv of records) {
+export function encodeSnapshot(state: SnapshotState): Uint8Array {
+  if (state.kvs.length !== state.keyCount) throw new Error("snapshot: key count does not match the records");
+  let recordsBytes = 0;
+  for (const kv of state.kvs) recordsBytes += snapshotRecordBytes(kv);
+  const writer = new SnapshotWriter(packSnapshotMeta(state), state.kvs.length, recordsBytes);
+  for (const kv of state.kvs) writer.write(kv);
+  return writer.finish();
+}
+
+/** The meta part (see the layout): msgpack of everything but the keys, in a fixed order. */
+export function packSnapshotMeta(meta: SnapshotMeta): Uint8Array {
+  return packr.pack([
+    meta.lastApplied,
+    meta.revision,
+    meta.compactRevision,
+    meta.leases,
+    meta.sessions,
+    meta.history,
+    meta.extensions,
+    [meta.quotaBytes, meta.alarms],
+  ]);
+}
+
+/** The bytes one key record takes in a snapshot. */
+export function snapshotRecordBytes(kv: KeyValue): number {
+  return RECORD_FIXED_BYTES + utf8Length(kv.key) + kv.value.length;
+}
+
+/**
+ * Writes a snapshot a record at a time into one buffer sized exactly up front: the header and the meta part at
+ * construction, then `keyCount` key records, in key order, as the caller hands them over (all at once, or a run
+ * per event-loop turn: each record's bytes depend on that record alone). `prefix` (a container's header, e.g.
+ * a member snapshot's) goes before the snapshot, so the snapshot never has to be copied into one.
+ */
+export class SnapshotWriter {
+  /** `prefix` followed by the snapshot; complete once finish() returned. */
+  readonly bytes: Uint8Array;
+  private readonly view: DataView;
+  private p: number;
+  private left: number;
+
+  constructor(meta: Uint8Array, keyCount: number, recordsBytes: number, prefix?: Uint8Array) {
+    const start = prefix?.length ?? 0;
+    const out = new Uint8Array(start + HEADER_BYTES + meta.length + 8 + recordsBytes);
+    const view = new DataView(out.buffer);
+    if (prefix) out.set(prefix, 0);
+    out.set(MAGIC, start);
+    out[start + 4] = SNAPSHOT_FORMAT_VERSION;
+    view.setUint32(start + 5, meta.length, true);
+    out.set(meta, start + HEADER_BYTES);
+    let p = start + HEADER_BYTES + meta.length;
+    view.setFloat64(p, keyCount, true);
+    p += 8;
+    this.bytes = out;
+    this.view = view;
+    this.p = p;
+    this.left = keyCount;
+  }
+
+  write(kv: KeyValue): void {
+    if (this.left === 0) throw new Error("snapshot: more records than the key count");
+    this.left--;
+    const out = this.bytes;
+    const view = this.view;
+    let p = this.p;
     const keyStart = p + 4;
     const keyEnd = writeUtf8(kv.key, out, keyStart);
     view.setUint32(p, keyEnd - keyStart, true);
@@ -84,10 +126,15 @@ export function encodeSnapshot(state: SnapshotState): Uint8Array {
     view.setFloat64(p + 8, kv.modRevision, true);
     view.setFloat64(p + 16, kv.version, true);
     view.setFloat64(p + 24, kv.lease, true);
-    p += 32;
+    this.p = p + 32;
   }
-  if (p !== size) throw new Error(`snapshot: wrote ${p} bytes, sized ${size}`);
-  return out;
+
+  /** The whole output (prefix included), once every record was written and filled the buffer exactly. */
+  finish(): Uint8Array {
+    if (this.left !== 0) throw new Error(`snapshot: ${this.left} records were not written`);
+    if (this.p !== this.bytes.length) throw new Error(`snapshot: wrote ${this.p} bytes, sized ${this.bytes.length}`);
+    return this.bytes;
+  }
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
