@@ -80,7 +80,6 @@ describe("a snapshot taken a run at a time", () => {
     run({ op: "lockAcquire", name: "db", lease: leaseB, limit: 1, wait: true } as Command);
     run({ op: "registerClient", lease: leaseA } as Command);
     const expected = sm.snapshot();
-    const expectedRecords = sm.range({ key: "", prefix: true })!;
 
     // The record phase and the write phase each charge a record at least 256 (snapshot-job.ts): budget 1 is a
     // record per step, so every command below lands between two records of one phase or the other.
@@ -113,7 +112,6 @@ describe("a snapshot taken a run at a time", () => {
     expectSameBytes(out.subarray(6), expected);
     // The records the store holds now are untouched by the job (values repacked, bytes the same).
     expect(sm.get("k/00000")!.value).toEqual(bytes("overwritten"));
-    expect(expectedRecords).not.toHaveProperty("code");
   });
 
   it("charges each record its bytes, so a step of large values writes few of them", () => {
