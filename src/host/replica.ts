@@ -337,15 +337,26 @@ export class Replica {
     return this.confState;
   }
 
-  /** The state as of the last applied entry, in the member snapshot format (what `concord snapshot save` writes). */
-  exportSnapshot(): { index: number; term: number; data: Uint8Array; hash: string } {
-    const sm = this.sm.snapshot();
-    return {
-      index: this.appliedIndex,
-      term: this.appliedTerm,
-      data: encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm, index: this.appliedIndex, term: this.appliedTerm }),
-      hash: contentHash(sm), // what sm.hash() would return, without encoding the state a second time
-    };
+  /**
+   * The state as of the last applied entry, in the member snapshot format (what `concord snapshot save` writes):
+   * taken a run per turn, as the member's own snapshots are (maybeSnapshot). Fails with UNAVAILABLE when a snapshot
+   * from the leader replaces the state meanwhile, and with SHUTTING_DOWN when the member stops.
+   */
+  async exportSnapshot(): Promise<{ index: number; term: number; data: Uint8Array; hash: string }> {
+    const index = this.appliedIndex;
+    const term = this.appliedTerm;
+    const header = nodeSnapshotHeader({ v: 1, members: [...this.members.values()], index, term });
+    const sm = this.sm;
+    const job = sm.beginSnapshot(header);
+    const abandoned = (): Error | undefined =>
+      !this.isRunning
+        ? new ProposalError("SHUTTING_DOWN", "the node is shutting down; retry on another member")
+        : this.sm !== sm
+          ? new ProposalError("UNAVAILABLE", "this member installed a snapshot from the leader while it was exporting one; retry")
+          : undefined;
+    await this.runSnapshotJob(job, abandoned);
+    // The hash is what sm.hash() would have returned at `index`.
+    return { index, term, data: job.bytes, hash: contentHash(job.bytes.subarray(header.length)) };
   }
 
   status(): MemberStatus {
@@ -679,28 +690,47 @@ export class Replica {
     const s: SnapshotInProgress = { job, metadata: { index, term: this.appliedTerm, confState: this.confState }, started, turns: 0 };
     this.snapshotInProgress = s;
     this.log.info({ index, keys: this.sm.keyCount }, "snapshot started");
-    const step = (): void => {
-      if (this.snapshotInProgress !== s) return; // abandoned
-      if (!this.isRunning) {
-        this.abandonSnapshot();
-        return;
-      }
-      s.turns++;
-      let done: boolean;
-      try {
-        done = s.job.step(this.config.snapshotStepBytes ?? DEFAULT_SNAPSHOT_STEP_BYTES);
-      } catch (e) {
-        this.fail(e as Error);
-        return;
-      }
-      if (!done) {
-        this.clock.continueLater(step);
-        return;
-      }
-      this.snapshotInProgress = undefined;
-      this.saveSnapshot(s);
-    };
-    this.clock.continueLater(step);
+    this.runSnapshotJob(job, () => (this.snapshotInProgress !== s || !this.isRunning ? SNAPSHOT_ABANDONED : undefined)).then(
+      (turns) => {
+        if (this.snapshotInProgress !== s) return; // abandoned since its last run
+        this.snapshotInProgress = undefined;
+        s.turns = turns;
+        this.saveSnapshot(s);
+      },
+      (e: Error) => {
+        if (e !== SNAPSHOT_ABANDONED) this.fail(e);
+      },
+    );
+  }
+
+  /**
+   * Runs a snapshot job a run per turn (clock.continueLater) to its end; resolves with the number of runs. Before
+   * every run, `abandoned()` may return an error: then the job is cancelled and the promise rejects with it.
+   */
+  private runSnapshotJob(job: SnapshotJob, abandoned: () => Error | undefined): Promise<number> {
+    return new Promise((resolve, reject) => {
+      let turns = 0;
+      const run = (): void => {
+        const why = abandoned();
+        if (why) {
+          job.cancel();
+          reject(why);
+          return;
+        }
+        turns++;
+        try {
+          if (!job.step(this.config.snapshotStepBytes ?? DEFAULT_SNAPSHOT_STEP_BYTES)) {
+            this.clock.continueLater(run);
+            return;
+          }
+        } catch (e) {
+          reject(e as Error);
+          return;
+        }
+        resolve(turns);
+      };
+      this.clock.continueLater(run);
+    });
   }
 
   private saveSnapshot({ job, metadata, started, turns }: SnapshotInProgress): void {
@@ -727,7 +757,7 @@ export class Replica {
     this.snapshotInProgress = undefined;
     s.job.cancel();
     this.snapshotting = false;
-    this.log.info({ index: s.metadata.index, turns: s.turns }, "snapshot abandoned");
+    this.log.info({ index: s.metadata.index }, "snapshot abandoned");
     this.observer.snapshotAbandoned?.(s.metadata.index);
   }
 
@@ -817,6 +847,9 @@ export class Replica {
     this.failed.emit(e);
   }
 }
+
+/** Why runSnapshotJob stopped a snapshot the replica no longer wants (abandonSnapshot): not a failure. */
+const SNAPSHOT_ABANDONED = new Error("snapshot abandoned");
 
 interface SnapshotInProgress {
   job: SnapshotJob;

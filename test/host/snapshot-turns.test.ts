@@ -27,7 +27,9 @@ async function write(s: Scenario, first: number, rounds: number): Promise<void> 
         sessions[1].write("put", { key: `k${n + 1}`, value: valueBytes(n + 1) }),
         sessions[2].write("put", { key: older(0.37), value: valueBytes(n + 2) }),
         // k(n - 40) was put 10 rounds ago (if this run wrote that round) and deleted by no one since.
-        n >= first + 40 ? sessions[3].write("delete", { key: `k${n - 40}` }) : sessions[3].write("put", { key: `k${n + 3}`, value: valueBytes(n + 3) }),
+        n >= first + 40
+          ? sessions[3].write("delete", { key: `k${n - 40}` })
+          : sessions[3].write("put", { key: `k${n + 3}`, value: valueBytes(n + 3) }),
       ]),
     );
   }

@@ -18,7 +18,11 @@ describe("a snapshot file of several write pieces", () => {
     dirs.push(dir);
     const data = new Uint8Array(2 * (8 << 20) + 12345);
     for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
-    const metadata = { index: 42, term: 3, confState: { voters: ["n1", "n2", "n3"], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } };
+    const metadata = {
+      index: 42,
+      term: 3,
+      confState: { voters: ["n1", "n2", "n3"], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+    };
     const file = await writeSnapshotFile(nodeFileSystem, dir, { metadata, data });
     const loaded = loadSnapshotFile(nodeFileSystem, file);
     expect(loaded.metadata).toEqual(metadata);
