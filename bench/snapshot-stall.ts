@@ -2,8 +2,9 @@
 // loaded with `--keys` keys of 256 bytes (puts at concurrency 256), then keeps overwriting them until every member
 // has taken `--snapshots` snapshots at full size. Every 250 ms each member's /metrics is read for
 // nodejs_eventloop_lag_max_seconds (prom-client's monitorEventLoopDelay, reset at each read), and each member's
-// log for its snapshots. Prints the longest stall per member over the whole run, and over the windows in which it
-// was taking or saving a snapshot at full size. Bounded: stops after `--max-seconds`.
+// log for its snapshots. Prints the longest stall per member under load, over the windows in which it was taking
+// or saving a snapshot at full size, and in 10 s without load after; and the term (elections). Bounded: stops
+// after `--max-seconds`.
 //
 //   npx tsx bench/snapshot-stall.ts [--keys 1000000] [--snapshots 1] [--max-seconds 900] [--root <source tree>]
 //
@@ -114,10 +115,13 @@ await Promise.all(
     }
   }),
 );
-// Stop reading before the members go quiet: a quiet member's idle collection (idle-gc.ts) is not a snapshot's.
+const loadEnded = Date.now();
+for (const c of clients) c.close();
+// Then 10 s with no load: a quiet member runs its idle collection (idle-gc.ts) after a snapshot, reported apart.
+await new Promise((r) => setTimeout(r, 10_000));
 sampling = false;
 await sampler;
-for (const c of clients) c.close();
+const terms = await Promise.all(names.map(async (n) => (await cluster.status(n)).term));
 
 const rows = [];
 for (const n of names) {
@@ -125,13 +129,16 @@ for (const n of names) {
   const snaps = snapshots(n);
   const big = snaps.filter((s) => s.bytes > KEYS * 256);
   // A reading covers the 250 ms (plus the read itself) before it.
-  const during = ws.filter((w) => big.some((s) => w.at >= s.start && w.at - 1000 <= s.end));
+  const during = ws.filter((w) => w.at <= loadEnded && big.some((s) => w.at >= s.start && w.at - 1000 <= s.end));
+  const loaded = ws.filter((w) => w.at <= loadEnded);
+  const idle = ws.filter((w) => w.at > loadEnded);
   rows.push({
     member: n,
     readings: ws.length,
-    "max stall ms (whole run)": Math.round(Math.max(0, ...ws.map((w) => w.lagMs))),
+    "max stall ms under load": Math.round(Math.max(0, ...loaded.map((w) => w.lagMs))),
     "snapshots (at full size)": `${snaps.length} (${big.length})`,
     "max stall ms during full-size snapshots": Math.round(Math.max(0, ...during.map((w) => w.lagMs))),
+    "max stall ms in the 10 s after": Math.round(Math.max(0, ...idle.map((w) => w.lagMs))),
     "full-size snapshot: MB, turns, encode ms, save ms": big
       .map((s) => `${Math.round(s.bytes / 1e6)}, ${s.turns ?? "-"}, ${s.encodeMs ?? "-"}, ${s.ms}`)
       .join("; "),
@@ -139,12 +146,16 @@ for (const n of names) {
 }
 console.table(rows);
 console.log(
+  `terms at the end (one election at the start; a higher term means elections during the run): ${terms.join(", ")}`,
+);
+console.log(
   JSON.stringify({
     bench: "snapshot-stall",
     keys: KEYS,
     puts,
     seconds: Math.round((Date.now() - started) / 1000),
     root: ROOT || "this tree",
+    terms,
     rows,
   }),
 );
