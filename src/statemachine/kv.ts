@@ -92,9 +92,13 @@ export class KvStore {
   /** Starts capturing every record as it is now, in key order, a run at a time (record-capture.ts). */
   capture(): RecordCapture {
     const capture = new RecordCapture(
-      this.order.toArray(),
+      this.order.freeze(),
+      this.order.size,
       (key) => this.records.get(key),
-      (c) => this.captures.delete(c),
+      (c) => {
+        this.captures.delete(c);
+        if (this.captures.size === 0) this.order.thaw();
+      },
     );
     if (!capture.done) this.captures.add(capture);
     return capture;

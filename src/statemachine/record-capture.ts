@@ -2,10 +2,11 @@
 // changing: how a snapshot of millions of keys is taken without stopping the event loop for the 1,000,000 map
 // lookups it needs (see SnapshotJob).
 //
-// At the start it copies the sorted key list (an array of references: cheap) — the keys at that moment, in
-// order. Then step() looks their records up, a run at a time. Between steps the store may put, delete, expire
-// and re-create keys; it calls preserve(key, prev) before it replaces or removes a record, and the capture keeps
-// the first such pre-image of each key.
+// At the start it takes a frozen view of the sorted key list (SortedKeys.freeze: the list's chunks, copied on
+// write from then on, so the view costs O(keys / 512)) — the keys at that moment, in order. Then step() looks
+// their records up, a run at a time. Between steps the store may put, delete, expire and re-create keys; it calls
+// preserve(key, prev) before it replaces or removes a record, and the capture keeps the first such pre-image of
+// each key.
 //
 // Exactness: records are never mutated in place (a put stores a new KeyValue; only its value's storage may move,
 // bytes unchanged — see snapshot-job.ts), so for every key k of the start list not yet looked up, either
@@ -16,23 +17,28 @@
 import type { KeyValue } from "./commands.js";
 
 export class RecordCapture {
-  /** The records at the start, in key order; complete once step() returned true. */
+  /** The records at the start, in key order; complete once done. */
   readonly records: KeyValue[];
   private readonly preImages = new Map<string, KeyValue>();
+  /** The next key to look up: runs[run][at], the records[next]-th. */
+  private run = 0;
+  private at = 0;
   private next = 0;
 
   constructor(
-    private readonly keys: readonly string[],
+    /** The keys at the start, in order, as sorted runs that do not change (SortedKeys.freeze). */
+    private readonly runs: readonly (readonly string[])[],
+    count: number,
     private readonly lookup: (key: string) => KeyValue | undefined,
     /** Told when the capture is complete or cancelled: the store stops calling preserve(). */
     private readonly detach: (capture: RecordCapture) => void,
   ) {
-    this.records = new Array(keys.length);
-    if (keys.length === 0) detach(this);
+    this.records = new Array(count);
+    if (count === 0) detach(this);
   }
 
   get done(): boolean {
-    return this.next === this.keys.length;
+    return this.next === this.records.length;
   }
 
   /** The store is about to replace or remove `prev`, the record of `key`. */
@@ -45,17 +51,24 @@ export class RecordCapture {
    * A positive budget always makes progress (at least one record) while any is left.
    */
   step(budget: number, charge: (kv: KeyValue) => number): number {
-    const { keys, records, preImages } = this;
-    let i = this.next;
+    const { runs, records, preImages } = this;
+    let { run, at, next } = this;
     let spent = 0;
-    while (i < keys.length && spent < budget) {
-      const key = keys[i];
+    while (next < records.length && spent < budget) {
+      const keys = runs[run];
+      const key = keys[at];
       const kv = (preImages.size > 0 ? preImages.get(key) : undefined) ?? this.lookup(key);
       if (kv === undefined) throw new Error(`record capture: key ${key} has neither a record nor a pre-image`);
-      records[i++] = kv;
+      records[next++] = kv;
       spent += charge(kv);
+      if (++at === keys.length) {
+        run++;
+        at = 0;
+      }
     }
-    this.next = i;
+    this.run = run;
+    this.at = at;
+    this.next = next;
     if (this.done) this.cancel();
     return spent;
   }

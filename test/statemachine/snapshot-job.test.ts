@@ -85,6 +85,7 @@ describe("a snapshot taken a run at a time", () => {
     // record per step, so every command below lands between two records of one phase or the other.
     const job = sm.beginSnapshot(bytes("prefix"));
     const between: (() => void)[] = [
+      () => sm.snapshot(), // a whole one meanwhile, first: the changes below must still leave the job's view alone
       () => run({ op: "put", key: "k/00000", value: bytes("overwritten") } as Command), // captured early, then changed
       () => run({ op: "put", key: "k/02999", value: bytes("overwritten") } as Command), // changed before its capture
       () => run({ op: "put", key: "k/01500", value: bytes("twice") } as Command), // changed twice: the first pre-image counts
@@ -97,7 +98,6 @@ describe("a snapshot taken a run at a time", () => {
       () => run({ op: "compact", revision: sm.revision - 1 } as Command),
       () => run({ op: "leaseRevoke", id: leaseB } as Command),
       () => run({ op: "put", key: "k/02001", value: bytes("back") } as Command),
-      () => sm.snapshot(),
     ];
     let steps = 0;
     while (!job.step(1)) {
