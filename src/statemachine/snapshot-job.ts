@@ -3,11 +3,13 @@
 // true, and applies entries in between as usual. No clock here: the caller (the replica) schedules the steps.
 //
 // The bytes are exactly those of the state at the moment the job began (StateMachine.beginSnapshot), whatever is
-// applied between steps: the meta part (everything but the keys, small) is packed at the start; the records are
-// captured as they were at the start (record-capture.ts says why that is exact), then written in key order into
-// one buffer sized from them (snapshot.ts). Two phases, each charging a record WORK_PER_RECORD plus its bytes:
-//   1. capture: look the records up (and add up their sizes);
-//   2. write: repack each value into the fresh arena, and write the record.
+// applied between steps: the meta part (everything but the keys) is gathered at the start and packed first, the
+// watch history's events a run at a time (SnapshotMetaPacker says why that is exact); the records are captured as
+// they were at the start (record-capture.ts says why that is exact), then written in key order into one buffer
+// sized from them (snapshot.ts). Three phases:
+//   1. meta: pack the history's events, each byte packed charged META_WORK_PER_BYTE;
+//   2. capture: look the records up (and add up their sizes), each charged WORK_PER_RECORD plus its bytes;
+//   3. write: repack each value into the fresh arena, and write the record, charged the same.
 //
 // Repacking: every live value is copied into a fresh arena (byte-arena.ts) at every snapshot, so arenas kept alive
 // only by a few values are freed: the dead bytes arenas hold stay bounded by what was written since the last
@@ -17,10 +19,12 @@
 import { assert } from "../assert.js";
 import type { ByteArena } from "./byte-arena.js";
 import type { RecordCapture } from "./record-capture.js";
-import { snapshotRecordBytes, SnapshotWriter } from "./snapshot.js";
+import { snapshotRecordBytes, type SnapshotMetaPacker, SnapshotWriter } from "./snapshot.js";
 
 /** What a record costs besides its bytes, in the budget's units (bytes): lookups, length fields, object reads. */
 const WORK_PER_RECORD = 256;
+/** What a byte of packed meta (msgpack of watch events) costs, in the budget's units: packing is no memcpy. */
+const META_WORK_PER_BYTE = 8;
 
 export class SnapshotJob {
   private recordsBytes = 0;
@@ -29,8 +33,8 @@ export class SnapshotJob {
   private output: Uint8Array | undefined;
 
   constructor(
-    /** The meta part, packed at the start. */
-    private readonly meta: Uint8Array,
+    /** The meta part, packed first. */
+    private readonly meta: SnapshotMetaPacker,
     private readonly capture: RecordCapture,
     /** Where values are repacked to. */
     private readonly arena: ByteArena,
@@ -48,6 +52,10 @@ export class SnapshotJob {
   step(budget: number): boolean {
     if (this.output !== undefined) return true;
     let left = budget;
+    if (!this.meta.done) {
+      left -= META_WORK_PER_BYTE * this.meta.step(left / META_WORK_PER_BYTE);
+      if (!this.meta.done) return false;
+    }
     if (this.writer === undefined) {
       left -= this.capture.step(left, (kv) => {
         const bytes = snapshotRecordBytes(kv);
@@ -55,7 +63,7 @@ export class SnapshotJob {
         return WORK_PER_RECORD + bytes;
       });
       if (!this.capture.done) return false;
-      this.writer = new SnapshotWriter(this.meta, this.capture.records.length, this.recordsBytes, this.prefix);
+      this.writer = new SnapshotWriter(this.meta.bytes, this.capture.records.length, this.recordsBytes, this.prefix);
     }
     return this.writeRecords(left);
   }

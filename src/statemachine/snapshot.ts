@@ -61,16 +61,87 @@ export function encodeSnapshot(state: SnapshotState): Uint8Array {
 
 /** The meta part (see the layout): msgpack of everything but the keys, in a fixed order. */
 export function packSnapshotMeta(meta: SnapshotMeta): Uint8Array {
-  return packr.pack([
-    meta.lastApplied,
-    meta.revision,
-    meta.compactRevision,
-    meta.leases,
-    meta.sessions,
-    meta.history,
-    meta.extensions,
-    [meta.quotaBytes, meta.alarms],
-  ]);
+  const packer = new SnapshotMetaPacker(meta);
+  packer.step(Infinity);
+  return packer.bytes;
+}
+
+/**
+ * Packs the meta part a run at a time: the watch history (up to limits.historyMaxEvents events, each with its
+ * records) a run of events per step, the rest at once. The msgpack of an array is its length header followed by
+ * its elements' msgpack, each independent of the others (no records, shared structures or bundled strings in
+ * this packr's options), so packing the 8-tuple and the history's events one by one gives exactly the bytes of
+ * packing the whole tuple at once. The events do not change after they are written (records are replaced,
+ * not mutated), so they may be packed in later turns.
+ */
+export class SnapshotMetaPacker {
+  private readonly events: readonly WatchEvent[];
+  private readonly parts: Uint8Array[];
+  private readonly tail: Uint8Array;
+  private next = 0;
+  private output: Uint8Array | undefined;
+
+  constructor(meta: SnapshotMeta) {
+    this.events = meta.history;
+    // Copies (concat): packr's results are views into its scratch buffer.
+    this.parts = [
+      concat([
+        arrayHeader(8),
+        packr.pack(meta.lastApplied),
+        packr.pack(meta.revision),
+        packr.pack(meta.compactRevision),
+        packr.pack(meta.leases),
+        packr.pack(meta.sessions),
+        arrayHeader(meta.history.length),
+      ]),
+    ];
+    this.tail = concat([packr.pack(meta.extensions), packr.pack([meta.quotaBytes, meta.alarms])]);
+  }
+
+  get done(): boolean {
+    return this.output !== undefined;
+  }
+
+  /** Packs events until `budget` bytes were packed (at least one while any is left); returns the bytes packed. */
+  step(budget: number): number {
+    let spent = 0;
+    const events = this.events;
+    while (this.next < events.length && spent < budget) {
+      const packed = packr.pack(events[this.next++]).slice();
+      this.parts.push(packed);
+      spent += packed.length;
+    }
+    if (this.next === events.length && this.output === undefined) this.output = concat([...this.parts, this.tail]);
+    return spent;
+  }
+
+  /** The meta part, once done. */
+  get bytes(): Uint8Array {
+    if (this.output === undefined) throw new Error("snapshot meta: not packed yet");
+    return this.output;
+  }
+}
+
+/** A msgpack array header for `length` elements. */
+function arrayHeader(length: number): Uint8Array {
+  if (length < 16) return Uint8Array.of(0x90 | length);
+  if (length < 0x10000) return Uint8Array.of(0xdc, length >> 8, length & 0xff);
+  const out = new Uint8Array(5);
+  out[0] = 0xdd;
+  new DataView(out.buffer).setUint32(1, length);
+  return out;
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 /** The bytes one key record takes in a snapshot. */

@@ -64,7 +64,7 @@ import { KvStore } from "./kv.js";
 import { LeaseTable, type LeaseEndReason } from "./leases.js";
 import { resolveLimits, utf8Length, type Limits } from "./limits.js";
 import { SessionTable } from "./sessions.js";
-import { decodeSnapshot, packSnapshotMeta, type SnapshotMeta } from "./snapshot.js";
+import { decodeSnapshot, SnapshotMetaPacker, type SnapshotMeta } from "./snapshot.js";
 import { SnapshotJob } from "./snapshot-job.js";
 import { contentHash } from "./hash.js";
 import { evaluateCompare } from "./txn.js";
@@ -708,8 +708,8 @@ export class StateMachine {
   /**
    * Starts a snapshot of the state as it is now, to be taken a run at a time (snapshot-job.ts) while commands
    * keep being applied: the same bytes snapshot() returns at this moment, preceded by `prefix` when given.
-   * Starting one costs a copy of the sorted key list and packing everything but the keys (leases, sessions, the
-   * watch history, extension sections).
+   * Starting one costs a frozen view of the sorted keys (O(keys / 512)) and packing the small parts of the state
+   * (leases, sessions, extension sections); the watch history and the records are packed in the job's runs.
    */
   beginSnapshot(prefix?: Uint8Array): SnapshotJob {
     const meta: SnapshotMeta = {
@@ -730,7 +730,7 @@ export class StateMachine {
     // Values put from now on go to the arena the job repacks into (snapshot-job.ts).
     const fresh = new ByteArena();
     this.values = fresh;
-    return new SnapshotJob(packSnapshotMeta(meta), this.kv.capture(), fresh, prefix);
+    return new SnapshotJob(new SnapshotMetaPacker(meta), this.kv.capture(), fresh, prefix);
   }
 
   /** 64-bit content hash of the snapshot bytes (16 hex digits), to log and compare across replicas. */

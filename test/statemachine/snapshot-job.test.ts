@@ -8,7 +8,14 @@ import { describe, expect, it } from "vitest";
 import { createCoordinationStateMachine } from "../../src/locks/index.js";
 import type { Command } from "../../src/statemachine/commands.js";
 import { contentHash } from "../../src/statemachine/hash.js";
-import { snapshotRecordBytes } from "../../src/statemachine/snapshot.js";
+import {
+  packSnapshotMeta,
+  SnapshotMetaPacker,
+  snapshotRecordBytes,
+  type SnapshotMeta,
+} from "../../src/statemachine/snapshot.js";
+import type { WatchEvent } from "../../src/statemachine/watch-history.js";
+import { Packr } from "msgpackr";
 import { StateMachine } from "../../src/statemachine/state-machine.js";
 import { resolve, templateArb, TEST_LIMITS } from "./arbitraries.js";
 import { Model } from "./model.js";
@@ -126,6 +133,59 @@ describe("a snapshot taken a run at a time", () => {
     // 50 records, 3 per step, in each of the two phases.
     expect(steps).toBeGreaterThanOrEqual(2 * Math.floor(50 / 3) - 1);
     expectSameBytes(job.bytes, expected);
+  });
+
+  it("packs the meta part in pieces exactly as msgpack packs the whole tuple, for histories of every array header", () => {
+    // The options of snapshot.ts's packr: packing the 8-tuple at once is what the format was defined by.
+    const whole = new Packr({ useRecords: false, copyBuffers: true, mapsAsObjects: true, moreTypes: false });
+    const kv = (i: number) => ({
+      key: `k${i}é`,
+      value: bytes("v".repeat(i % 40)),
+      createRevision: i,
+      modRevision: i + 1,
+      version: 2,
+      lease: i % 3,
+    });
+    for (const events of [0, 5, 15, 16, 300, 65_535, 65_536]) {
+      // Records in the first 300 events (the largest counts only cross msgpack's array16 / array32 boundary).
+      const history = Array.from({ length: events }, (_, i) =>
+        i >= 300
+          ? { type: "delete", revision: i + 1, key: "k" }
+          : i % 2 === 0
+            ? { type: "put", revision: i + 1, kv: kv(i), prevKv: kv(i + 1) }
+            : { type: "delete", revision: i + 1, key: `k${i}`, prevKv: kv(i) },
+      ) as WatchEvent[];
+      const meta: SnapshotMeta = {
+        lastApplied: 123_456,
+        revision: events + 1,
+        compactRevision: 3,
+        leases: [[7, 5000, 1.7e12]],
+        sessions: [[9, 7, 2, [[2, { ok: true, value: { revision: 4 } }]]]],
+        history,
+        extensions: [["locks", { db: [1, 2] }]],
+        quotaBytes: 2 ** 31,
+        alarms: [["NO_SPACE", 77]],
+      };
+      const want = whole.pack([
+        meta.lastApplied,
+        meta.revision,
+        meta.compactRevision,
+        meta.leases,
+        meta.sessions,
+        history,
+        meta.extensions,
+        [meta.quotaBytes, meta.alarms],
+      ]);
+      expectSameBytes(packSnapshotMeta(meta), want);
+      const packer = new SnapshotMetaPacker(meta);
+      let runs = 0;
+      while (!packer.done) {
+        packer.step(20_000);
+        runs++;
+      }
+      expectSameBytes(packer.bytes, want);
+      if (events >= 300) expect(runs).toBeGreaterThan(2);
+    }
   });
 
   it("of an empty store is the whole snapshot at once; a cancelled one leaves the store as it was", () => {
