@@ -42,19 +42,24 @@ export async function writeSnapshotFile(fs: FileSystem, snapDir: string, snap: S
   const tmp = `${file}.tmp`;
   const fh = await fs.open(tmp, "truncate");
   try {
-    // The data is checksummed and written a piece at a time, and each write's wait lets the event loop run: the
-    // checksum of a snapshot of hundreds of megabytes would hold it for a few hundred milliseconds. The header
-    // goes first without the checksum and again with it at the end; the file counts only once synced and renamed.
-    await fh.write([header, meta], 0);
     const data = snap.data;
-    const start = header.length + meta.length;
-    for (let at = 0; at < data.length; at += WRITE_PIECE_BYTES) {
-      const piece = data.subarray(at, at + WRITE_PIECE_BYTES);
-      crc = crc32c(piece, crc);
-      await fh.write([piece], start + at);
+    if (data.length <= WRITE_PIECE_BYTES) {
+      header.writeUInt32LE(crc32c(data, crc), 8);
+      await fh.write([header, meta, data], 0);
+    } else {
+      // Checksummed and written a piece at a time, each write's wait letting the event loop run: the checksum of
+      // a snapshot of hundreds of megabytes would hold it for a few hundred milliseconds. The header goes first
+      // without the checksum and again with it at the end; the file counts only once synced and renamed.
+      await fh.write([header, meta], 0);
+      const start = header.length + meta.length;
+      for (let at = 0; at < data.length; at += WRITE_PIECE_BYTES) {
+        const piece = data.subarray(at, at + WRITE_PIECE_BYTES);
+        crc = crc32c(piece, crc);
+        await fh.write([piece], start + at);
+      }
+      header.writeUInt32LE(crc, 8);
+      await fh.write([header], 0);
     }
-    header.writeUInt32LE(crc, 8);
-    await fh.write([header], 0);
     await fh.sync();
   } finally {
     await fh.close();
