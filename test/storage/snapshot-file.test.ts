@@ -1,5 +1,5 @@
-// Snapshot files larger than one write piece (the data is checksummed and written 8 MiB at a time, the header
-// with the checksum last): they load back exactly, and damage in any piece is caught.
+// Snapshot files larger than one write piece (the data is checksummed and written 4 MiB at a time, the header
+// with the checksum last): they load back exactly, and damage in their last piece is caught.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -16,7 +16,7 @@ describe("a snapshot file of several write pieces", () => {
   it("loads back exactly; a flipped byte in its last piece is a StorageCorruptionError", async () => {
     const dir = tempDir("snapfile");
     dirs.push(dir);
-    const data = new Uint8Array(2 * (8 << 20) + 12345);
+    const data = new Uint8Array(3 * (4 << 20) + 12345);
     for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
     const metadata = {
       index: 42,
