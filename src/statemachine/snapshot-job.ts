@@ -47,7 +47,7 @@ export class SnapshotJob {
 
   /**
    * Does about `budget` bytes' worth of work (at least one record while any is left); true once the snapshot is
-   * complete. Takes a step after completion as a no-op.
+   * complete. A step after completion does nothing.
    */
   step(budget: number): boolean {
     if (this.output !== undefined) return true;
