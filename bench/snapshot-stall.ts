@@ -96,6 +96,7 @@ const clients: ClientSocket[] = [];
 for (let i = 0; i < 8; i++) clients.push(await cluster.connect(leader));
 let next = 0;
 let puts = 0;
+let failed = 0;
 const fullSize = () => names.every((n) => snapshots(n).filter((s) => s.bytes > KEYS * 256).length >= SNAPSHOTS);
 const deadline = started + MAX_SECONDS * 1000;
 let lastReport = Date.now();
@@ -106,8 +107,14 @@ await Promise.all(
       if (Date.now() > deadline) return;
       if (next >= KEYS && puts % 5000 < CONCURRENCY && fullSize()) return;
       const i = next++ % KEYS;
-      await c.request("put", { key: key(i), value: VALUE }, 30_000);
-      puts++;
+      try {
+        await c.request("put", { key: key(i), value: VALUE }, 30_000);
+        puts++;
+      } catch (e) {
+        // A put that timed out (an election under way) is counted and retried with the next key.
+        failed++;
+        if (failed === 1 || failed % 1000 === 0) console.error(`put failed (${failed} so far): ${(e as Error).message}`);
+      }
       if (Date.now() - lastReport > 10_000) {
         lastReport = Date.now();
         console.error(`${Math.round((Date.now() - started) / 1000)} s: ${puts} puts`);
@@ -153,6 +160,7 @@ console.log(
     bench: "snapshot-stall",
     keys: KEYS,
     puts,
+    failed,
     seconds: Math.round((Date.now() - started) / 1000),
     root: ROOT || "this tree",
     terms,
