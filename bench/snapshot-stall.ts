@@ -70,7 +70,9 @@ function snapshots(
     if (!line.includes('"snapshot')) continue;
     let rec: { msg?: string; time?: number; bytes?: number; turns?: number; encodeMs?: number; ms?: number };
     try {
-      rec = JSON.parse(line);
+      const parsed = JSON.parse(line) as Omit<typeof rec, "time"> & { time?: number | string };
+      // The member logs ISO times.
+      rec = { ...parsed, time: typeof parsed.time === "string" ? Date.parse(parsed.time) : parsed.time };
     } catch {
       continue;
     }
