@@ -1,5 +1,6 @@
 // State machine benchmark (not a test): applied commands per second for put, txn-cas and range on a
-// 100,000-key store, memory per key, and snapshot/restore time for 1,000,000 keys of 256 bytes.
+// 100,000-key store, memory per key, and snapshot/restore time for 1,000,000 keys of 256 bytes — whole, and taken
+// a run at a time as a member takes it (the longest run is how long a member's event loop stops for it).
 // Every loop is bounded by a count and by a time budget. Commands are pre-encoded, so the figures include
 // decode + validation + apply, as on a follower, but not the client's encoding.
 //
@@ -8,6 +9,7 @@
 import { encodeCommand, type Command } from "../src/statemachine/commands.js";
 import { contentHash } from "../src/statemachine/hash.js";
 import { StateMachine } from "../src/statemachine/state-machine.js";
+import { DEFAULT_SNAPSHOT_STEP_BYTES } from "../src/host/host-config.js";
 
 function arg(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -56,6 +58,7 @@ function timeApply(sm: StateMachine, commands: Uint8Array[]): { ops: number; per
   return { ops: n, perSec: Math.round((n / ms) * 1000), ms: Math.round(ms) };
 }
 
+const round1 = (ms: number) => Math.round(ms * 10) / 10;
 const rows: Record<string, string | number>[] = [];
 const json: Record<string, number> = {};
 
@@ -168,6 +171,37 @@ heap();
     "MB/s": Math.round(bytes.length / 1e3 / hashMs),
   });
   rows.push({ measure: `restore ${SNAPSHOT_KEYS} keys`, ops: 1, "ops/s": "", ms: Math.round(restoreMs) });
+
+  // The same snapshot taken a run at a time, as a member takes it (one run per event-loop turn, with the default
+  // budget), with puts applied between the runs: the longest run is how long the member's loop stops.
+  const t4 = performance.now();
+  const job = big.beginSnapshot();
+  const beginMs = performance.now() - t4;
+  const runMs: number[] = [];
+  for (let done = false; !done; ) {
+    for (let i = 0; i < 100; i++) big.applyCommand(big.lastApplied + 1, { op: "put", key: key((runMs.length * 100 + i) * 7), value: value(i, 256) });
+    const t = performance.now();
+    done = job.step(DEFAULT_SNAPSHOT_STEP_BYTES);
+    runMs.push(performance.now() - t);
+  }
+  if (contentHash(job.bytes) !== hash) throw new Error("the snapshot taken a run at a time differs from the whole one");
+  const sorted = [...runMs].sort((a, b) => a - b);
+  const at = (q: number) => round1(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+  const totalMs = Math.round(beginMs + runMs.reduce((a, b) => a + b, 0));
+  rows.push({ measure: `snapshot ${SNAPSHOT_KEYS} keys over turns: start`, ops: 1, "ops/s": "", ms: round1(beginMs) });
+  rows.push({
+    measure: `  ${runMs.length} runs of ${DEFAULT_SNAPSHOT_STEP_BYTES >> 20} MiB: median, p99, longest; over 50 ms; total`,
+    ops: runMs.length,
+    "ops/s": "",
+    ms: `${at(0.5)}, ${at(0.99)}, ${at(1)}; ${runMs.filter((m) => m > 50).length}; ${totalMs}`,
+  });
+  json.chunkedBeginMs = round1(beginMs);
+  json.chunkedRuns = runMs.length;
+  json.chunkedMedianMs = at(0.5);
+  json.chunkedP99Ms = at(0.99);
+  json.chunkedLongestMs = at(1);
+  json.chunkedRunsOver50Ms = runMs.filter((m) => m > 50).length;
+  json.chunkedTotalMs = totalMs;
   json.snapshotKeys = SNAPSHOT_KEYS;
   json.snapshotBytes = bytes.length;
   json.snapshotMs = Math.round(snapshotMs);

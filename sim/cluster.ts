@@ -39,6 +39,11 @@ export interface SimStats {
   elections: number;
   faults: Map<string, number>;
   snapshotsTaken: number;
+  /** Snapshots taken over more than one turn, and those with entries applied while they were taken. */
+  snapshotsAcrossTurns: number;
+  snapshotsAppliedMeanwhile: number;
+  /** Snapshots abandoned half taken (one from the leader installed meanwhile, or the member stopped). */
+  snapshotsAbandoned: number;
   snapshotsInstalled: number;
   restarts: number;
   fatalStops: number;
@@ -391,10 +396,13 @@ export class SimCluster {
           ctx.stats.snapshotsInstalled++;
           ctx.log(() => `${id} installs a snapshot at index ${index}`);
         },
-        snapshotTaken: (index, data) => {
+        snapshotTaken: (index, data, { turns, appliedMeanwhile }) => {
           ctx.coordination.snapshotTaken(id, index, decodeNodeSnapshot(data).sm);
           ctx.stats.snapshotsTaken++;
+          if (turns > 1) ctx.stats.snapshotsAcrossTurns++;
+          if (appliedMeanwhile > 0) ctx.stats.snapshotsAppliedMeanwhile++;
         },
+        snapshotAbandoned: () => ctx.stats.snapshotsAbandoned++,
       },
     }).then(
       (h) => {

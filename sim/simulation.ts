@@ -4,7 +4,7 @@
 // released run to completion before the next event, as in a real event loop. `runSeed(seed)` is a pure
 // function of its options: the same seed gives the same result, byte for byte.
 
-import { DEFAULT_READIES_IN_FLIGHT } from "../src/host/host-config.js";
+import { DEFAULT_READIES_IN_FLIGHT, DEFAULT_SNAPSHOT_STEP_BYTES } from "../src/host/host-config.js";
 import type { NodeId } from "../src/raft/types.js";
 import type { ApplyOutput } from "../src/statemachine/index.js";
 import { ClientConnection } from "./client-connection.js";
@@ -74,6 +74,9 @@ export const SEED_COUNTERS = [
   "authWritesRefused",
   "outputsCompared",
   "snapshotsTaken",
+  "snapshotsAcrossTurns",
+  "snapshotsAppliedMeanwhile",
+  "snapshotsAbandoned",
   "snapshotsInstalled",
   "tornWrites",
   "failedSyncs",
@@ -144,6 +147,9 @@ async function run(opts: SimOptions): Promise<SeedResult> {
   const livenessTicks = opts.livenessTicks ?? 200;
   const membership = rng.chance(0.4);
   const params = drawParams(rng);
+  // A snapshot taken a record per turn, a few records per turn, or at once: drawn by a PRNG of its own, so that
+  // the other draws stay what they were.
+  params.snapshotStepBytes = new Prng(seed ^ 0x5eed_5a9).pick([1, 1, 2048, DEFAULT_SNAPSHOT_STEP_BYTES]);
   const onLog = opts.onLog;
   let failure: unknown;
   let nemesis: Nemesis | undefined;
@@ -286,6 +292,9 @@ async function run(opts: SimOptions): Promise<SeedResult> {
     authRevocations: auth?.revocations ?? 0,
     authWritesRefused: auth?.writesRefused ?? 0,
     snapshotsTaken: stats.snapshotsTaken,
+    snapshotsAcrossTurns: stats.snapshotsAcrossTurns,
+    snapshotsAppliedMeanwhile: stats.snapshotsAppliedMeanwhile,
+    snapshotsAbandoned: stats.snapshotsAbandoned,
     snapshotsInstalled: stats.snapshotsInstalled,
     tornWrites,
     failedSyncs,

@@ -25,6 +25,11 @@ export interface HostConfig {
   snapshotEntries: number;
   /** ...or after this many bytes of entries. */
   snapshotBytes: number;
+  /**
+   * A snapshot is taken a run per event-loop turn (StateMachine.beginSnapshot): the work of one run, in bytes of
+   * key records (each also charged a fixed amount). DEFAULT_SNAPSHOT_STEP_BYTES when absent.
+   */
+  snapshotStepBytes?: number;
   /** Readies taken before the oldest one's write completed (1: one at a time). */
   readiesInFlight: number;
   /** Raft options beyond the timing ones; the core's defaults when absent. */
@@ -59,3 +64,6 @@ export interface HostConfig {
 
 /** Readies in flight in a member unless configured otherwise; group commit merges their writes anyway. */
 export const DEFAULT_READIES_IN_FLIGHT = 8;
+
+/** About 10 ms of snapshot work on this project's 2-core benchmark machine (bench/statemachine.ts measures it). */
+export const DEFAULT_SNAPSHOT_STEP_BYTES = 4 << 20;

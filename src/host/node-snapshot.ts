@@ -29,13 +29,24 @@ const HEADER = MAGIC.length + 1 + 4;
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 export function encodeNodeSnapshot(s: NodeSnapshot): Uint8Array {
+  const header = nodeSnapshotHeader(s);
+  const out = new Uint8Array(header.length + s.sm.byteLength);
+  out.set(header, 0);
+  out.set(s.sm, header.length);
+  return out;
+}
+
+/**
+ * Everything before the state machine's bytes: a member snapshot is this followed by them. A snapshot taken a run
+ * at a time (StateMachine.beginSnapshot) writes them after it, in the same buffer.
+ */
+export function nodeSnapshotHeader(s: Omit<NodeSnapshot, "sm">): Uint8Array {
   const header = packr.pack({ members: s.members, ...position(s) });
-  const out = new Uint8Array(HEADER + header.length + s.sm.byteLength);
+  const out = new Uint8Array(HEADER + header.length);
   out.set(MAGIC, 0);
   out[4] = VERSION;
   new DataView(out.buffer).setUint32(5, header.length, true);
   out.set(header, HEADER);
-  out.set(s.sm, HEADER + header.length);
   return out;
 }
 
@@ -63,7 +74,7 @@ export function decodeNodeSnapshot(bytes: Uint8Array): NodeSnapshot {
 }
 
 /** The header's optional log position, when the snapshot has one. */
-function position(s: NodeSnapshot): { index?: number; term?: number } {
+function position(s: Omit<NodeSnapshot, "sm">): { index?: number; term?: number } {
   const out: { index?: number; term?: number } = {};
   if (s.index !== undefined) out.index = s.index;
   if (s.term !== undefined) out.term = s.term;

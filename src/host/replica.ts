@@ -10,7 +10,7 @@
 //      waiting proposals;
 //   4. when this Ready's write and every earlier one have completed, in order: a follower or candidate sends
 //      its messages (votes and acks must follow the fsync), read states are served, the core advances, and a
-//      snapshot is taken when enough was applied.
+//      snapshot is started when enough was applied (then taken a run per turn, and saved: see maybeSnapshot).
 // Several Readies are in flight at once (up to `readiesInFlight`): the next one's appends go out and its
 // commits are applied while earlier writes are still being synced, so a write's latency is one quorum fsync,
 // not a wait for the leader's previous fsync. Proposals and reads only touch the core synchronously; one Ready
@@ -35,13 +35,14 @@ import {
 } from "../raft/types.js";
 import { encodeCommand, type Command, type Outcome } from "../statemachine/commands.js";
 import { contentHash } from "../statemachine/hash.js";
+import type { SnapshotJob } from "../statemachine/snapshot-job.js";
 import type { ApplyOutput, StateMachine, StateMachineEvent } from "../statemachine/state-machine.js";
 import { DurableStorage } from "../storage/durable-storage.js";
 import { AutoCompactor, describeAutoCompaction } from "./auto-compaction.js";
-import type { HostConfig } from "./host-config.js";
+import { DEFAULT_SNAPSHOT_STEP_BYTES, type HostConfig } from "./host-config.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { Listeners } from "./listeners.js";
-import { decodeNodeSnapshot, encodeNodeSnapshot, type Member } from "./node-snapshot.js";
+import { decodeNodeSnapshot, encodeNodeSnapshot, nodeSnapshotHeader, type Member } from "./node-snapshot.js";
 import { PendingProposals, ProposalError } from "./proposals.js";
 import { ReadBarrier } from "./reads.js";
 import { snapshotDue } from "./snapshot-policy.js";
@@ -72,8 +73,13 @@ export interface ReplicaObserver {
   applied?(entry: Entry, output: ApplyOutput | undefined): void;
   /** The state machine now starts after `index` (a snapshot from the leader was installed). */
   snapshotInstalled?(index: number): void;
-  /** A snapshot of applied state was encoded (it is being saved). */
-  snapshotTaken?(index: number, data: Uint8Array): void;
+  /**
+   * A snapshot of applied state was encoded (it is being saved): over `turns` event-loop turns, while the
+   * applied index moved on by `appliedMeanwhile` entries.
+   */
+  snapshotTaken?(index: number, data: Uint8Array, progress: { turns: number; appliedMeanwhile: number }): void;
+  /** The snapshot being taken at `index` was abandoned (a snapshot from the leader was installed, or a stop). */
+  snapshotAbandoned?(index: number): void;
   /** The snapshot taken at `index` is durable; its save took `seconds`. */
   snapshotSaved?(index: number, seconds: number): void;
 }
@@ -135,7 +141,10 @@ export class Replica {
   private appliedBytesSinceSnapshot = 0;
   /** Size of the last snapshot taken or installed (see snapshot-policy.ts). */
   private lastSnapshotBytes: number;
+  /** A snapshot is being taken or saved: no second one starts. */
   private snapshotting = false;
+  /** The snapshot being taken a run per turn (maybeSnapshot), until it is complete or abandoned. */
+  private snapshotInProgress: SnapshotInProgress | undefined;
   /** A setQuota proposal of this member's is in flight (maybeProposeQuota). */
   private quotaProposed = false;
   /** The leader's automatic compaction (--auto-compaction-*); absent when not configured. */
@@ -328,15 +337,26 @@ export class Replica {
     return this.confState;
   }
 
-  /** The state as of the last applied entry, in the member snapshot format (what `concord snapshot save` writes). */
-  exportSnapshot(): { index: number; term: number; data: Uint8Array; hash: string } {
-    const sm = this.sm.snapshot();
-    return {
-      index: this.appliedIndex,
-      term: this.appliedTerm,
-      data: encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm, index: this.appliedIndex, term: this.appliedTerm }),
-      hash: contentHash(sm), // what sm.hash() would return, without encoding the state a second time
-    };
+  /**
+   * The state as of the last applied entry, in the member snapshot format (what `concord snapshot save` writes):
+   * taken a run per turn, as the member's own snapshots are (maybeSnapshot). Fails with UNAVAILABLE when a snapshot
+   * from the leader replaces the state meanwhile, and with SHUTTING_DOWN when the member stops.
+   */
+  async exportSnapshot(): Promise<{ index: number; term: number; data: Uint8Array; hash: string }> {
+    const index = this.appliedIndex;
+    const term = this.appliedTerm;
+    const header = nodeSnapshotHeader({ v: 1, members: [...this.members.values()], index, term });
+    const sm = this.sm;
+    const job = sm.beginSnapshot(header);
+    const abandoned = (): Error | undefined =>
+      !this.isRunning
+        ? new ProposalError("SHUTTING_DOWN", "the node is shutting down; retry on another member")
+        : this.sm !== sm
+          ? new ProposalError("UNAVAILABLE", "this member installed a snapshot from the leader while it was exporting one; retry")
+          : undefined;
+    await this.runSnapshotJob(job, abandoned);
+    // The hash is what sm.hash() would have returned at `index`.
+    return { index, term, data: job.bytes, hash: contentHash(job.bytes.subarray(header.length)) };
   }
 
   status(): MemberStatus {
@@ -383,6 +403,7 @@ export class Replica {
     }
     this.stopped = true;
     this.tickTimer?.cancel();
+    this.abandonSnapshot();
     const err = new ProposalError("SHUTTING_DOWN", "the node is shutting down; retry on another member");
     this.proposals.failAll(err);
     this.reads.failAll(err);
@@ -607,6 +628,7 @@ export class Replica {
   private installSnapshot(meta: SnapshotMetadata, data: Uint8Array): void {
     const { index, term, confState } = meta;
     assert(index > this.appliedIndex, () => `installing a snapshot at ${index}, not after the applied index ${this.appliedIndex}`);
+    this.abandonSnapshot(); // of the state machine being replaced
     this.coord = this.restoreSnapshotData(data);
     this.confState = confState;
     this.appliedIndex = index;
@@ -648,27 +670,95 @@ export class Replica {
     return this.raft.inFlight > 0 && this.snapshotDue();
   }
 
+  /**
+   * Starts a snapshot at the applied index when one is due. It is taken a run per event-loop turn (the state
+   * machine's SnapshotJob: a whole one at a million keys would stop the loop for a second or two, long enough to
+   * miss heartbeats), then saved. Entries keep being applied meanwhile; the bytes are those of the state at the
+   * start, with the membership and log position of that moment. A snapshot installed from the leader meanwhile,
+   * or a stop, abandons it.
+   */
   private maybeSnapshot(): void {
     if (this.raft.inFlight > 0 || !this.snapshotDue()) return;
     const index = this.appliedIndex;
     // Every Ready has been advanced, so everything applied is in the durable log.
     assert(index <= this.disk.durableLastIndex, () => `snapshot at ${index} is past the durable last index ${this.disk.durableLastIndex}`);
-    const data = encodeNodeSnapshot({ v: 1, members: [...this.members.values()], sm: this.sm.snapshot() });
-    this.observer.snapshotTaken?.(index, data);
+    const started = this.clock.now();
+    const job = this.sm.beginSnapshot(nodeSnapshotHeader({ v: 1, members: [...this.members.values()] }));
     this.snapshotting = true;
     this.lastSnapshotIndex = index;
     this.appliedBytesSinceSnapshot = 0;
+    const s: SnapshotInProgress = { job, metadata: { index, term: this.appliedTerm, confState: this.confState }, started, turns: 0 };
+    this.snapshotInProgress = s;
+    this.log.info({ index, keys: this.sm.keyCount }, "snapshot started");
+    this.runSnapshotJob(job, () => (this.snapshotInProgress !== s || !this.isRunning ? SNAPSHOT_ABANDONED : undefined)).then(
+      (turns) => {
+        if (this.snapshotInProgress !== s) return; // abandoned since its last run
+        this.snapshotInProgress = undefined;
+        s.turns = turns;
+        this.saveSnapshot(s);
+      },
+      (e: Error) => {
+        if (e !== SNAPSHOT_ABANDONED) this.fail(e);
+      },
+    );
+  }
+
+  /**
+   * Runs a snapshot job a run per turn (clock.continueLater) to its end; resolves with the number of runs. Before
+   * every run, `abandoned()` may return an error: then the job is cancelled and the promise rejects with it.
+   */
+  private runSnapshotJob(job: SnapshotJob, abandoned: () => Error | undefined): Promise<number> {
+    return new Promise((resolve, reject) => {
+      let turns = 0;
+      const run = (): void => {
+        const why = abandoned();
+        if (why) {
+          job.cancel();
+          reject(why);
+          return;
+        }
+        turns++;
+        try {
+          if (!job.step(this.config.snapshotStepBytes ?? DEFAULT_SNAPSHOT_STEP_BYTES)) {
+            this.clock.continueLater(run);
+            return;
+          }
+        } catch (e) {
+          reject(e as Error);
+          return;
+        }
+        resolve(turns);
+      };
+      this.clock.continueLater(run);
+    });
+  }
+
+  private saveSnapshot({ job, metadata, started, turns }: SnapshotInProgress): void {
+    const data = job.bytes;
+    const index = metadata.index;
+    const encodeMs = this.clock.now() - started;
+    this.observer.snapshotTaken?.(index, data, { turns, appliedMeanwhile: this.appliedIndex - index });
     this.lastSnapshotBytes = data.byteLength;
-    const started = this.clock.now();
+    const saving = this.clock.now();
     this.disk
-      .saveSnapshot({ metadata: { index, term: this.appliedTerm, confState: this.confState }, data })
+      .saveSnapshot({ metadata, data })
       .then(() => {
-        const ms = this.clock.now() - started;
-        this.log.info({ index, bytes: data.byteLength, ms: Math.round(ms) }, "snapshot saved");
+        const ms = this.clock.now() - saving;
+        this.log.info({ index, bytes: data.byteLength, turns, encodeMs: Math.round(encodeMs), ms: Math.round(ms) }, "snapshot saved");
         this.observer.snapshotSaved?.(index, ms / 1000);
       })
       .catch((e: Error) => this.fail(e))
       .finally(() => (this.snapshotting = false));
+  }
+
+  private abandonSnapshot(): void {
+    const s = this.snapshotInProgress;
+    if (s === undefined) return;
+    this.snapshotInProgress = undefined;
+    s.job.cancel();
+    this.snapshotting = false;
+    this.log.info({ index: s.metadata.index }, "snapshot abandoned");
+    this.observer.snapshotAbandoned?.(s.metadata.index);
   }
 
   private maybeExpireLeases(): void {
@@ -756,6 +846,17 @@ export class Replica {
     this.reads.failAll(err);
     this.failed.emit(e);
   }
+}
+
+/** Why runSnapshotJob stopped a snapshot the replica no longer wants (abandonSnapshot): not a failure. */
+const SNAPSHOT_ABANDONED = new Error("snapshot abandoned");
+
+interface SnapshotInProgress {
+  job: SnapshotJob;
+  /** Where the snapshot stands in the log: the applied index, its term and the configuration at the start. */
+  metadata: SnapshotMetadata;
+  started: number;
+  turns: number;
 }
 
 function translateProposeError(e: unknown): Error {

@@ -222,7 +222,7 @@ export class Streams {
    */
   async snapshot(conn: ClientConnection): Promise<unknown> {
     await this.replica.readBarrier();
-    const snap = this.replica.exportSnapshot();
+    const snap = await this.replica.exportSnapshot();
     const total = snap.data.byteLength;
     let offset = 0;
     let stream = 0;

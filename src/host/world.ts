@@ -21,6 +21,12 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): Timer;
   /** Runs `fn` once this turn's work is done (after the I/O callbacks and promise jobs already due). */
   defer(fn: () => void): void;
+  /**
+   * Runs the next run of a long job split over turns (a snapshot): like defer, so the I/O callbacks that came in
+   * during this run are handled first. The simulator lets virtual time pass here, as a real run takes it, so that
+   * messages, disk completions and applied entries fall between the runs there too.
+   */
+  continueLater(fn: () => void): void;
 }
 
 /** What the host tells its peer network (PeerTransport in a member). */

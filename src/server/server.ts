@@ -37,7 +37,7 @@ export interface RunningServer {
   stop(opts?: { transfer?: boolean }): Promise<void>;
 }
 
-/** Real time: the monotonic clock, timers, and setImmediate for "once this turn's work is done". */
+/** Real time: the monotonic clock, timers, and setImmediate for "once this turn's work is done" and for the next run of a long job. */
 export const realClock: Clock = {
   now: () => performance.now(),
   wallNow: () => Date.now(),
@@ -46,6 +46,7 @@ export const realClock: Clock = {
     return { cancel: () => clearTimeout(t) };
   },
   defer: (fn) => void setImmediate(fn),
+  continueLater: (fn) => void setImmediate(fn),
 };
 
 /** --no-fsync (tests and benchmarks only): every sync succeeds at once, so nothing is durable. */

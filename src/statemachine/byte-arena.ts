@@ -6,7 +6,7 @@
 // returned to the OS; a million of them made restore slower than everything else it does together. An arena is
 // freed when the last view into it is dropped. That suits data freed roughly in the order it was written: log
 // entries (compacted oldest first), and values, which the state machine copies into a fresh arena at every
-// snapshot (see StateMachine.repackValues) so the dead bytes arenas hold stay bounded by what was written since
+// snapshot (see snapshot-job.ts) so the dead bytes arenas hold stay bounded by what was written since
 // the last snapshot. Views never alias the caller's buffers. Arenas start small and double up to 1 MiB, so a
 // small state (a new member, a snapshot of a few keys) does not pay for a megabyte each time it is repacked.
 export class ByteArena {

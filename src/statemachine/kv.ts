@@ -8,6 +8,7 @@
 
 import { assert } from "../assert.js";
 import type { KeyValue, RangeOp } from "./commands.js";
+import { RecordCapture } from "./record-capture.js";
 import { SortedKeys } from "./sorted-keys.js";
 import { recordBytes } from "./space.js";
 
@@ -16,6 +17,8 @@ export class KvStore {
   private order = new SortedKeys();
   /** Space the current records take (space.ts). */
   private recordsBytes = 0;
+  /** Captures under way (record-capture.ts): told of every record before it is replaced or removed. */
+  private readonly captures = new Set<RecordCapture>();
 
   static fromSorted(records: readonly KeyValue[]): KvStore {
     const store = new KvStore();
@@ -43,6 +46,7 @@ export class KvStore {
   /** Writes the record for `kv.key`, returning the one it replaces. */
   set(kv: KeyValue): KeyValue | undefined {
     const prev = this.records.get(kv.key);
+    if (prev !== undefined && this.captures.size > 0) for (const c of this.captures) c.preserve(kv.key, prev);
     this.records.set(kv.key, kv);
     // Same key: only the value's size can differ.
     this.recordsBytes += prev === undefined ? recordBytes(kv) : kv.value.length - prev.value.length;
@@ -53,6 +57,7 @@ export class KvStore {
   remove(key: string): KeyValue | undefined {
     const prev = this.records.get(key);
     if (prev === undefined) return undefined;
+    if (this.captures.size > 0) for (const c of this.captures) c.preserve(key, prev);
     this.records.delete(key);
     this.recordsBytes -= recordBytes(prev);
     this.order.remove(key);
@@ -84,11 +89,18 @@ export class KvStore {
     return { kvs, more: false };
   }
 
-  /** Every record in key order. */
-  sorted(): KeyValue[] {
-    const keys = this.order.toArray();
-    const out: KeyValue[] = new Array(keys.length);
-    for (let i = 0; i < keys.length; i++) out[i] = this.records.get(keys[i])!;
-    return out;
+  /** Starts capturing every record as it is now, in key order, a run at a time (record-capture.ts). */
+  capture(): RecordCapture {
+    const capture = new RecordCapture(
+      this.order.freeze(),
+      this.order.size,
+      (key) => this.records.get(key),
+      (c) => {
+        this.captures.delete(c);
+        if (this.captures.size === 0) this.order.thaw();
+      },
+    );
+    if (!capture.done) this.captures.add(capture);
+    return capture;
   }
 }

@@ -47,32 +47,145 @@ export interface SnapshotState {
 
 const packr = new Packr({ useRecords: false, copyBuffers: true, mapsAsObjects: true, moreTypes: false });
 
-export function encodeSnapshot(state: SnapshotState): Uint8Array {
-  const meta = packr.pack([
-    state.lastApplied,
-    state.revision,
-    state.compactRevision,
-    state.leases,
-    state.sessions,
-    state.history,
-    state.extensions,
-    [state.quotaBytes, state.alarms],
-  ]);
-  const records = state.kvs;
-  if (records.length !== state.keyCount) throw new Error("snapshot: key count does not match the records");
-  let size = HEADER_BYTES + meta.length + 8;
-  for (const kv of records) size += RECORD_FIXED_BYTES + utf8Length(kv.key) + kv.value.length;
+/** Everything a snapshot holds except the key records. */
+export type SnapshotMeta = Omit<SnapshotState, "keyCount" | "kvs">;
 
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
-  out.set(MAGIC, 0);
-  out[4] = SNAPSHOT_FORMAT_VERSION;
-  view.setUint32(5, meta.length, true);
-  out.set(meta, HEADER_BYTES);
-  let p = HEADER_BYTES + meta.length;
-  view.setFloat64(p, records.length, true);
-  p += 8;
-  for (const kv of records) {
+export function encodeSnapshot(state: SnapshotState): Uint8Array {
+  if (state.kvs.length !== state.keyCount) throw new Error("snapshot: key count does not match the records");
+  let recordsBytes = 0;
+  for (const kv of state.kvs) recordsBytes += snapshotRecordBytes(kv);
+  const writer = new SnapshotWriter(packSnapshotMeta(state), state.kvs.length, recordsBytes);
+  for (const kv of state.kvs) writer.write(kv);
+  return writer.finish();
+}
+
+/** The meta part (see the layout): msgpack of everything but the keys, in a fixed order. */
+export function packSnapshotMeta(meta: SnapshotMeta): Uint8Array {
+  const packer = new SnapshotMetaPacker(meta);
+  packer.step(Infinity);
+  return packer.bytes;
+}
+
+/**
+ * Packs the meta part a run at a time: the watch history (up to limits.historyMaxEvents events, each with its
+ * records) a run of events per step, the rest at once. The msgpack of an array is its length header followed by
+ * its elements' msgpack, each independent of the others (no records, shared structures or bundled strings in
+ * this packr's options), so packing the 8-tuple and the history's events one by one gives exactly the bytes of
+ * packing the whole tuple at once. The events do not change after they are written (records are replaced,
+ * not mutated), so they may be packed in later turns.
+ */
+export class SnapshotMetaPacker {
+  private readonly events: readonly WatchEvent[];
+  private readonly parts: Uint8Array[];
+  private readonly tail: Uint8Array;
+  private next = 0;
+  private output: Uint8Array | undefined;
+
+  constructor(meta: SnapshotMeta) {
+    this.events = meta.history;
+    // Copies (concat): packr's results are views into its scratch buffer.
+    this.parts = [
+      concat([
+        arrayHeader(8),
+        packr.pack(meta.lastApplied),
+        packr.pack(meta.revision),
+        packr.pack(meta.compactRevision),
+        packr.pack(meta.leases),
+        packr.pack(meta.sessions),
+        arrayHeader(meta.history.length),
+      ]),
+    ];
+    this.tail = concat([packr.pack(meta.extensions), packr.pack([meta.quotaBytes, meta.alarms])]);
+  }
+
+  get done(): boolean {
+    return this.output !== undefined;
+  }
+
+  /** Packs events until `budget` bytes were packed (at least one while any is left); returns the bytes packed. */
+  step(budget: number): number {
+    let spent = 0;
+    const events = this.events;
+    while (this.next < events.length && spent < budget) {
+      const packed = packr.pack(events[this.next++]).slice();
+      this.parts.push(packed);
+      spent += packed.length;
+    }
+    if (this.next === events.length && this.output === undefined) this.output = concat([...this.parts, this.tail]);
+    return spent;
+  }
+
+  /** The meta part, once done. */
+  get bytes(): Uint8Array {
+    if (this.output === undefined) throw new Error("snapshot meta: not packed yet");
+    return this.output;
+  }
+}
+
+/** A msgpack array header for `length` elements. */
+function arrayHeader(length: number): Uint8Array {
+  if (length < 16) return Uint8Array.of(0x90 | length);
+  if (length < 0x10000) return Uint8Array.of(0xdc, length >> 8, length & 0xff);
+  const out = new Uint8Array(5);
+  out[0] = 0xdd;
+  new DataView(out.buffer).setUint32(1, length);
+  return out;
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** The bytes one key record takes in a snapshot. */
+export function snapshotRecordBytes(kv: KeyValue): number {
+  return RECORD_FIXED_BYTES + utf8Length(kv.key) + kv.value.length;
+}
+
+/**
+ * Writes a snapshot a record at a time into one buffer sized exactly up front: the header and the meta part at
+ * construction, then `keyCount` key records, in key order, as the caller hands them over (all at once, or a run
+ * per event-loop turn: each record's bytes depend on that record alone). `prefix` (a container's header, e.g.
+ * a member snapshot's) goes before the snapshot, so the snapshot never has to be copied into one.
+ */
+export class SnapshotWriter {
+  /** `prefix` followed by the snapshot; complete once finish() returned. */
+  readonly bytes: Uint8Array;
+  private readonly view: DataView;
+  private p: number;
+  private left: number;
+
+  constructor(meta: Uint8Array, keyCount: number, recordsBytes: number, prefix?: Uint8Array) {
+    const start = prefix?.length ?? 0;
+    const out = new Uint8Array(start + HEADER_BYTES + meta.length + 8 + recordsBytes);
+    const view = new DataView(out.buffer);
+    if (prefix) out.set(prefix, 0);
+    out.set(MAGIC, start);
+    out[start + 4] = SNAPSHOT_FORMAT_VERSION;
+    view.setUint32(start + 5, meta.length, true);
+    out.set(meta, start + HEADER_BYTES);
+    let p = start + HEADER_BYTES + meta.length;
+    view.setFloat64(p, keyCount, true);
+    p += 8;
+    this.bytes = out;
+    this.view = view;
+    this.p = p;
+    this.left = keyCount;
+  }
+
+  write(kv: KeyValue): void {
+    if (this.left === 0) throw new Error("snapshot: more records than the key count");
+    this.left--;
+    const out = this.bytes;
+    const view = this.view;
+    let p = this.p;
     const keyStart = p + 4;
     const keyEnd = writeUtf8(kv.key, out, keyStart);
     view.setUint32(p, keyEnd - keyStart, true);
@@ -84,10 +197,15 @@ export function encodeSnapshot(state: SnapshotState): Uint8Array {
     view.setFloat64(p + 8, kv.modRevision, true);
     view.setFloat64(p + 16, kv.version, true);
     view.setFloat64(p + 24, kv.lease, true);
-    p += 32;
+    this.p = p + 32;
   }
-  if (p !== size) throw new Error(`snapshot: wrote ${p} bytes, sized ${size}`);
-  return out;
+
+  /** The whole output (prefix included), once every record was written and filled the buffer exactly. */
+  finish(): Uint8Array {
+    if (this.left !== 0) throw new Error(`snapshot: ${this.left} records were not written`);
+    if (this.p !== this.bytes.length) throw new Error(`snapshot: wrote ${this.p} bytes, sized ${this.bytes.length}`);
+    return this.bytes;
+  }
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: true });

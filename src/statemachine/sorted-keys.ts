@@ -4,7 +4,8 @@
 // identical on every node; all keys with a given prefix are contiguous in it.
 //
 // Invariants: no chunk is empty; every chunk is sorted and holds at most 2 * CHUNK keys; the last key of
-// chunk i is smaller than the first key of chunk i + 1; `maxes[i]` is the last key of chunk i.
+// chunk i is smaller than the first key of chunk i + 1; `maxes[i]` is the last key of chunk i; a chunk in
+// `shared` is never changed (a frozen view holds it: freeze()).
 
 import { assert } from "../assert.js";
 
@@ -14,6 +15,8 @@ export class SortedKeys {
   private chunks: string[][] = [];
   private maxes: string[] = [];
   private count = 0;
+  /** Chunks frozen views hold (freeze()), until thaw(): copied before they are changed. */
+  private shared: Set<string[]> | null = null;
 
   /** Builds from keys already sorted and distinct (snapshot restore), in O(n). */
   static fromSorted(keys: readonly string[]): SortedKeys {
@@ -54,7 +57,7 @@ export class SortedKeys {
     }
     let c = this.chunkFor(key);
     if (c === this.chunks.length) c--;
-    const chunk = this.chunks[c];
+    const chunk = this.writable(c);
     const at = lowerBound(chunk, key);
     assert(chunk[at] !== key, () => `SortedKeys.insert: duplicate key ${key}`);
     chunk.splice(at, 0, key);
@@ -71,8 +74,8 @@ export class SortedKeys {
   /** Removes a key known to be present. */
   remove(key: string): void {
     const c = this.chunkFor(key);
-    const chunk = this.chunks[c];
-    assert(chunk !== undefined, () => `SortedKeys.remove: key ${key} absent`);
+    assert(c < this.chunks.length, () => `SortedKeys.remove: key ${key} absent`);
+    const chunk = this.writable(c);
     const at = lowerBound(chunk, key);
     assert(chunk[at] === key, () => `SortedKeys.remove: key ${key} absent`);
     chunk.splice(at, 1);
@@ -96,12 +99,29 @@ export class SortedKeys {
     }
   }
 
-  /** Every key in order, as one array (no generator overhead: used for snapshots of millions of keys). */
-  toArray(): string[] {
-    const out: string[] = new Array(this.count);
-    let i = 0;
-    for (const chunk of this.chunks) for (const key of chunk) out[i++] = key;
-    return out;
+  /**
+   * Every key as it is now, in order, as a list of sorted runs, in O(n / CHUNK): the chunks themselves, which stay
+   * unchanged — until thaw(), a chunk is copied before its first change (copy on write). For a snapshot of
+   * millions of keys taken while the set keeps changing (record-capture.ts).
+   */
+  freeze(): readonly (readonly string[])[] {
+    this.shared ??= new Set();
+    for (const chunk of this.chunks) this.shared.add(chunk);
+    return this.chunks.slice();
+  }
+
+  /** No frozen view is in use any more: chunks are changed in place again. */
+  thaw(): void {
+    this.shared = null;
+  }
+
+  /** Chunk `c`, copied first if a frozen view holds it. */
+  private writable(c: number): string[] {
+    const chunk = this.chunks[c];
+    if (this.shared === null || !this.shared.has(chunk)) return chunk;
+    const copy = chunk.slice();
+    this.chunks[c] = copy;
+    return copy;
   }
 
   /** Every key in order. */

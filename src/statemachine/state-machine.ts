@@ -64,7 +64,8 @@ import { KvStore } from "./kv.js";
 import { LeaseTable, type LeaseEndReason } from "./leases.js";
 import { resolveLimits, utf8Length, type Limits } from "./limits.js";
 import { SessionTable } from "./sessions.js";
-import { decodeSnapshot, encodeSnapshot, type SnapshotState } from "./snapshot.js";
+import { decodeSnapshot, SnapshotMetaPacker, type SnapshotMeta } from "./snapshot.js";
+import { SnapshotJob } from "./snapshot-job.js";
 import { contentHash } from "./hash.js";
 import { evaluateCompare } from "./txn.js";
 import { WatchHistory, type WatchEvent, type WatchFilter } from "./watch-history.js";
@@ -128,7 +129,7 @@ export interface StateMachineOptions {
 export class StateMachine {
   readonly limits: Limits;
   private kv = new KvStore();
-  /** Where put copies values (see byte-arena.ts); replaced by a compact one at every snapshot. */
+  /** Where put copies values (see byte-arena.ts); replaced by a compact one at every snapshot (snapshot-job.ts). */
   private values = new ByteArena();
   private readonly leaseTable = new LeaseTable();
   private readonly sessions: SessionTable;
@@ -699,7 +700,19 @@ export class StateMachine {
 
   /** Deterministic bytes: the same state gives the same bytes on every replica. */
   snapshot(): Uint8Array {
-    const state: SnapshotState = {
+    const job = this.beginSnapshot();
+    job.step(Infinity);
+    return job.bytes;
+  }
+
+  /**
+   * Starts a snapshot of the state as it is now, to be taken a run at a time (snapshot-job.ts) while commands
+   * keep being applied: the same bytes snapshot() returns at this moment, preceded by `prefix` when given.
+   * Starting one costs a frozen view of the sorted keys (O(keys / 512)) and packing the small parts of the state
+   * (leases, sessions, extension sections); the watch history and the records are packed in the job's runs.
+   */
+  beginSnapshot(prefix?: Uint8Array): SnapshotJob {
+    const meta: SnapshotMeta = {
       lastApplied: this.applied,
       revision: this.currentRevision,
       compactRevision: this.history.compactRevision,
@@ -711,24 +724,13 @@ export class StateMachine {
       extensions: this.handlers
         .map((h): [string, unknown] => [h.section, h.snapshot()])
         .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
-      keyCount: this.kv.size,
-      kvs: this.repackValues(this.kv.sorted()),
       quotaBytes: this.quota,
       alarms: this.noSpace === null ? [] : [[this.noSpace.alarm, this.noSpace.raisedAt]],
     };
-    return encodeSnapshot(state);
-  }
-
-  /**
-   * Copies every live value into a fresh arena, so arenas kept alive only by a few values are freed: the dead
-   * bytes arenas hold stay bounded by what was written since the last snapshot. Values keep their bytes (readers
-   * holding a record see no change); only where they live moves.
-   */
-  private repackValues(kvs: KeyValue[]): KeyValue[] {
+    // Values put from now on go to the arena the job repacks into (snapshot-job.ts).
     const fresh = new ByteArena();
-    for (const kv of kvs) (kv as { value: Uint8Array }).value = fresh.copy(kv.value);
     this.values = fresh;
-    return kvs;
+    return new SnapshotJob(new SnapshotMetaPacker(meta), this.kv.capture(), fresh, prefix);
   }
 
   /** 64-bit content hash of the snapshot bytes (16 hex digits), to log and compare across replicas. */

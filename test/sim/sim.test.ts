@@ -51,7 +51,9 @@ describe("simulator: the workloads exercise what the checks check", () => {
     expect(total.kvOpsChecked).toBeGreaterThan(600);
     expect(total.linearizableKeys).toBeGreaterThanOrEqual(60); // 3..5 keys a seed, every one linearizable
     expect(total.lockGrants).toBeGreaterThan(50);
-    expect(total.lockReleases).toBeGreaterThan(50);
+    // A floor of how much the seeds exercise, not a target: any change to the order of events moves every seed's
+    // path (taking snapshots over turns moved it from 51 to 46).
+    expect(total.lockReleases).toBeGreaterThan(40);
     expect(total.leaseExpiriesChecked).toBeGreaterThan(5);
     expect(total.keepAlives).toBeGreaterThan(50);
     expect(total.electionChanges).toBeGreaterThan(50);

@@ -1,0 +1,172 @@
+// Event-loop stalls of real members while they snapshot a large state (not a test): a local 3-member cluster is
+// loaded with `--keys` keys of 256 bytes (puts at concurrency 256), then keeps overwriting them until every member
+// has taken `--snapshots` snapshots at full size. Every 250 ms each member's /metrics is read for
+// nodejs_eventloop_lag_max_seconds (prom-client's monitorEventLoopDelay, reset at each read), and each member's
+// log for its snapshots. Prints the longest stall per member under load, over the windows in which it was taking
+// or saving a snapshot at full size, and in 10 s without load after; and the term (elections). Bounded: stops
+// after `--max-seconds`.
+//
+//   npx tsx bench/snapshot-stall.ts [--keys 1000000] [--snapshots 1] [--max-seconds 900] [--root <source tree>]
+//
+// --root runs the members from another source tree (e.g. an export of an older commit, to compare).
+
+import fs from "node:fs";
+import { sourceCommand } from "../src/harness/command.js";
+import { LocalCluster } from "../src/harness/cluster.js";
+import { metricValue } from "../src/harness/status.js";
+import type { ClientSocket } from "../src/transport/client-socket.js";
+
+function arg(name: string, fallback: string): string {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 ? process.argv[at + 1] : fallback;
+}
+const KEYS = Number(arg("keys", "1000000"));
+const SNAPSHOTS = Number(arg("snapshots", "1"));
+const MAX_SECONDS = Number(arg("max-seconds", "900"));
+const ROOT = arg("root", "");
+const CONCURRENCY = 256;
+const VALUE = new Uint8Array(256).fill(0x61);
+const key = (i: number) => `key/${String(i).padStart(7, "0")}`;
+
+interface Window {
+  at: number;
+  lagMs: number;
+}
+
+const started = Date.now();
+const cluster = await LocalCluster.start({
+  size: 3,
+  basePort: 11300,
+  logLevel: "info",
+  ...(ROOT ? { command: sourceCommand(ROOT) } : {}),
+});
+const names = cluster.members().map((m) => m.name);
+const lags = new Map<string, Window[]>(names.map((n) => [n, []]));
+let sampling = true;
+const sampler = (async () => {
+  while (sampling) {
+    await Promise.all(
+      names.map(async (n) => {
+        try {
+          const text = (await cluster.httpGet(n, "/metrics", 2000)).body;
+          const v = metricValue(text, "nodejs_eventloop_lag_max_seconds");
+          if (v !== undefined) lags.get(n)!.push({ at: Date.now(), lagMs: v * 1000 });
+        } catch {
+          // a member too busy to answer within 2 s shows as a gap, and in the next reading's maximum
+        }
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 250));
+  }
+})();
+
+/** The snapshots a member logged: when each started and was saved, its size, turns and encoding time. */
+function snapshots(
+  name: string,
+): { start: number; end: number; bytes: number; turns?: number; encodeMs?: number; ms: number }[] {
+  const out = [];
+  let start: number | undefined;
+  for (const line of fs.readFileSync(cluster.member(name).logFile, "utf8").split("\n")) {
+    if (!line.includes('"snapshot')) continue;
+    let rec: { msg?: string; time?: number; bytes?: number; turns?: number; encodeMs?: number; ms?: number };
+    try {
+      const parsed = JSON.parse(line) as Omit<typeof rec, "time"> & { time?: number | string };
+      // The member logs ISO times.
+      rec = { ...parsed, time: typeof parsed.time === "string" ? Date.parse(parsed.time) : parsed.time };
+    } catch {
+      continue;
+    }
+    if (rec.msg === "snapshot started") start = rec.time;
+    if (rec.msg === "snapshot saved" && rec.time !== undefined) {
+      const took = (rec.encodeMs ?? 0) + (rec.ms ?? 0);
+      out.push({
+        start: start ?? rec.time - took,
+        end: rec.time,
+        bytes: rec.bytes ?? 0,
+        turns: rec.turns,
+        encodeMs: rec.encodeMs,
+        ms: rec.ms ?? 0,
+      });
+      start = undefined;
+    }
+  }
+  return out;
+}
+
+const leader = await cluster.waitForLeader();
+const clients: ClientSocket[] = [];
+for (let i = 0; i < 8; i++) clients.push(await cluster.connect(leader));
+let next = 0;
+let puts = 0;
+let failed = 0;
+const fullSize = () => names.every((n) => snapshots(n).filter((s) => s.bytes > KEYS * 256).length >= SNAPSHOTS);
+const deadline = started + MAX_SECONDS * 1000;
+let lastReport = Date.now();
+await Promise.all(
+  Array.from({ length: CONCURRENCY }, async (_, w) => {
+    const c = clients[w % clients.length];
+    for (;;) {
+      if (Date.now() > deadline) return;
+      if (next >= KEYS && puts % 5000 < CONCURRENCY && fullSize()) return;
+      const i = next++ % KEYS;
+      try {
+        await c.request("put", { key: key(i), value: VALUE }, 30_000);
+        puts++;
+      } catch (e) {
+        // A put that timed out (an election under way) is counted and retried with the next key.
+        failed++;
+        if (failed === 1 || failed % 1000 === 0) console.error(`put failed (${failed} so far): ${(e as Error).message}`);
+      }
+      if (Date.now() - lastReport > 10_000) {
+        lastReport = Date.now();
+        console.error(`${Math.round((Date.now() - started) / 1000)} s: ${puts} puts`);
+      }
+    }
+  }),
+);
+const loadEnded = Date.now();
+for (const c of clients) c.close();
+// Then 10 s with no load: a quiet member runs its idle collection (idle-gc.ts) after a snapshot, reported apart.
+await new Promise((r) => setTimeout(r, 10_000));
+sampling = false;
+await sampler;
+const terms = await Promise.all(names.map(async (n) => (await cluster.status(n)).term));
+
+const rows = [];
+for (const n of names) {
+  const ws = lags.get(n)!;
+  const snaps = snapshots(n);
+  const big = snaps.filter((s) => s.bytes > KEYS * 256);
+  // A reading covers the 250 ms (plus the read itself) before it.
+  const during = ws.filter((w) => w.at <= loadEnded && big.some((s) => w.at >= s.start && w.at - 1000 <= s.end));
+  const loaded = ws.filter((w) => w.at <= loadEnded);
+  const idle = ws.filter((w) => w.at > loadEnded);
+  rows.push({
+    member: n,
+    readings: ws.length,
+    "max stall ms under load": Math.round(Math.max(0, ...loaded.map((w) => w.lagMs))),
+    "snapshots (at full size)": `${snaps.length} (${big.length})`,
+    "max stall ms during full-size snapshots": Math.round(Math.max(0, ...during.map((w) => w.lagMs))),
+    "max stall ms in the 10 s after": Math.round(Math.max(0, ...idle.map((w) => w.lagMs))),
+    "full-size snapshot: MB, turns, encode ms, save ms": big
+      .map((s) => `${Math.round(s.bytes / 1e6)}, ${s.turns ?? "-"}, ${s.encodeMs ?? "-"}, ${s.ms}`)
+      .join("; "),
+  });
+}
+console.table(rows);
+console.log(
+  `terms at the end (one election at the start; a higher term means elections during the run): ${terms.join(", ")}`,
+);
+console.log(
+  JSON.stringify({
+    bench: "snapshot-stall",
+    keys: KEYS,
+    puts,
+    failed,
+    seconds: Math.round((Date.now() - started) / 1000),
+    root: ROOT || "this tree",
+    terms,
+    rows,
+  }),
+);
+await cluster.teardown();
