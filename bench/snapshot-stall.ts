@@ -6,7 +6,7 @@
 // or saving a snapshot at full size, and in 10 s without load after; and the term (elections). Bounded: stops
 // after `--max-seconds`.
 //
-//   npx tsx bench/snapshot-stall.ts [--keys 1000000] [--snapshots 1] [--max-seconds 900] [--root <source tree>]
+//   npm run bench:snapshot-stall -- [--keys 1000000] [--snapshots 1] [--max-seconds 900] [--root <source tree>]
 //
 // --root runs the members from another source tree (e.g. an export of an older commit, to compare).
 

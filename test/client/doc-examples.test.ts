@@ -32,6 +32,8 @@ const NOT_RUN: Record<string, string> = {
   "npm run bench -- put --concurrency 64": "a 10-second load run against the dev cluster's ports",
   "npm run bench:compare": "downloads and runs etcd, minutes long",
   "npm run bench:raft": "a benchmark, minutes long",
+  "npm run bench:latency": "a benchmark: starts clusters on its own ports, a minute long",
+  "npm run bench:scale": "starts etcd and 10,000 sessions, minutes long",
 };
 
 interface Block {
