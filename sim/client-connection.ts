@@ -20,6 +20,14 @@ export class ClientConnection {
   private opening: Promise<SimClientSocket> | null = null;
   /** Handlers of this connection's push streams; a new connection starts with none. */
   private readonly streams = new Map<number, (event: unknown) => void>();
+  /**
+   * Pushes that arrived before their stream's handler: a reply and the stream's first push can arrive in one
+   * delivery (a link that stalled and then drained), before the caller, resumed by the reply, has listened.
+   * Kept until it listens, as a client library reading both from one socket read must; dropped once it unlistens.
+   */
+  private readonly early = new Map<number, unknown[]>();
+  /** Streams the caller stopped listening to: their late pushes are not kept. */
+  private readonly unlistened = new Set<number>();
   /** Told when the connection is lost (its streams are gone with it). */
   onLost: (() => void) | null = null;
   guess: NodeId;
@@ -100,10 +108,15 @@ export class ClientConnection {
   /** Routes pushes on `stream` to `fn` (until the connection is lost). */
   listen(stream: number, fn: (event: unknown) => void): void {
     this.streams.set(stream, fn);
+    const early = this.early.get(stream);
+    this.early.delete(stream);
+    for (const event of early ?? []) fn(event);
   }
 
   unlisten(stream: number): void {
     this.streams.delete(stream);
+    this.early.delete(stream);
+    this.unlistened.add(stream);
   }
 
   /** Leave the current member: for the leader it named, or any live member. */
@@ -138,6 +151,8 @@ export class ClientConnection {
 
   private lost(): void {
     this.streams.clear();
+    this.early.clear();
+    this.unlistened.clear();
     this.onLost?.();
   }
 
@@ -157,7 +172,9 @@ export class ClientConnection {
       },
       (frame: PushFrame) => {
         if (this.sock !== sockRef.current) return;
-        this.streams.get(frame.stream)?.(frame.event);
+        const fn = this.streams.get(frame.stream);
+        if (fn) fn(frame.event);
+        else if (!this.unlistened.has(frame.stream)) this.early.set(frame.stream, [...(this.early.get(frame.stream) ?? []), frame.event]);
       },
       () => {
         if (this.sock !== sockRef.current || sockRef.current === null) return;
