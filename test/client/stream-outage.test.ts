@@ -1,6 +1,6 @@
 // Watches and observers never go silent: with every member down (killed, or frozen by SIGSTOP so their sockets
 // stay open) a watch or an observe ends with a clear error once it could not resume within its deadline — in
-// the library and in the CLI (exit 1, one line on stderr). Real member processes (ports 8650-8671).
+// the library and in the CLI (exit 1, one line on stderr). Real member processes (ports 8700-8721).
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type ConcordError } from "../../src/index.js";
@@ -13,7 +13,7 @@ let cluster: LocalCluster;
 const procs: CliProcess[] = [];
 
 beforeAll(async () => {
-  cluster = await LocalCluster.start({ size: 3, basePort: 8650, logLevel: "warn" });
+  cluster = await LocalCluster.start({ size: 3, basePort: 8700, logLevel: "warn" });
 });
 
 afterAll(async () => {
