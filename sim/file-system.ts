@@ -14,6 +14,7 @@
 import { StorageLockedError } from "../src/storage/errors.js";
 import type { FileHandle, FileSystem, OpenMode } from "../src/storage/file-system.js";
 import type { Prng } from "./prng.js";
+import { concatBytes } from "../src/bytes.js";
 
 /** A write since the last sync, with what it replaced, so a crash can take it back. */
 interface UnsyncedWrite {
@@ -294,15 +295,7 @@ export class SimFileSystem implements FileSystem {
   }
 
   private writeAt(f: SimFile, parts: readonly Uint8Array[], position: number): void {
-    let length = 0;
-    for (const p of parts) length += p.byteLength;
-    const bytes = new Uint8Array(length);
-    let o = 0;
-    for (const p of parts) {
-      bytes.set(p, o);
-      o += p.byteLength;
-    }
-    f.unsynced.push(write(f, position, bytes));
+    f.unsynced.push(write(f, position, concatBytes(parts)));
     this.stats.writes++;
   }
 

@@ -17,6 +17,7 @@ import { SnapshotFormatError } from "./errors.js";
 import { utf8Length } from "./limits.js";
 import type { WatchEvent } from "./watch-history.js";
 import { ByteArena } from "./byte-arena.js";
+import { concatBytes } from "../bytes.js";
 
 export const SNAPSHOT_FORMAT_VERSION = 2;
 /** Format 1: the same without the quota and the alarms. */
@@ -85,7 +86,7 @@ export class SnapshotMetaPacker {
     this.events = meta.history;
     // Copies (concat): packr's results are views into its scratch buffer.
     this.parts = [
-      concat([
+      concatBytes([
         arrayHeader(8),
         packr.pack(meta.lastApplied),
         packr.pack(meta.revision),
@@ -95,7 +96,7 @@ export class SnapshotMetaPacker {
         arrayHeader(meta.history.length),
       ]),
     ];
-    this.tail = concat([packr.pack(meta.extensions), packr.pack([meta.quotaBytes, meta.alarms])]);
+    this.tail = concatBytes([packr.pack(meta.extensions), packr.pack([meta.quotaBytes, meta.alarms])]);
   }
 
   get done(): boolean {
@@ -111,7 +112,7 @@ export class SnapshotMetaPacker {
       this.parts.push(packed);
       spent += packed.length;
     }
-    if (this.next === events.length && this.output === undefined) this.output = concat([...this.parts, this.tail]);
+    if (this.next === events.length && this.output === undefined) this.output = concatBytes([...this.parts, this.tail]);
     return spent;
   }
 
@@ -132,17 +133,6 @@ function arrayHeader(length: number): Uint8Array {
   return out;
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** The bytes one key record takes in a snapshot. */
 export function snapshotRecordBytes(kv: KeyValue): number {
