@@ -156,6 +156,10 @@ function readSegments(fs: FileSystem, walDir: string, segments: SegmentFile[], o
       }
       out.push({ seq: seg.seq, file: seg.file, offset: raw.offset, record: rec });
     }
+    if (cutAt === undefined && scan.status === "ok") {
+      seg.size = scan.validBytes; // zeros may follow: the preallocated rest of the segment (wal.ts)
+      continue;
+    }
     if (cutAt === undefined && scan.status === "torn") {
       opts.logger.warn(
         { file: seg.file, offset: scan.validBytes, droppedBytes: buf.length - scan.validBytes, reason: scan.reason },

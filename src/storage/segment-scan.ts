@@ -1,9 +1,10 @@
 // Scanning one WAL segment's bytes into records, and telling a torn tail from corruption.
 //
+// Zeros after the last record end a segment: the writer extends segments with zeros ahead of the records
+// (wal.ts), so every segment may end in them.
 // A crash while appending leaves a *prefix* of the last write: the final record is cut short (its header or
-// payload runs past the end of the file), or the file was extended with zeros the data never reached (a
-// record, possibly damaged, followed only by zeros). That is a torn tail, legal only at the end of the
-// newest segment: recovery truncates it with a warning.
+// payload runs past the end of the file), or damaged and followed only by zeros the data never reached. That
+// is a torn tail, legal only at the end of the newest segment: recovery truncates it with a warning.
 // Anything else — a complete record whose CRC does not match, a length no writer produces, a cut-short
 // record followed by a valid one, damage in an older segment — is corruption and stops the node.
 
@@ -43,9 +44,7 @@ export function scanSegment(buf: Uint8Array, isLast: boolean, maxRecordBytes = D
             validBytes: pos,
             reason: isLast ? `${reason}, yet valid records follow it` : reason,
           };
-    if (isLast && allZero(buf, pos, end)) {
-      return { status: "torn", records, validBytes: pos, reason: `${end - pos} zero bytes after the last record` };
-    }
+    if (allZero(buf, pos, end)) return { status: "ok", records, validBytes: pos };
     if (end - pos < HEADER_BYTES) return torn(`record header cut short (${end - pos} of ${HEADER_BYTES} bytes)`);
     const length = view.getUint32(pos, true);
     if (length > maxRecordBytes) {
@@ -71,7 +70,7 @@ export function scanSegment(buf: Uint8Array, isLast: boolean, maxRecordBytes = D
       const tornTail =
         firstBoundary < recordEnd
           ? Math.max(firstBoundary, Math.ceil(zerosFrom / SECTOR_BYTES) * SECTOR_BYTES) < recordEnd
-          : zerosFrom <= recordEnd && recordEnd < end;
+          : zerosFrom < recordEnd && recordEnd < end;
       if (isLast && tornTail && !validRecordFollows(buf, pos + 1, maxRecordBytes)) {
         // The file reaches past the written data but holds only zeros from a sector boundary on: its size grew
         // before the data reached the disk (power loss mid-write), and sectors are written whole. Without such a

@@ -253,6 +253,34 @@ describe("segments", () => {
     expect(c.hardState).toEqual({ term: 4, vote: "n1", commit: 1 });
     await c.close();
   });
+  it("preallocates segments with zeros ahead of the records, and a restart writes after the records, not at the file's end", async () => {
+    const dir = fresh("prealloc");
+    const segmentBytes = 64 * 1024;
+    const a = await open(dir, { segmentBytes });
+    await a.bootstrap(["n1"]);
+    await a.save({ term: 2, vote: "n1", commit: 1 }, [entry(2, 2, [1, 2, 3])], undefined);
+    await a.close();
+    const file = path.join(dir, "wal", "0000000000000001.wal");
+    const first = fs.readFileSync(file);
+    const firstEnd = scanSegment(first, true).validBytes;
+    // The whole segment is allocated (the runway is capped at the segment size), zeros after the records.
+    expect(first.length).toBe(segmentBytes);
+    expect(first.subarray(firstEnd).every((b) => b === 0)).toBe(true);
+
+    const b = await open(dir, { segmentBytes });
+    await b.save({ term: 2, vote: "n1", commit: 2 }, [entry(3, 2, [4, 5])], undefined);
+    await b.close();
+    const second = fs.readFileSync(file);
+    expect(second.length).toBe(segmentBytes);
+    expect(second.subarray(0, firstEnd)).toEqual(first.subarray(0, firstEnd));
+    expect(scanSegment(second, true).validBytes).toBeGreaterThan(firstEnd);
+
+    const c = await open(dir, { segmentBytes });
+    expect(c.log.lastIndex()).toBe(3);
+    expect(Array.from(c.log.entries(3, 4)[0].data)).toEqual([4, 5]);
+    expect(c.hardState).toEqual({ term: 2, vote: "n1", commit: 2 });
+    await c.close();
+  });
 });
 
 describe("data directory", () => {

@@ -101,8 +101,13 @@ describe("scanSegment", () => {
       expect(torn).toMatchObject({ status: "torn", validBytes: lastStart });
       expect(scanSegment(segment.subarray(0, cut), false)).toMatchObject({ status: "corrupt", validBytes: lastStart });
     }
+  });
+
+  it("reads zeros after the last record as the end of any segment (the writer preallocates them)", () => {
     const zeros = Buffer.concat([segment, Buffer.alloc(100)]);
-    expect(scanSegment(zeros, true)).toMatchObject({ status: "torn", validBytes: segment.length });
+    expect(scanSegment(zeros, true)).toEqual(scanSegment(segment, true));
+    expect(scanSegment(zeros, false)).toEqual(scanSegment(segment, false));
+    expect(scanSegment(zeros, true)).toMatchObject({ status: "ok", validBytes: segment.length });
   });
 
   it("calls a record that never fully reached the disk (zeros inside it and after it) torn", () => {
