@@ -156,6 +156,10 @@ describe("simulator: the checkers are not blind", () => {
   });
 
   it("reports stale reads when the leader answers reads without confirming leadership", async () => {
+    // A stale read shows only when a client reads from the deposed leader after seeing a newer write: rare. Over
+    // seeds 1-400, 2 with the WAL's preallocation (the first at seed 157) and 6 without it (the first at 26); the
+    // deposed leader answered as many reads behind the commit either way (38 and 44 in seeds 1-80), so the
+    // difference is how the disk timing moves every seed. The budget is the seeds npm test runs, as for mutants.
     const found = await violationsWith(
       {
         onHostStarted: (h) => {
@@ -164,7 +168,7 @@ describe("simulator: the checkers are not blind", () => {
           raft.checkQuorum = false; // … and never notice being deposed
         },
       },
-      100,
+      SEEDS_IN_TESTS,
       "linearizability",
     );
     expect(found).toContain("linearizability");
