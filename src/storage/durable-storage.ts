@@ -87,8 +87,10 @@ export interface StorageStats {
 
 interface PendingWrite {
   records: Buffer[];
-  /** A snapshot file to make durable before the records that name it. */
+  /** A snapshot file to make durable before the records that name it (an install from the leader). */
   snapshotFile?: Snapshot;
+  /** A snapshot file already durable, named by these records (saveSnapshot wrote it outside the queue). */
+  snapshotWritten?: SnapshotFileRef;
   /** Highest entry index written, for segment liveness. */
   entriesLast?: number;
   install: boolean;
@@ -111,6 +113,8 @@ export class DurableStorage {
   readonly stats: StorageStats = { fsyncs: 0, saves: 0, bytes: 0, maxSavesPerFsync: 0 };
   private readonly queue: PendingWrite[] = [];
   private flushing: Promise<void> | undefined;
+  /** saveSnapshot calls whose file is being written, outside the queue. */
+  private readonly snapshotWrites = new Set<Promise<void>>();
   private failure: Error | undefined;
   private closed = false;
   /**
@@ -319,39 +323,72 @@ export class DurableStorage {
   /**
    * Make a snapshot of applied state durable (file, then a marker record), then compact the log up to it and
    * delete WAL segments and old snapshot files it covers. `snapshot.metadata.index` must be in the log.
+   *
+   * The file is written and fsynced outside the group commit, while saves go on: only its marker joins the
+   * queue, once the file is durable. (A file of hundreds of megabytes written inside a batch held every later
+   * save — and so every ack and commit — for seconds.) The marker may then follow entries above its index in the
+   * WAL, which replay allows: a marker only moves the base, and those entries are above it. If a snapshot
+   * installed from the leader overtakes it meanwhile, the file is removed and the save resolves without effect.
    */
   saveSnapshot(snapshot: Snapshot): Promise<void> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
     try {
-      validateSnapshot(snapshot);
-      const { index, term } = snapshot.metadata;
-      if (index <= this.planned.snapIndex) {
-        throw new StorageInputError(
-          `snapshot index ${index} is not after the current snapshot index ${this.planned.snapIndex}`,
-        );
-      }
-      if (index > this.memory.lastIndex() || index > this.planned.lastIndex) {
-        throw new StorageInputError(`snapshot index ${index} is past the log's last index ${this.memory.lastIndex()}`);
-      }
-      let logTerm: number;
-      try {
-        logTerm = this.memory.term(index);
-      } catch (err) {
-        if (err instanceof CompactedError || err instanceof UnavailableError) throw new StorageInputError(err.message);
-        throw err;
-      }
-      if (logTerm !== term)
-        throw new StorageInputError(`snapshot term ${term} differs from the log's term ${logTerm} at index ${index}`);
+      this.validateLocalSnapshot(snapshot);
     } catch (err) {
       return Promise.reject(err);
     }
-    const { index, confState } = snapshot.metadata;
+    const { index, term } = snapshot.metadata;
+    const write = writeSnapshotFile(this.fs, path.join(this.dir, "snap"), snapshot);
+    const done = write.then(
+      (file) => this.enqueueSnapshotMarker(snapshot, file),
+      (err: unknown) => {
+        // As a failed WAL write: the disk may have dropped what it said it wrote.
+        this.failure ??= err instanceof Error ? err : new Error(String(err));
+        throw new StorageFailedError(`storage ${this.dir} failed to write snapshot ${term}-${index}: ${this.failure.message}`, { cause: err });
+      },
+    );
+    this.snapshotWrites.add(done);
+    const untrack = () => this.snapshotWrites.delete(done);
+    done.then(untrack, untrack);
+    return done;
+  }
+
+  /** A local snapshot must be of an index in the log, after the current snapshot, with the log's term there. */
+  private validateLocalSnapshot(snapshot: Snapshot): void {
+    validateSnapshot(snapshot);
+    const { index, term } = snapshot.metadata;
+    if (index <= this.planned.snapIndex) {
+      throw new StorageInputError(`snapshot index ${index} is not after the current snapshot index ${this.planned.snapIndex}`);
+    }
+    if (index > this.memory.lastIndex() || index > this.planned.lastIndex) {
+      throw new StorageInputError(`snapshot index ${index} is past the log's last index ${this.memory.lastIndex()}`);
+    }
+    let logTerm: number;
+    try {
+      logTerm = this.memory.term(index);
+    } catch (err) {
+      if (err instanceof CompactedError || err instanceof UnavailableError) throw new StorageInputError(err.message);
+      throw err;
+    }
+    if (logTerm !== term) throw new StorageInputError(`snapshot term ${term} differs from the log's term ${logTerm} at index ${index}`);
+  }
+
+  /** Queue the marker of a snapshot whose file `file` is durable (saveSnapshot). */
+  private async enqueueSnapshotMarker(snapshot: Snapshot, file: string): Promise<void> {
+    const { index, term, confState } = snapshot.metadata;
+    const refused = this.refusal();
+    if (refused) throw refused;
+    if (index <= this.planned.snapIndex) {
+      // Overtaken by a snapshot installed from the leader while the file was written: the log is past it.
+      await this.fs.remove(file).catch(() => {}); // otherwise an orphan, removed on the next open
+      return;
+    }
     this.planned.snapIndex = index;
     this.planned.firstIndex = Math.max(this.planned.firstIndex, index + 1);
-    return this.enqueue({
-      records: [encodeSnapshotMarker({ index, term: snapshot.metadata.term, install: false })],
-      snapshotFile: snapshot,
+    await this.enqueue({
+      records: [encodeSnapshotMarker({ index, term, install: false })],
+      snapshotWritten: { index, term, file },
       install: false,
       marker: true,
       hardStateAfter: this.planned.hardState,
@@ -378,6 +415,8 @@ export class DurableStorage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Snapshot files being written outside the queue finish first (their markers are then refused).
+    await Promise.allSettled([...this.snapshotWrites]);
     while (this.flushing) await this.flushing;
     await this.wal.close();
     this.fs.unlock(this.dir);
@@ -447,6 +486,10 @@ export class DurableStorage {
 
   private async writeBatch(batch: PendingWrite[]): Promise<void> {
     for (const w of batch) {
+      if (w.snapshotWritten !== undefined) {
+        this.snapshotFiles.push(w.snapshotWritten);
+        w.snapshotPath = w.snapshotWritten.file;
+      }
       if (w.snapshotFile === undefined) continue;
       const { index, term } = w.snapshotFile.metadata;
       const file = await writeSnapshotFile(this.fs, path.join(this.dir, "snap"), w.snapshotFile);

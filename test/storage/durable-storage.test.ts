@@ -3,6 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DurableStorage } from "../../src/storage/durable-storage.js";
+import type { FileSystem } from "../../src/storage/file-system.js";
 import {
   StorageCorruptionError,
   StorageFailedError,
@@ -364,6 +365,127 @@ describe("snapshots on disk", () => {
     await expect(open(dir)).rejects.toThrow(/its file is missing/);
   });
 });
+
+/** The real file system, with writes to snapshot files held until `release()` (a slow, huge snapshot file). */
+function gatedSnapshotWrites(): { fs: FileSystem; hold: () => void; release: () => void; held: () => number } {
+  let open = true;
+  let held = 0;
+  const waiting: (() => void)[] = [];
+  const gate = (): Promise<void> => (open ? Promise.resolve() : new Promise((r) => (held++, waiting.push(r))));
+  const gated: FileSystem = Object.create(nodeFileSystem) as FileSystem;
+  gated.open = async (file, mode) => {
+    const h = await nodeFileSystem.open(file, mode);
+    if (!file.includes(`${path.sep}snap${path.sep}`)) return h;
+    return {
+      ...h,
+      write: async (parts, at) => (await gate(), h.write(parts, at)),
+      sync: () => h.sync(),
+      datasync: () => h.datasync(),
+      close: () => h.close(),
+    };
+  };
+  return {
+    fs: gated,
+    hold: () => (open = false),
+    release: () => ((open = true), waiting.splice(0).forEach((r) => r())),
+    held: () => held,
+  };
+}
+
+describe("a local snapshot's file is written outside the group commit", () => {
+  it("saves issued while the file is written are durable first; the marker follows them, and recovery agrees", async () => {
+    const dir = fresh("snapfile-aside");
+    const gate = gatedSnapshotWrites();
+    const a = await DurableStorage.open(gate.fs, dir, { logger: captureLogger() });
+    await a.bootstrap(["n1"]);
+    await a.save(
+      { term: 2, vote: null, commit: 10 },
+      Array.from({ length: 9 }, (_, k) => entry(k + 2, 2)),
+      undefined,
+    );
+    gate.hold();
+    let snapshotDone = false;
+    const saving = a
+      .saveSnapshot(snapshotAt(a.log, 8, a.log.initialState().confState, new Uint8Array(1000).fill(7)))
+      .then(() => (snapshotDone = true));
+    await waitFor(() => gate.held() > 0);
+    // The file is stuck; entries above the snapshot keep becoming durable.
+    for (let i = 11; i <= 20; i++) await a.save({ term: 2, vote: null, commit: i - 1 }, [entry(i, 2)], undefined);
+    expect(snapshotDone).toBe(false);
+    expect(a.log.lastIndex()).toBe(20);
+    expect(a.log.firstIndex()).toBe(2); // not compacted before the marker
+    gate.release();
+    await saving;
+    expect(a.log.firstIndex()).toBe(9);
+    expect(a.snapshot?.metadata.index).toBe(8);
+    const state = logState(a.log);
+    await a.close();
+    const b = await open(dir);
+    expect(logState(b.log)).toEqual(state);
+    expect([...b.snapshot!.data]).toEqual(new Array(1000).fill(7));
+    await b.close();
+  });
+
+  it("a snapshot installed from the leader meanwhile overtakes it: its file is removed and the log is the installed one", async () => {
+    const dir = fresh("snapfile-overtaken");
+    const gate = gatedSnapshotWrites();
+    const a = await DurableStorage.open(gate.fs, dir, { logger: captureLogger() });
+    await a.bootstrap(["n1"]);
+    await a.save(
+      { term: 2, vote: null, commit: 10 },
+      Array.from({ length: 9 }, (_, k) => entry(k + 2, 2)),
+      undefined,
+    );
+    const confState = a.log.initialState().confState;
+    gate.hold();
+    const saving = a.saveSnapshot(snapshotAt(a.log, 8, confState, new Uint8Array([1])));
+    await waitFor(() => gate.held() > 0);
+    const installing = a.save({ term: 3, vote: null, commit: 50 }, [], {
+      metadata: { index: 50, term: 3, confState },
+      data: new Uint8Array([5]),
+    });
+    gate.release();
+    await Promise.all([saving, installing]);
+    expect(a.snapshot?.metadata.index).toBe(50);
+    expect(fs.readdirSync(path.join(dir, "snap")).sort()).toEqual([snapshotFileName(1, 1), snapshotFileName(3, 50)]);
+    const state = logState(a.log);
+    await a.close();
+    const b = await open(dir);
+    expect(logState(b.log)).toEqual(state);
+    await b.close();
+  });
+
+  it("a failed snapshot file write fails the storage, as a failed WAL write does", async () => {
+    const dir = fresh("snapfile-fails");
+    const failing: FileSystem = Object.create(nodeFileSystem) as FileSystem;
+    failing.open = async (file, mode) => {
+      const h = await nodeFileSystem.open(file, mode);
+      if (!file.includes(`${path.sep}snap${path.sep}`)) return h;
+      return {
+        ...h,
+        write: (parts, at) => h.write(parts, at),
+        sync: () => Promise.reject(new Error("EIO: injected")),
+        datasync: () => h.datasync(),
+        close: () => h.close(),
+      };
+    };
+    const a = await DurableStorage.open(nodeFileSystem, dir, { logger: captureLogger() });
+    await a.bootstrap(["n1"]);
+    await a.save({ term: 2, vote: null, commit: 5 }, [entry(2, 2), entry(3, 2)], undefined);
+    await a.close();
+    const b = await DurableStorage.open(failing, dir, { logger: captureLogger() });
+    await expect(
+      b.saveSnapshot(snapshotAt(b.log, 3, b.log.initialState().confState, new Uint8Array([1]))),
+    ).rejects.toThrow(/failed to write snapshot 2-3: EIO: injected/);
+    await expect(b.save(undefined, [entry(4, 2)], undefined)).rejects.toThrow(/failed earlier: EIO: injected/);
+    await b.close();
+  });
+});
+
+async function waitFor(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 1));
+  expect(cond()).toBe(true);
+}
 
 describe("bad input", () => {
   it("rejects bad options, gaps, non-contiguous entries and malformed hard states with typed errors", async () => {
