@@ -173,7 +173,7 @@ describe("simulator: the checkers are not blind", () => {
       "linearizability",
     );
     expect(found).toContain("linearizability");
-  });
+  }, 240_000); // up to 300 seeds: about 45 s alone, more beside the other test files
 
   it("reports a cluster that never elects a leader after the faults heal", async () => {
     const r = await runSeed({
