@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { LocalCluster, REPO_ROOT as root, distCommand, sleep } from "../src/harness/index.js";
 import { connect } from "../src/index.js";
 import { barChart } from "./chart.js";
+import { etcdClientDir as installedEtcdClient } from "./scale-clients.js";
 import { lineChartSvg } from "./svg-chart.js";
 import { ZooKeeperCluster } from "./zookeeper/cluster.js";
 import { create, ensureNode, openSession } from "./zookeeper/session.js";
@@ -151,15 +152,9 @@ async function concordRun(node: NodeBinary): Promise<Run> {
   }
 }
 
-/** etcd's bench client needs its node_modules: install once into a writable copy of ../shared/bench/etcd. */
+/** etcd's bench client (scale-clients.ts installs it once), with the fill script this benchmark adds. */
 function etcdClientDir(): string {
-  const dir = path.join(os.tmpdir(), "concord-etcd-bench-client");
-  if (!fs.existsSync(path.join(dir, "node_modules/etcd3"))) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.cpSync(values["etcd-dir"]!, dir, { recursive: true });
-    execFileSync("chmod", ["-R", "u+w", dir]);
-    execFileSync("npm", ["install", "--no-audit", "--no-fund"], { cwd: dir, stdio: "ignore" });
-  }
+  const dir = installedEtcdClient(values["etcd-dir"]!);
   fs.writeFileSync(
     path.join(dir, "fill.mjs"),
     `import { Etcd3 } from "etcd3";
