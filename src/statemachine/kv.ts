@@ -17,6 +17,8 @@ export class KvStore {
   private order = new SortedKeys();
   /** Space the current records take (space.ts). */
   private recordsBytes = 0;
+  /** The bytes of the current records' values alone (what a repack of the value arenas keeps: byte-arena.ts). */
+  private liveValueBytes = 0;
   /** Captures under way (record-capture.ts): told of every record before it is replaced or removed. */
   private readonly captures = new Set<RecordCapture>();
 
@@ -25,6 +27,7 @@ export class KvStore {
     for (const kv of records) {
       store.records.set(kv.key, kv);
       store.recordsBytes += recordBytes(kv);
+      store.liveValueBytes += kv.value.length;
     }
     store.order = SortedKeys.fromSorted(records.map((kv) => kv.key));
     assert(store.records.size === records.length, "KvStore.fromSorted: duplicate keys");
@@ -39,6 +42,10 @@ export class KvStore {
     return this.recordsBytes;
   }
 
+  get valueBytes(): number {
+    return this.liveValueBytes;
+  }
+
   get(key: string): KeyValue | undefined {
     return this.records.get(key);
   }
@@ -50,6 +57,7 @@ export class KvStore {
     this.records.set(kv.key, kv);
     // Same key: only the value's size can differ.
     this.recordsBytes += prev === undefined ? recordBytes(kv) : kv.value.length - prev.value.length;
+    this.liveValueBytes += kv.value.length - (prev?.value.length ?? 0);
     if (prev === undefined) this.order.insert(kv.key);
     return prev;
   }
@@ -60,6 +68,7 @@ export class KvStore {
     if (this.captures.size > 0) for (const c of this.captures) c.preserve(key, prev);
     this.records.delete(key);
     this.recordsBytes -= recordBytes(prev);
+    this.liveValueBytes -= prev.value.length;
     this.order.remove(key);
     return prev;
   }

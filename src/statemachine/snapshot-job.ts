@@ -9,12 +9,14 @@
 // sized from them (snapshot.ts). Three phases:
 //   1. meta: pack the history's events, each byte packed charged META_WORK_PER_BYTE;
 //   2. capture: look the records up (and add up their sizes), each charged WORK_PER_RECORD plus its bytes;
-//   3. write: repack each value into the fresh arena, and write the record, charged the same.
+//   3. write: repack each value into the fresh arena (when the job repacks), and write the record, charged the same.
 //
-// Repacking: every live value is copied into a fresh arena (byte-arena.ts) at every snapshot, so arenas kept alive
-// only by a few values are freed: the dead bytes arenas hold stay bounded by what was written since the last
-// snapshot. Values keep their bytes (readers holding a record see no change); only where they live moves. Values
-// put while the job runs go to the fresh arena as well (StateMachine.beginSnapshot switches to it at the start).
+// Repacking: when more than half of the bytes the value arenas may hold are dead (StateMachine.beginSnapshot
+// decides), every live value is copied into a fresh arena, so arenas kept alive only by a few values are freed:
+// the arenas then hold at most about twice the live values plus what was written since the last snapshot. Values
+// keep their bytes (readers holding a record see no change); only where they live moves. Values put while the job
+// runs go to the fresh arena as well (beginSnapshot switches to it at the start). Not repacking when little is
+// dead matters at scale: a million fresh views at once provoke V8 major collections of hundreds of milliseconds.
 
 import { assert } from "../assert.js";
 import type { ByteArena } from "./byte-arena.js";
@@ -36,10 +38,15 @@ export class SnapshotJob {
     /** The meta part, packed first. */
     private readonly meta: SnapshotMetaPacker,
     private readonly capture: RecordCapture,
-    /** Where values are repacked to. */
-    private readonly arena: ByteArena,
+    /** Where values are repacked to; undefined: they stay where they are. */
+    private readonly arena: ByteArena | undefined,
     private readonly prefix: Uint8Array | undefined,
   ) {}
+
+  /** Whether the job copies every value into a fresh arena. */
+  get repacks(): boolean {
+    return this.arena !== undefined;
+  }
 
   get done(): boolean {
     return this.output !== undefined;
@@ -75,7 +82,7 @@ export class SnapshotJob {
     let spent = 0;
     while (i < records.length && spent < budget) {
       const kv = records[i++];
-      (kv as { value: Uint8Array }).value = this.arena.copy(kv.value);
+      if (this.arena !== undefined) (kv as { value: Uint8Array }).value = this.arena.copy(kv.value);
       writer.write(kv);
       spent += WORK_PER_RECORD + kv.value.length;
     }

@@ -131,6 +131,8 @@ export class StateMachine {
   private kv = new KvStore();
   /** Where put copies values (see byte-arena.ts); replaced by a compact one at every snapshot (snapshot-job.ts). */
   private values = new ByteArena();
+  /** Value bytes older arenas may hold besides `values`: the live values when `values` replaced them. */
+  private valueBytesBeforeArena = 0;
   private readonly leaseTable = new LeaseTable();
   private readonly sessions: SessionTable;
   private history: WatchHistory;
@@ -727,9 +729,15 @@ export class StateMachine {
       quotaBytes: this.quota,
       alarms: this.noSpace === null ? [] : [[this.noSpace.alarm, this.noSpace.raisedAt]],
     };
-    // Values put from now on go to the arena the job repacks into (snapshot-job.ts).
-    const fresh = new ByteArena();
-    this.values = fresh;
+    // Repack once more than half of what the value arenas may hold is dead (snapshot-job.ts); values put from then
+    // on go to the arena the job repacks into.
+    const live = this.kv.valueBytes;
+    let fresh: ByteArena | undefined;
+    if (this.valueBytesBeforeArena + this.values.allocated > 2 * live) {
+      fresh = new ByteArena();
+      this.values = fresh;
+      this.valueBytesBeforeArena = live;
+    }
     return new SnapshotJob(new SnapshotMetaPacker(meta), this.kv.capture(), fresh, prefix);
   }
 
@@ -745,6 +753,7 @@ export class StateMachine {
     sm.applied = state.lastApplied;
     sm.currentRevision = state.revision;
     sm.kv = KvStore.fromSorted(state.kvs as KeyValue[]);
+    sm.valueBytesBeforeArena = sm.kv.valueBytes; // in the arena decodeSnapshot copied them into
     for (const [id, ttlMs, grantedAt] of state.leases) sm.leaseTable.grant(id, ttlMs, grantedAt);
     for (const kv of state.kvs) if (kv.lease !== 0) sm.leaseTable.attachKey(kv.lease, kv.key);
     for (const [clientId, lease, lowestUnacked, responses] of state.sessions) {
