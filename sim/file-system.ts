@@ -346,15 +346,20 @@ export class SimFileSystem implements FileSystem {
   }
 
   /**
-   * What an interrupted write of `bytes` at `position` leaves: a byte prefix, the file ending where it stops
-   * (the size grew with the data); or the size grown to the write's end with only the sectors before a sector
-   * boundary written, the rest reading as zeros (the size grew before the data got there).
+   * What an interrupted write of `bytes` at `position` leaves, in a file `length` bytes long before it. A write
+   * that extends the file: a byte prefix, the file ending where it stops (the size grew with the data); or the
+   * size grown to the write's end with only the sectors before a sector boundary written, the rest reading as
+   * zeros (the size grew before the data got there). A write over bytes the file already has (the WAL's
+   * preallocated zeros): the sectors before a sector boundary written, the rest keeping what was there — disks
+   * write sectors whole, and no size change can cut it at a byte.
    */
-  private tornPart(position: number, bytes: Uint8Array): Uint8Array {
-    if (this.rng.chance(0.5)) return bytes.slice(0, this.rng.int(1, bytes.byteLength - 1));
+  private tornPart(position: number, bytes: Uint8Array, length: number): Uint8Array {
+    const overwrite = position + bytes.byteLength <= length;
+    if (!overwrite && this.rng.chance(0.5)) return bytes.slice(0, this.rng.int(1, bytes.byteLength - 1));
     const boundaries = [position];
     for (let b = (Math.floor(position / SECTOR_BYTES) + 1) * SECTOR_BYTES; b < position + bytes.byteLength; b += SECTOR_BYTES) boundaries.push(b);
     const written = this.rng.pick(boundaries) - position;
+    if (overwrite) return bytes.slice(0, written);
     const out = new Uint8Array(bytes.byteLength);
     out.set(bytes.subarray(0, written));
     return out;
@@ -367,7 +372,7 @@ export class SimFileSystem implements FileSystem {
     undo(f, kept);
     const next = pending[kept];
     if (next !== undefined && next.position >= 0 && next.bytes.byteLength > 1 && this.rng.chance(0.5)) {
-      write(f, next.position, this.tornPart(next.position, next.bytes));
+      write(f, next.position, this.tornPart(next.position, next.bytes, f.length));
       this.stats.tornFiles++;
     }
     f.unsynced = [];

@@ -72,6 +72,28 @@ describe("simulated disk: page-cache rules", () => {
     expect(kept).toEqual(new Set(["lost", "kept", "torn"]));
   });
 
+  it("a torn write over bytes the file already has keeps whole sectors: new ones up to a boundary, old after", async () => {
+    const outcomes = new Set<number>();
+    for (let seed = 1; seed <= 200; seed++) {
+      const d = simDisk(seed);
+      d.fs.mkdirSync("/d");
+      d.fs.syncDirSync("/");
+      d.fs.writeFileSync("/d/f", new Uint8Array(2048).fill(1)); // written and synced: the WAL's preallocated space
+      d.fs.syncDirSync("/d");
+      const h = await drive(d, d.fs.open("/d/f", "readWrite"));
+      await drive(d, h.write([new Uint8Array(1000).fill(2)], 300)); // 300..1300: across the boundaries 512 and 1024
+      d.fs.crash();
+      const after = d.fs.readFile("/d/f");
+      expect(after.length).toBe(2048);
+      const newUpTo = 300 + after.subarray(300, 1300).findIndex((b) => b !== 2);
+      const end = newUpTo < 300 ? 1300 : newUpTo;
+      expect([300, 512, 1024, 1300]).toContain(end); // a sector boundary (or nothing, or all of it) …
+      expect(after.subarray(end, 2048).every((b) => b === 1)).toBe(true); // … then the old bytes
+      outcomes.add(end);
+    }
+    expect(outcomes).toEqual(new Set([300, 512, 1024, 1300]));
+  });
+
   it("a directory entry is durable only once its directory is synced; a rename is atomic", async () => {
     const outcomes = new Set<string>();
     for (let seed = 1; seed <= 100; seed++) {
