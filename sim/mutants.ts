@@ -105,7 +105,11 @@ export const MUTANTS: Readonly<Record<string, Mutant>> = {
   "failed-fsync-ignored": {
     description: "a failed fsync of the WAL is ignored: the save reports success and the member carries on",
     patches: [
-      { file: "src/storage/wal.ts", find: `    await a.handle.datasync();`, replace: `    await a.handle.datasync().catch(() => {}); /* MUTANT */` },
+      {
+        file: "src/storage/wal.ts",
+        find: `    a.seg.size += bytes;\n    await a.handle.datasync();`,
+        replace: `    a.seg.size += bytes;\n    await a.handle.datasync().catch(() => {}); /* MUTANT */`,
+      },
     ],
   },
   "figure8-by-counting": {
