@@ -392,17 +392,23 @@ function gatedSnapshotWrites(): { fs: FileSystem; hold: () => void; release: () 
   };
 }
 
+/** A storage over gatedSnapshotWrites() in `dir`, bootstrapped, with entries 2..10 of term 2 durable. */
+async function gatedStorageWithEntries(dir: string) {
+  const gate = gatedSnapshotWrites();
+  const a = await DurableStorage.open(gate.fs, dir, { logger: captureLogger() });
+  await a.bootstrap(["n1"]);
+  await a.save(
+    { term: 2, vote: null, commit: 10 },
+    Array.from({ length: 9 }, (_, k) => entry(k + 2, 2)),
+    undefined,
+  );
+  return { gate, a };
+}
+
 describe("a local snapshot's file is written outside the group commit", () => {
   it("saves issued while the file is written are durable first; the marker follows them, and recovery agrees", async () => {
     const dir = fresh("snapfile-aside");
-    const gate = gatedSnapshotWrites();
-    const a = await DurableStorage.open(gate.fs, dir, { logger: captureLogger() });
-    await a.bootstrap(["n1"]);
-    await a.save(
-      { term: 2, vote: null, commit: 10 },
-      Array.from({ length: 9 }, (_, k) => entry(k + 2, 2)),
-      undefined,
-    );
+    const { gate, a } = await gatedStorageWithEntries(dir);
     gate.hold();
     let snapshotDone = false;
     const saving = a
@@ -428,14 +434,7 @@ describe("a local snapshot's file is written outside the group commit", () => {
 
   it("a snapshot installed from the leader meanwhile overtakes it: its file is removed and the log is the installed one", async () => {
     const dir = fresh("snapfile-overtaken");
-    const gate = gatedSnapshotWrites();
-    const a = await DurableStorage.open(gate.fs, dir, { logger: captureLogger() });
-    await a.bootstrap(["n1"]);
-    await a.save(
-      { term: 2, vote: null, commit: 10 },
-      Array.from({ length: 9 }, (_, k) => entry(k + 2, 2)),
-      undefined,
-    );
+    const { gate, a } = await gatedStorageWithEntries(dir);
     const confState = a.log.initialState().confState;
     gate.hold();
     const saving = a.saveSnapshot(snapshotAt(a.log, 8, confState, new Uint8Array([1])));
