@@ -3,24 +3,24 @@
 // lookups it needs (see SnapshotJob).
 //
 // At the start it takes a frozen view of the sorted key list (SortedKeys.freeze: the list's chunks, copied on
-// write from then on, so the view costs O(keys / 512)) — the keys at that moment, in order. Then step() looks
-// their records up, a run at a time. Between steps the store may put, delete, expire and re-create keys; it calls
-// preserve(key, prev) before it replaces or removes a record, and the capture keeps the first such pre-image of
-// each key.
+// write from then on, so the view costs O(keys / 512)) — the keys at that moment, in order. Then step() visits
+// those keys, a run at a time, handing each over with its pre-image when it has one; the caller may go over the
+// keys again (rewind(), as the snapshot job does: once to size the snapshot, once to write it). Between steps the
+// store may put, delete, expire and re-create keys; it calls preserve(key, prev) before it replaces or removes a
+// record, and the capture keeps the first such pre-image of each key, until it is cancelled.
 //
-// Exactness: records are never mutated in place (a put stores a new KeyValue; only its value's storage may move,
-// bytes unchanged — see snapshot-job.ts), so for every key k of the start list not yet looked up, either
-// k was never replaced or removed since the start, and the store's record of k is the one it had then, or it was,
-// and the first pre-image preserved for k is that record. Keys created after the start are not in the list.
-// So `records` ends up exactly the store's records at the start, in key order.
+// Exactness: for every key k of the start list, either k's record was never replaced or removed since the start,
+// and the store's current record of k is the one it had then (the store changes a record only through set and
+// remove, which call preserve first), or it was, and the first pre-image preserved for k is that record. Keys
+// created after the start are not in the list. So visiting each key with "its pre-image, else the store's current
+// record" gives exactly the store's records at the start, in key order, on every pass.
 
 import type { KeyValue } from "./commands.js";
 
 export class RecordCapture {
-  /** The records at the start, in key order; complete once done. */
-  readonly records: KeyValue[];
+  readonly count: number;
   private readonly preImages = new Map<string, KeyValue>();
-  /** The next key to look up: runs[run][at], the records[next]-th. */
+  /** The next key to visit: runs[run][at], the next-th. */
   private run = 0;
   private at = 0;
   private next = 0;
@@ -29,16 +29,21 @@ export class RecordCapture {
     /** The keys at the start, in order, as sorted runs that do not change (SortedKeys.freeze). */
     private readonly runs: readonly (readonly string[])[],
     count: number,
-    private readonly lookup: (key: string) => KeyValue | undefined,
-    /** Told when the capture is complete or cancelled: the store stops calling preserve(). */
+    /** Told when the capture is cancelled: the store stops calling preserve(). */
     private readonly detach: (capture: RecordCapture) => void,
   ) {
-    this.records = new Array(count);
+    this.count = count;
     if (count === 0) detach(this);
   }
 
+  /** Keys visited in this pass so far. */
+  get visited(): number {
+    return this.next;
+  }
+
+  /** Every key was visited in this pass. */
   get done(): boolean {
-    return this.next === this.records.length;
+    return this.next === this.count;
   }
 
   /** The store is about to replace or remove `prev`, the record of `key`. */
@@ -47,20 +52,19 @@ export class RecordCapture {
   }
 
   /**
-   * Looks up the records of keys until `budget` is spent, each charged `charge(record)`; returns what was spent.
-   * A positive budget always makes progress (at least one record) while any is left.
+   * Visits keys until `budget` is spent, each charged what `visit(key, preImage)` returns (preImage undefined:
+   * the store's current record is the one at the start); returns what was spent. A positive budget always makes
+   * progress (at least one key) while any is left.
    */
-  step(budget: number, charge: (kv: KeyValue) => number): number {
-    const { runs, records, preImages } = this;
+  step(budget: number, visit: (key: string, preImage: KeyValue | undefined) => number): number {
+    const { runs, preImages } = this;
     let { run, at, next } = this;
     let spent = 0;
-    while (next < records.length && spent < budget) {
+    while (next < this.count && spent < budget) {
       const keys = runs[run];
       const key = keys[at];
-      const kv = (preImages.size > 0 ? preImages.get(key) : undefined) ?? this.lookup(key);
-      if (kv === undefined) throw new Error(`record capture: key ${key} has neither a record nor a pre-image`);
-      records[next++] = kv;
-      spent += charge(kv);
+      spent += visit(key, preImages.size > 0 ? preImages.get(key) : undefined);
+      next++;
       if (++at === keys.length) {
         run++;
         at = 0;
@@ -69,8 +73,14 @@ export class RecordCapture {
     this.run = run;
     this.at = at;
     this.next = next;
-    if (this.done) this.cancel();
     return spent;
+  }
+
+  /** Starts another pass over the same keys. */
+  rewind(): void {
+    this.run = 0;
+    this.at = 0;
+    this.next = 0;
   }
 
   /** Stops following the store (the pre-images are dropped). */

@@ -8,18 +8,14 @@
 // they were at the start (record-capture.ts says why that is exact), then written in key order into one buffer
 // sized from them (snapshot.ts). Three phases:
 //   1. meta: pack the history's events, each byte packed charged META_WORK_PER_BYTE;
-//   2. capture: look the records up (and add up their sizes), each charged WORK_PER_RECORD plus its bytes;
-//   3. write: repack each value into the fresh arena (when the job repacks), and write the record, charged the same.
-//
-// Repacking: when more than half of the bytes the value arenas may hold are dead (StateMachine.beginSnapshot
-// decides), every live value is copied into a fresh arena, so arenas kept alive only by a few values are freed:
-// the arenas then hold at most about twice the live values plus what was written since the last snapshot. Values
-// keep their bytes (readers holding a record see no change); only where they live moves. Values put while the job
-// runs go to the fresh arena as well (beginSnapshot switches to it at the start). Not repacking when little is
-// dead matters at scale: a million fresh views at once provoke V8 major collections of hundreds of milliseconds.
+//   2. size: visit the records (add up their sizes), each charged WORK_PER_RECORD plus its bytes;
+//   3. write: visit them again and write each, charged the same.
+// Records are read from the store's columns straight into the snapshot (KvStore.copyRecordTo), from the row
+// the sizing found them in, or from their pre-image when they changed since the start: the job makes no object
+// per record (a million of them were a million objects for V8 to collect) and looks each key up once.
 
 import { assert } from "../assert.js";
-import type { ByteArena } from "./byte-arena.js";
+import type { KvStore } from "./kv.js";
 import type { RecordCapture } from "./record-capture.js";
 import { snapshotRecordBytes, type SnapshotMetaPacker, SnapshotWriter } from "./snapshot.js";
 
@@ -30,23 +26,19 @@ const META_WORK_PER_BYTE = 8;
 
 export class SnapshotJob {
   private recordsBytes = 0;
+  /** The row of each record found unchanged while sizing (KvStore.slotOf): written from it unless changed since. */
+  private slots: Int32Array | undefined;
   private writer: SnapshotWriter | undefined;
-  private written = 0;
   private output: Uint8Array | undefined;
 
   constructor(
     /** The meta part, packed first. */
     private readonly meta: SnapshotMetaPacker,
     private readonly capture: RecordCapture,
-    /** Where values are repacked to; undefined: they stay where they are. */
-    private readonly arena: ByteArena | undefined,
+    /** The store the capture was taken of: the records not changed since are read from it. */
+    private readonly store: KvStore,
     private readonly prefix: Uint8Array | undefined,
   ) {}
-
-  /** Whether the job copies every value into a fresh arena. */
-  get repacks(): boolean {
-    return this.arena !== undefined;
-  }
 
   get done(): boolean {
     return this.output !== undefined;
@@ -64,30 +56,39 @@ export class SnapshotJob {
       if (!this.meta.done) return false;
     }
     if (this.writer === undefined) {
-      left -= this.capture.step(left, (kv) => {
-        const bytes = snapshotRecordBytes(kv);
+      this.slots ??= new Int32Array(this.capture.count);
+      const slots = this.slots;
+      let i = this.capture.visited;
+      left -= this.capture.step(left, (key, preImage) => {
+        let bytes: number;
+        if (preImage !== undefined) {
+          bytes = snapshotRecordBytes(preImage);
+          slots[i++] = -1;
+        } else {
+          const slot = this.store.slotOf(key);
+          assert(slot >= 0, () => `snapshot: ${key} has neither a record nor a pre-image`);
+          bytes = this.store.snapshotRecordBytesAt(key, slot);
+          slots[i++] = slot;
+        }
         this.recordsBytes += bytes;
         return WORK_PER_RECORD + bytes;
       });
       if (!this.capture.done) return false;
-      this.writer = new SnapshotWriter(this.meta.bytes, this.capture.records.length, this.recordsBytes, this.prefix);
+      this.writer = new SnapshotWriter(this.meta.bytes, this.capture.count, this.recordsBytes, this.prefix);
+      this.capture.rewind();
     }
-    return this.writeRecords(left);
-  }
-
-  private writeRecords(budget: number): boolean {
-    const records = this.capture.records;
-    const writer = this.writer!;
-    let i = this.written;
-    let spent = 0;
-    while (i < records.length && spent < budget) {
-      const kv = records[i++];
-      if (this.arena !== undefined) (kv as { value: Uint8Array }).value = this.arena.copy(kv.value);
-      writer.write(kv);
-      spent += WORK_PER_RECORD + kv.value.length;
-    }
-    this.written = i;
-    if (i < records.length) return false;
+    const writer = this.writer;
+    const slots = this.slots!;
+    let i = this.capture.visited;
+    this.capture.step(left, (key, preImage) => {
+      // A pre-image preserved since the sizing wins: the row may hold a newer record now, or another key's.
+      const slot = slots[i++];
+      if (preImage === undefined) return WORK_PER_RECORD + this.store.copyRecordTo(key, slot, writer);
+      writer.write(preImage);
+      return WORK_PER_RECORD + preImage.value.length;
+    });
+    if (!this.capture.done) return false;
+    this.capture.cancel();
     this.output = writer.finish();
     return true;
   }

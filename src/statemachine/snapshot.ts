@@ -14,9 +14,9 @@
 import { Packr } from "msgpackr";
 import type { Alarm, KeyValue, Outcome } from "./commands.js";
 import { SnapshotFormatError } from "./errors.js";
+import type { RecordSink } from "./kv.js";
 import { utf8Length } from "./limits.js";
 import type { WatchEvent } from "./watch-history.js";
-import { ByteArena } from "./byte-arena.js";
 import { concatBytes } from "../bytes.js";
 
 export const SNAPSHOT_FORMAT_VERSION = 2;
@@ -136,7 +136,12 @@ function arrayHeader(length: number): Uint8Array {
 
 /** The bytes one key record takes in a snapshot. */
 export function snapshotRecordBytes(kv: KeyValue): number {
-  return RECORD_FIXED_BYTES + utf8Length(kv.key) + kv.value.length;
+  return snapshotBytesOfRecord(kv.key, kv.value.length);
+}
+
+/** The bytes the record of `key` with a value of `valueLength` bytes takes in a snapshot. */
+export function snapshotBytesOfRecord(key: string, valueLength: number): number {
+  return RECORD_FIXED_BYTES + utf8Length(key) + valueLength;
 }
 
 /**
@@ -145,7 +150,7 @@ export function snapshotRecordBytes(kv: KeyValue): number {
  * per event-loop turn: each record's bytes depend on that record alone). `prefix` (a container's header, e.g.
  * a member snapshot's) goes before the snapshot, so the snapshot never has to be copied into one.
  */
-export class SnapshotWriter {
+export class SnapshotWriter implements RecordSink {
   /** `prefix` followed by the snapshot; complete once finish() returned. */
   readonly bytes: Uint8Array;
   private readonly view: DataView;
@@ -171,22 +176,36 @@ export class SnapshotWriter {
   }
 
   write(kv: KeyValue): void {
+    this.writeRecord(kv.key, kv.value, 0, kv.value.length, kv.createRevision, kv.modRevision, kv.version, kv.lease);
+  }
+
+  /** A record given by its fields, its value being `length` bytes of `bytes` at `start` (KvStore.writeRecord). */
+  writeRecord(
+    key: string,
+    bytes: Uint8Array,
+    start: number,
+    length: number,
+    createRevision: number,
+    modRevision: number,
+    version: number,
+    lease: number,
+  ): void {
     if (this.left === 0) throw new Error("snapshot: more records than the key count");
     this.left--;
     const out = this.bytes;
     const view = this.view;
     let p = this.p;
     const keyStart = p + 4;
-    const keyEnd = writeUtf8(kv.key, out, keyStart);
+    const keyEnd = writeUtf8(key, out, keyStart);
     view.setUint32(p, keyEnd - keyStart, true);
     p = keyEnd;
-    view.setUint32(p, kv.value.length, true);
-    out.set(kv.value, p + 4);
-    p += 4 + kv.value.length;
-    view.setFloat64(p, kv.createRevision, true);
-    view.setFloat64(p + 8, kv.modRevision, true);
-    view.setFloat64(p + 16, kv.version, true);
-    view.setFloat64(p + 24, kv.lease, true);
+    view.setUint32(p, length, true);
+    out.set(start === 0 && length === bytes.length ? bytes : bytes.subarray(start, start + length), p + 4);
+    p += 4 + length;
+    view.setFloat64(p, createRevision, true);
+    view.setFloat64(p + 8, modRevision, true);
+    view.setFloat64(p + 16, version, true);
+    view.setFloat64(p + 24, lease, true);
     this.p = p + 32;
   }
 
@@ -200,7 +219,23 @@ export class SnapshotWriter {
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
+/** The whole snapshot, its records as KeyValues with their own copies of the values (tests and tools). */
 export function decodeSnapshot(bytes: Uint8Array): SnapshotState {
+  const kvs: KeyValue[] = [];
+  const state = readSnapshot(bytes, {
+    writeRecord(key, from, start, length, createRevision, modRevision, version, lease) {
+      kvs.push({ key, value: from.slice(start, start + length), createRevision, modRevision, version, lease });
+    },
+  });
+  return { ...state, kvs };
+}
+
+/**
+ * Reads a snapshot: returns everything but the records, and hands the records to `records` in key order, by
+ * their fields (StateMachine.restore loads them straight into a KvStore, making no object per record). Throws
+ * SnapshotFormatError on anything malformed, possibly after some records were handed over.
+ */
+export function readSnapshot(bytes: Uint8Array, records: RecordSink): Omit<SnapshotState, "kvs"> {
   if (!(bytes instanceof Uint8Array) || bytes.length < HEADER_BYTES + 8) {
     throw new SnapshotFormatError("too short to be a snapshot");
   }
@@ -225,26 +260,28 @@ export function decodeSnapshot(bytes: Uint8Array): SnapshotState {
     const keyCount = view.getFloat64(p, true);
     p += 8;
     if (!Number.isSafeInteger(keyCount) || keyCount < 0) throw new SnapshotFormatError(`bad key count ${keyCount}`);
-    const kvs: KeyValue[] = new Array(keyCount);
-    const arena = new ByteArena();
+    let previousKey = "";
     for (let i = 0; i < keyCount; i++) {
       const keyLength = view.getUint32(p, true);
       const key = readKey(bytes, p + 4, keyLength);
       p += 4 + keyLength;
       const valueLength = view.getUint32(p, true);
       if (p + 4 + valueLength + 32 > bytes.length) throw new SnapshotFormatError(`key record ${i} is truncated`);
-      const value = arena.copy(bytes, p + 4, valueLength);
+      if (i > 0 && !(previousKey < key)) throw new SnapshotFormatError(`keys out of order at record ${i}`);
+      previousKey = key;
+      const valueAt = p + 4;
       p += 4 + valueLength;
-      kvs[i] = {
+      records.writeRecord(
         key,
-        value,
-        createRevision: view.getFloat64(p, true),
-        modRevision: view.getFloat64(p + 8, true),
-        version: view.getFloat64(p + 16, true),
-        lease: view.getFloat64(p + 24, true),
-      };
+        bytes,
+        valueAt,
+        valueLength,
+        view.getFloat64(p, true),
+        view.getFloat64(p + 8, true),
+        view.getFloat64(p + 16, true),
+        view.getFloat64(p + 24, true),
+      );
       p += 32;
-      if (i > 0 && !(kvs[i - 1].key < key)) throw new SnapshotFormatError(`keys out of order at record ${i}`);
     }
     if (p !== bytes.length) throw new SnapshotFormatError(`${bytes.length - p} trailing bytes after the last key`);
     const [lastApplied, revision, compactRevision, leases, sessions, history, extensions, space] = meta as [
@@ -267,7 +304,6 @@ export function decodeSnapshot(bytes: Uint8Array): SnapshotState {
       history,
       extensions,
       keyCount,
-      kvs,
       quotaBytes,
       alarms,
     };

@@ -64,12 +64,11 @@ import { KvStore } from "./kv.js";
 import { LeaseTable, type LeaseEndReason } from "./leases.js";
 import { resolveLimits, utf8Length, type Limits } from "./limits.js";
 import { SessionTable } from "./sessions.js";
-import { decodeSnapshot, SnapshotMetaPacker, type SnapshotMeta } from "./snapshot.js";
+import { readSnapshot, SnapshotMetaPacker, type SnapshotMeta } from "./snapshot.js";
 import { SnapshotJob } from "./snapshot-job.js";
 import { contentHash } from "./hash.js";
 import { evaluateCompare } from "./txn.js";
 import { WatchHistory, type WatchEvent, type WatchFilter } from "./watch-history.js";
-import { ByteArena } from "./byte-arena.js";
 import { LEASE_OVERHEAD } from "./space.js";
 
 export type StateMachineEvent =
@@ -129,10 +128,6 @@ export interface StateMachineOptions {
 export class StateMachine {
   readonly limits: Limits;
   private kv = new KvStore();
-  /** Where put copies values (see byte-arena.ts); replaced by a compact one at every snapshot (snapshot-job.ts). */
-  private values = new ByteArena();
-  /** Value bytes older arenas may hold besides `values`: the live values when `values` replaced them. */
-  private valueBytesBeforeArena = 0;
   private readonly leaseTable = new LeaseTable();
   private readonly sessions: SessionTable;
   private history: WatchHistory;
@@ -443,7 +438,7 @@ export class StateMachine {
     for (const op of ops) {
       if (op.op !== "put") continue;
       if (op.lease !== undefined && !this.leaseTable.isAlive(op.lease)) return leaseNotFound(op.lease);
-      if (this.kv.get(op.key) === undefined) created.add(op.key);
+      if (!this.kv.has(op.key)) created.add(op.key);
     }
     if (this.kv.size + created.size > this.limits.maxKeys) {
       return commandError(
@@ -503,15 +498,15 @@ export class StateMachine {
     const revision = this.nextRevision();
     const prev = this.kv.get(op.key);
     const lease = op.lease ?? 0;
-    const kv: KeyValue = {
+    // The store keeps a copy (kv.ts): the caller's bytes (a decoded command's) are never aliased.
+    const kv = this.kv.set({
       key: op.key,
-      value: this.values.copy(op.value),
+      value: op.value,
       createRevision: prev === undefined ? revision : prev.createRevision,
       modRevision: revision,
       version: prev === undefined ? 1 : prev.version + 1,
       lease,
-    };
-    this.kv.set(kv);
+    });
     if (prev !== undefined && prev.lease !== 0 && prev.lease !== lease) this.leaseTable.detachKey(prev.lease, op.key);
     if (lease !== 0) this.leaseTable.attachKey(lease, op.key);
     const event: WatchEvent =
@@ -729,16 +724,7 @@ export class StateMachine {
       quotaBytes: this.quota,
       alarms: this.noSpace === null ? [] : [[this.noSpace.alarm, this.noSpace.raisedAt]],
     };
-    // Repack once more than half of what the value arenas may hold is dead (snapshot-job.ts); values put from then
-    // on go to the arena the job repacks into.
-    const live = this.kv.valueBytes;
-    let fresh: ByteArena | undefined;
-    if (this.valueBytesBeforeArena + this.values.allocated > 2 * live) {
-      fresh = new ByteArena();
-      this.values = fresh;
-      this.valueBytesBeforeArena = live;
-    }
-    return new SnapshotJob(new SnapshotMetaPacker(meta), this.kv.capture(), fresh, prefix);
+    return new SnapshotJob(new SnapshotMetaPacker(meta), this.kv.capture(), this.kv, prefix);
   }
 
   /** 64-bit content hash of the snapshot bytes (16 hex digits), to log and compare across replicas. */
@@ -748,14 +734,25 @@ export class StateMachine {
 
   /** Rebuilds a state machine from snapshot(); `options` must match the snapshotting node's (limits, handlers). */
   static restore(bytes: Uint8Array, options: StateMachineOptions = {}): StateMachine {
-    const state = decodeSnapshot(bytes);
+    // Records go straight into the store's columns; the leased keys are attached once the leases are granted.
+    const loader = KvStore.loader();
+    const leasedKeys: string[] = [];
+    const leaseOfKey: number[] = [];
+    const state = readSnapshot(bytes, {
+      writeRecord(key, from, start, length, createRevision, modRevision, version, lease) {
+        loader.writeRecord(key, from, start, length, createRevision, modRevision, version, lease);
+        if (lease !== 0) {
+          leasedKeys.push(key);
+          leaseOfKey.push(lease);
+        }
+      },
+    });
     const sm = new StateMachine(options);
     sm.applied = state.lastApplied;
     sm.currentRevision = state.revision;
-    sm.kv = KvStore.fromSorted(state.kvs as KeyValue[]);
-    sm.valueBytesBeforeArena = sm.kv.valueBytes; // in the arena decodeSnapshot copied them into
+    sm.kv = loader.finish();
     for (const [id, ttlMs, grantedAt] of state.leases) sm.leaseTable.grant(id, ttlMs, grantedAt);
-    for (const kv of state.kvs) if (kv.lease !== 0) sm.leaseTable.attachKey(kv.lease, kv.key);
+    for (let i = 0; i < leasedKeys.length; i++) sm.leaseTable.attachKey(leaseOfKey[i], leasedKeys[i]);
     for (const [clientId, lease, lowestUnacked, responses] of state.sessions) {
       sm.sessions.restore({ clientId, lease, lowestUnacked, responses: new Map(responses) });
       const owner = sm.leaseTable.get(lease);

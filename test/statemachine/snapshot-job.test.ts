@@ -56,7 +56,7 @@ describe("a snapshot taken a run at a time", () => {
             steps++;
             expect(steps).toBeLessThan(1000);
             for (let i = 0; i < perStep && next < during.length; i++) apply(during[next++]);
-            if (steps % 3 === 0) sm.snapshot(); // a whole snapshot meanwhile repacks values into its own arena
+            if (steps % 3 === 0) sm.snapshot(); // a whole snapshot meanwhile, its own capture beside the job's
           }
           while (next < during.length) apply(during[next++]);
           expectSameBytes(job.bytes, expected);
@@ -117,35 +117,8 @@ describe("a snapshot taken a run at a time", () => {
     const out = job.bytes;
     expect(out.subarray(0, 6)).toEqual(bytes("prefix"));
     expectSameBytes(out.subarray(6), expected);
-    // The records the store holds now are untouched by the job (values repacked, bytes the same).
+    // The records the store holds now are untouched by the job.
     expect(sm.get("k/00000")!.value).toEqual(bytes("overwritten"));
-  });
-
-  it("repacks values only once more than half of what their arenas may hold is dead, with the same bytes either way", () => {
-    const sm = new StateMachine();
-    let index = 0;
-    const put = (key: string, value: string) => sm.applyCommand(++index, { op: "put", key, value: bytes(value) } as Command);
-    const take = () => {
-      const expected = sm.snapshot(); // itself a job: it may repack, and then the next one has nothing dead
-      const job = sm.beginSnapshot();
-      while (!job.step(500));
-      expectSameBytes(job.bytes, expected);
-      return job.repacks;
-    };
-    for (let i = 0; i < 1000; i++) put(`k/${i}`, `first value ${i}`.padEnd(100, "."));
-    expect(take()).toBe(false); // everything written is live
-    for (let i = 0; i < 400; i++) put(`k/${i}`, `second value ${i}`.padEnd(100, "."));
-    expect(take()).toBe(false); // 1,400 values written, 1,000 live
-    for (let i = 0; i < 700; i++) put(`k/${i}`, `third value ${i}`.padEnd(100, "."));
-    const job = sm.beginSnapshot(); // 2,100 written, 1,000 live: more than half dead
-    expect(job.repacks).toBe(true);
-    job.step(Infinity);
-    expect(take()).toBe(false); // the repack left only live values behind
-    for (let i = 0; i < 1000; i++) sm.applyCommand(++index, { op: "delete", key: `k/${i}` } as Command);
-    put("last", "x");
-    expect(sm.beginSnapshot().repacks).toBe(true); // all but one value dead
-    expect(sm.get("k/3")).toBeUndefined();
-    expect(sm.get("last")!.value).toEqual(bytes("x"));
   });
 
   it("charges each record its bytes, so a step of large values writes few of them", () => {
