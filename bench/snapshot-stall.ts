@@ -3,8 +3,8 @@
 // has taken `--snapshots` snapshots at full size. Every 250 ms each member's /metrics is read for
 // nodejs_eventloop_lag_max_seconds (prom-client's monitorEventLoopDelay, reset at each read), and each member's
 // log for its snapshots. Prints the longest stall per member under load, over the windows in which it was taking
-// or saving a snapshot at full size, and in 10 s without load after; and the term (elections). Bounded: stops
-// after `--max-seconds`.
+// or saving a snapshot at full size, and in 10 s without load after (with the pause of the idle collection it
+// logged then); its resident memory at the end; and the term (elections). Bounded: stops after `--max-seconds`.
 //
 //   npm run bench:snapshot-stall -- [--keys 1000000] [--snapshots 1] [--max-seconds 900] [--root <source tree>]
 //
@@ -59,6 +59,20 @@ const sampler = (async () => {
     await new Promise((r) => setTimeout(r, 250));
   }
 })();
+
+/** The pauses of the idle collections a member logged (idle-gc.ts). */
+function idleCollections(name: string): number[] {
+  const out = [];
+  for (const line of fs.readFileSync(cluster.member(name).logFile, "utf8").split("\n")) {
+    if (!line.includes("idle: returned garbage")) continue;
+    try {
+      out.push((JSON.parse(line) as { ms: number }).ms);
+    } catch {
+      continue;
+    }
+  }
+  return out;
+}
 
 /** The snapshots a member logged: when each started and was saved, its size, turns and encoding time. */
 function snapshots(
@@ -131,9 +145,17 @@ await new Promise((r) => setTimeout(r, 10_000));
 sampling = false;
 await sampler;
 const terms = await Promise.all(names.map(async (n) => (await cluster.status(n)).term));
+// Resident memory once settled: after the quiet member's idle collection (logged with its pause) and the freeing
+// of the buffers it collected.
+const residentMiB = await Promise.all(
+  names.map(async (n) => {
+    const text = (await cluster.httpGet(n, "/metrics", 5000)).body;
+    return Math.round((metricValue(text, "process_resident_memory_bytes") ?? NaN) / 2 ** 20);
+  }),
+);
 
 const rows = [];
-for (const n of names) {
+for (const [i, n] of names.entries()) {
   const ws = lags.get(n)!;
   const snaps = snapshots(n);
   const big = snaps.filter((s) => s.bytes > KEYS * 256);
@@ -148,6 +170,8 @@ for (const n of names) {
     "snapshots (at full size)": `${snaps.length} (${big.length})`,
     "max stall ms during full-size snapshots": Math.round(Math.max(0, ...during.map((w) => w.lagMs))),
     "max stall ms in the 10 s after": Math.round(Math.max(0, ...idle.map((w) => w.lagMs))),
+    "idle collection ms": idleCollections(n).join(", "),
+    "resident MiB at the end": residentMiB[i],
     "full-size snapshot: MB, turns, encode ms, save ms": big
       .map((s) => `${Math.round(s.bytes / 1e6)}, ${s.turns ?? "-"}, ${s.encodeMs ?? "-"}, ${s.ms}`)
       .join("; "),

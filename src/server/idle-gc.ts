@@ -7,7 +7,8 @@
 // after 100,000 puts). Its young generation, grown to 32 MiB under load, shrinks only at a collection that finds
 // the allocation rate of the last seconds low. V8's memory reducer does both for browsers; Node does not start it
 // for servers; and the C heap keeps what the collected buffers freed until trimmed (c-heap.ts). The full
-// collection pauses the member (~350 ms measured at 100,000 keys), so it runs only once `progress` has moved by
+// collection pauses the member (~350 ms measured at 100,000 keys; past COMPACT_UP_TO_HEAP_BYTES of heap it does
+// not compact, which bounds the pause at a million keys), so it runs only once `progress` has moved by
 // at most QUIET_OPS in `idleMs` — never under load, yet not never where connected clients' session keep-alives
 // (one per client every 10 s) keep arriving; the young one takes well under a millisecond.
 import { Packr } from "msgpackr";
@@ -43,6 +44,15 @@ export function findCollector(): Collect | undefined {
 /** Operations (applied entries, reads, keep-alives) per look that still count as quiet: a few clients' keep-alives. */
 const QUIET_OPS = 10;
 
+/**
+ * Heap size up to which the full collection compacts (twice); above it, one collection that does not force
+ * compaction. Compacting moves every live object: measured at 1,000,000 keys (a ~106 MiB heap), two compacting
+ * collections stopped a member for 440-820 ms, long enough to risk its leadership, where one plain collection
+ * frees the same garbage (a written snapshot's buffer is most of it) in a fraction of that. Below the bound, the
+ * compaction is what returns the pages V8's heuristics leave a third empty, at a cost of tens of milliseconds.
+ */
+export const COMPACT_UP_TO_HEAP_BYTES = 64 << 20;
+
 /** Quiet time after which V8's allocation rate (averaged over ~5 s) lets a young collection shrink the generation. */
 const YOUNG_SHRINK_AFTER_MS = 6000;
 
@@ -58,8 +68,9 @@ export class IdleCollector {
   /** `progress` moves while the member works (the server passes applied index + reads and keep-alives served). */
   constructor(
     private readonly progress: () => number,
-    private readonly onCollected: (ms: number) => void = () => {},
+    private readonly onCollected: (ms: number, compacted: boolean) => void = () => {},
     private readonly idleMs = 1000,
+    private readonly compactUpToHeapBytes = COMPACT_UP_TO_HEAP_BYTES,
   ) {}
 
   /** Garbage worth returning was made (a snapshot was written): collect once idle for `idleMs`. */
@@ -98,21 +109,26 @@ export class IdleCollector {
   }
 
   private collectFull(): void {
-    // Twice: the first frees the garbage, the second releases the pages the first emptied to the OS (measured:
-    // after one collection the resident set does not shrink). Compacting: V8's heuristics leave the old
-    // generation's pages a third empty after a write burst (measured: 50–57 MiB committed for 35 MiB live).
     const started = performance.now();
     shrinkPackBuffer();
-    v8.setFlagsFromString("--compact-on-every-full-gc");
-    try {
-      this.collect!();
-      this.collect!();
-    } finally {
-      v8.setFlagsFromString("--no-compact-on-every-full-gc");
+    const compact = v8.getHeapStatistics().used_heap_size <= this.compactUpToHeapBytes;
+    if (compact) {
+      // Twice: the first frees the garbage, the second releases the pages the first emptied to the OS (measured:
+      // after one collection the resident set does not shrink). Compacting: V8's heuristics leave the old
+      // generation's pages a third empty after a write burst (measured: 50–57 MiB committed for 35 MiB live).
+      v8.setFlagsFromString("--compact-on-every-full-gc");
+      try {
+        this.collect!();
+        this.collect!();
+      } finally {
+        v8.setFlagsFromString("--no-compact-on-every-full-gc");
+      }
+    } else {
+      this.collect!(); // a large heap: see COMPACT_UP_TO_HEAP_BYTES
     }
     trimCHeap?.(); // the buffers just collected were freed into the C heap, which keeps them
     this.collections++;
-    this.onCollected(performance.now() - started);
+    this.onCollected(performance.now() - started, compact);
   }
 
   stop(): void {

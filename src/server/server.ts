@@ -130,7 +130,8 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
   let progress = (): number => 0;
   const idleGc = new IdleCollector(
     () => progress(),
-    (ms) => logger.info({ ms: Math.round(ms), rss: process.memoryUsage.rss() }, "idle: returned garbage to the OS"),
+    (ms, compacted) =>
+      logger.info({ ms: Math.round(ms), compacted, rss: process.memoryUsage.rss() }, "idle: returned garbage to the OS"),
   );
   const world: World = {
     clock: realClock,

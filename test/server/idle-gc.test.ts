@@ -81,6 +81,21 @@ describe("IdleCollector", () => {
   });
 });
 
+describe("IdleCollector's full collection", () => {
+  it("compacts (twice) a heap up to its bound, and collects a larger one once without compacting", () => {
+    const how: boolean[] = [];
+    const small = new IdleCollector(() => 0, (_ms, compacted) => how.push(compacted), 1000, Number.MAX_SAFE_INTEGER);
+    small.arm();
+    small.checkIdle();
+    small.stop();
+    const large = new IdleCollector(() => 0, (_ms, compacted) => how.push(compacted), 1000, 0);
+    large.arm();
+    large.checkIdle();
+    large.stop();
+    expect(how).toEqual([true, false]);
+  });
+});
+
 describe("shrinkPackBuffer", () => {
   it("lets msgpackr's scratch buffer, grown by one large message, go (it is shared by every Packr)", () => {
     const mine = new Packr({ useRecords: false });
