@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DurableStorage } from "../../src/storage/durable-storage.js";
-import type { FileSystem } from "../../src/storage/file-system.js";
+import type { FileHandle, FileSystem } from "../../src/storage/file-system.js";
 import {
   StorageCorruptionError,
   StorageFailedError,
@@ -366,26 +366,34 @@ describe("snapshots on disk", () => {
   });
 });
 
+/**
+ * The real file system, with the handles of files under snap/ changed by `change` (the other handles as they are).
+ * A handle is a class instance: its methods are bound one by one (spreading it would drop them).
+ */
+function withSnapshotHandles(change: (h: FileHandle) => Partial<FileHandle>): FileSystem {
+  const changed: FileSystem = Object.create(nodeFileSystem) as FileSystem;
+  changed.open = async (file, mode) => {
+    const h = await nodeFileSystem.open(file, mode);
+    if (!file.includes(`${path.sep}snap${path.sep}`)) return h;
+    return {
+      write: (parts, at) => h.write(parts, at),
+      sync: () => h.sync(),
+      datasync: () => h.datasync(),
+      close: () => h.close(),
+      ...change(h),
+    };
+  };
+  return changed;
+}
+
 /** The real file system, with writes to snapshot files held until `release()` (a slow, huge snapshot file). */
 function gatedSnapshotWrites(): { fs: FileSystem; hold: () => void; release: () => void; held: () => number } {
   let open = true;
   let held = 0;
   const waiting: (() => void)[] = [];
   const gate = (): Promise<void> => (open ? Promise.resolve() : new Promise((r) => (held++, waiting.push(r))));
-  const gated: FileSystem = Object.create(nodeFileSystem) as FileSystem;
-  gated.open = async (file, mode) => {
-    const h = await nodeFileSystem.open(file, mode);
-    if (!file.includes(`${path.sep}snap${path.sep}`)) return h;
-    return {
-      ...h,
-      write: async (parts, at) => (await gate(), h.write(parts, at)),
-      sync: () => h.sync(),
-      datasync: () => h.datasync(),
-      close: () => h.close(),
-    };
-  };
   return {
-    fs: gated,
+    fs: withSnapshotHandles((h) => ({ write: async (parts, at) => (await gate(), h.write(parts, at)) })),
     hold: () => (open = false),
     release: () => ((open = true), waiting.splice(0).forEach((r) => r())),
     held: () => held,
@@ -456,18 +464,7 @@ describe("a local snapshot's file is written outside the group commit", () => {
 
   it("a failed snapshot file write fails the storage, as a failed WAL write does", async () => {
     const dir = fresh("snapfile-fails");
-    const failing: FileSystem = Object.create(nodeFileSystem) as FileSystem;
-    failing.open = async (file, mode) => {
-      const h = await nodeFileSystem.open(file, mode);
-      if (!file.includes(`${path.sep}snap${path.sep}`)) return h;
-      return {
-        ...h,
-        write: (parts, at) => h.write(parts, at),
-        sync: () => Promise.reject(new Error("EIO: injected")),
-        datasync: () => h.datasync(),
-        close: () => h.close(),
-      };
-    };
+    const failing = withSnapshotHandles(() => ({ sync: () => Promise.reject(new Error("EIO: injected")) }));
     const a = await DurableStorage.open(nodeFileSystem, dir, { logger: captureLogger() });
     await a.bootstrap(["n1"]);
     await a.save({ term: 2, vote: null, commit: 5 }, [entry(2, 2), entry(3, 2)], undefined);
