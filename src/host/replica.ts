@@ -744,7 +744,13 @@ export class Replica {
       .saveSnapshot({ metadata, data })
       .then(() => {
         const ms = this.clock.now() - saving;
-        this.log.info({ index, bytes: data.byteLength, turns, encodeMs: Math.round(encodeMs), ms: Math.round(ms) }, "snapshot saved");
+        const fields = { index, bytes: data.byteLength, turns, encodeMs: Math.round(encodeMs), ms: Math.round(ms) };
+        // A snapshot installed from the leader while the file was written overtakes it: the storage drops it.
+        if (this.lastSnapshotIndex > index) {
+          this.log.info({ ...fields, installed: this.lastSnapshotIndex }, "snapshot superseded by one installed from the leader");
+        } else {
+          this.log.info(fields, "snapshot saved");
+        }
         this.observer.snapshotSaved?.(index, ms / 1000);
       })
       .catch((e: Error) => this.fail(e))
