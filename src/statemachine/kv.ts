@@ -89,7 +89,7 @@ export class KvStore {
       writeRecord(key, bytes, start, length, createRevision, modRevision, version, lease) {
         assert(keys.length === 0 || keys[keys.length - 1] < key, () => `KvStore.loader: ${key} out of order`);
         keys.push(key);
-        store.write(key, bytes, start, length, createRevision, modRevision, version, lease);
+        store.fill(store.newRow(key), bytes, start, length, createRevision, modRevision, version, lease);
       },
       finish() {
         store.order = SortedKeys.fromSorted(keys);
@@ -127,23 +127,22 @@ export class KvStore {
 
   /** Stores a copy of `kv` as the record of `kv.key`; returns the stored record (its value in the store's chunks). */
   set(kv: KeyValue): KeyValue {
-    const slot = this.slots.get(kv.key);
+    let slot = this.slots.get(kv.key);
     if (slot !== undefined) {
       if (this.captures.size > 0) {
         const prev = this.recordAt(kv.key, slot);
         for (const c of this.captures) c.preserve(kv.key, prev);
       }
       const p = slot * ROW;
-      // Same key: only the value's size can differ.
-      this.recordsBytes += kv.value.length - this.rows[p + LENGTH];
+      this.recordsBytes -= this.rows[p + LENGTH]; // fill() counts the new value
       this.values.release(this.rows[p + LOCATION], this.rows[p + LENGTH]);
-      this.fill(slot, kv.value, 0, kv.value.length, kv.createRevision, kv.modRevision, kv.version, kv.lease);
     } else {
-      this.write(kv.key, kv.value, 0, kv.value.length, kv.createRevision, kv.modRevision, kv.version, kv.lease);
+      slot = this.newRow(kv.key);
       this.order.insert(kv.key);
     }
+    this.fill(slot, kv.value, 0, kv.value.length, kv.createRevision, kv.modRevision, kv.version, kv.lease);
     this.sweepValues();
-    return this.recordAt(kv.key, this.slots.get(kv.key)!);
+    return this.recordAt(kv.key, slot);
   }
 
   remove(key: string): KeyValue | undefined {
@@ -244,17 +243,8 @@ export class KvStore {
     };
   }
 
-  /** Puts a key not in the store into a free row. */
-  private write(
-    key: string,
-    bytes: Uint8Array,
-    start: number,
-    length: number,
-    createRevision: number,
-    modRevision: number,
-    version: number,
-    lease: number,
-  ): void {
+  /** A free row for a key not in the store, counted with the key's bytes (fill() counts the value's). */
+  private newRow(key: string): number {
     let slot = this.freeRows.pop();
     if (slot === undefined) {
       slot = this.rowsUsed++;
@@ -265,10 +255,11 @@ export class KvStore {
       }
     }
     this.slots.set(key, slot);
-    this.fill(slot, bytes, start, length, createRevision, modRevision, version, lease);
-    this.recordsBytes += RECORD_OVERHEAD + utf8Length(key) + length;
+    this.recordsBytes += RECORD_OVERHEAD + utf8Length(key);
+    return slot;
   }
 
+  /** Writes a record's fields into row `slot`, its value copied into the chunks and counted. */
   private fill(
     slot: number,
     bytes: Uint8Array,
@@ -287,6 +278,7 @@ export class KvStore {
     r[p + MOD_REVISION] = modRevision;
     r[p + VERSION] = version;
     r[p + LEASE] = lease;
+    this.recordsBytes += length;
   }
 
   /**
