@@ -60,18 +60,24 @@ const sampler = (async () => {
   }
 })();
 
-/** The pauses of the idle collections a member logged (idle-gc.ts). */
-function idleCollections(name: string): number[] {
+/** A member's log records whose line contains `marker`, with their ISO times as milliseconds (other lines skipped). */
+function logRecords<T>(name: string, marker: string): (T & { msg?: string; time?: number })[] {
   const out = [];
   for (const line of fs.readFileSync(cluster.member(name).logFile, "utf8").split("\n")) {
-    if (!line.includes("idle: returned garbage")) continue;
+    if (!line.includes(marker)) continue;
     try {
-      out.push((JSON.parse(line) as { ms: number }).ms);
+      const parsed = JSON.parse(line) as T & { msg?: string; time?: number | string };
+      out.push({ ...parsed, time: typeof parsed.time === "string" ? Date.parse(parsed.time) : parsed.time });
     } catch {
       continue;
     }
   }
   return out;
+}
+
+/** The pauses of the idle collections a member logged (idle-gc.ts). */
+function idleCollections(name: string): number[] {
+  return logRecords<{ ms: number }>(name, "idle: returned garbage").map((r) => r.ms);
 }
 
 /** The snapshots a member logged: when each started and was saved, its size, turns and encoding time. */
@@ -80,16 +86,8 @@ function snapshots(
 ): { start: number; end: number; bytes: number; turns?: number; encodeMs?: number; ms: number }[] {
   const out = [];
   let start: number | undefined;
-  for (const line of fs.readFileSync(cluster.member(name).logFile, "utf8").split("\n")) {
-    if (!line.includes('"snapshot')) continue;
-    let rec: { msg?: string; time?: number; bytes?: number; turns?: number; encodeMs?: number; ms?: number };
-    try {
-      const parsed = JSON.parse(line) as Omit<typeof rec, "time"> & { time?: number | string };
-      // The member logs ISO times.
-      rec = { ...parsed, time: typeof parsed.time === "string" ? Date.parse(parsed.time) : parsed.time };
-    } catch {
-      continue;
-    }
+  type Logged = { bytes?: number; turns?: number; encodeMs?: number; ms?: number };
+  for (const rec of logRecords<Logged>(name, '"snapshot')) {
     if (rec.msg === "snapshot started") start = rec.time;
     if (rec.msg === "snapshot saved" && rec.time !== undefined) {
       const took = (rec.encodeMs ?? 0) + (rec.ms ?? 0);
