@@ -396,13 +396,17 @@ export class SimCluster {
           ctx.stats.snapshotsInstalled++;
           ctx.log(() => `${id} installs a snapshot at index ${index}`);
         },
-        snapshotTaken: (index, data, { turns, appliedMeanwhile }) => {
-          ctx.coordination.snapshotTaken(id, index, decodeNodeSnapshot(data).sm);
+        snapshotTaken: (index, { turns, appliedMeanwhile }) => {
           ctx.stats.snapshotsTaken++;
           if (turns > 1) ctx.stats.snapshotsAcrossTurns++;
           if (appliedMeanwhile > 0) ctx.stats.snapshotsAppliedMeanwhile++;
         },
         snapshotAbandoned: () => ctx.stats.snapshotsAbandoned++,
+        snapshotSaved: (index) => {
+          // The bytes as the file holds them: the log's snapshot reads them back from this host's disk.
+          const saved = host.coreLog().storage.snapshot();
+          if (saved.metadata.index === index) ctx.coordination.snapshotTaken(id, index, decodeNodeSnapshot(saved.data).sm);
+        },
       },
     }).then(
       (h) => {

@@ -36,8 +36,9 @@ import {
 import { encodeCommand, type Command, type Outcome } from "../statemachine/commands.js";
 import { contentHash } from "../statemachine/hash.js";
 import type { SnapshotJob } from "../statemachine/snapshot-job.js";
+import { SnapshotPieces } from "../statemachine/snapshot.js";
 import type { ApplyOutput, StateMachine, StateMachineEvent } from "../statemachine/state-machine.js";
-import { DurableStorage } from "../storage/durable-storage.js";
+import { DurableStorage, type LocalSnapshotFile } from "../storage/durable-storage.js";
 import { AutoCompactor, describeAutoCompaction } from "./auto-compaction.js";
 import { DEFAULT_SNAPSHOT_STEP_BYTES, type HostConfig } from "./host-config.js";
 import { LeaseKeeper } from "./lease-keeper.js";
@@ -74,10 +75,11 @@ export interface ReplicaObserver {
   /** The state machine now starts after `index` (a snapshot from the leader was installed). */
   snapshotInstalled?(index: number): void;
   /**
-   * A snapshot of applied state was encoded (it is being saved): over `turns` event-loop turns, while the
-   * applied index moved on by `appliedMeanwhile` entries.
+   * A snapshot of applied state was encoded (its file is being finished): over `turns` event-loop turns, while
+   * the applied index moved on by `appliedMeanwhile` entries. Its bytes are in the file alone: the log's
+   * snapshot reads them once it is saved.
    */
-  snapshotTaken?(index: number, data: Uint8Array, progress: { turns: number; appliedMeanwhile: number }): void;
+  snapshotTaken?(index: number, progress: { turns: number; appliedMeanwhile: number }): void;
   /** The snapshot being taken at `index` was abandoned (a snapshot from the leader was installed, or a stop). */
   snapshotAbandoned?(index: number): void;
   /** The snapshot taken at `index` is durable; its save took `seconds`. */
@@ -347,7 +349,8 @@ export class Replica {
     const term = this.appliedTerm;
     const header = nodeSnapshotHeader({ v: 1, members: [...this.members.values()], index, term });
     const sm = this.sm;
-    const job = sm.beginSnapshot(header);
+    const out = new SnapshotPieces();
+    const job = sm.beginSnapshot({ emit: out.emit, prefix: header });
     const abandoned = (): Error | undefined =>
       !this.isRunning
         ? new ProposalError("SHUTTING_DOWN", "the node is shutting down; retry on another member")
@@ -355,8 +358,9 @@ export class Replica {
           ? new ProposalError("UNAVAILABLE", "this member installed a snapshot from the leader while it was exporting one; retry")
           : undefined;
     await this.runSnapshotJob(job, abandoned);
+    const data = out.bytes();
     // The hash is what sm.hash() would have returned at `index`.
-    return { index, term, data: job.bytes, hash: contentHash(job.bytes.subarray(header.length)) };
+    return { index, term, data, hash: contentHash(data.subarray(header.length)) };
   }
 
   status(): MemberStatus {
@@ -683,11 +687,21 @@ export class Replica {
     // Every Ready has been advanced, so everything applied is in the durable log.
     assert(index <= this.disk.durableLastIndex, () => `snapshot at ${index} is past the durable last index ${this.disk.durableLastIndex}`);
     const started = this.clock.now();
-    const job = this.sm.beginSnapshot(nodeSnapshotHeader({ v: 1, members: [...this.members.values()] }));
+    const metadata = { index, term: this.appliedTerm, confState: this.confState };
+    // Each piece goes to the file as the job makes it: the whole snapshot is never one buffer.
+    let file: LocalSnapshotFile;
+    try {
+      file = this.disk.beginSnapshot(metadata);
+    } catch (e) {
+      this.fail(e as Error); // the storage failed earlier
+      return;
+    }
+    const header = nodeSnapshotHeader({ v: 1, members: [...this.members.values()] });
+    const job = this.sm.beginSnapshot({ emit: (piece) => file.append(piece), prefix: header });
     this.snapshotting = true;
     this.lastSnapshotIndex = index;
     this.appliedBytesSinceSnapshot = 0;
-    const s: SnapshotInProgress = { job, metadata: { index, term: this.appliedTerm, confState: this.confState }, started, turns: 0 };
+    const s: SnapshotInProgress = { job, file, metadata, started, turns: 0 };
     this.snapshotInProgress = s;
     this.log.info({ index, keys: this.sm.keyCount }, "snapshot started");
     this.runSnapshotJob(job, () => (this.snapshotInProgress !== s || !this.isRunning ? SNAPSHOT_ABANDONED : undefined)).then(
@@ -698,6 +712,7 @@ export class Replica {
         this.saveSnapshot(s);
       },
       (e: Error) => {
+        file.abort();
         if (e !== SNAPSHOT_ABANDONED) this.fail(e);
       },
     );
@@ -733,18 +748,18 @@ export class Replica {
     });
   }
 
-  private saveSnapshot({ job, metadata, started, turns }: SnapshotInProgress): void {
-    const data = job.bytes;
+  private saveSnapshot({ job, file, metadata, started, turns }: SnapshotInProgress): void {
+    const bytes = job.bytes;
     const index = metadata.index;
     const encodeMs = this.clock.now() - started;
-    this.observer.snapshotTaken?.(index, data, { turns, appliedMeanwhile: this.appliedIndex - index });
-    this.lastSnapshotBytes = data.byteLength;
+    this.observer.snapshotTaken?.(index, { turns, appliedMeanwhile: this.appliedIndex - index });
+    this.lastSnapshotBytes = bytes;
     const saving = this.clock.now();
-    this.disk
-      .saveSnapshot({ metadata, data })
+    file
+      .finish()
       .then(() => {
         const ms = this.clock.now() - saving;
-        const fields = { index, bytes: data.byteLength, turns, encodeMs: Math.round(encodeMs), ms: Math.round(ms) };
+        const fields = { index, bytes, turns, encodeMs: Math.round(encodeMs), ms: Math.round(ms) };
         // A snapshot installed from the leader while the file was written overtakes it: the storage drops it.
         if (this.lastSnapshotIndex > index) {
           this.log.info({ ...fields, installed: this.lastSnapshotIndex }, "snapshot superseded by one installed from the leader");
@@ -762,6 +777,7 @@ export class Replica {
     if (s === undefined) return;
     this.snapshotInProgress = undefined;
     s.job.cancel();
+    s.file.abort();
     this.snapshotting = false;
     this.log.info({ index: s.metadata.index }, "snapshot abandoned");
     this.observer.snapshotAbandoned?.(s.metadata.index);
@@ -859,6 +875,8 @@ const SNAPSHOT_ABANDONED = new Error("snapshot abandoned");
 
 interface SnapshotInProgress {
   job: SnapshotJob;
+  /** Where the job's pieces go as it makes them. */
+  file: LocalSnapshotFile;
   /** Where the snapshot stands in the log: the applied index, its term and the configuration at the start. */
   metadata: SnapshotMetadata;
   started: number;

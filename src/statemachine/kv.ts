@@ -21,7 +21,6 @@ import { assert } from "../assert.js";
 import type { KeyValue, RangeOp } from "./commands.js";
 import { utf8Length } from "./limits.js";
 import { RecordCapture } from "./record-capture.js";
-import { snapshotBytesOfRecord } from "./snapshot.js";
 import { SortedKeys } from "./sorted-keys.js";
 import { recordBytes, RECORD_OVERHEAD } from "./space.js";
 import { ValueChunks } from "./value-chunks.js";
@@ -191,11 +190,6 @@ export class KvStore {
     return this.slots.get(key) ?? -1;
   }
 
-  /** The bytes the record in row `slot`, `key`'s, takes in a snapshot. */
-  snapshotRecordBytesAt(key: string, slot: number): number {
-    return snapshotBytesOfRecord(key, this.rows[slot * ROW + LENGTH]);
-  }
-
   /** Hands the record in row `slot`, `key`'s, to `sink` without making a KeyValue; returns its value's length. */
   copyRecordTo(key: string, slot: number, sink: RecordSink): number {
     const r = this.rows;
@@ -219,7 +213,7 @@ export class KvStore {
   /**
    * Starts capturing every record as it is now, in key order, a run at a time (record-capture.ts): the capture
    * hands over the keys of this moment with the pre-image of each one changed since; the others' records are
-   * this store's current ones (slotOf, snapshotRecordBytesAt, copyRecordTo).
+   * this store's current ones (slotOf, copyRecordTo).
    */
   capture(): RecordCapture {
     const capture = new RecordCapture(this.order.freeze(), this.order.size, (c) => {

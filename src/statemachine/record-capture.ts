@@ -4,8 +4,7 @@
 //
 // At the start it takes a frozen view of the sorted key list (SortedKeys.freeze: the list's chunks, copied on
 // write from then on, so the view costs O(keys / 512)) — the keys at that moment, in order. Then step() visits
-// those keys, a run at a time, handing each over with its pre-image when it has one; the caller may go over the
-// keys again (rewind(), as the snapshot job does: once to size the snapshot, once to write it). Between steps the
+// those keys, a run at a time, handing each over with its pre-image when it has one. Between steps the
 // store may put, delete, expire and re-create keys; it calls preserve(key, prev) before it replaces or removes a
 // record, and the capture keeps the first such pre-image of each key, until it is cancelled.
 //
@@ -13,7 +12,7 @@
 // and the store's current record of k is the one it had then (the store changes a record only through set and
 // remove, which call preserve first), or it was, and the first pre-image preserved for k is that record. Keys
 // created after the start are not in the list. So visiting each key with "its pre-image, else the store's current
-// record" gives exactly the store's records at the start, in key order, on every pass.
+// record" gives exactly the store's records at the start, in key order.
 
 import type { KeyValue } from "./commands.js";
 
@@ -36,12 +35,7 @@ export class RecordCapture {
     if (count === 0) detach(this);
   }
 
-  /** Keys visited in this pass so far. */
-  get visited(): number {
-    return this.next;
-  }
-
-  /** Every key was visited in this pass. */
+  /** Every key was visited. */
   get done(): boolean {
     return this.next === this.count;
   }
@@ -74,13 +68,6 @@ export class RecordCapture {
     this.at = at;
     this.next = next;
     return spent;
-  }
-
-  /** Starts another pass over the same keys. */
-  rewind(): void {
-    this.run = 0;
-    this.at = 0;
-    this.next = 0;
   }
 
   /** Stops following the store (the pre-images are dropped). */

@@ -64,8 +64,8 @@ import { KvStore } from "./kv.js";
 import { LeaseTable, type LeaseEndReason } from "./leases.js";
 import { resolveLimits, utf8Length, type Limits } from "./limits.js";
 import { SessionTable } from "./sessions.js";
-import { readSnapshot, SnapshotMetaPacker, type SnapshotMeta } from "./snapshot.js";
-import { SnapshotJob } from "./snapshot-job.js";
+import { readSnapshot, SnapshotMetaPacker, SnapshotPieces, type SnapshotMeta } from "./snapshot.js";
+import { SnapshotJob, type SnapshotJobOutput } from "./snapshot-job.js";
 import { contentHash } from "./hash.js";
 import { evaluateCompare } from "./txn.js";
 import { WatchHistory, type WatchEvent, type WatchFilter } from "./watch-history.js";
@@ -697,18 +697,19 @@ export class StateMachine {
 
   /** Deterministic bytes: the same state gives the same bytes on every replica. */
   snapshot(): Uint8Array {
-    const job = this.beginSnapshot();
-    job.step(Infinity);
-    return job.bytes;
+    const out = new SnapshotPieces();
+    this.beginSnapshot({ emit: out.emit }).step(Infinity);
+    return out.bytes();
   }
 
   /**
    * Starts a snapshot of the state as it is now, to be taken a run at a time (snapshot-job.ts) while commands
-   * keep being applied: the same bytes snapshot() returns at this moment, preceded by `prefix` when given.
+   * keep being applied: the same bytes snapshot() returns at this moment, preceded by `output.prefix` when given,
+   * handed to `output.emit` in pieces as the job makes them.
    * Starting one costs a frozen view of the sorted keys (O(keys / 512)) and packing the small parts of the state
    * (leases, sessions, extension sections); the watch history and the records are packed in the job's runs.
    */
-  beginSnapshot(prefix?: Uint8Array): SnapshotJob {
+  beginSnapshot(output: SnapshotJobOutput): SnapshotJob {
     const meta: SnapshotMeta = {
       lastApplied: this.applied,
       revision: this.currentRevision,
@@ -724,7 +725,7 @@ export class StateMachine {
       quotaBytes: this.quota,
       alarms: this.noSpace === null ? [] : [[this.noSpace.alarm, this.noSpace.raisedAt]],
     };
-    return new SnapshotJob(new SnapshotMetaPacker(meta), this.kv.capture(), this.kv, prefix);
+    return new SnapshotJob(new SnapshotMetaPacker(meta), this.kv.capture(), this.kv, output);
   }
 
   /** 64-bit content hash of the snapshot bytes (16 hex digits), to log and compare across replicas. */

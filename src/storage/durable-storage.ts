@@ -5,7 +5,7 @@
 //   if (disk.isNew) await disk.bootstrap(["a", "b", "c"]);   // a brand-new cluster (joiners start empty)
 //   const node = new RaftNode(cfg, disk.log);
 //   … for each Ready: await disk.save(rd.hardState, rd.entries, rd.snapshot); then send, apply, advance …
-//   … after applying up to i: await disk.saveSnapshot({ metadata: { index: i, term, confState }, data }) …
+//   … after applying up to i: const f = disk.beginSnapshot({ index: i, term, confState }); f.append(…)…; await f.finish() …
 //   … a Ready that only moves the commit index: disk.noteCommit(hardState) (no write) …
 //   await disk.close();
 //
@@ -40,6 +40,7 @@ import {
   type HardState,
   type NodeId,
   type Snapshot,
+  type SnapshotMetadata,
 } from "../raft/types.js";
 import { checkVersion } from "./data-dir.js";
 import { StorageFailedError, StorageInputError } from "./errors.js";
@@ -54,10 +55,22 @@ import {
 } from "./record.js";
 import { recover, type SnapshotFileRef, type StorageLogger } from "./recover.js";
 import type { SegmentLiveness } from "./replay.js";
-import { loadSnapshotFile, writeSnapshotFile } from "./snapshot-file.js";
+import { loadSnapshotFile, SnapshotFileWriter, writeSnapshotFile } from "./snapshot-file.js";
 import { WalWriter } from "./wal.js";
 
 export type { StorageLogger } from "./recover.js";
+
+/** A snapshot file being handed its bytes (DurableStorage.beginSnapshot). */
+export interface LocalSnapshotFile {
+  /** The next bytes, in order; the piece must not change afterwards. */
+  append(piece: Uint8Array): void;
+  /** Durable file, then durable marker, then the log compacted; rejects with StorageFailedError if it failed. */
+  finish(): Promise<void>;
+  /** Drops the file (the snapshot was abandoned). */
+  abort(): void;
+}
+
+const NO_BYTES = new Uint8Array(0);
 
 export interface DurableStorageOptions {
   /** Roll to a new WAL segment when a batch would take the current one past this size. Default 64 MiB. */
@@ -113,7 +126,9 @@ export class DurableStorage {
   readonly stats: StorageStats = { fsyncs: 0, saves: 0, bytes: 0, maxSavesPerFsync: 0 };
   private readonly queue: PendingWrite[] = [];
   private flushing: Promise<void> | undefined;
-  /** saveSnapshot calls whose file is being written, outside the queue. */
+  /** Snapshot files begun and not yet finished or aborted (beginSnapshot). */
+  private readonly openSnapshotFiles = new Set<SnapshotFileWriter>();
+  /** Snapshot files being finished, outside the queue, with their markers. */
   private readonly snapshotWrites = new Set<Promise<void>>();
   private failure: Error | undefined;
   private closed = false;
@@ -177,7 +192,7 @@ export class DurableStorage {
       const wal = await WalWriter.open(fs, walDir, r.segments, opts.segmentBytes);
       const disk = new DurableStorage(fs, dir, r.log, r.snapshot, r.isNew, wal, r.liveness, r.snapshotFiles, opts);
       const file = r.snapshot && r.snapshotFiles.find((f) => f.index === r.snapshot!.metadata.index)?.file;
-      if (r.snapshot && file) disk.durableSnapshot = disk.holdSnapshotOnDisk(r.snapshot, file);
+      if (r.snapshot && file) disk.durableSnapshot = disk.holdSnapshotOnDisk(r.snapshot.metadata, file);
       return disk;
     } catch (err) {
       fs.unlock(dir);
@@ -312,7 +327,8 @@ export class DurableStorage {
       apply: (snapshotPath) => {
         if (installs) {
           this.memory.applySnapshot(snapshot);
-          this.durableSnapshot = this.holdSnapshotOnDisk(snapshot, snapshotPath);
+          assert(snapshotPath !== undefined, "an installed snapshot's file was not written");
+          this.durableSnapshot = this.holdSnapshotOnDisk(snapshot.metadata, snapshotPath);
         }
         if (hardState !== undefined) this.memory.setHardState(hardState);
         if (effective.length > 0) this.memory.append(effective as Entry[]);
@@ -322,42 +338,72 @@ export class DurableStorage {
 
   /**
    * Make a snapshot of applied state durable (file, then a marker record), then compact the log up to it and
-   * delete WAL segments and old snapshot files it covers. `snapshot.metadata.index` must be in the log.
+   * delete WAL segments and old snapshot files it covers: beginSnapshot with the whole of `snapshot.data`.
+   */
+  saveSnapshot(snapshot: Snapshot): Promise<void> {
+    let file: LocalSnapshotFile;
+    try {
+      validateSnapshot(snapshot);
+      file = this.beginSnapshot(snapshot.metadata);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    file.append(snapshot.data);
+    return file.finish();
+  }
+
+  /**
+   * Starts the file of a snapshot of applied state at `metadata.index` (which must be in the log), to be handed
+   * its bytes as they are made (`append`, a member's snapshot job: no buffer of the whole snapshot is ever
+   * needed). `finish` makes it durable, then queues its marker record and, once that is durable, compacts the log
+   * up to it and deletes WAL segments and old snapshot files it covers; the log reads the bytes back from the
+   * file when a follower needs them. `abort` drops the file. Throws StorageInputError for a snapshot not in the
+   * log, and refuses (StorageFailedError) once the storage failed or closed.
    *
    * The file is written and fsynced outside the group commit, while saves go on: only its marker joins the
    * queue, once the file is durable. (A file of hundreds of megabytes written inside a batch held every later
    * save — and so every ack and commit — for seconds.) The marker may then follow entries above its index in the
    * WAL, which replay allows: a marker only moves the base, and those entries are above it. If a snapshot
-   * installed from the leader overtakes it meanwhile, the file is removed and the save resolves without effect.
+   * installed from the leader overtakes it meanwhile, the file is removed and `finish` resolves without effect.
+   * Closing the storage aborts files not yet finished.
    */
-  saveSnapshot(snapshot: Snapshot): Promise<void> {
+  beginSnapshot(metadata: SnapshotMetadata): LocalSnapshotFile {
     const refused = this.refusal();
-    if (refused) return Promise.reject(refused);
-    try {
-      this.validateLocalSnapshot(snapshot);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const { index, term } = snapshot.metadata;
-    const write = writeSnapshotFile(this.fs, path.join(this.dir, "snap"), snapshot);
-    const done = write.then(
-      (file) => this.enqueueSnapshotMarker(snapshot, file),
-      (err: unknown) => {
-        // As a failed WAL write: the disk may have dropped what it said it wrote.
-        this.failure ??= err instanceof Error ? err : new Error(String(err));
-        throw new StorageFailedError(`storage ${this.dir} failed to write snapshot ${term}-${index}: ${this.failure.message}`, { cause: err });
+    if (refused) throw refused;
+    this.validateLocalSnapshot(metadata);
+    const { index, term } = metadata;
+    const writer = new SnapshotFileWriter(this.fs, path.join(this.dir, "snap"), metadata);
+    this.openSnapshotFiles.add(writer);
+    return {
+      append: (piece) => writer.append(piece),
+      abort: () => {
+        this.openSnapshotFiles.delete(writer);
+        void writer.abort();
       },
-    );
-    this.snapshotWrites.add(done);
-    const untrack = () => this.snapshotWrites.delete(done);
-    done.then(untrack, untrack);
-    return done;
+      finish: () => {
+        this.openSnapshotFiles.delete(writer);
+        const done = writer.finish().then(
+          (file) => this.enqueueSnapshotMarker(metadata, file),
+          (err: unknown) => {
+            // As a failed WAL write: the disk may have dropped what it said it wrote.
+            this.failure ??= err instanceof Error ? err : new Error(String(err));
+            throw new StorageFailedError(`storage ${this.dir} failed to write snapshot ${term}-${index}: ${this.failure.message}`, {
+              cause: err,
+            });
+          },
+        );
+        this.snapshotWrites.add(done);
+        const untrack = () => this.snapshotWrites.delete(done);
+        done.then(untrack, untrack);
+        return done;
+      },
+    };
   }
 
   /** A local snapshot must be of an index in the log, after the current snapshot, with the log's term there. */
-  private validateLocalSnapshot(snapshot: Snapshot): void {
-    validateSnapshot(snapshot);
-    const { index, term } = snapshot.metadata;
+  private validateLocalSnapshot(metadata: SnapshotMetadata): void {
+    validateMetadata(metadata);
+    const { index, term } = metadata;
     if (index <= this.planned.snapIndex) {
       throw new StorageInputError(`snapshot index ${index} is not after the current snapshot index ${this.planned.snapIndex}`);
     }
@@ -374,9 +420,9 @@ export class DurableStorage {
     if (logTerm !== term) throw new StorageInputError(`snapshot term ${term} differs from the log's term ${logTerm} at index ${index}`);
   }
 
-  /** Queue the marker of a snapshot whose file `file` is durable (saveSnapshot). */
-  private async enqueueSnapshotMarker(snapshot: Snapshot, file: string): Promise<void> {
-    const { index, term, confState } = snapshot.metadata;
+  /** Queue the marker of a snapshot whose file `file` is durable (beginSnapshot). */
+  private async enqueueSnapshotMarker(metadata: SnapshotMetadata, file: string): Promise<void> {
+    const { index, term, confState } = metadata;
     const refused = this.refusal();
     if (refused) throw refused;
     if (index <= this.planned.snapIndex) {
@@ -392,10 +438,11 @@ export class DurableStorage {
       install: false,
       marker: true,
       hardStateAfter: this.planned.hardState,
-      apply: (snapshotPath) => {
-        if (this.memory.snapshot().metadata.index < index) this.memory.createSnapshot(index, confState, snapshot.data);
+      apply: () => {
+        // The bytes are in the file alone: the log's snapshot reads them from it (holdSnapshotOnDisk, at once).
+        if (this.memory.snapshot().metadata.index < index) this.memory.createSnapshot(index, confState, NO_BYTES);
         this.memory.compact(index);
-        this.durableSnapshot = this.holdSnapshotOnDisk(snapshot, snapshotPath);
+        this.durableSnapshot = this.holdSnapshotOnDisk(metadata, file);
       },
     });
   }
@@ -404,18 +451,20 @@ export class DurableStorage {
    * A durable snapshot's bytes stay on disk, not in memory (they can be a large share of the process): the log
    * reads the file back when a follower needs it. Returns the snapshot to remember as the durable one.
    */
-  private holdSnapshotOnDisk(snapshot: Snapshot, file: string | undefined): Snapshot {
-    if (file === undefined) return snapshot;
+  private holdSnapshotOnDisk(metadata: SnapshotMetadata, file: string): Snapshot {
     const load = () => loadSnapshotFile(this.fs, file).data;
-    this.memory.releaseSnapshotData(snapshot.metadata.index, load);
-    return lazySnapshot(snapshot.metadata, load);
+    this.memory.releaseSnapshotData(metadata.index, load);
+    return lazySnapshot(metadata, load);
   }
 
   /** Wait for queued saves, close the active segment and release the lock. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // Snapshot files being written outside the queue finish first (their markers are then refused).
+    // Snapshot files still being handed their bytes are dropped; those being finished outside the queue finish
+    // first (their markers are then refused).
+    for (const writer of this.openSnapshotFiles) void writer.abort();
+    this.openSnapshotFiles.clear();
     await Promise.allSettled([...this.snapshotWrites]);
     while (this.flushing) await this.flushing;
     await this.wal.close();
@@ -595,9 +644,15 @@ function validateEntries(entries: readonly Entry[]): void {
 }
 
 function validateSnapshot(s: Snapshot): void {
-  const m = s?.metadata;
-  if (typeof m !== "object" || m === null || !isCount(m.index) || !isCount(m.term) || !(s.data instanceof Uint8Array)) {
+  if (!(s?.data instanceof Uint8Array)) {
     throw new StorageInputError("snapshot must be { metadata: { index, term, confState }, data: Uint8Array }");
+  }
+  validateMetadata(s.metadata);
+}
+
+function validateMetadata(m: SnapshotMetadata): void {
+  if (typeof m !== "object" || m === null || !isCount(m.index) || !isCount(m.term)) {
+    throw new StorageInputError("snapshot metadata must be { index, term, confState }");
   }
   const cs = m.confState;
   if (typeof cs !== "object" || cs === null || !Array.isArray(cs.voters) || !Array.isArray(cs.learners)) {

@@ -11,6 +11,7 @@ import { contentHash } from "../../src/statemachine/hash.js";
 import {
   packSnapshotMeta,
   SnapshotMetaPacker,
+  SnapshotPieces,
   snapshotRecordBytes,
   type SnapshotMeta,
 } from "../../src/statemachine/snapshot.js";
@@ -21,6 +22,21 @@ import { resolve, templateArb, TEST_LIMITS } from "./arbitraries.js";
 import { Model } from "./model.js";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
+
+/** A job whose pieces are collected (`out.bytes()`), of `pieceBytes` (small ones put records across many). */
+function collecting(sm: StateMachine, pieceBytes?: number, prefix?: Uint8Array) {
+  const out = new SnapshotPieces();
+  const pieces: number[] = [];
+  const job = sm.beginSnapshot({
+    emit: (piece) => {
+      pieces.push(piece.length);
+      out.emit(piece);
+    },
+    prefix,
+    pieceBytes,
+  });
+  return { job, out, pieces };
+}
 
 /** Byte equality (vitest's toEqual walks a large typed array element by element, slowly). */
 function expectSameBytes(got: Uint8Array, want: Uint8Array): void {
@@ -37,7 +53,8 @@ describe("a snapshot taken a run at a time", () => {
         fc.array(templateArb, { minLength: 1, maxLength: 40, size: "max" }),
         fc.integer({ min: 1, max: 400 }),
         fc.nat({ max: 3 }),
-        (before, during, budget, perStep) => {
+        fc.integer({ min: 1, max: 2048 }),
+        (before, during, budget, perStep, pieceBytes) => {
           const sm = new StateMachine({ limits: TEST_LIMITS });
           const model = new Model(TEST_LIMITS);
           let index = 0;
@@ -49,7 +66,7 @@ describe("a snapshot taken a run at a time", () => {
           };
           before.forEach(apply);
           const expected = sm.snapshot();
-          const job = sm.beginSnapshot();
+          const { job, out, pieces } = collecting(sm, pieceBytes);
           let steps = 0;
           let next = 0;
           while (!job.step(budget)) {
@@ -59,7 +76,10 @@ describe("a snapshot taken a run at a time", () => {
             if (steps % 3 === 0) sm.snapshot(); // a whole snapshot meanwhile, its own capture beside the job's
           }
           while (next < during.length) apply(during[next++]);
-          expectSameBytes(job.bytes, expected);
+          expectSameBytes(out.bytes(), expected);
+          expect(job.bytes).toBe(expected.length);
+          // Pieces of about pieceBytes: a record starts a new piece only when it does not fit in the current one.
+          for (const length of pieces.slice(1, -1)) expect(length).toBeGreaterThan(0);
         },
       ),
       { numRuns: 500 },
@@ -88,9 +108,9 @@ describe("a snapshot taken a run at a time", () => {
     run({ op: "registerClient", lease: leaseA } as Command);
     const expected = sm.snapshot();
 
-    // The record phase and the write phase each charge a record at least 256 (snapshot-job.ts): budget 1 is a
-    // record per step, so every command below lands between two records of one phase or the other.
-    const job = sm.beginSnapshot(bytes("prefix"));
+    // The record phase charges a record at least 256 (snapshot-job.ts): budget 1 is a record per step, so every
+    // command below lands between two records.
+    const { job, out: collected, pieces } = collecting(sm, 4096, bytes("prefix"));
     const between: (() => void)[] = [
       () => sm.snapshot(), // a whole one meanwhile, first: the changes below must still leave the job's view alone
       () => run({ op: "put", key: "k/00000", value: bytes("overwritten") } as Command), // captured early, then changed
@@ -113,8 +133,9 @@ describe("a snapshot taken a run at a time", () => {
       if (steps === 200)
         between.splice(0, between.length, () => run({ op: "put", key: `late/${steps}`, value: bytes("x") } as Command));
     }
-    expect(steps).toBeGreaterThan(2 * 3000 - 2);
-    const out = job.bytes;
+    expect(steps).toBeGreaterThan(3000 - 2);
+    expect(pieces.length).toBeGreaterThan(5);
+    const out = collected.bytes();
     expect(out.subarray(0, 6)).toEqual(bytes("prefix"));
     expectSameBytes(out.subarray(6), expected);
     // The records the store holds now are untouched by the job.
@@ -126,13 +147,16 @@ describe("a snapshot taken a run at a time", () => {
     const big = new Uint8Array(100_000).fill(7);
     for (let i = 0; i < 50; i++) sm.applyCommand(i + 1, { op: "put", key: `big/${i}`, value: big } as Command);
     const expected = sm.snapshot();
-    const job = sm.beginSnapshot();
+    const { job, out, pieces } = collecting(sm, 64 * 1024);
     const record = snapshotRecordBytes(sm.get("big/0")!);
     let steps = 0;
     while (!job.step(3 * record)) steps++;
-    // 50 records, 3 per step, in each of the two phases.
-    expect(steps).toBeGreaterThanOrEqual(2 * Math.floor(50 / 3) - 1);
-    expectSameBytes(job.bytes, expected);
+    // 50 records, 3 per step.
+    expect(steps).toBeGreaterThanOrEqual(Math.floor(50 / 3) - 1);
+    expectSameBytes(out.bytes(), expected);
+    // A record larger than a piece gets a piece of its own: the head, then one piece per record.
+    const inKeyOrder = Array.from({ length: 50 }, (_, i) => `big/${i}`).sort();
+    expect(pieces.slice(1)).toEqual(inKeyOrder.map((key) => snapshotRecordBytes(sm.get(key)!)));
   });
 
   it("packs the meta part in pieces exactly as msgpack packs the whole tuple, for histories of every array header", () => {
@@ -190,19 +214,19 @@ describe("a snapshot taken a run at a time", () => {
 
   it("of an empty store is the whole snapshot at once; a cancelled one leaves the store as it was", () => {
     const sm = new StateMachine();
-    const empty = sm.beginSnapshot();
-    expect(empty.step(1)).toBe(true);
-    expectSameBytes(empty.bytes, new StateMachine().snapshot());
+    const empty = collecting(sm);
+    expect(empty.job.step(1)).toBe(true);
+    expectSameBytes(empty.out.bytes(), new StateMachine().snapshot());
 
     for (let i = 0; i < 10; i++) sm.applyCommand(i + 1, { op: "put", key: `k${i}`, value: bytes("v") } as Command);
-    const job = sm.beginSnapshot();
+    const { job } = collecting(sm);
     job.step(1);
     job.cancel();
     expect(() => job.bytes).toThrow(/before the job is done/);
     sm.applyCommand(11, { op: "delete", key: "k", prefix: true } as Command);
-    const after = sm.beginSnapshot();
-    while (!after.step(1));
-    expectSameBytes(after.bytes, sm.snapshot());
-    expect(StateMachine.restore(after.bytes).keyCount).toBe(0);
+    const after = collecting(sm);
+    while (!after.job.step(1));
+    expectSameBytes(after.out.bytes(), sm.snapshot());
+    expect(StateMachine.restore(after.out.bytes()).keyCount).toBe(0);
   });
 });

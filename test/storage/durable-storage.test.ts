@@ -478,6 +478,92 @@ describe("a local snapshot's file is written outside the group commit", () => {
   });
 });
 
+describe("a local snapshot's file handed its bytes a piece at a time (beginSnapshot)", () => {
+  const pieceOf = (i: number) => new Uint8Array(3000 + i).fill(i);
+
+  it("is the pieces in order once finished; the log reads them back from the file, before and after a reopen", async () => {
+    const dir = fresh("snapfile-pieces");
+    const { gate, a } = await gatedStorageWithEntries(dir);
+    const metadata = { index: 8, term: 2, confState: a.log.initialState().confState };
+    const file = a.beginSnapshot(metadata);
+    const pieces: Uint8Array[] = [];
+    for (let i = 0; i < 20; i++) {
+      pieces.push(pieceOf(i));
+      file.append(pieces[i]);
+      // Turns pass between the pieces, and saves go on meanwhile.
+      if (i % 5 === 0) await a.save({ term: 2, vote: null, commit: 10 }, [entry(11 + i / 5, 2)], undefined);
+    }
+    expect(gate.held()).toBe(0);
+    expect(a.log.firstIndex()).toBe(2); // nothing compacted before finish
+    await file.finish();
+    expect(a.log.firstIndex()).toBe(9);
+    const want = Buffer.concat(pieces);
+    expect(Buffer.compare(a.log.snapshot().data, want)).toBe(0);
+    const state = logState(a.log);
+    await a.close();
+    const b = await open(dir);
+    expect(logState(b.log)).toEqual(state);
+    expect(Buffer.compare(b.snapshot!.data, want)).toBe(0);
+    await b.close();
+  });
+
+  it("an aborted one leaves no file and compacts nothing; a later one at the same index saves", async () => {
+    const dir = fresh("snapfile-abort");
+    const { a } = await gatedStorageWithEntries(dir);
+    const metadata = { index: 8, term: 2, confState: a.log.initialState().confState };
+    const first = a.beginSnapshot(metadata);
+    first.append(pieceOf(1));
+    first.abort();
+    await a.save({ term: 2, vote: null, commit: 10 }, [entry(11, 2)], undefined);
+    await waitFor(() => !fs.readdirSync(path.join(dir, "snap")).some((f) => f.endsWith(".tmp")));
+    expect(fs.readdirSync(path.join(dir, "snap"))).toEqual([snapshotFileName(1, 1)]);
+    expect(a.log.firstIndex()).toBe(2);
+    const second = a.beginSnapshot(metadata);
+    second.append(pieceOf(2));
+    await second.finish();
+    expect([...a.log.snapshot().data]).toEqual([...pieceOf(2)]);
+    await a.close();
+  });
+
+  it("closing the storage drops a file still being handed its bytes", async () => {
+    const dir = fresh("snapfile-close");
+    const { a } = await gatedStorageWithEntries(dir);
+    const file = a.beginSnapshot({ index: 8, term: 2, confState: a.log.initialState().confState });
+    file.append(pieceOf(3));
+    await a.close();
+    await waitFor(() => fs.readdirSync(path.join(dir, "snap")).length === 1);
+    expect(fs.readdirSync(path.join(dir, "snap"))).toEqual([snapshotFileName(1, 1)]);
+    const b = await open(dir);
+    expect(b.snapshot?.metadata.index).toBe(1);
+    expect(b.log.lastIndex()).toBe(10);
+    await b.close();
+  });
+
+  it("refuses, at once, a snapshot that is not in the log; a failed piece write fails the storage", async () => {
+    const dir = fresh("snapfile-piece-fails");
+    const a = await DurableStorage.open(nodeFileSystem, dir, { logger: captureLogger() });
+    await a.bootstrap(["n1"]);
+    await a.save({ term: 2, vote: null, commit: 5 }, [entry(2, 2), entry(3, 2)], undefined);
+    const confState = a.log.initialState().confState;
+    expect(() => a.beginSnapshot({ index: 9, term: 2, confState })).toThrow(/past the log's last index/);
+    expect(() => a.beginSnapshot({ index: 3, term: 1, confState })).toThrow(/differs from the log's term/);
+    await a.close();
+    let writes = 0;
+    const failing = withSnapshotHandles((h) => ({
+      write: (parts, at) => (++writes === 3 ? Promise.reject(new Error("ENOSPC: injected")) : h.write(parts, at)),
+    }));
+    const b = await DurableStorage.open(failing, dir, { logger: captureLogger() });
+    const file = b.beginSnapshot({ index: 3, term: 2, confState });
+    for (let i = 0; i < 4; i++) file.append(pieceOf(i));
+    await expect(file.finish()).rejects.toThrow(/failed to write snapshot 2-3: ENOSPC: injected/);
+    expect(writes).toBe(3); // the pieces after the failed one were not written
+    await expect(b.save(undefined, [entry(4, 2)], undefined)).rejects.toThrow(/failed earlier: ENOSPC: injected/);
+    expect(() => b.beginSnapshot({ index: 3, term: 2, confState })).toThrow(/failed earlier/);
+    await b.close();
+    expect(fs.readdirSync(path.join(dir, "snap"))).not.toContain(snapshotFileName(2, 3));
+  });
+});
+
 async function waitFor(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 1));
   expect(cond()).toBe(true);
