@@ -7,8 +7,12 @@
 // logged then); its resident memory at the end; and the term (elections). Bounded: stops after `--max-seconds`.
 //
 //   npm run bench:snapshot-stall -- [--keys 1000000] [--snapshots 1] [--max-seconds 900] [--root <source tree>]
+//                                   [--catch-up]
 //
 // --root runs the members from another source tree (e.g. an export of an older commit, to compare).
+// --catch-up: a follower is stopped before the load and started again after it, once the others have compacted
+// their logs past it: it recovers from its own (small) snapshot and catches up by the leader's full-size one. The
+// longest stall per member while it does is reported, with how long it took.
 
 import fs from "node:fs";
 import { sourceCommand } from "../src/harness/command.js";
@@ -24,6 +28,7 @@ const KEYS = Number(arg("keys", "1000000"));
 const SNAPSHOTS = Number(arg("snapshots", "1"));
 const MAX_SECONDS = Number(arg("max-seconds", "900"));
 const ROOT = arg("root", "");
+const CATCH_UP = process.argv.includes("--catch-up");
 const CONCURRENCY = 256;
 const VALUE = new Uint8Array(256).fill(0x61);
 const key = (i: number) => `key/${String(i).padStart(7, "0")}`;
@@ -106,12 +111,14 @@ function snapshots(
 }
 
 const leader = await cluster.waitForLeader();
+const lagging = CATCH_UP ? names.find((n) => n !== leader) : undefined;
+if (lagging) await cluster.stop(lagging);
 const clients: ClientSocket[] = [];
 for (let i = 0; i < 8; i++) clients.push(await cluster.connect(leader));
 let next = 0;
 let puts = 0;
 let failed = 0;
-const fullSize = () => names.every((n) => snapshots(n).filter((s) => s.bytes > KEYS * 256).length >= SNAPSHOTS);
+const fullSize = () => names.filter((n) => n !== lagging).every((n) => snapshots(n).filter((s) => s.bytes > KEYS * 256).length >= SNAPSHOTS);
 const deadline = started + MAX_SECONDS * 1000;
 let lastReport = Date.now();
 await Promise.all(
@@ -138,6 +145,21 @@ await Promise.all(
 );
 const loadEnded = Date.now();
 for (const c of clients) c.close();
+// The lagging follower starts again and catches up, with no load: until it has applied the leader's commit index.
+let catchUp: { start: number; end: number } | undefined;
+if (lagging) {
+  const start = Date.now();
+  const target = (await cluster.status(leader)).commit;
+  await cluster.restart(lagging);
+  for (;;) {
+    if (Date.now() - start > MAX_SECONDS * 1000) throw new Error(`${lagging} did not catch up in ${MAX_SECONDS} s`);
+    await new Promise((r) => setTimeout(r, 250));
+    const applied = await cluster.status(lagging).then((st) => st.applied, () => 0);
+    if (applied >= target) break;
+  }
+  catchUp = { start, end: Date.now() };
+  console.error(`${lagging} caught up in ${((catchUp.end - start) / 1000).toFixed(1)} s`);
+}
 // Then 10 s with no load: a quiet member runs its idle collection (idle-gc.ts) after a snapshot, reported apart.
 await new Promise((r) => setTimeout(r, 10_000));
 sampling = false;
@@ -160,13 +182,21 @@ for (const [i, n] of names.entries()) {
   // A reading covers the 250 ms (plus the read itself) before it.
   const during = ws.filter((w) => w.at <= loadEnded && big.some((s) => w.at >= s.start && w.at - 1000 <= s.end));
   const loaded = ws.filter((w) => w.at <= loadEnded);
-  const idle = ws.filter((w) => w.at > loadEnded);
+  const catching = catchUp ? ws.filter((w) => w.at > catchUp.start && w.at <= catchUp.end + 250) : [];
+  const idle = ws.filter((w) => w.at > (catchUp?.end ?? loadEnded) + 250);
   rows.push({
     member: n,
     readings: ws.length,
     "max stall ms under load": Math.round(Math.max(0, ...loaded.map((w) => w.lagMs))),
     "snapshots (at full size)": `${snaps.length} (${big.length})`,
     "max stall ms during full-size snapshots": Math.round(Math.max(0, ...during.map((w) => w.lagMs))),
+    ...(catchUp
+      ? {
+          [`max stall ms while ${lagging} caught up (${((catchUp.end - catchUp.start) / 1000).toFixed(1)} s)`]: Math.round(
+            Math.max(0, ...catching.map((w) => w.lagMs)),
+          ),
+        }
+      : {}),
     "max stall ms in the 10 s after": Math.round(Math.max(0, ...idle.map((w) => w.lagMs))),
     "idle collection ms": idleCollections(n).join(", "),
     "resident MiB at the end": residentMiB[i],
@@ -187,6 +217,7 @@ console.log(
     failed,
     seconds: Math.round((Date.now() - started) / 1000),
     root: ROOT || "this tree",
+    ...(catchUp ? { lagging, catchUpSeconds: (catchUp.end - catchUp.start) / 1000 } : {}),
     terms,
     rows,
   }),
