@@ -13,6 +13,17 @@ export interface Mutant {
 }
 
 export const MUTANTS: Readonly<Record<string, Mutant>> = {
+  "snapshot-piece-reused-before-written": {
+    description:
+      "a snapshot file releases each piece as it is queued, before it is written: the snapshot job fills the piece again with later records while the write is still to come",
+    patches: [
+      {
+        file: "src/storage/snapshot-file.ts",
+        find: `    if (written) this.chain = this.chain.then(written);`,
+        replace: `    if (written) written(); /* MUTANT */`,
+      },
+    ],
+  },
   "follower-acks-before-fsync": {
     description: "a follower acknowledges an append before its fsync completes (sends every Ready's messages first)",
     patches: [

@@ -5,6 +5,7 @@
 // function of its options: the same seed gives the same result, byte for byte.
 
 import { DEFAULT_READIES_IN_FLIGHT, DEFAULT_SNAPSHOT_STEP_BYTES } from "../src/host/host-config.js";
+import { SNAPSHOT_PIECE_BYTES } from "../src/statemachine/snapshot.js";
 import type { NodeId } from "../src/raft/types.js";
 import type { ApplyOutput } from "../src/statemachine/index.js";
 import { ClientConnection } from "./client-connection.js";
@@ -150,6 +151,9 @@ async function run(opts: SimOptions): Promise<SeedResult> {
   // A snapshot taken a record per turn, a few records per turn, or at once: drawn by a PRNG of its own, so that
   // the other draws stay what they were.
   params.snapshotStepBytes = new Prng(seed ^ 0x5eed_5a9).pick([1, 1, 2048, DEFAULT_SNAPSHOT_STEP_BYTES]);
+  // Pieces of a few records (a snapshot spans many, written while the next fill: released ones are reused) or the
+  // production size; a PRNG of its own too.
+  params.snapshotPieceBytes = new Prng(seed ^ 0x91ece5).pick([64, 512, 4096, SNAPSHOT_PIECE_BYTES]);
   const onLog = opts.onLog;
   let failure: unknown;
   let nemesis: Nemesis | undefined;

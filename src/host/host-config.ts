@@ -30,6 +30,11 @@ export interface HostConfig {
    * key records (each also charged a fixed amount). DEFAULT_SNAPSHOT_STEP_BYTES when absent.
    */
   snapshotStepBytes?: number;
+  /**
+   * The snapshot's pieces, each written to its file as it fills (StateMachine.beginSnapshot): SNAPSHOT_PIECE_BYTES
+   * when absent. The simulator draws small ones, so that a snapshot spans many pieces and reuses them.
+   */
+  snapshotPieceBytes?: number;
   /** Readies taken before the oldest one's write completed (1: one at a time). */
   readiesInFlight: number;
   /** Raft options beyond the timing ones; the core's defaults when absent. */

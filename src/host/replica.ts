@@ -697,7 +697,11 @@ export class Replica {
       return;
     }
     const header = nodeSnapshotHeader({ v: 1, members: [...this.members.values()] });
-    const job = this.sm.beginSnapshot({ emit: (piece) => file.append(piece), prefix: header });
+    const job = this.sm.beginSnapshot({
+      emit: (piece, release) => file.append(piece, release),
+      prefix: header,
+      pieceBytes: this.config.snapshotPieceBytes,
+    });
     this.snapshotting = true;
     this.lastSnapshotIndex = index;
     this.appliedBytesSinceSnapshot = 0;

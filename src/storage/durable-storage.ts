@@ -62,8 +62,8 @@ export type { StorageLogger } from "./recover.js";
 
 /** A snapshot file being handed its bytes (DurableStorage.beginSnapshot). */
 export interface LocalSnapshotFile {
-  /** The next bytes, in order; the piece must not change afterwards. */
-  append(piece: Uint8Array): void;
+  /** The next bytes, in order; the piece must not change until `written` is called (it was written, or dropped). */
+  append(piece: Uint8Array, written?: () => void): void;
   /** Durable file, then durable marker, then the log compacted; rejects with StorageFailedError if it failed. */
   finish(): Promise<void>;
   /** Drops the file (the snapshot was abandoned). */
@@ -375,7 +375,7 @@ export class DurableStorage {
     const writer = new SnapshotFileWriter(this.fs, path.join(this.dir, "snap"), metadata);
     this.openSnapshotFiles.add(writer);
     return {
-      append: (piece) => writer.append(piece),
+      append: (piece, written) => writer.append(piece, written),
       abort: () => {
         this.openSnapshotFiles.delete(writer);
         void writer.abort();

@@ -75,8 +75,8 @@ export class SnapshotFileWriter {
     this.chain = this.handle.then((fh) => fh.write([header, meta], 0)).catch((err: unknown) => this.fail(err));
   }
 
-  /** Queues the next bytes of the snapshot. */
-  append(piece: Uint8Array): void {
+  /** Queues the next bytes of the snapshot; `written` is called once they are written (or dropped: a failure). */
+  append(piece: Uint8Array, written?: () => void): void {
     assert(!this.ended, "snapshot file: append after finish or abort");
     for (let at = 0; at < piece.length; at += WRITE_PIECE_BYTES) {
       const slice = piece.subarray(at, at + WRITE_PIECE_BYTES);
@@ -87,6 +87,7 @@ export class SnapshotFileWriter {
         await fh.write([slice], position);
       });
     }
+    if (written) this.chain = this.chain.then(written);
   }
 
   /** Writes the checksummed header and makes the file durable under its name; resolves with that name. */

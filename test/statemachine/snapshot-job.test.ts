@@ -23,14 +23,19 @@ import { Model } from "./model.js";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
-/** A job whose pieces are collected (`out.bytes()`), of `pieceBytes` (small ones put records across many). */
+/**
+ * A job whose pieces are copied and collected (`out.bytes()`), of `pieceBytes` (small ones put records across
+ * many). Each piece is released once copied, as a member's file releases it once written: the writer fills it
+ * again, which must not change what was handed over before.
+ */
 function collecting(sm: StateMachine, pieceBytes?: number, prefix?: Uint8Array) {
   const out = new SnapshotPieces();
   const pieces: number[] = [];
   const job = sm.beginSnapshot({
-    emit: (piece) => {
+    emit: (piece, release) => {
       pieces.push(piece.length);
-      out.emit(piece);
+      out.emit(piece.slice(), () => {});
+      release();
     },
     prefix,
     pieceBytes,
