@@ -14,7 +14,13 @@
 // KeyValue they return (a small object and a view, young garbage once answered), about half a microsecond each
 // here. A returned record never changes afterwards: values' bytes are never overwritten (value-chunks.ts).
 //
-// Invariants: slots.get(k) = s ⇔ row s holds k's record; a slot is either in the map or on the free list; the
+// Nothing grows by copying all of itself: the rows are in blocks of BLOCK_ROWS, allocated as needed, and the map
+// from key to slot is KEY_SHARDS maps, chosen by a hash of the key's end. A single array of rows doubled (a copy
+// of tens of megabytes) and a single Map rehashed every entry when it filled: at 524,288 keys both happened in
+// one put, which stopped a loaded member for 300-700 ms (CPU profile of bench:snapshot-stall); now each step
+// of growth is a block of 768 KiB, and a rehash is of one shard, a sixteenth of the keys.
+//
+// Invariants: slotOf(k) = s ⇔ row s holds k's record; a slot is either in the map or on the free list; the
 // value chunks hold exactly the values of the rows in the map (valueChunks.liveBytes = liveValueBytes).
 
 import { assert } from "../assert.js";
@@ -33,6 +39,19 @@ const MOD_REVISION = 3;
 const VERSION = 4;
 const LEASE = 5;
 const ROW = 6;
+/** Rows per block: 2^14 rows of 48 bytes, 768 KiB. */
+const BLOCK_SHIFT = 14;
+const BLOCK_MASK = (1 << BLOCK_SHIFT) - 1;
+/** Maps from key to slot (a power of two). */
+const KEY_SHARDS = 16;
+
+/** The map of `key`: a hash of its last 8 UTF-16 units and its length (keys tend to differ at their end). */
+function shardOf(key: string): number {
+  const n = key.length;
+  let h = n;
+  for (let i = n > 8 ? n - 8 : 0; i < n; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return (h ^ (h >>> 16)) & (KEY_SHARDS - 1);
+}
 
 /** Rows the sweep looks at per write while the value chunks are more than half dead (sweepValues). */
 const SWEEP_ROWS_PER_WRITE = 32;
@@ -63,8 +82,10 @@ function small(x: number): number {
 }
 
 export class KvStore {
-  private readonly slots = new Map<string, number>();
-  private rows = new Float64Array(16 * ROW);
+  private readonly slots: Map<string, number>[] = Array.from({ length: KEY_SHARDS }, () => new Map());
+  private keyCount = 0;
+  /** Row s is at (s & BLOCK_MASK) * ROW in blocks[s >>> BLOCK_SHIFT]. */
+  private readonly blocks: Float64Array[] = [];
   /** Rows below this have been used; free ones below it are on freeRows. */
   private rowsUsed = 0;
   private readonly freeRows: number[] = [];
@@ -98,7 +119,7 @@ export class KvStore {
   }
 
   get size(): number {
-    return this.slots.size;
+    return this.keyCount;
   }
 
   get bytes(): number {
@@ -116,25 +137,26 @@ export class KvStore {
   }
 
   has(key: string): boolean {
-    return this.slots.has(key);
+    return this.slots[shardOf(key)].has(key);
   }
 
   get(key: string): KeyValue | undefined {
-    const slot = this.slots.get(key);
+    const slot = this.slots[shardOf(key)].get(key);
     return slot === undefined ? undefined : this.recordAt(key, slot);
   }
 
   /** Stores a copy of `kv` as the record of `kv.key`; returns the stored record (its value in the store's chunks). */
   set(kv: KeyValue): KeyValue {
-    let slot = this.slots.get(kv.key);
+    let slot = this.slots[shardOf(kv.key)].get(kv.key);
     if (slot !== undefined) {
       if (this.captures.size > 0) {
         const prev = this.recordAt(kv.key, slot);
         for (const c of this.captures) c.preserve(kv.key, prev);
       }
-      const p = slot * ROW;
-      this.recordsBytes -= this.rows[p + LENGTH]; // fill() counts the new value
-      this.values.release(this.rows[p + LOCATION], this.rows[p + LENGTH]);
+      const r = this.blocks[slot >>> BLOCK_SHIFT];
+      const p = (slot & BLOCK_MASK) * ROW;
+      this.recordsBytes -= r[p + LENGTH]; // fill() counts the new value
+      this.values.release(r[p + LOCATION], r[p + LENGTH]);
     } else {
       slot = this.newRow(kv.key);
       this.order.insert(kv.key);
@@ -145,14 +167,17 @@ export class KvStore {
   }
 
   remove(key: string): KeyValue | undefined {
-    const slot = this.slots.get(key);
+    const slots = this.slots[shardOf(key)];
+    const slot = slots.get(key);
     if (slot === undefined) return undefined;
     const prev = this.recordAt(key, slot);
     if (this.captures.size > 0) for (const c of this.captures) c.preserve(key, prev);
-    const p = slot * ROW;
-    this.values.release(this.rows[p + LOCATION], this.rows[p + LENGTH]);
-    this.rows[p + LENGTH] = 0;
-    this.slots.delete(key);
+    const r = this.blocks[slot >>> BLOCK_SHIFT];
+    const p = (slot & BLOCK_MASK) * ROW;
+    this.values.release(r[p + LOCATION], r[p + LENGTH]);
+    r[p + LENGTH] = 0;
+    slots.delete(key);
+    this.keyCount--;
     this.freeRows.push(slot);
     this.recordsBytes -= recordBytes(prev);
     this.order.remove(key);
@@ -187,13 +212,13 @@ export class KvStore {
 
   /** The row holding `key`'s record, or -1. A row changes only through set and remove (after preserve()). */
   slotOf(key: string): number {
-    return this.slots.get(key) ?? -1;
+    return this.slots[shardOf(key)].get(key) ?? -1;
   }
 
   /** Hands the record in row `slot`, `key`'s, to `sink` without making a KeyValue; returns its value's length. */
   copyRecordTo(key: string, slot: number, sink: RecordSink): number {
-    const r = this.rows;
-    const p = slot * ROW;
+    const r = this.blocks[slot >>> BLOCK_SHIFT];
+    const p = (slot & BLOCK_MASK) * ROW;
     const length = r[p + LENGTH];
     const location = r[p + LOCATION];
     const chunk = this.values.chunkOf(location, length);
@@ -225,8 +250,8 @@ export class KvStore {
   }
 
   private recordAt(key: string, slot: number): KeyValue {
-    const r = this.rows;
-    const p = slot * ROW;
+    const r = this.blocks[slot >>> BLOCK_SHIFT];
+    const p = (slot & BLOCK_MASK) * ROW;
     return {
       key,
       value: this.values.view(r[p + LOCATION], r[p + LENGTH]),
@@ -242,13 +267,10 @@ export class KvStore {
     let slot = this.freeRows.pop();
     if (slot === undefined) {
       slot = this.rowsUsed++;
-      if (slot * ROW === this.rows.length) {
-        const grown = new Float64Array(2 * this.rows.length);
-        grown.set(this.rows);
-        this.rows = grown;
-      }
+      if ((slot & BLOCK_MASK) === 0) this.blocks.push(new Float64Array((BLOCK_MASK + 1) * ROW));
     }
-    this.slots.set(key, slot);
+    this.slots[shardOf(key)].set(key, slot);
+    this.keyCount++;
     this.recordsBytes += RECORD_OVERHEAD + utf8Length(key);
     return slot;
   }
@@ -264,8 +286,8 @@ export class KvStore {
     version: number,
     lease: number,
   ): void {
-    const r = this.rows;
-    const p = slot * ROW;
+    const r = this.blocks[slot >>> BLOCK_SHIFT];
+    const p = (slot & BLOCK_MASK) * ROW;
     r[p + LOCATION] = this.values.add(bytes, start, length);
     r[p + LENGTH] = length;
     r[p + CREATE_REVISION] = createRevision;
@@ -285,10 +307,11 @@ export class KvStore {
   private sweepValues(): void {
     const values = this.values;
     if (values.heldBytes <= 2 * values.liveBytes + SWEEP_SLACK_BYTES) return;
-    const r = this.rows;
     for (let n = 0; n < SWEEP_ROWS_PER_WRITE && this.rowsUsed > 0; n++) {
       if (this.sweepAt >= this.rowsUsed) this.sweepAt = 0;
-      const p = this.sweepAt++ * ROW;
+      const slot = this.sweepAt++;
+      const r = this.blocks[slot >>> BLOCK_SHIFT];
+      const p = (slot & BLOCK_MASK) * ROW;
       // A free row has length 0: nothing to move.
       if (values.isInSparseChunk(r[p + LOCATION], r[p + LENGTH]))
         r[p + LOCATION] = values.move(r[p + LOCATION], r[p + LENGTH]);
