@@ -9,12 +9,17 @@
 //   npm run bench:snapshot-stall -- [--keys 1000000] [--snapshots 1] [--max-seconds 900] [--root <source tree>]
 //                                   [--catch-up]
 //
+// A control runs beside the members: a Node process that does nothing but measure its own event-loop delay the same
+// way. Its stalls are the machine's (CPU contention, the hypervisor), not Concord's: read the members' against it.
+//
 // --root runs the members from another source tree (e.g. an export of an older commit, to compare).
 // --catch-up: a follower is stopped before the load and started again after it, once the others have compacted
 // their logs past it: it recovers from its own (small) snapshot and catches up by the leader's full-size one. The
 // longest stall per member while it does is reported, with how long it took.
 
+import { spawn } from "node:child_process";
 import fs from "node:fs";
+import readline from "node:readline";
 import { sourceCommand } from "../src/harness/command.js";
 import { LocalCluster } from "../src/harness/cluster.js";
 import { metricValue } from "../src/harness/status.js";
@@ -37,6 +42,18 @@ interface Window {
   at: number;
   lagMs: number;
 }
+
+/** The idle control process: one line per 250 ms, its event loop's longest delay in that window (ms). */
+const CONTROL = `
+const { monitorEventLoopDelay } = require("node:perf_hooks");
+const h = monitorEventLoopDelay({ resolution: 10 });
+h.enable();
+setInterval(() => { console.log(h.max / 1e6); h.reset(); }, 250);
+process.stdin.on("end", () => process.exit(0)).resume();
+`;
+const control = spawn(process.execPath, ["-e", CONTROL], { stdio: ["pipe", "pipe", "inherit"] });
+const controlLags: Window[] = [];
+readline.createInterface({ input: control.stdout! }).on("line", (l) => controlLags.push({ at: Date.now(), lagMs: Number(l) }));
 
 const started = Date.now();
 const cluster = await LocalCluster.start({
@@ -174,11 +191,15 @@ const residentMiB = await Promise.all(
   }),
 );
 
+control.stdin!.end();
 const rows = [];
-for (const [i, n] of names.entries()) {
-  const ws = lags.get(n)!;
-  const snaps = snapshots(n);
-  const big = snaps.filter((s) => s.bytes > KEYS * 256);
+const allBig = names.flatMap((n) => snapshots(n).filter((s) => s.bytes > KEYS * 256));
+for (const [i, n] of [...names, "control (idle)"].entries()) {
+  const isControl = i === names.length;
+  const ws = isControl ? controlLags : lags.get(n)!;
+  const snaps = isControl ? [] : snapshots(n);
+  // The control's "during snapshots" is during any member's.
+  const big = isControl ? allBig : snaps.filter((s) => s.bytes > KEYS * 256);
   // A reading covers the 250 ms (plus the read itself) before it.
   const during = ws.filter((w) => w.at <= loadEnded && big.some((s) => w.at >= s.start && w.at - 1000 <= s.end));
   const loaded = ws.filter((w) => w.at <= loadEnded);
@@ -188,7 +209,7 @@ for (const [i, n] of names.entries()) {
     member: n,
     readings: ws.length,
     "max stall ms under load": Math.round(Math.max(0, ...loaded.map((w) => w.lagMs))),
-    "snapshots (at full size)": `${snaps.length} (${big.length})`,
+    "snapshots (at full size)": isControl ? "-" : `${snaps.length} (${big.length})`,
     "max stall ms during full-size snapshots": Math.round(Math.max(0, ...during.map((w) => w.lagMs))),
     ...(catchUp
       ? {
@@ -198,9 +219,9 @@ for (const [i, n] of names.entries()) {
         }
       : {}),
     "max stall ms in the 10 s after": Math.round(Math.max(0, ...idle.map((w) => w.lagMs))),
-    "idle collection ms": idleCollections(n).join(", "),
-    "resident MiB at the end": residentMiB[i],
-    "full-size snapshot: MB, turns, encode ms, save ms": big
+    "idle collection ms": isControl ? "-" : idleCollections(n).join(", "),
+    "resident MiB at the end": isControl ? "-" : residentMiB[i],
+    "full-size snapshot: MB, turns, encode ms, save ms": (isControl ? [] : big)
       .map((s) => `${Math.round(s.bytes / 1e6)}, ${s.turns ?? "-"}, ${s.encodeMs ?? "-"}, ${s.ms}`)
       .join("; "),
   });
