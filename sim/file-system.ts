@@ -161,6 +161,11 @@ export class SimFileSystem implements FileSystem {
     return f.buf.slice(0, f.length);
   }
 
+  readAt(path: string, position: number, length: number): Uint8Array {
+    const f = this.file(path);
+    return f.buf.slice(Math.min(position, f.length), Math.min(position + length, f.length));
+  }
+
   mkdirSync(path: string): void {
     let node: SimDir = this.root;
     for (const p of this.parts(path)) {

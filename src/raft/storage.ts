@@ -8,8 +8,10 @@ import {
   type ConfState,
   type Entry,
   type HardState,
+  attachReader,
   type NodeId,
   type Snapshot,
+  type SnapshotReader,
 } from "./types.js";
 
 /**
@@ -30,10 +32,13 @@ export interface Storage {
   snapshot(): Snapshot;
 }
 
-/** A snapshot whose bytes are read by `load` when asked for, and kept only while someone holds them. */
-export function lazySnapshot(metadata: Snapshot["metadata"], load: () => Uint8Array): Snapshot {
+/**
+ * A snapshot whose bytes are read by `load` when asked for, and kept only while someone holds them; `open` reads
+ * them a range at a time instead (snapshotReader: what the transport streams to a follower from).
+ */
+export function lazySnapshot(metadata: Snapshot["metadata"], load: () => Uint8Array, open: () => SnapshotReader): Snapshot {
   let cached: WeakRef<Uint8Array> | undefined;
-  return {
+  const snapshot = {
     metadata,
     get data(): Uint8Array {
       let d = cached?.deref();
@@ -44,6 +49,7 @@ export function lazySnapshot(metadata: Snapshot["metadata"], load: () => Uint8Ar
       return d;
     },
   };
+  return attachReader(snapshot, open);
 }
 
 /**
@@ -131,8 +137,8 @@ export class MemoryStorage implements Storage {
    * Once the snapshot at `index` is durable elsewhere, stop holding its bytes: `load` reads them back when a
    * lagging follower needs them (rare), cached only while someone still holds them.
    */
-  releaseSnapshotData(index: number, load: () => Uint8Array): void {
-    if (this.snap.metadata.index === index) this.snap = lazySnapshot(this.snap.metadata, load);
+  releaseSnapshotData(index: number, load: () => Uint8Array, open: () => SnapshotReader): void {
+    if (this.snap.metadata.index === index) this.snap = lazySnapshot(this.snap.metadata, load, open);
   }
 
   /** Discard entries up to and including `index` (which must be <= the last snapshot's index). */

@@ -206,5 +206,32 @@ export const emptyHardState = (): HardState => ({ term: 0, vote: null, commit: 0
 
 export const isEmptySnapshot = (s: Snapshot | undefined): boolean => s === undefined || s.metadata.index === 0;
 
+/** A snapshot's bytes read a range at a time, in order from the start (the transport streams them so). */
+export interface SnapshotReader {
+  readonly size: number;
+  /** `length` bytes at `offset`; throws if they cannot be read or turn out damaged. */
+  read(offset: number, length: number): Uint8Array;
+}
+
+/**
+ * Hidden on a snapshot whose bytes are on disk (lazySnapshot): opens a reader of them, so that a sender never loads
+ * the whole snapshot at once. Not a field: a snapshot stays plain data for codecs and copies.
+ */
+const READER = Symbol("snapshot reader");
+
+/** Gives `snapshot` a way to read its bytes a range at a time (see READER). */
+export function attachReader(snapshot: Snapshot, open: () => SnapshotReader): Snapshot {
+  Object.defineProperty(snapshot, READER, { value: open, enumerable: false });
+  return snapshot;
+}
+
+/** A reader of `snapshot`'s bytes: from its file when it has one (attachReader), else over `data`. */
+export function snapshotReader(snapshot: Snapshot): SnapshotReader {
+  const open = (snapshot as { [READER]?: () => SnapshotReader })[READER];
+  if (open) return open();
+  const data = snapshot.data;
+  return { size: data.byteLength, read: (offset, length) => data.subarray(offset, offset + length) };
+}
+
 /** Bytes an entry costs against batching limits. */
 export const entrySize = (e: Entry): number => e.data.byteLength + 24;

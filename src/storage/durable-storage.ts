@@ -55,7 +55,7 @@ import {
 } from "./record.js";
 import { recover, type SnapshotFileRef, type StorageLogger } from "./recover.js";
 import type { SegmentLiveness } from "./replay.js";
-import { loadSnapshotFile, SnapshotFileWriter, writeSnapshotFile } from "./snapshot-file.js";
+import { loadSnapshotFile, SnapshotFileWriter, snapshotFileReader, writeSnapshotFile } from "./snapshot-file.js";
 import { WalWriter } from "./wal.js";
 
 export type { StorageLogger } from "./recover.js";
@@ -453,8 +453,9 @@ export class DurableStorage {
    */
   private holdSnapshotOnDisk(metadata: SnapshotMetadata, file: string): Snapshot {
     const load = () => loadSnapshotFile(this.fs, file).data;
-    this.memory.releaseSnapshotData(metadata.index, load);
-    return lazySnapshot(metadata, load);
+    const open = () => snapshotFileReader(this.fs, file);
+    this.memory.releaseSnapshotData(metadata.index, load, open);
+    return lazySnapshot(metadata, load, open);
   }
 
   /** Wait for queued saves, close the active segment and release the lock. Idempotent. */

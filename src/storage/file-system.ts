@@ -32,6 +32,8 @@ export interface FileSystem {
   /** Names in a directory (any order). */
   list(dir: string): string[];
   readFile(path: string): Uint8Array;
+  /** `length` bytes of a file from `position` (fewer at its end). */
+  readAt(path: string, position: number, length: number): Uint8Array;
   /** Create a directory and its missing parents; not durable until their parents are synced. */
   mkdirSync(path: string): void;
   /** Write a whole small file and fsync it (its directory entry still needs `syncDirSync`). */

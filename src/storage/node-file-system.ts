@@ -71,6 +71,21 @@ export const nodeFileSystem: FileSystem = {
   size: (p) => fs.statSync(p).size,
   list: (dir) => fs.readdirSync(dir),
   readFile: (p) => fs.readFileSync(p),
+  readAt(p, position, length) {
+    const fd = fs.openSync(p, "r");
+    try {
+      const buf = Buffer.allocUnsafe(length);
+      let got = 0;
+      while (got < length) {
+        const n = fs.readSync(fd, buf, got, length - got, position + got);
+        if (n === 0) break;
+        got += n;
+      }
+      return buf.subarray(0, got);
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
   mkdirSync: (p) => void fs.mkdirSync(p, { recursive: true }),
   writeFileSync(p, data) {
     const fd = fs.openSync(p, "w");

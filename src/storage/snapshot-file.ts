@@ -7,7 +7,7 @@
 import path from "node:path";
 import { Packr } from "msgpackr";
 import { assert } from "../assert.js";
-import type { ConfState, Snapshot, SnapshotMetadata } from "../raft/types.js";
+import type { ConfState, Snapshot, SnapshotMetadata, SnapshotReader } from "../raft/types.js";
 import { crc32c } from "./crc32c.js";
 import { StorageCorruptionError } from "./errors.js";
 import type { FileHandle, FileSystem } from "./file-system.js";
@@ -156,37 +156,84 @@ export function loadSnapshotFile(fs: FileSystem, file: string): Snapshot {
   } catch (err) {
     throw new StorageCorruptionError(file, 0, `cannot read the snapshot file (${(err as Error).message})`, false);
   }
-  const bad = (offset: number, reason: string): StorageCorruptionError =>
-    new StorageCorruptionError(file, offset, reason, false);
-  if (buf.length < HEADER_BYTES + 4) throw bad(0, `snapshot file is ${buf.length} bytes, shorter than its header`);
-  if (buf.readUInt32LE(0) !== MAGIC) throw bad(0, "not a snapshot file (bad magic)");
-  const version = buf.readUInt32LE(4);
-  if (version !== FILE_VERSION) throw bad(4, `snapshot file version ${version}, this build reads ${FILE_VERSION}`);
-  const want = buf.readUInt32LE(8);
+  const { stored, metaLength } = readHeader(buf, file, buf.length);
   const got = crc32c(buf, 0, 16);
-  if (want !== got) throw bad(8, `snapshot checksum mismatch (stored ${hex32(want)}, computed ${hex32(got)})`);
-  const metaLength = buf.readUInt32LE(16);
-  if (HEADER_BYTES + 4 + metaLength > buf.length) throw bad(16, "snapshot metadata length runs past the end of file");
-  let meta: unknown;
-  try {
-    meta = packr.unpack(buf.subarray(20, 20 + metaLength));
-  } catch (err) {
-    throw bad(20, `undecodable snapshot metadata (${(err as Error).message})`);
-  }
-  if (!Array.isArray(meta) || meta.length !== 3 || typeof meta[0] !== "number" || typeof meta[1] !== "number") {
-    throw bad(20, "malformed snapshot metadata");
-  }
-  const [index, term, confState] = meta as [number, number, ConfState];
-  const named = parseSnapshotFileName(path.basename(file));
-  if (named && (named.index !== index || named.term !== term)) {
-    throw bad(
-      20,
-      `metadata says (term ${term}, index ${index}) but the file name says (${named.term}, ${named.index})`,
-    );
-  }
+  if (stored !== got) throw checksumMismatch(file, stored, got);
+  const metadata = readMetadata(buf.subarray(20, 20 + metaLength), file);
   // A view, not a copy: the buffer was read for this snapshot alone (files this large are never pooled).
   const data = new Uint8Array(buf.buffer, buf.byteOffset + 20 + metaLength, buf.length - 20 - metaLength);
-  return { metadata: { index, term, confState }, data };
+  return { metadata, data };
+}
+
+/**
+ * Reads a snapshot file's data a range at a time, in order from the start (what the transport streams to a
+ * follower), checking the checksum as it goes: the read that reaches the end throws StorageCorruptionError when the
+ * file's checksum does not match, so a damaged file is never sent whole. Each read opens the file again, so a
+ * reader left unfinished holds nothing; a file removed meanwhile (a newer snapshot) fails the read.
+ */
+export function snapshotFileReader(fs: FileSystem, file: string): SnapshotReader {
+  const head = Buffer.from(fs.readAt(file, 0, HEADER_BYTES + 4));
+  const fileSize = fs.size(file);
+  const { stored, metaLength } = readHeader(head, file, fileSize);
+  const meta = fs.readAt(file, 20, metaLength);
+  readMetadata(meta, file);
+  let crc = crc32c(meta, crc32c(head, 0, 16, 20));
+  const start = 20 + metaLength;
+  const size = fileSize - start;
+  let next = 0;
+  return {
+    size,
+    read(offset, length) {
+      assert(offset === next, () => `snapshot file ${file}: read at ${offset}, the next in order is ${next}`);
+      const want = Math.min(length, size - offset);
+      const bytes = fs.readAt(file, start + offset, want);
+      if (bytes.length !== want) {
+        throw new StorageCorruptionError(file, start + offset, `snapshot file is shorter than its ${fileSize} bytes`, false);
+      }
+      crc = crc32c(bytes, crc);
+      next += bytes.length;
+      if (next === size && crc !== stored) throw checksumMismatch(file, stored, crc);
+      return bytes;
+    },
+  };
+}
+
+/** Checks the 20 bytes a snapshot file starts with; returns its checksum and metadata length. */
+function readHeader(head: Buffer, file: string, fileSize: number): { stored: number; metaLength: number } {
+  const bad = (offset: number, reason: string) => new StorageCorruptionError(file, offset, reason, false);
+  if (head.length < HEADER_BYTES + 4 || fileSize < HEADER_BYTES + 4) {
+    throw bad(0, `snapshot file is ${fileSize} bytes, shorter than its header`);
+  }
+  if (head.readUInt32LE(0) !== MAGIC) throw bad(0, "not a snapshot file (bad magic)");
+  const version = head.readUInt32LE(4);
+  if (version !== FILE_VERSION) throw bad(4, `snapshot file version ${version}, this build reads ${FILE_VERSION}`);
+  const metaLength = head.readUInt32LE(16);
+  if (HEADER_BYTES + 4 + metaLength > fileSize) throw bad(16, "snapshot metadata length runs past the end of file");
+  return { stored: head.readUInt32LE(8), metaLength };
+}
+
+/** Decodes a snapshot file's metadata and checks it against the file's name. */
+function readMetadata(meta: Uint8Array, file: string): SnapshotMetadata {
+  const bad = (reason: string) => new StorageCorruptionError(file, 20, reason, false);
+  let decoded: unknown;
+  try {
+    decoded = packr.unpack(meta);
+  } catch (err) {
+    throw bad(`undecodable snapshot metadata (${(err as Error).message})`);
+  }
+  if (!Array.isArray(decoded) || decoded.length !== 3 || typeof decoded[0] !== "number" || typeof decoded[1] !== "number") {
+    throw bad("malformed snapshot metadata");
+  }
+  const [index, term, confState] = decoded as [number, number, ConfState];
+  const named = parseSnapshotFileName(path.basename(file));
+  if (named && (named.index !== index || named.term !== term)) {
+    throw bad(`metadata says (term ${term}, index ${index}) but the file name says (${named.term}, ${named.index})`);
+  }
+  return { index, term, confState };
+}
+
+function checksumMismatch(file: string, stored: number, computed: number): StorageCorruptionError {
+  return new StorageCorruptionError(file, 8, `snapshot checksum mismatch (stored ${hex32(stored)}, computed ${hex32(computed)})`, false);
 }
 
 const hex32 = (n: number): string => `0x${n.toString(16).padStart(8, "0")}`;

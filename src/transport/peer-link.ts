@@ -131,13 +131,19 @@ export class PeerLink {
       this.reportSnapshot(false, `snapshot stream ${this.snapshot.streamId} still in progress`);
       return;
     }
-    const sender = new SnapshotStreamSender(
-      this.nextStreamId++,
-      m,
-      (frame) => this.write(frame),
-      this.o.snapshotChunkBytes,
-      this.o.snapshotWindowChunks,
-    );
+    let sender: SnapshotStreamSender;
+    try {
+      sender = new SnapshotStreamSender(
+        this.nextStreamId++,
+        m,
+        (frame) => this.write(frame),
+        this.o.snapshotChunkBytes,
+        this.o.snapshotWindowChunks,
+      );
+    } catch (e) {
+      this.failSnapshot(m.snapshot.metadata.index, `cannot read the snapshot: ${(e as Error).message}`);
+      return;
+    }
     this.snapshot = sender;
     this.snapshotProgressAt = performance.now();
     this.o.logger.info(
@@ -145,6 +151,16 @@ export class PeerLink {
       "sending snapshot",
     );
     sender.start();
+    if (sender.state === "failed") {
+      this.snapshot = null;
+      this.failSnapshot(m.snapshot.metadata.index, sender.failureReason);
+    }
+  }
+
+  /** A snapshot that could not be sent from this side (its bytes unreadable): said loudly, reported to Raft. */
+  private failSnapshot(index: number, reason: string): void {
+    this.o.logger.warn({ peer: this.peer, index, reason }, "snapshot not sent");
+    this.reportSnapshot(false, reason);
   }
 
   /** Closes the connection for good; no callbacks fire afterwards. */
@@ -297,7 +313,7 @@ export class PeerLink {
       this.reportSnapshot(true, "");
     } else if (sender.state === "failed") {
       this.snapshot = null;
-      this.reportSnapshot(false, sender.failureReason);
+      this.failSnapshot(sender.message.snapshot.metadata.index, sender.failureReason);
     }
   }
 

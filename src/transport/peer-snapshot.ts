@@ -9,7 +9,7 @@
 // Both halves are plain state machines without timers or sockets: the link drives them and owns the clock.
 
 import { assert } from "../assert.js";
-import type { NodeId, SnapshotMessage } from "../raft/types.js";
+import { snapshotReader, type NodeId, type SnapshotMessage, type SnapshotReader } from "../raft/types.js";
 import {
   SnapAckStatus,
   encodeSnapBegin,
@@ -25,6 +25,8 @@ export const DEFAULT_SNAPSHOT_WINDOW_CHUNKS = 4;
 export type SnapshotOutcome = "pending" | "done" | "failed";
 
 export class SnapshotStreamSender {
+  /** The snapshot's bytes, read a chunk at a time as they are sent: from its file when it is on disk. */
+  private readonly source: SnapshotReader;
   private sentBytes = 0;
   private ackedBytes = 0;
   private outcome: SnapshotOutcome = "pending";
@@ -38,10 +40,11 @@ export class SnapshotStreamSender {
     private readonly windowChunks = DEFAULT_SNAPSHOT_WINDOW_CHUNKS,
   ) {
     assert(chunkBytes > 0 && windowChunks > 0, "snapshot chunks and window must be positive");
+    this.source = snapshotReader(message.snapshot);
   }
 
   get totalBytes(): number {
-    return this.message.snapshot.data.byteLength;
+    return this.source.size;
   }
 
   get state(): SnapshotOutcome {
@@ -96,20 +99,23 @@ export class SnapshotStreamSender {
     this.failureReason = reason;
   }
 
-  /** Sends chunks while the window has credit. */
+  /**
+   * Sends chunks while the window has credit, each read as it goes. A chunk that cannot be read (the file is gone,
+   * or its checksum fails at the end: the last chunk is then never sent) fails the stream.
+   */
   private pump(): void {
-    const data = this.message.snapshot.data;
+    const total = this.source.size;
     const windowBytes = this.chunkBytes * this.windowChunks;
-    while (
-      this.outcome === "pending" &&
-      this.sentBytes < data.byteLength &&
-      this.sentBytes - this.ackedBytes < windowBytes
-    ) {
-      const end = Math.min(data.byteLength, this.sentBytes + this.chunkBytes);
-      this.write(
-        encodeSnapChunk({ streamId: this.streamId, offset: this.sentBytes, data: data.subarray(this.sentBytes, end) }),
-      );
-      this.sentBytes = end;
+    while (this.outcome === "pending" && this.sentBytes < total && this.sentBytes - this.ackedBytes < windowBytes) {
+      let data: Uint8Array;
+      try {
+        data = this.source.read(this.sentBytes, Math.min(this.chunkBytes, total - this.sentBytes));
+      } catch (e) {
+        this.fail(`cannot read the snapshot: ${(e as Error).message}`);
+        return;
+      }
+      this.write(encodeSnapChunk({ streamId: this.streamId, offset: this.sentBytes, data }));
+      this.sentBytes += data.byteLength;
     }
   }
 }

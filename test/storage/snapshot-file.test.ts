@@ -1,12 +1,13 @@
-// Snapshot files larger than one write piece (the data is checksummed and written 4 MiB at a time, the header
-// with the checksum last): they load back exactly, and damage in their last piece is caught.
+// Snapshot files larger than one write piece (the data is checksummed and written 1 MiB at a time, the header
+// with the checksum last): they load back exactly, read back a chunk at a time (what a leader streams to a
+// follower), and damage in their last piece is caught either way.
 
 import fs from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { StorageCorruptionError } from "../../src/storage/errors.js";
 import { nodeFileSystem } from "../../src/storage/node-file-system.js";
-import { loadSnapshotFile, writeSnapshotFile } from "../../src/storage/snapshot-file.js";
+import { loadSnapshotFile, snapshotFileReader, writeSnapshotFile } from "../../src/storage/snapshot-file.js";
 import { removeDir, tempDir } from "./helpers.js";
 
 const dirs: string[] = [];
@@ -33,5 +34,35 @@ describe("a snapshot file of several write pieces", () => {
     bytes[bytes.length - 100] ^= 1;
     fs.writeFileSync(file, bytes);
     expect(() => loadSnapshotFile(nodeFileSystem, file)).toThrow(StorageCorruptionError);
+  });
+
+  it("reads back a chunk at a time, in order; damage fails the read that reaches the end, not before", async () => {
+    const dir = tempDir("snapfile-reader");
+    dirs.push(dir);
+    const data = new Uint8Array(5 * (1 << 20) + 777);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+    const metadata = {
+      index: 7,
+      term: 2,
+      confState: { voters: ["n1"], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+    };
+    const file = await writeSnapshotFile(nodeFileSystem, dir, { metadata, data });
+    const chunk = 1 << 20;
+    const readAll = () => {
+      const reader = snapshotFileReader(nodeFileSystem, file);
+      expect(reader.size).toBe(data.length);
+      const parts: Uint8Array[] = [];
+      for (let at = 0; at < reader.size; at += chunk) parts.push(reader.read(at, chunk));
+      return Buffer.concat(parts);
+    };
+    expect(readAll().equals(data)).toBe(true);
+    expect(() => snapshotFileReader(nodeFileSystem, file).read(chunk, chunk)).toThrow(/the next in order is 0/);
+
+    const bytes = fs.readFileSync(file);
+    bytes[bytes.length - data.length + 10] ^= 1; // in the first chunk
+    fs.writeFileSync(file, bytes);
+    const reader = snapshotFileReader(nodeFileSystem, file);
+    for (let at = 0; at + chunk < reader.size; at += chunk) expect(() => reader.read(at, chunk)).not.toThrow();
+    expect(() => reader.read(5 * chunk, chunk)).toThrow(/snapshot checksum mismatch/);
   });
 });

@@ -1,7 +1,7 @@
 // The transport's pure parts: backoff schedule and the snapshot stream state machines.
 
 import { describe, expect, it } from "vitest";
-import type { SnapshotMessage } from "../../src/raft/types.js";
+import { attachReader, type SnapshotMessage } from "../../src/raft/types.js";
 import { FrameKind, SnapAckStatus, decodeFrame, type Frame } from "../../src/transport/codec.js";
 import { Backoff } from "../../src/transport/peer-backoff.js";
 import { SnapshotStreamReceiver, SnapshotStreamSender } from "../../src/transport/peer-snapshot.js";
@@ -66,6 +66,54 @@ describe("snapshot streams", () => {
     expect(sender.state).toBe("done");
     expect(wire.filter((f) => f.kind === FrameKind.SnapChunk)).toHaveLength(6);
     expect(delivered).toEqual(snapOf(data));
+  });
+
+  it("reads a snapshot on disk a chunk at a time as it sends, never its data whole; an unreadable chunk fails the stream", () => {
+    const data = bytesOf(55, 5);
+    const reads: number[] = [];
+    const onDisk = (failAt?: number): SnapshotMessage => {
+      const m = snapOf(new Uint8Array());
+      const snapshot = {
+        metadata: m.snapshot.metadata,
+        get data(): Uint8Array {
+          throw new Error("the whole data was loaded");
+        },
+      };
+      attachReader(snapshot, () => ({
+        size: data.length,
+        read: (offset, length) => {
+          if (offset === failAt) throw new Error("checksum mismatch");
+          reads.push(offset);
+          return data.subarray(offset, offset + length);
+        },
+      }));
+      return { ...m, snapshot };
+    };
+    const wire: Frame[] = [];
+    const sender = new SnapshotStreamSender(8, onDisk(), (f) => wire.push(decodeFrame(f)), 10, 2);
+    const receiver = new SnapshotStreamReceiver("b", "a", 1000);
+    sender.start();
+    let delivered: SnapshotMessage | undefined;
+    for (let i = 0; i < wire.length; i++) {
+      const f = wire[i];
+      const step = f.kind === FrameKind.SnapBegin ? receiver.begin(f) : f.kind === FrameKind.SnapChunk ? receiver.chunk(f) : undefined;
+      if (step === undefined) throw new Error("unexpected frame");
+      if (step.completed) delivered = step.completed;
+      sender.onAck({ kind: FrameKind.SnapAck, ...step.ack });
+      // Read as the window allows, not ahead of it.
+      expect(reads.length - (i > 0 ? i : 0)).toBeLessThanOrEqual(2);
+    }
+    expect(sender.state).toBe("done");
+    expect(reads).toEqual([0, 10, 20, 30, 40, 50]);
+    expect(Buffer.from(delivered!.snapshot.data).equals(data)).toBe(true);
+
+    // The last chunk cannot be read (its file's checksum fails): it is never sent, and the stream fails.
+    const failing: Frame[] = [];
+    const broken = new SnapshotStreamSender(9, onDisk(50), (f) => failing.push(decodeFrame(f)), 10, 10);
+    broken.start();
+    expect(broken.state).toBe("failed");
+    expect(broken.failureReason).toMatch(/cannot read the snapshot: checksum mismatch/);
+    expect(failing.filter((f) => f.kind === FrameKind.SnapChunk).map((f) => (f as { offset: number }).offset)).toEqual([0, 10, 20, 30, 40]);
   });
 
   it("the receiver refuses oversize, misaddressed, out-of-order and overrunning streams", () => {
