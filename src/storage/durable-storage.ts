@@ -464,9 +464,9 @@ export class DurableStorage {
     this.closed = true;
     // Snapshot files still being handed their bytes are dropped; those being finished outside the queue finish
     // first (their markers are then refused).
-    for (const writer of this.openSnapshotFiles) void writer.abort();
+    const aborted = [...this.openSnapshotFiles].map((writer) => writer.abort());
     this.openSnapshotFiles.clear();
-    await Promise.allSettled([...this.snapshotWrites]);
+    await Promise.allSettled([...aborted, ...this.snapshotWrites]);
     while (this.flushing) await this.flushing;
     await this.wal.close();
     this.fs.unlock(this.dir);
