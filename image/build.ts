@@ -1,7 +1,8 @@
 // Builds a runnable image of a Concord member from a checkout, FROM scratch, so that nothing is pulled from a
 // registry: the node binary running this code (at /usr/local/bin/node, where the official node images keep it),
-// the shared libraries `ldd` lists for it, the server compiled by tsc (/app/dist), the production dependencies
-// (`npm ls --omit=dev`) and the malloc_trim addon when it was built. The Dockerfile at the repository root builds
+// the server compiled by tsc (/app/dist), the production dependencies (`npm ls --omit=dev`; @node-rs/crc32 brings
+// a native addon), the malloc_trim addon when it was built, and the shared libraries `ldd` lists for node and for
+// every native addon copied (the CRC addon needs librt, which node does not). The Dockerfile at the repository root builds
 // the same layout from node:24-slim for those who can pull; both must keep IMAGE_ENTRYPOINT, the /data volume and
 // the ports in step (docs/operations.md, "Container image").
 //
@@ -39,12 +40,20 @@ export async function buildMemberImage(o: ImageBuildOptions): Promise<string> {
       fs.cpSync(from, path.join(rootfs, to), { recursive: true, dereference: true });
     };
 
+    /** Copies the shared libraries `binary` loads (ldd), each once. */
+    const libraries = new Set<string>();
+    const copyLibrariesOf = (binary: string) => {
+      for (const line of execFileSync("ldd", [binary], { encoding: "utf8" }).split("\n")) {
+        const lib = /(\/\S+)\s+\(0x/.exec(line)?.[1];
+        if (lib !== undefined && !libraries.has(lib)) {
+          libraries.add(lib);
+          copy(lib, lib);
+        }
+      }
+    };
     const node = fs.realpathSync(process.execPath);
     copy(node, "/usr/local/bin/node");
-    for (const line of execFileSync("ldd", [node], { encoding: "utf8" }).split("\n")) {
-      const lib = /(\/\S+)\s+\(0x/.exec(line)?.[1];
-      if (lib !== undefined) copy(lib, lib);
-    }
+    copyLibrariesOf(node);
 
     log(`compiling ${o.repoRoot} (tsc -p tsconfig.build.json)`);
     const tsc = path.join(o.repoRoot, "node_modules/typescript/bin/tsc");
@@ -54,9 +63,15 @@ export async function buildMemberImage(o: ImageBuildOptions): Promise<string> {
     copy(path.join(o.repoRoot, "package.json"), "/app/package.json"); // "type": "module" for dist/
 
     const modules = fs.realpathSync(path.join(o.repoRoot, "node_modules"));
-    for (const dir of productionPackageDirs(o.repoRoot, modules)) copy(dir, path.join("/app/node_modules", path.relative(modules, dir)));
-    const addon = "build/Release/malloc_trim.node"; // links only libc, which ldd brought (src/server/c-heap.ts)
-    if (fs.existsSync(path.join(o.repoRoot, addon))) copy(path.join(o.repoRoot, addon), path.join("/app", addon));
+    for (const dir of productionPackageDirs(o.repoRoot, modules)) {
+      copy(dir, path.join("/app/node_modules", path.relative(modules, dir)));
+      for (const addon of nativeAddonsIn(dir)) copyLibrariesOf(addon);
+    }
+    const addon = "build/Release/malloc_trim.node"; // src/server/c-heap.ts
+    if (fs.existsSync(path.join(o.repoRoot, addon))) {
+      copy(path.join(o.repoRoot, addon), path.join("/app", addon));
+      copyLibrariesOf(path.join(o.repoRoot, addon));
+    }
 
     for (const dir of ["tmp", "data"]) fs.mkdirSync(path.join(rootfs, dir), { recursive: true });
     fs.chmodSync(path.join(rootfs, "tmp"), 0o1777);
@@ -81,6 +96,14 @@ export async function buildMemberImage(o: ImageBuildOptions): Promise<string> {
   }
 }
 
+/** The native addons (`*.node`) directly in a package's directory, where prebuilt ones are shipped. */
+function nativeAddonsIn(dir: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((name) => name.endsWith(".node"))
+    .map((name) => path.join(dir, name));
+}
+
 /** The installed directories of the production dependency tree (npm's own view of it), inside `modules`. */
 function productionPackageDirs(repoRoot: string, modules: string): string[] {
   const out = execFileSync("npm", ["ls", "--omit=dev", "--all", "--parseable"], { cwd: repoRoot, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -91,11 +114,14 @@ function productionPackageDirs(repoRoot: string, modules: string): string[] {
     .filter((dir) => path.relative(modules, dir).split(path.sep)[0] !== "..");
 }
 
-/** Runs `node -e` in the image: proves the binary, its libraries and the loader work inside it. */
+/**
+ * Runs `node -e` in the image: proves the binary, its libraries and the loader work inside it, and that the native
+ * CRC addon loads (its libraries are not all node's).
+ */
 export async function checkImageRuns(tag: string): Promise<void> {
   const probe = await new GenericContainer(tag)
     .withEntrypoint(["/usr/local/bin/node"])
-    .withCommand(["-e", "process.exit(0)"])
+    .withCommand(["-e", "require('@node-rs/crc32').crc32c(Buffer.from('concord')); process.exit(0)"])
     .withWaitStrategy(Wait.forOneShotStartup())
     .withStartupTimeout(60_000)
     .start();
