@@ -40,10 +40,19 @@ export async function buildMemberImage(o: ImageBuildOptions): Promise<string> {
       fs.cpSync(from, path.join(rootfs, to), { recursive: true, dereference: true });
     };
 
-    /** Copies the shared libraries `binary` loads (ldd), each once. */
+    /**
+     * Copies the shared libraries `binary` loads (ldd), each once. A binary ldd cannot read is one this system
+     * cannot load either (prebuilt addons ship variants for other C libraries, e.g. musl): it brings nothing.
+     */
     const libraries = new Set<string>();
     const copyLibrariesOf = (binary: string) => {
-      for (const line of execFileSync("ldd", [binary], { encoding: "utf8" }).split("\n")) {
+      let listed: string;
+      try {
+        listed = execFileSync("ldd", [binary], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      } catch {
+        return;
+      }
+      for (const line of listed.split("\n")) {
         const lib = /(\/\S+)\s+\(0x/.exec(line)?.[1];
         if (lib !== undefined && !libraries.has(lib)) {
           libraries.add(lib);
