@@ -13,18 +13,24 @@ import { removeDir, tempDir } from "./helpers.js";
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach(removeDir));
 
+const metadata = {
+  index: 42,
+  term: 3,
+  confState: { voters: ["n1", "n2", "n3"], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+};
+
+/** A snapshot file of `bytes` bytes of data (a pattern with no runs) in a fresh directory. */
+async function sampleFile(bytes: number): Promise<{ dir: string; file: string; data: Uint8Array }> {
+  const dir = tempDir("snapfile");
+  dirs.push(dir);
+  const data = new Uint8Array(bytes);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+  return { dir, file: await writeSnapshotFile(nodeFileSystem, dir, { metadata, data }), data };
+}
+
 describe("a snapshot file of several write pieces", () => {
   it("loads back exactly; a flipped byte in its last piece is a StorageCorruptionError", async () => {
-    const dir = tempDir("snapfile");
-    dirs.push(dir);
-    const data = new Uint8Array(3 * (4 << 20) + 12345);
-    for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
-    const metadata = {
-      index: 42,
-      term: 3,
-      confState: { voters: ["n1", "n2", "n3"], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
-    };
-    const file = await writeSnapshotFile(nodeFileSystem, dir, { metadata, data });
+    const { dir, file, data } = await sampleFile(3 * (4 << 20) + 12345);
     const loaded = loadSnapshotFile(nodeFileSystem, file);
     expect(loaded.metadata).toEqual(metadata);
     expect(Buffer.from(loaded.data).equals(data)).toBe(true);
@@ -37,16 +43,7 @@ describe("a snapshot file of several write pieces", () => {
   });
 
   it("reads back a chunk at a time, in order; damage fails the read that reaches the end, not before", async () => {
-    const dir = tempDir("snapfile-reader");
-    dirs.push(dir);
-    const data = new Uint8Array(5 * (1 << 20) + 777);
-    for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
-    const metadata = {
-      index: 7,
-      term: 2,
-      confState: { voters: ["n1"], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
-    };
-    const file = await writeSnapshotFile(nodeFileSystem, dir, { metadata, data });
+    const { file, data } = await sampleFile(5 * (1 << 20) + 777);
     const chunk = 1 << 20;
     const readAll = () => {
       const reader = snapshotFileReader(nodeFileSystem, file);
