@@ -18,6 +18,7 @@ import {
   type ConfState,
   type Entry,
   type Message,
+  type SnapshotMessage,
   type MessageType,
   type NodeId,
   type SnapshotMetadata,
@@ -535,11 +536,14 @@ export function decodeFrame(bytes: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME
   }
 }
 
-/** Bytes a message is expected to cost on the wire; used to bound send queues before encoding. */
-export function estimateMessageBytes(m: Message): number {
+/**
+ * Bytes a message is expected to cost on the wire; used to bound send queues before encoding. Never asked of a
+ * "snap" message: those are streamed from the snapshot's file (PeerLink.sendSnapshot), and reading `data` of one
+ * held on disk would load the whole file.
+ */
+export function estimateMessageBytes(m: Exclude<Message, SnapshotMessage>): number {
   let n = 16 + m.from.length + m.to.length + 9 * 4;
   if (m.type === "app") for (const e of m.entries) n += e.data.byteLength + 24;
-  else if (m.type === "snap") n += m.snapshot.data.byteLength + 64;
   else if ("ctx" in m) n += m.ctx.length;
   return n;
 }

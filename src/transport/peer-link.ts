@@ -75,8 +75,8 @@ export class PeerLink {
     this.dial();
   }
 
-  /** Queues a message for this turn's frame; returns false (and counts) when it is dropped. */
-  enqueue(m: Message): boolean {
+  /** Queues a message for this turn's frame; returns false (and counts) when it is dropped. Snapshots: sendSnapshot. */
+  enqueue(m: Exclude<Message, SnapshotMessage>): boolean {
     if (!this.ready) {
       this.stats.droppedDisconnected++;
       return false;
