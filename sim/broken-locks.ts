@@ -6,7 +6,7 @@ import { ElectionHandler } from "../src/locks/elections.js";
 import { coordinationOf, type Coordination } from "../src/locks/index.js";
 import { resolveCoordinationLimits } from "../src/locks/limits.js";
 import { LockHandler } from "../src/locks/locks.js";
-import { StateMachine, type CommandHandler, type StateMachineOptions } from "../src/statemachine/index.js";
+import { StateMachine, type CommandHandler } from "../src/statemachine/index.js";
 import { SIM_MACHINE_OPTIONS, type MachineFactory } from "./machines.js";
 
 /** A lock handler that grants an acquire without checking that the lease is alive. */
@@ -30,13 +30,13 @@ interface Breakage {
   ignoreFences: boolean;
 }
 
-function build(make: (options: StateMachineOptions) => StateMachine, breakage: Breakage): Coordination {
+function build(breakage: Breakage): Coordination {
   const limits = resolveCoordinationLimits(SIM_MACHINE_OPTIONS.coordinationLimits);
   if ("code" in limits) throw new TypeError(limits.message);
   const locks = new LockHandler(limits);
   const elections = new ElectionHandler(limits);
   const auth = new AuthHandler();
-  const stateMachine = make({
+  const stateMachine = new StateMachine({
     limits: SIM_MACHINE_OPTIONS.limits,
     handlers: [breakage.grantToDeadLeases ? grantingToAnyLease(locks) : locks, elections, auth],
     fenceChecker: breakage.ignoreFences ? () => null : locks.fenceChecker,
@@ -47,8 +47,7 @@ function build(make: (options: StateMachineOptions) => StateMachine, breakage: B
 
 function factory(breakage: Breakage): MachineFactory {
   return {
-    create: () => build((options) => new StateMachine(options), breakage),
-    restore: (bytes) => build((options) => StateMachine.restore(bytes, options), breakage),
+    create: () => build(breakage),
   };
 }
 

@@ -45,6 +45,8 @@ export interface SimStats {
   /** Snapshots abandoned half taken (one from the leader installed meanwhile, or the member stopped). */
   snapshotsAbandoned: number;
   snapshotsInstalled: number;
+  /** Snapshots from the leader restored over more than one turn. */
+  installsAcrossTurns: number;
   restarts: number;
   fatalStops: number;
 }
@@ -376,7 +378,7 @@ export class SimCluster {
     Host.open({
       config: this.config(host),
       world: this.world(host),
-      createStateMachine: (snapshot) => (snapshot ? this.machine.restore(snapshot) : this.machine.create()),
+      createStateMachine: () => this.machine.create(),
       observer: {
         proposed: () => ctx.onProposed(host),
         persisted: (entries, hs, snapshot) => {
@@ -391,9 +393,10 @@ export class SimCluster {
           const first = ctx.coordination.applied(id, e.index, e.data, output, host.replica.coord);
           if (first) ctx.onCommitted(e.index, output);
         },
-        snapshotInstalled: (index) => {
+        snapshotInstalled: (index, turns) => {
           ctx.checker.restartedAt(id, index);
           ctx.stats.snapshotsInstalled++;
+          if (turns > 1) ctx.stats.installsAcrossTurns++;
           ctx.log(() => `${id} installs a snapshot at index ${index}`);
         },
         snapshotTaken: (index, { turns, appliedMeanwhile }) => {

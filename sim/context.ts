@@ -19,7 +19,7 @@ export function newSimContext(rng: Prng, hooks: Partial<Pick<SimContext, Hooks>>
     network: new Network(rng.fork()),
     checker: new InvariantChecker(),
     coordination: new CoordinationChecker(),
-    stats: { steps: 0, elections: 0, faults: new Map(), snapshotsTaken: 0, snapshotsAcrossTurns: 0, snapshotsAppliedMeanwhile: 0, snapshotsAbandoned: 0, snapshotsInstalled: 0, restarts: 0, fatalStops: 0 },
+    stats: { steps: 0, elections: 0, faults: new Map(), snapshotsTaken: 0, snapshotsAcrossTurns: 0, snapshotsAppliedMeanwhile: 0, snapshotsAbandoned: 0, snapshotsInstalled: 0, installsAcrossTurns: 0, restarts: 0, fatalStops: 0 },
     tracing: false,
     log: () => {},
     fault: () => {},

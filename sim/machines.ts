@@ -1,17 +1,14 @@
 // The state machine the simulated hosts run: the real coordination state machine (KV, leases, sessions, locks,
 // elections), with short histories; tests substitute one that breaks a rule on purpose (broken-locks.ts).
 
-import {
-  createCoordinationStateMachine,
-  restoreCoordinationStateMachine,
-  type Coordination,
-  type CoordinationOptions,
-} from "../src/locks/index.js";
+import { createCoordinationStateMachine, type Coordination, type CoordinationOptions } from "../src/locks/index.js";
 
-/** How a host builds its state machine: the real one, or a test-only wrapper that breaks a rule on purpose. */
+/**
+ * How a host builds its state machine: the real one, or a test-only wrapper that breaks a rule on purpose. A
+ * snapshot is restored into an empty one (the host calls StateMachine.beginRestore).
+ */
 export interface MachineFactory {
   create(): Coordination;
-  restore(bytes: Uint8Array): Coordination;
 }
 
 /**
@@ -25,5 +22,4 @@ export const SIM_MACHINE_OPTIONS: CoordinationOptions = {
 
 export const realMachine: MachineFactory = {
   create: () => createCoordinationStateMachine(SIM_MACHINE_OPTIONS),
-  restore: (bytes) => restoreCoordinationStateMachine(bytes, SIM_MACHINE_OPTIONS),
 };

@@ -59,8 +59,8 @@ export const MUTANTS: Readonly<Record<string, Mutant>> = {
     patches: [
       {
         file: "src/host/replica.ts",
-        find: `    for (const e of rd.committed) this.applyEntry(e);\n    if (item.written) this.finishReadies();`,
-        replace: `    if (!writes) for (const e of rd.committed) this.applyEntry(e); /* MUTANT */\n    if (item.written) this.finishReadies();`,
+        find: `    else for (const e of rd.committed) this.applyEntry(e);\n    if (item.written) this.finishReadies();`,
+        replace: `    else if (!writes) for (const e of rd.committed) this.applyEntry(e); /* MUTANT */\n    if (item.written) this.finishReadies();`,
       },
       {
         file: "src/host/replica.ts",
@@ -72,20 +72,16 @@ export const MUTANTS: Readonly<Record<string, Mutant>> = {
   },
   "apply-ahead-of-snapshot": {
     description:
-      "with several Readies in flight, a snapshot from the leader is installed once its write completes, while the committed entries after it are applied at once (assertions removed)",
+      "Readies are taken while a snapshot from the leader is still being restored (a run per turn): the entries committed after it are applied to the state machine the restore is about to replace (assertions removed)",
     patches: [
       {
         file: "src/host/replica.ts",
-        find: `    if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata, rd.snapshot.data);\n    for (const e of rd.committed) this.applyEntry(e);`,
-        replace: `    for (const e of rd.committed) this.applyEntry(e); /* MUTANT: the snapshot waits for its write */`,
-      },
-      {
-        file: "src/host/replica.ts",
-        find: `    if (writes) this.observer.persisted?.(rd.entries, rd.hardState, rd.snapshot?.metadata);`,
-        replace: `    if (writes) this.observer.persisted?.(rd.entries, rd.hardState, rd.snapshot?.metadata);\n    if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata, rd.snapshot.data); /* MUTANT */`,
+        find: `this.snapshotWaitsForWrites() || this.installing) break;`,
+        replace: `this.snapshotWaitsForWrites()) break; /* MUTANT */`,
       },
       { file: "src/host/replica.ts", find: `    assert(e.index === this.appliedIndex + 1,`, replace: `    assert(true /* MUTANT */,` },
-      { file: "src/host/replica.ts", find: `    assert(index > this.appliedIndex,`, replace: `    assert(true /* MUTANT */,` },
+      { file: "src/host/replica.ts", find: `    assert(metadata.index > this.appliedIndex,`, replace: `    assert(true /* MUTANT */,` },
+      { file: "src/host/replica.ts", find: `    assert(this.installing === undefined,`, replace: `    assert(true /* MUTANT */,` },
     ],
   },
   "new-leader-keeps-deadlines": {

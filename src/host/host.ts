@@ -13,8 +13,8 @@ import type { World } from "./world.js";
 export interface HostOptions {
   config: HostConfig;
   world: World;
-  /** Builds the state machine, empty or restored from snapshot bytes (locks and elections installed). */
-  createStateMachine(snapshot?: Uint8Array): Coordination;
+  /** Builds an empty state machine (locks and elections installed); a snapshot is restored into it (beginRestore). */
+  createStateMachine(): Coordination;
   observer?: ReplicaObserver;
   /** Told of every answered client request: its op, result code ("OK") and duration. */
   onRequest?(op: string, code: string, seconds: number): void;

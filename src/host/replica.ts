@@ -7,7 +7,8 @@
 //   2. start persisting hard state + entries + snapshot (DurableStorage group commit: saves issued while a
 //      write is in flight share the next write and fdatasync);
 //   3. apply the snapshot and the committed entries at once (they are durable on a quorum); resolve the
-//      waiting proposals;
+//      waiting proposals. A snapshot from the leader is restored a run per turn (installSnapshot); until it is
+//      in place, with the entries committed after it applied, no Ready is taken or finished;
 //   4. when this Ready's write and every earlier one have completed, in order: a follower or candidate sends
 //      its messages (votes and acks must follow the fsync), read states are served, the core advances, and a
 //      snapshot is started when enough was applied (then taken a run per turn, and saved: see maybeSnapshot).
@@ -35,6 +36,7 @@ import {
 } from "../raft/types.js";
 import { encodeCommand, type Command, type Outcome } from "../statemachine/commands.js";
 import { contentHash } from "../statemachine/hash.js";
+import type { RestoreJob } from "../statemachine/restore-job.js";
 import type { SnapshotJob } from "../statemachine/snapshot-job.js";
 import { SnapshotPieces } from "../statemachine/snapshot.js";
 import type { ApplyOutput, StateMachine, StateMachineEvent } from "../statemachine/state-machine.js";
@@ -72,8 +74,8 @@ export interface ReplicaObserver {
   persisted?(entries: readonly Entry[], hardState: HardState | undefined, snapshot: SnapshotMetadata | undefined): void;
   /** A committed entry was applied; `output` is undefined for a no-op or a membership change. */
   applied?(entry: Entry, output: ApplyOutput | undefined): void;
-  /** The state machine now starts after `index` (a snapshot from the leader was installed). */
-  snapshotInstalled?(index: number): void;
+  /** The state machine now starts after `index` (a snapshot from the leader was restored over `turns` turns). */
+  snapshotInstalled?(index: number, turns: number): void;
   /**
    * A snapshot of applied state was encoded (its file is being finished): over `turns` event-loop turns, while
    * the applied index moved on by `appliedMeanwhile` entries. Its bytes are in the file alone: the log's
@@ -89,8 +91,8 @@ export interface ReplicaObserver {
 export interface ReplicaOptions {
   config: HostConfig;
   world: World;
-  /** Builds the state machine, empty or restored from snapshot bytes (locks and elections installed). */
-  createStateMachine(snapshot?: Uint8Array): Coordination;
+  /** Builds an empty state machine (locks and elections installed); a snapshot is restored into it (beginRestore). */
+  createStateMachine(): Coordination;
   observer?: ReplicaObserver;
 }
 
@@ -147,6 +149,8 @@ export class Replica {
   private snapshotting = false;
   /** The snapshot being taken a run per turn (maybeSnapshot), until it is complete or abandoned. */
   private snapshotInProgress: SnapshotInProgress | undefined;
+  /** The snapshot from the leader being restored a run per turn (installSnapshot), until it is in place. */
+  private installing: SnapshotInstall | undefined;
   /** A setQuota proposal of this member's is in flight (maybeProposeQuota). */
   private quotaProposed = false;
   /** The leader's automatic compaction (--auto-compaction-*); absent when not configured. */
@@ -155,7 +159,7 @@ export class Replica {
   /** Linearizable reads and keep-alives served (they apply nothing): with appliedIndex, how busy the member is. */
   private readsAndKeepAlives = 0;
 
-  private constructor(opts: ReplicaOptions, disk: DurableStorage) {
+  private constructor(opts: ReplicaOptions, disk: DurableStorage, restored: RestoredNodeSnapshot) {
     const { config, world } = opts;
     this.config = config;
     this.id = config.name;
@@ -169,9 +173,9 @@ export class Replica {
     this.autoCompactor = config.autoCompaction && new AutoCompactor(config.autoCompaction);
 
     const snap = disk.snapshot;
-    const snapData = snap?.data;
-    this.lastSnapshotBytes = snapData?.byteLength ?? 0;
-    this.coord = this.restoreSnapshotData(snapData);
+    this.lastSnapshotBytes = restored.bytes;
+    this.coord = restored.coord;
+    for (const m of restored.members) this.members.set(m.id, m);
     this.confState = snap?.metadata.confState ?? disk.log.initialState().confState;
     this.lastSnapshotIndex = snap?.metadata.index ?? 0;
     this.appliedIndex = this.lastSnapshotIndex;
@@ -207,7 +211,10 @@ export class Replica {
     } else if (disk.isNew) {
       logger.info("joining an existing cluster: waiting for a snapshot from the leader");
     }
-    const replica = new Replica(opts, disk);
+    // The state in the snapshot on disk, restored a run per turn as one from the leader is.
+    const restore = beginNodeSnapshotRestore(opts.createStateMachine, disk.snapshot?.data);
+    await runInTurns(world.clock, stepBytes(config), restore.job, () => undefined);
+    const replica = new Replica(opts, disk, restore);
     replica.network = await world.network({
       onMessages: (batch) => replica.onPeerMessages(batch),
       onSnapshotStatus: (to, ok) => {
@@ -357,7 +364,7 @@ export class Replica {
         : this.sm !== sm
           ? new ProposalError("UNAVAILABLE", "this member installed a snapshot from the leader while it was exporting one; retry")
           : undefined;
-    await this.runSnapshotJob(job, abandoned);
+    await runInTurns(this.clock, stepBytes(this.config), job, abandoned);
     const data = out.bytes();
     // The hash is what sm.hash() would have returned at `index`.
     return { index, term, data, hash: contentHash(data.subarray(header.length)) };
@@ -390,6 +397,7 @@ export class Replica {
   /** Has a leader, and has applied what it knows to be committed (nearly). */
   readiness(): { ready: true } | { ready: false; reason: string } {
     if (this.fatal) return { ready: false, reason: `fatal: ${this.fatal.message}` };
+    if (this.installing) return { ready: false, reason: `restoring a snapshot from the leader (index ${this.installing.metadata.index})` };
     if (this.raft.leader === null) return { ready: false, reason: "no leader known" };
     const s = this.raft.status();
     if (s.commit - this.appliedIndex > 1000) return { ready: false, reason: `catching up: applied ${this.appliedIndex} of ${s.commit}` };
@@ -481,7 +489,7 @@ export class Replica {
             throw translateProposeError(e); // no leader known (an election is under way): retryable
           }
         });
-        if (this.raft.inFlight >= this.config.readiesInFlight || this.snapshotWaitsForWrites()) break;
+        if (this.raft.inFlight >= this.config.readiesInFlight || this.snapshotWaitsForWrites() || this.installing) break;
         if (!this.raft.hasReady()) break;
         this.startReady(this.raft.ready());
       }
@@ -520,8 +528,8 @@ export class Replica {
     // quorum already (a leader counts itself only after its own fsync), so their results may be released — this
     // takes the leader's fsync out of every write's latency. A crash loses nothing: the state machine is rebuilt
     // from disk on restart.
-    if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata, rd.snapshot.data);
-    for (const e of rd.committed) this.applyEntry(e);
+    if (rd.snapshot) this.installSnapshot(rd.snapshot.metadata, rd.snapshot.data, rd.committed);
+    else for (const e of rd.committed) this.applyEntry(e);
     if (item.written) this.finishReadies();
   }
 
@@ -535,10 +543,13 @@ export class Replica {
     this.finishReadies();
   }
 
-  /** Finish, oldest first, every Ready whose write and every earlier one's have completed. */
+  /**
+   * Finish, oldest first, every Ready whose write and every earlier one's have completed; none while a snapshot
+   * from the leader is being restored (its Ready is the last taken: the one that finishes it finishes them).
+   */
   private finishReadies(): void {
     try {
-      while (this.inFlight.length > 0 && this.inFlight[0].written && this.isRunning) this.finishReady(this.inFlight.shift()!);
+      while (this.inFlight.length > 0 && this.inFlight[0].written && this.isRunning && !this.installing) this.finishReady(this.inFlight.shift()!);
     } catch (e) {
       this.fail(e as Error);
     }
@@ -629,30 +640,55 @@ export class Replica {
     this.knownPeers = wanted;
   }
 
-  private installSnapshot(meta: SnapshotMetadata, data: Uint8Array): void {
-    const { index, term, confState } = meta;
-    assert(index > this.appliedIndex, () => `installing a snapshot at ${index}, not after the applied index ${this.appliedIndex}`);
+  /**
+   * Replaces the state machine with the leader's snapshot, restored a run per turn into a new one (a million keys
+   * take seconds: done at once, the loop would stop for as long, and this member with it). The one replaced keeps
+   * serving reads meanwhile. `committed`, the entries committed after the snapshot in the same Ready, are applied
+   * once it is in place; until then the ready loop takes no Ready and finishes none, so nothing is applied to
+   * either state machine and nothing is acknowledged out of order.
+   */
+  private installSnapshot(metadata: SnapshotMetadata, data: Uint8Array, committed: readonly Entry[]): void {
+    assert(metadata.index > this.appliedIndex, () => `installing a snapshot at ${metadata.index}, not after the applied index ${this.appliedIndex}`);
+    assert(this.installing === undefined, "a second snapshot from the leader before the first is in place");
     this.abandonSnapshot(); // of the state machine being replaced
-    this.coord = this.restoreSnapshotData(data);
+    const restore = beginNodeSnapshotRestore(this.createStateMachine, data);
+    const install: SnapshotInstall = { metadata, restore, committed, started: this.clock.now() };
+    this.installing = install;
+    this.log.info({ index: metadata.index, bytes: restore.bytes }, "restoring a snapshot from the leader");
+    runInTurns(this.clock, stepBytes(this.config), restore.job, () => (this.isRunning ? undefined : INSTALL_ABANDONED)).then(
+      (turns) => {
+        try {
+          this.finishInstall(install, turns);
+        } catch (e) {
+          this.fail(e as Error);
+        }
+      },
+      (e: Error) => {
+        if (e !== INSTALL_ABANDONED) this.fail(e);
+      },
+    );
+  }
+
+  private finishInstall({ metadata, restore, committed, started }: SnapshotInstall, turns: number): void {
+    const { index, term, confState } = metadata;
+    this.installing = undefined;
+    this.coord = restore.coord;
+    for (const m of restore.members) this.members.set(m.id, m);
     this.confState = confState;
     this.appliedIndex = index;
     this.appliedTerm = term;
     this.lastSnapshotIndex = index;
     this.appliedBytesSinceSnapshot = 0;
-    this.lastSnapshotBytes = data.byteLength;
+    this.lastSnapshotBytes = restore.bytes;
     this.syncPeers();
     // No content hash here: hashing the bytes received held the loop for 0.7–1.2 s at a million keys, for a log
     // line. `concord snapshot save` reports the hash of a member's state when one is wanted.
-    this.log.info({ index, keys: this.sm.keyCount, bytes: data.byteLength }, "installed a snapshot from the leader");
-    this.observer.snapshotInstalled?.(index);
+    const ms = Math.round(this.clock.now() - started);
+    this.log.info({ index, keys: this.sm.keyCount, bytes: restore.bytes, turns, ms }, "installed a snapshot from the leader");
+    this.observer.snapshotInstalled?.(index, turns);
     this.snapshotInstalled.emit(index);
-  }
-
-  private restoreSnapshotData(data: Uint8Array | undefined): Coordination {
-    if (!data || data.byteLength === 0) return this.createStateMachine();
-    const snap = decodeNodeSnapshot(data);
-    for (const m of snap.members) this.members.set(m.id, m);
-    return this.createStateMachine(snap.sm);
+    for (const e of committed) this.applyEntry(e);
+    this.finishReadies();
   }
 
   private snapshotDue(): boolean {
@@ -707,7 +743,7 @@ export class Replica {
     const s: SnapshotInProgress = { job, file, metadata, started, turns: 0 };
     this.snapshotInProgress = s;
     this.log.info({ index, keys: this.sm.keyCount }, "snapshot started");
-    this.runSnapshotJob(job, () => (this.snapshotInProgress !== s || !this.isRunning ? SNAPSHOT_ABANDONED : undefined)).then(
+    runInTurns(this.clock, stepBytes(this.config), job, () => (this.snapshotInProgress !== s || !this.isRunning ? SNAPSHOT_ABANDONED : undefined)).then(
       (turns) => {
         if (this.snapshotInProgress !== s) return; // abandoned since its last run
         this.snapshotInProgress = undefined;
@@ -719,36 +755,6 @@ export class Replica {
         if (e !== SNAPSHOT_ABANDONED) this.fail(e);
       },
     );
-  }
-
-  /**
-   * Runs a snapshot job a run per turn (clock.continueLater) to its end; resolves with the number of runs. Before
-   * every run, `abandoned()` may return an error: then the job is cancelled and the promise rejects with it.
-   */
-  private runSnapshotJob(job: SnapshotJob, abandoned: () => Error | undefined): Promise<number> {
-    return new Promise((resolve, reject) => {
-      let turns = 0;
-      const run = (): void => {
-        const why = abandoned();
-        if (why) {
-          job.cancel();
-          reject(why);
-          return;
-        }
-        turns++;
-        try {
-          if (!job.step(this.config.snapshotStepBytes ?? DEFAULT_SNAPSHOT_STEP_BYTES)) {
-            this.clock.continueLater(run);
-            return;
-          }
-        } catch (e) {
-          reject(e as Error);
-          return;
-        }
-        resolve(turns);
-      };
-      this.clock.continueLater(run);
-    });
   }
 
   private saveSnapshot({ job, file, metadata, started, turns }: SnapshotInProgress): void {
@@ -873,8 +879,79 @@ export class Replica {
   }
 }
 
-/** Why runSnapshotJob stopped a snapshot the replica no longer wants (abandonSnapshot): not a failure. */
+/** Why runInTurns stopped a snapshot the replica no longer wants (abandonSnapshot): not a failure. */
 const SNAPSHOT_ABANDONED = new Error("snapshot abandoned");
+/** Why runInTurns stopped restoring a snapshot from the leader: the member stops. */
+const INSTALL_ABANDONED = new Error("snapshot install abandoned");
+
+/** A job done a run per turn: a snapshot being taken (SnapshotJob) or restored (RestoreJob). */
+interface JobInTurns {
+  /** Does about `budget` bytes' worth of work; true once done. */
+  step(budget: number): boolean;
+  cancel?(): void;
+}
+
+/**
+ * Runs a job a run per turn (clock.continueLater) to its end; resolves with the number of runs. Before every
+ * run, `abandoned()` may return an error: then the job is cancelled and the promise rejects with it. No job
+ * resolves at once with 0 runs.
+ */
+function runInTurns(clock: Clock, budget: number, job: JobInTurns | undefined, abandoned: () => Error | undefined): Promise<number> {
+  if (job === undefined) return Promise.resolve(0);
+  return new Promise((resolve, reject) => {
+    let turns = 0;
+    const run = (): void => {
+      const why = abandoned();
+      if (why) {
+        job.cancel?.();
+        reject(why);
+        return;
+      }
+      turns++;
+      try {
+        if (!job.step(budget)) {
+          clock.continueLater(run);
+          return;
+        }
+      } catch (e) {
+        reject(e as Error);
+        return;
+      }
+      resolve(turns);
+    };
+    clock.continueLater(run);
+  });
+}
+
+function stepBytes(config: HostConfig): number {
+  return config.snapshotStepBytes ?? DEFAULT_SNAPSHOT_STEP_BYTES;
+}
+
+/** A member snapshot (node-snapshot.ts) being restored into a new state machine: empty when there is none. */
+interface RestoredNodeSnapshot {
+  coord: Coordination;
+  /** Fills `coord`; undefined when there is nothing to restore. */
+  job: RestoreJob | undefined;
+  /** The members the snapshot names, with their URLs. */
+  members: Member[];
+  bytes: number;
+}
+
+function beginNodeSnapshotRestore(createStateMachine: () => Coordination, data: Uint8Array | undefined): RestoredNodeSnapshot {
+  const coord = createStateMachine();
+  if (!data || data.byteLength === 0) return { coord, job: undefined, members: [], bytes: 0 };
+  const snap = decodeNodeSnapshot(data);
+  return { coord, job: coord.stateMachine.beginRestore(snap.sm), members: snap.members, bytes: data.byteLength };
+}
+
+interface SnapshotInstall {
+  /** Where the snapshot stands in the log. */
+  metadata: SnapshotMetadata;
+  restore: RestoredNodeSnapshot;
+  /** The entries committed after it in the same Ready: applied once it is in place. */
+  committed: readonly Entry[];
+  started: number;
+}
 
 interface SnapshotInProgress {
   job: SnapshotJob;

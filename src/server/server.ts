@@ -164,7 +164,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
   const host = await Host.open({
     config: hc,
     world,
-    createStateMachine: (snapshot) => createServerStateMachine(config, snapshot),
+    createStateMachine: () => createServerStateMachine(config),
     observer: {
       proposed: () => metrics.proposals.inc(),
       proposalFailed: (code) => metrics.proposalsFailed.labels(code.toLowerCase()).inc(),

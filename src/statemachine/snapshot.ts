@@ -25,6 +25,11 @@ const READABLE_VERSIONS: ReadonlySet<number> = new Set([1, 2]);
 const MAGIC = [0x43, 0x53, 0x4d, 0x53]; // "CSMS"
 const HEADER_BYTES = MAGIC.length + 1 + 4;
 const RECORD_FIXED_BYTES = 4 + 4 + 8 * 4;
+/**
+ * What reading a record costs besides its bytes, in a restore's budget (bytes): decoding the key, the key map's
+ * insert, the row's fields. As in snapshot-job.ts, so one budget gives runs of about the same length either way.
+ */
+const RESTORE_WORK_PER_RECORD = 256;
 
 export interface SnapshotState {
   lastApplied: number;
@@ -298,81 +303,128 @@ export function decodeSnapshot(bytes: Uint8Array): SnapshotState {
  * SnapshotFormatError on anything malformed, possibly after some records were handed over.
  */
 export function readSnapshot(bytes: Uint8Array, records: RecordSink): Omit<SnapshotState, "kvs"> {
-  if (!(bytes instanceof Uint8Array) || bytes.length < HEADER_BYTES + 8) {
-    throw new SnapshotFormatError("too short to be a snapshot");
-  }
-  for (let i = 0; i < MAGIC.length; i++) {
-    if (bytes[i] !== MAGIC[i]) throw new SnapshotFormatError('missing the "CSMS" magic');
-  }
-  const version = bytes[4];
-  if (!READABLE_VERSIONS.has(version)) {
-    throw new SnapshotFormatError(
-      `format version ${version} (this node reads ${[...READABLE_VERSIONS].join(" and ")})`,
-    );
-  }
-  try {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const metaLength = view.getUint32(5, true);
-    const meta = packr.unpack(bytes.subarray(HEADER_BYTES, HEADER_BYTES + metaLength)) as unknown[];
-    const tupleLength = version === 1 ? 7 : 8;
-    if (!Array.isArray(meta) || meta.length !== tupleLength) {
-      throw new SnapshotFormatError(`meta section is not a ${tupleLength}-tuple (format ${version})`);
+  const parser = new SnapshotParser(bytes);
+  parser.step(Infinity, records);
+  return parser.state;
+}
+
+/**
+ * Reads a snapshot a run at a time (a restore at a million keys is seconds of work; see restore-job.ts). The
+ * header and the meta part are read and checked when it is made, the records by step(), each charged its bytes
+ * plus RESTORE_WORK_PER_RECORD against the budget; the check that nothing trails the last record comes with the last step. Every
+ * malformation throws SnapshotFormatError, from the constructor or from the step that reaches it.
+ */
+export class SnapshotParser {
+  /** Everything but the records. */
+  readonly state: Omit<SnapshotState, "kvs">;
+  private readonly bytes: Uint8Array;
+  private readonly view: DataView;
+  /** Where the next record starts. */
+  private at: number;
+  private recordsRead = 0;
+  private previousKey = "";
+
+  constructor(bytes: Uint8Array) {
+    if (!(bytes instanceof Uint8Array) || bytes.length < HEADER_BYTES + 8) {
+      throw new SnapshotFormatError("too short to be a snapshot");
     }
-    let p = HEADER_BYTES + metaLength;
-    const keyCount = view.getFloat64(p, true);
-    p += 8;
-    if (!Number.isSafeInteger(keyCount) || keyCount < 0) throw new SnapshotFormatError(`bad key count ${keyCount}`);
-    let previousKey = "";
-    for (let i = 0; i < keyCount; i++) {
-      const keyLength = view.getUint32(p, true);
-      const key = readKey(bytes, p + 4, keyLength);
-      p += 4 + keyLength;
-      const valueLength = view.getUint32(p, true);
-      if (p + 4 + valueLength + 32 > bytes.length) throw new SnapshotFormatError(`key record ${i} is truncated`);
-      if (i > 0 && !(previousKey < key)) throw new SnapshotFormatError(`keys out of order at record ${i}`);
-      previousKey = key;
-      const valueAt = p + 4;
-      p += 4 + valueLength;
-      records.writeRecord(
-        key,
-        bytes,
-        valueAt,
-        valueLength,
-        view.getFloat64(p, true),
-        view.getFloat64(p + 8, true),
-        view.getFloat64(p + 16, true),
-        view.getFloat64(p + 24, true),
+    for (let i = 0; i < MAGIC.length; i++) {
+      if (bytes[i] !== MAGIC[i]) throw new SnapshotFormatError('missing the "CSMS" magic');
+    }
+    const version = bytes[4];
+    if (!READABLE_VERSIONS.has(version)) {
+      throw new SnapshotFormatError(
+        `format version ${version} (this node reads ${[...READABLE_VERSIONS].join(" and ")})`,
       );
-      p += 32;
     }
-    if (p !== bytes.length) throw new SnapshotFormatError(`${bytes.length - p} trailing bytes after the last key`);
-    const [lastApplied, revision, compactRevision, leases, sessions, history, extensions, space] = meta as [
-      number,
-      number,
-      number,
-      SnapshotState["leases"],
-      SnapshotState["sessions"],
-      WatchEvent[],
-      SnapshotState["extensions"],
-      unknown,
-    ];
-    const { quotaBytes, alarms } = decodeSpace(space, version);
-    return {
-      lastApplied,
-      revision,
-      compactRevision,
-      leases,
-      sessions,
-      history,
-      extensions,
-      keyCount,
-      quotaBytes,
-      alarms,
-    };
-  } catch (e) {
-    if (e instanceof SnapshotFormatError) throw e;
-    throw new SnapshotFormatError(`damaged: ${(e as Error).message}`);
+    this.bytes = bytes;
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const view = this.view;
+    try {
+      const metaLength = view.getUint32(5, true);
+      if (HEADER_BYTES + metaLength + 8 > bytes.length) throw new SnapshotFormatError("the meta part runs past the end");
+      const meta = packr.unpack(bytes.subarray(HEADER_BYTES, HEADER_BYTES + metaLength)) as unknown[];
+      const tupleLength = version === 1 ? 7 : 8;
+      if (!Array.isArray(meta) || meta.length !== tupleLength) {
+        throw new SnapshotFormatError(`meta section is not a ${tupleLength}-tuple (format ${version})`);
+      }
+      const keyCount = view.getFloat64(HEADER_BYTES + metaLength, true);
+      if (!Number.isSafeInteger(keyCount) || keyCount < 0) throw new SnapshotFormatError(`bad key count ${keyCount}`);
+      this.at = HEADER_BYTES + metaLength + 8;
+      const [lastApplied, revision, compactRevision, leases, sessions, history, extensions, space] = meta as [
+        number,
+        number,
+        number,
+        SnapshotState["leases"],
+        SnapshotState["sessions"],
+        WatchEvent[],
+        SnapshotState["extensions"],
+        unknown,
+      ];
+      const { quotaBytes, alarms } = decodeSpace(space, version);
+      this.state = {
+        lastApplied,
+        revision,
+        compactRevision,
+        leases,
+        sessions,
+        history,
+        extensions,
+        keyCount,
+        quotaBytes,
+        alarms,
+      };
+    } catch (e) {
+      throw asFormatError(e);
+    }
   }
+
+  /**
+   * Hands over records until about `budget` bytes of them were read (at least one while any is left); true once
+   * the last was read and nothing trails it.
+   */
+  step(budget: number, records: RecordSink): boolean {
+    const { bytes, view, state } = this;
+    let p = this.at;
+    let left = budget;
+    try {
+      for (; this.recordsRead < state.keyCount && left > 0; this.recordsRead++) {
+        const i = this.recordsRead;
+        const keyLength = view.getUint32(p, true);
+        const key = readKey(bytes, p + 4, keyLength);
+        p += 4 + keyLength;
+        const valueLength = view.getUint32(p, true);
+        if (p + 4 + valueLength + 32 > bytes.length) throw new SnapshotFormatError(`key record ${i} is truncated`);
+        if (i > 0 && !(this.previousKey < key)) throw new SnapshotFormatError(`keys out of order at record ${i}`);
+        this.previousKey = key;
+        const valueAt = p + 4;
+        p += 4 + valueLength;
+        records.writeRecord(
+          key,
+          bytes,
+          valueAt,
+          valueLength,
+          view.getFloat64(p, true),
+          view.getFloat64(p + 8, true),
+          view.getFloat64(p + 16, true),
+          view.getFloat64(p + 24, true),
+        );
+        p += 32;
+        left -= RESTORE_WORK_PER_RECORD + RECORD_FIXED_BYTES + keyLength + valueLength;
+        this.at = p;
+      }
+    } catch (e) {
+      throw asFormatError(e);
+    }
+    if (this.recordsRead < state.keyCount) return false;
+    if (p !== bytes.length) throw new SnapshotFormatError(`${bytes.length - p} trailing bytes after the last key`);
+    return true;
+  }
+}
+
+/** A RangeError of a read past the end, or msgpackr's error, as what it means here. */
+function asFormatError(e: unknown): SnapshotFormatError {
+  return e instanceof SnapshotFormatError ? e : new SnapshotFormatError(`damaged: ${(e as Error).message}`);
 }
 
 /** The format-2 [quotaBytes, alarms] element (absent in format 1). */

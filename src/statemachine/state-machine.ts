@@ -64,7 +64,8 @@ import { KvStore } from "./kv.js";
 import { LeaseTable, type LeaseEndReason } from "./leases.js";
 import { resolveLimits, utf8Length, type Limits } from "./limits.js";
 import { SessionTable } from "./sessions.js";
-import { readSnapshot, SnapshotMetaPacker, SnapshotPieces, type SnapshotMeta } from "./snapshot.js";
+import { RestoreJob, type RestoredState } from "./restore-job.js";
+import { SnapshotMetaPacker, SnapshotParser, SnapshotPieces, type SnapshotMeta } from "./snapshot.js";
 import { SnapshotJob, type SnapshotJobOutput } from "./snapshot-job.js";
 import { contentHash } from "./hash.js";
 import { evaluateCompare } from "./txn.js";
@@ -735,47 +736,49 @@ export class StateMachine {
 
   /** Rebuilds a state machine from snapshot(); `options` must match the snapshotting node's (limits, handlers). */
   static restore(bytes: Uint8Array, options: StateMachineOptions = {}): StateMachine {
-    // Records go straight into the store's columns; the leased keys are attached once the leases are granted.
-    const loader = KvStore.loader();
-    const leasedKeys: string[] = [];
-    const leaseOfKey: number[] = [];
-    const state = readSnapshot(bytes, {
-      writeRecord(key, from, start, length, createRevision, modRevision, version, lease) {
-        loader.writeRecord(key, from, start, length, createRevision, modRevision, version, lease);
-        if (lease !== 0) {
-          leasedKeys.push(key);
-          leaseOfKey.push(lease);
-        }
-      },
-    });
     const sm = new StateMachine(options);
-    sm.applied = state.lastApplied;
-    sm.currentRevision = state.revision;
-    sm.kv = loader.finish();
-    for (const [id, ttlMs, grantedAt] of state.leases) sm.leaseTable.grant(id, ttlMs, grantedAt);
-    for (let i = 0; i < leasedKeys.length; i++) sm.leaseTable.attachKey(leaseOfKey[i], leasedKeys[i]);
+    sm.beginRestore(bytes).step(Infinity);
+    return sm;
+  }
+
+  /**
+   * Starts rebuilding this state machine, which must be new (nothing applied), from snapshot() bytes, a run at a
+   * time (restore-job.ts); it holds the restored state once the job's last step returned true, and must not be
+   * used before. The snapshot's header and meta part are checked here: SnapshotFormatError at once when they are
+   * malformed, from a step when a record is.
+   */
+  beginRestore(bytes: Uint8Array): RestoreJob {
+    assert(this.applied === 0 && this.kv.size === 0, "beginRestore on a state machine that has applied entries");
+    return new RestoreJob(new SnapshotParser(bytes), (restored) => this.installRestored(restored));
+  }
+
+  private installRestored({ state, kv, leasedKeys, leaseOfKey }: RestoredState): void {
+    this.applied = state.lastApplied;
+    this.currentRevision = state.revision;
+    this.kv = kv;
+    for (const [id, ttlMs, grantedAt] of state.leases) this.leaseTable.grant(id, ttlMs, grantedAt);
+    for (let i = 0; i < leasedKeys.length; i++) this.leaseTable.attachKey(leaseOfKey[i], leasedKeys[i]);
     for (const [clientId, lease, lowestUnacked, responses] of state.sessions) {
-      sm.sessions.restore({ clientId, lease, lowestUnacked, responses: new Map(responses) });
-      const owner = sm.leaseTable.get(lease);
+      this.sessions.restore({ clientId, lease, lowestUnacked, responses: new Map(responses) });
+      const owner = this.leaseTable.get(lease);
       assert(owner !== undefined, () => `snapshot: session ${clientId} bound to missing lease ${lease}`);
       owner.clients.add(clientId);
     }
-    sm.history = WatchHistory.restore(
-      sm.limits.historyRevisions,
-      sm.limits.historyMaxEvents,
+    this.history = WatchHistory.restore(
+      this.limits.historyRevisions,
+      this.limits.historyMaxEvents,
       state.compactRevision,
       state.history,
     );
     const sections = new Map(state.extensions);
-    for (const handler of sm.handlers) {
+    for (const handler of this.handlers) {
       assert(sections.has(handler.section) || handler.sectionOptional, () => `snapshot has no section "${handler.section}"`);
       handler.restore(sections.get(handler.section));
       sections.delete(handler.section);
     }
     assert(sections.size === 0, () => `snapshot sections without a handler: ${[...sections.keys()].join(", ")}`);
-    if (state.quotaBytes !== undefined) sm.quota = state.quotaBytes;
-    for (const [alarm, raisedAt] of state.alarms) sm.noSpace = { alarm, raisedAt };
-    return sm;
+    if (state.quotaBytes !== undefined) this.quota = state.quotaBytes;
+    for (const [alarm, raisedAt] of state.alarms) this.noSpace = { alarm, raisedAt };
   }
 }
 

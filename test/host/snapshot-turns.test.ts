@@ -1,7 +1,7 @@
 // A member takes its snapshot a run per event-loop turn (Replica.maybeSnapshot, StateMachine.beginSnapshot): the
 // production hosts on the simulated world, with one key record per run, so a snapshot spans hundreds of turns
 // while writes go on. Its bytes are the state's at the snapshot index, and a snapshot from the leader installed
-// meanwhile abandons it.
+// meanwhile abandons it. A snapshot from the leader is restored the same way, a record per run (installSnapshot).
 
 import { describe, expect, it } from "vitest";
 import type { SimHost } from "../../sim/cluster.js";
@@ -93,5 +93,32 @@ describe("a member's snapshot taken over many turns", () => {
     const last = n + 240 + 4 * 59 + 1;
     expect(follower.replica.sm.get(`k${last}`)).toBeDefined();
     expect(s.lines.filter((l) => l.includes(`${follower.id} info: snapshot saved`)).length).toBeGreaterThan(0);
+  });
+
+  it("from the leader is restored a record per run, the replaced state serving meanwhile; then the member is the leader's equal", async () => {
+    const s = new Scenario(["n1", "n2", "n3"], PARAMS);
+    expect(await s.runUntil(() => s.cluster.leader() !== undefined, 50 * TICK)).toBe(true);
+    const leader = s.cluster.leader()!;
+    const follower: SimHost = [...s.cluster.hosts.values()].find((h) => h !== leader)!;
+    await write(s, 0, 30);
+    s.cluster.pause(follower, 60 * TICK);
+    await write(s, 120, 60);
+    const line = (text: string) => s.lines.find((l) => l.includes(`${follower.id} info: ${text}`));
+    expect(await s.runUntil(() => line("restoring a snapshot from the leader") !== undefined, 200 * TICK)).toBe(true);
+    // The restore has begun: the state it replaces still answers, unchanged, and the member says it is not ready.
+    const before = { keys: follower.replica.sm.keyCount, hash: follower.replica.sm.hash(), applied: follower.replica.appliedTo };
+    await s.run(5 * TICK);
+    expect(follower.replica.readiness()).toMatchObject({ ready: false, reason: expect.stringContaining("restoring a snapshot") });
+    expect({ keys: follower.replica.sm.keyCount, hash: follower.replica.sm.hash(), applied: follower.replica.appliedTo }).toEqual(before);
+    expect(await s.runUntil(() => line("installed a snapshot from the leader") !== undefined, 200 * TICK)).toBe(true);
+    const installed = JSON.parse(line("installed a snapshot from the leader")!.replace(/^.*installed a snapshot from the leader /, "")) as { keys: number; turns: number };
+    expect(installed.keys).toBeGreaterThan(100);
+    expect(installed.turns).toBeGreaterThanOrEqual(installed.keys); // one record per run
+    expect(s.ctx.stats.installsAcrossTurns).toBe(1);
+    // It applies what follows, and holds exactly the leader's state.
+    await write(s, 400, 20);
+    expect(await s.runUntil(() => follower.replica.appliedTo === leader.replica.appliedTo, 100 * TICK)).toBe(true);
+    expect(follower.replica.readiness()).toEqual({ ready: true });
+    expect(follower.replica.sm.hash()).toBe(leader.replica.sm.hash());
   });
 });

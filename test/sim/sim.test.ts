@@ -52,8 +52,8 @@ describe("simulator: the workloads exercise what the checks check", () => {
     expect(total.linearizableKeys).toBeGreaterThanOrEqual(60); // 3..5 keys a seed, every one linearizable
     expect(total.lockGrants).toBeGreaterThan(50);
     // A floor of how much the seeds exercise, not a target: any change to the order of events moves every seed's
-    // path (taking snapshots over turns moved it from 51 to 46).
-    expect(total.lockReleases).toBeGreaterThan(40);
+    // path (taking snapshots over turns moved it from 51 to 46, restoring them over turns to 40).
+    expect(total.lockReleases).toBeGreaterThan(30);
     // Sparse (about one seed in two; 40-44 in seeds 1-80): 7 here before the WAL's preallocation, 5 with it.
     expect(total.leaseExpiriesChecked).toBeGreaterThan(3);
     expect(total.keepAlives).toBeGreaterThan(50);
