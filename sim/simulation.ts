@@ -4,7 +4,7 @@
 // released run to completion before the next event, as in a real event loop. `runSeed(seed)` is a pure
 // function of its options: the same seed gives the same result, byte for byte.
 
-import { DEFAULT_READIES_IN_FLIGHT, DEFAULT_SNAPSHOT_STEP_BYTES } from "../src/host/host-config.js";
+import { DEFAULT_APPLY_ENTRIES_PER_TURN, DEFAULT_READIES_IN_FLIGHT, DEFAULT_SNAPSHOT_STEP_BYTES } from "../src/host/host-config.js";
 import { SNAPSHOT_PIECE_BYTES } from "../src/statemachine/snapshot.js";
 import type { NodeId } from "../src/raft/types.js";
 import type { ApplyOutput } from "../src/statemachine/index.js";
@@ -155,6 +155,9 @@ async function run(opts: SimOptions): Promise<SeedResult> {
   // Pieces of a few records (a snapshot spans many, written while the next fill: released ones are reused) or the
   // production size; a PRNG of its own too.
   params.snapshotPieceBytes = new Prng(seed ^ 0x91ece5).pick([64, 512, 4096, SNAPSHOT_PIECE_BYTES]);
+  // Readies of a few committed entries, each full one followed by a turn's wait (a member catching up applies a
+  // batch per turn), or the production limit; a PRNG of its own too.
+  params.applyEntriesPerTurn = new Prng(seed ^ 0xa991e5).pick([4, 32, DEFAULT_APPLY_ENTRIES_PER_TURN]);
   const onLog = opts.onLog;
   let failure: unknown;
   let nemesis: Nemesis | undefined;

@@ -35,6 +35,12 @@ export interface HostConfig {
    * when absent. The simulator draws small ones, so that a snapshot spans many pieces and reuses them.
    */
   snapshotPieceBytes?: number;
+  /**
+   * Committed entries a Ready carries at most (Raft's maxCommittedEntriesPerReady); after a Ready that full, the
+   * ready loop lets a turn pass. So a member catching up by tens of thousands of entries applies them a batch
+   * per turn instead of stopping its loop for as long. DEFAULT_APPLY_ENTRIES_PER_TURN when absent.
+   */
+  applyEntriesPerTurn?: number;
   /** Readies taken before the oldest one's write completed (1: one at a time). */
   readiesInFlight: number;
   /** Raft options beyond the timing ones; the core's defaults when absent. */
@@ -69,6 +75,9 @@ export interface HostConfig {
 
 /** Readies in flight in a member unless configured otherwise; group commit merges their writes anyway. */
 export const DEFAULT_READIES_IN_FLIGHT = 8;
+
+/** About 10 ms of applying puts on this project's 2-core benchmark machine (bench/statemachine.ts: 100-160k/s). */
+export const DEFAULT_APPLY_ENTRIES_PER_TURN = 1024;
 
 /** About 10 ms of snapshot work on this project's 2-core benchmark machine (bench/statemachine.ts measures it). */
 export const DEFAULT_SNAPSHOT_STEP_BYTES = 4 << 20;

@@ -12,7 +12,8 @@
 //   4. when this Ready's write and every earlier one have completed, in order: a follower or candidate sends
 //      its messages (votes and acks must follow the fsync), read states are served, the core advances, and a
 //      snapshot is started when enough was applied (then taken a run per turn, and saved: see maybeSnapshot).
-// Several Readies are in flight at once (up to `readiesInFlight`): the next one's appends go out and its
+// A Ready carries at most `applyEntriesPerTurn` committed entries, and after a full one the loop waits a turn: a
+// member catching up applies a batch per turn. Several Readies are in flight at once (up to `readiesInFlight`): the next one's appends go out and its
 // commits are applied while earlier writes are still being synced, so a write's latency is one quorum fsync,
 // not a wait for the leader's previous fsync. Proposals and reads only touch the core synchronously; one Ready
 // per turn carries all of them.
@@ -42,7 +43,7 @@ import { SnapshotPieces } from "../statemachine/snapshot.js";
 import type { ApplyOutput, StateMachine, StateMachineEvent } from "../statemachine/state-machine.js";
 import { DurableStorage, type LocalSnapshotFile } from "../storage/durable-storage.js";
 import { AutoCompactor, describeAutoCompaction } from "./auto-compaction.js";
-import { DEFAULT_SNAPSHOT_STEP_BYTES, type HostConfig } from "./host-config.js";
+import { DEFAULT_APPLY_ENTRIES_PER_TURN, DEFAULT_SNAPSHOT_STEP_BYTES, type HostConfig } from "./host-config.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { Listeners } from "./listeners.js";
 import { decodeNodeSnapshot, encodeNodeSnapshot, nodeSnapshotHeader, type Member } from "./node-snapshot.js";
@@ -136,6 +137,8 @@ export class Replica {
   private knownPeers = new Map<NodeId, string>();
   private tickTimer: Timer | undefined;
   private scheduled = false;
+  /** A full Ready of committed entries was applied: the ready loop waits for a later turn (yieldTurn). */
+  private yielding = false;
   private stopped = false;
   private fatal: Error | undefined;
   private lastSnapshotIndex: number;
@@ -191,6 +194,7 @@ export class Replica {
         electionTicks: config.electionTicks,
         heartbeatTicks: config.heartbeatTicks,
         applied: this.appliedIndex,
+        maxCommittedEntriesPerReady: config.applyEntriesPerTurn ?? DEFAULT_APPLY_ENTRIES_PER_TURN,
         rng: () => world.random(),
       },
       disk.log,
@@ -477,9 +481,13 @@ export class Replica {
   // ---------------------------------------------------------------------------------------------------------
   // The ready loop
 
-  /** Take every Ready there is, up to `readiesInFlight`; completed writes re-run this (finishReadies). */
+  /**
+   * Take every Ready there is, up to `readiesInFlight`; completed writes re-run this (finishReadies). A Ready with
+   * as many committed entries as one may carry ends the turn's work: more are likely waiting (a member catching
+   * up), and applying them all in one go would stop the loop for as long.
+   */
   private runReadyLoop(): void {
-    if (!this.isRunning) return;
+    if (!this.isRunning || this.yielding) return;
     try {
       for (;;) {
         this.reads.flush((ctx) => {
@@ -491,11 +499,25 @@ export class Replica {
         });
         if (this.raft.inFlight >= this.config.readiesInFlight || this.snapshotWaitsForWrites() || this.installing) break;
         if (!this.raft.hasReady()) break;
-        this.startReady(this.raft.ready());
+        const rd = this.raft.ready();
+        this.startReady(rd);
+        if (rd.committed.length >= (this.config.applyEntriesPerTurn ?? DEFAULT_APPLY_ENTRIES_PER_TURN)) {
+          this.yieldTurn();
+          break;
+        }
       }
     } catch (e) {
       this.fail(e as Error);
     }
+  }
+
+  /** Runs the ready loop again in a later turn, after the I/O waiting now; until then it does nothing. */
+  private yieldTurn(): void {
+    this.yielding = true;
+    this.clock.continueLater(() => {
+      this.yielding = false;
+      this.runReadyLoop();
+    });
   }
 
   private startReady(rd: Ready): void {

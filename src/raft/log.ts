@@ -264,11 +264,11 @@ export class RaftLog {
     return this.committed > this.applying && this.committed >= this.firstIndex();
   }
 
-  /** Committed entries not yet handed to the host to apply. */
-  nextCommittedEntries(): Entry[] {
+  /** Committed entries not yet handed to the host to apply, the first `maxEntries` of them. */
+  nextCommittedEntries(maxEntries = Infinity): Entry[] {
     const lo = Math.max(this.applying + 1, this.firstIndex());
     if (this.committed < lo) return [];
-    return this.slice(lo, this.committed + 1);
+    return this.slice(lo, Math.min(this.committed + 1, lo + maxEntries));
   }
 
   snapshot(): Snapshot {

@@ -34,9 +34,12 @@ export class RaftNode {
   private prevHard: HardState;
   /** Readies handed out and not yet advanced, oldest first. */
   private readonly outstanding: Ready[] = [];
+  private readonly maxCommittedPerReady: number;
 
   constructor(config: RaftConfig, storage: Storage) {
     this.raft = new Raft(config, storage);
+    this.maxCommittedPerReady = config.maxCommittedEntriesPerReady ?? Infinity;
+    assert(this.maxCommittedPerReady >= 1, () => `maxCommittedEntriesPerReady ${this.maxCommittedPerReady} is not at least 1`);
     this.prevSoft = this.softState();
     this.prevHard = this.hardState();
   }
@@ -149,7 +152,7 @@ export class RaftNode {
     const entries = r.log.unstable.entriesToPersist();
     const rd: Ready = {
       entries,
-      committed: r.log.nextCommittedEntries(),
+      committed: r.log.nextCommittedEntries(this.maxCommittedPerReady),
       messages: r.msgs,
       readStates: r.readStates,
       mustSync: termOrVoteChanged || entries.length > 0,

@@ -54,6 +54,11 @@ export interface RaftConfig {
   maxBatchBytes?: number;
   /** Entries per append message. Default 1024. */
   maxBatchEntries?: number;
+  /**
+   * Committed entries per Ready (etcd's MaxCommittedSizePerReady, counted in entries); the rest come in the next
+   * Readies. Default unlimited.
+   */
+  maxCommittedEntriesPerReady?: number;
   /** On restart: the last index the host's state machine has applied. */
   applied?: number;
   /** Seeded PRNG returning values in [0, 1): the core's only source of randomness. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfChangeError } from "../../src/raft/confchange.js";
 import { NotLeaderError, ProposalDroppedError } from "../../src/raft/errors.js";
-import { RaftNode } from "../../src/raft/node.js";
+import { RaftNode, type RaftConfig } from "../../src/raft/node.js";
 import { MemoryStorage } from "../../src/raft/storage.js";
 import { EntryType, type Entry, type Message } from "../../src/raft/types.js";
 import { TestCluster, bytes, seededRng, text } from "./harness.js";
@@ -11,11 +11,17 @@ const ent = (index: number, term: number): Entry => ({ index, term, type: EntryT
 const storageOf = new WeakMap<RaftNode, MemoryStorage>();
 
 /** A node whose storage holds `terms` at indices 2.. (index 1 is the bootstrap snapshot). */
-function nodeWithLog(id: string, voters: string[], terms: number[], hardTerm = Math.max(1, ...terms)): RaftNode {
+function nodeWithLog(
+  id: string,
+  voters: string[],
+  terms: number[],
+  hardTerm = Math.max(1, ...terms),
+  overrides: Partial<RaftConfig> = {},
+): RaftNode {
   const s = MemoryStorage.bootstrap(voters);
   s.append(terms.map((t, i) => ent(i + 2, t)));
   s.setHardState({ term: hardTerm, vote: null, commit: 1 });
-  const n = new RaftNode({ id, rng: seededRng(7) }, s);
+  const n = new RaftNode({ id, rng: seededRng(7), ...overrides }, s);
   storageOf.set(n, s);
   return n;
 }
@@ -293,6 +299,23 @@ describe("several Readies in flight (asynchronous writes)", () => {
     f.advance(rd2);
     f.advance(rd3);
     expect(f.status().lastIndex).toBe(5);
+  });
+
+  it("a Ready carries at most maxCommittedEntriesPerReady committed entries; the next ones carry the rest, in order", () => {
+    const f = nodeWithLog("b", ["a", "b", "c"], [], 1, { maxCommittedEntriesPerReady: 3 });
+    const entries = [2, 3, 4, 5, 6, 7, 8].map((i) => ent(i, 1));
+    f.step({ type: "app", from: "a", to: "b", term: 1, logTerm: 1, index: 1, entries, commit: 8 });
+    const readies = [f.ready()];
+    expect(readies[0].entries.map((e) => e.index)).toEqual([2, 3, 4, 5, 6, 7, 8]);
+    // Taken before the earlier ones advance: each hands out the next committed entries.
+    while (f.hasReady()) readies.push(f.ready());
+    expect(readies.map((rd) => rd.committed.map((e) => e.index))).toEqual([[2, 3, 4], [5, 6, 7], [8]]);
+    for (const rd of readies) {
+      persist(f, rd);
+      f.advance(rd);
+    }
+    expect(f.status()).toMatchObject({ commit: 8, applied: 8 });
+    expect(f.hasReady()).toBe(false);
   });
 });
 
