@@ -59,6 +59,14 @@ const SWEEP_ROWS_PER_WRITE = 32;
 const SWEEP_SLACK_BYTES = 4 << 20;
 
 /** What a snapshot writer takes from a record (snapshot.ts's SnapshotWriter). */
+/** What KvStore.loader() loaded. */
+export interface LoadedStore {
+  kv: KvStore;
+  /** The keys with a lease, in key order, and each one's lease: attached once the leases are granted. */
+  leasedKeys: string[];
+  leaseOfKey: number[];
+}
+
 export interface RecordSink {
   writeRecord(
     key: string,
@@ -99,21 +107,28 @@ export class KvStore {
   private readonly captures = new Set<RecordCapture>();
 
   /**
-   * A store loaded from records handed over in key order (a snapshot being read: snapshot.ts's readSnapshot),
-   * by their fields, so that loading a million keys makes no object per record; finish() returns it.
+   * A store loaded from records handed over in key order (a snapshot being read: snapshot.ts's SnapshotParser),
+   * by their fields, so that loading a million keys makes no object per record; finish() returns it, with the
+   * keys that have a lease (in key order) and each one's lease, for the lease table to attach.
    */
-  static loader(): RecordSink & { finish(): KvStore } {
+  static loader(): RecordSink & { finish(): LoadedStore } {
     const store = new KvStore();
     const keys: string[] = [];
+    const leasedKeys: string[] = [];
+    const leaseOfKey: number[] = [];
     return {
       writeRecord(key, bytes, start, length, createRevision, modRevision, version, lease) {
         assert(keys.length === 0 || keys[keys.length - 1] < key, () => `KvStore.loader: ${key} out of order`);
         keys.push(key);
         store.fill(store.newRow(key), bytes, start, length, createRevision, modRevision, version, lease);
+        if (lease !== 0) {
+          leasedKeys.push(key);
+          leaseOfKey.push(lease);
+        }
       },
       finish() {
         store.order = SortedKeys.fromSorted(keys);
-        return store;
+        return { kv: store, leasedKeys, leaseOfKey };
       },
     };
   }

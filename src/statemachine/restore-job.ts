@@ -8,22 +8,16 @@
 // record; the small parts of the state (leases, sessions, the watch history, extension sections) were read with
 // the snapshot's meta part when the job was made and are installed by the last step.
 
-import { KvStore, type RecordSink } from "./kv.js";
+import { KvStore, type LoadedStore } from "./kv.js";
 import type { SnapshotParser, SnapshotState } from "./snapshot.js";
 
 /** What a restore read, handed to the state machine by the job's last step. */
-export interface RestoredState {
+export interface RestoredState extends LoadedStore {
   state: Omit<SnapshotState, "kvs">;
-  kv: KvStore;
-  /** The keys with a lease, in key order, and each one's lease: attached once the leases are granted. */
-  leasedKeys: string[];
-  leaseOfKey: number[];
 }
 
-export class RestoreJob implements RecordSink {
+export class RestoreJob {
   private readonly loader = KvStore.loader();
-  private readonly leasedKeys: string[] = [];
-  private readonly leaseOfKey: number[] = [];
   private installed = false;
 
   constructor(
@@ -38,31 +32,9 @@ export class RestoreJob implements RecordSink {
    */
   step(budget: number): boolean {
     if (this.installed) return true;
-    if (!this.parser.step(budget, this)) return false;
+    if (!this.parser.step(budget, this.loader)) return false;
     this.installed = true;
-    this.install({
-      state: this.parser.state,
-      kv: this.loader.finish(),
-      leasedKeys: this.leasedKeys,
-      leaseOfKey: this.leaseOfKey,
-    });
+    this.install({ state: this.parser.state, ...this.loader.finish() });
     return true;
-  }
-
-  writeRecord(
-    key: string,
-    bytes: Uint8Array,
-    start: number,
-    length: number,
-    createRevision: number,
-    modRevision: number,
-    version: number,
-    lease: number,
-  ): void {
-    this.loader.writeRecord(key, bytes, start, length, createRevision, modRevision, version, lease);
-    if (lease !== 0) {
-      this.leasedKeys.push(key);
-      this.leaseOfKey.push(lease);
-    }
   }
 }
