@@ -7,7 +7,7 @@
 // logged then); its resident memory at the end; and the term (elections). Bounded: stops after `--max-seconds`.
 //
 //   npm run bench:snapshot-stall -- [--keys 1000000] [--snapshots 1] [--max-seconds 900] [--root <source tree>]
-//                                   [--catch-up]
+//                                   [--catch-up | --restart]
 //
 // A control runs beside the members: a Node process that does nothing but measure its own event-loop delay the same
 // way. Its stalls are the machine's (CPU contention, the hypervisor), not Concord's: read the members' against it.
@@ -16,6 +16,8 @@
 // --catch-up: a follower is stopped before the load and started again after it, once the others have compacted
 // their logs past it: it recovers from its own (small) snapshot and catches up by the leader's full-size one. The
 // longest stall per member while it does is reported, with how long it took.
+// --restart: once the load is over, a follower holding the full state is stopped (SIGTERM) and started again: it
+// recovers from its own full-size snapshot and WAL, then catches up by entries. Reported the same way.
 
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -34,6 +36,8 @@ const SNAPSHOTS = Number(arg("snapshots", "1"));
 const MAX_SECONDS = Number(arg("max-seconds", "900"));
 const ROOT = arg("root", "");
 const CATCH_UP = process.argv.includes("--catch-up");
+const RESTART = process.argv.includes("--restart");
+if (CATCH_UP && RESTART) throw new Error("--catch-up and --restart are two different runs: give one");
 const CONCURRENCY = 256;
 const VALUE = new Uint8Array(256).fill(0x61);
 const key = (i: number) => `key/${String(i).padStart(7, "0")}`;
@@ -128,14 +132,14 @@ function snapshots(
 }
 
 const leader = await cluster.waitForLeader();
-const lagging = CATCH_UP ? names.find((n) => n !== leader) : undefined;
-if (lagging) await cluster.stop(lagging);
+const lagging = CATCH_UP || RESTART ? names.find((n) => n !== leader) : undefined;
+if (lagging && CATCH_UP) await cluster.stop(lagging);
 const clients: ClientSocket[] = [];
 for (let i = 0; i < 8; i++) clients.push(await cluster.connect(leader));
 let next = 0;
 let puts = 0;
 let failed = 0;
-const fullSize = () => names.filter((n) => n !== lagging).every((n) => snapshots(n).filter((s) => s.bytes > KEYS * 256).length >= SNAPSHOTS);
+const fullSize = () => names.filter((n) => n !== lagging || RESTART).every((n) => snapshots(n).filter((s) => s.bytes > KEYS * 256).length >= SNAPSHOTS);
 const deadline = started + MAX_SECONDS * 1000;
 let lastReport = Date.now();
 await Promise.all(
@@ -163,8 +167,10 @@ await Promise.all(
 const loadEnded = Date.now();
 for (const c of clients) c.close();
 // The lagging follower starts again and catches up, with no load: until it has applied the leader's commit index.
+// With --restart it is stopped first, holding the full state.
 let catchUp: { start: number; end: number } | undefined;
 if (lagging) {
+  if (RESTART) await cluster.stop(lagging);
   const start = Date.now();
   const target = (await cluster.status(leader)).commit;
   await cluster.restart(lagging);
@@ -175,7 +181,7 @@ if (lagging) {
     if (applied >= target) break;
   }
   catchUp = { start, end: Date.now() };
-  console.error(`${lagging} caught up in ${((catchUp.end - start) / 1000).toFixed(1)} s`);
+  console.error(`${lagging} ${RESTART ? "restarted and caught up" : "caught up"} in ${((catchUp.end - start) / 1000).toFixed(1)} s`);
 }
 // Then 10 s with no load: a quiet member runs its idle collection (idle-gc.ts) after a snapshot, reported apart.
 await new Promise((r) => setTimeout(r, 10_000));
@@ -213,7 +219,7 @@ for (const [i, n] of [...names, "control (idle)"].entries()) {
     "max stall ms during full-size snapshots": Math.round(Math.max(0, ...during.map((w) => w.lagMs))),
     ...(catchUp
       ? {
-          [`max stall ms while ${lagging} caught up (${((catchUp.end - catchUp.start) / 1000).toFixed(1)} s)`]: Math.round(
+          [`max stall ms while ${lagging} ${RESTART ? "restarted and caught up" : "caught up"} (${((catchUp.end - catchUp.start) / 1000).toFixed(1)} s)`]: Math.round(
             Math.max(0, ...catching.map((w) => w.lagMs)),
           ),
         }
@@ -238,7 +244,7 @@ console.log(
     failed,
     seconds: Math.round((Date.now() - started) / 1000),
     root: ROOT || "this tree",
-    ...(catchUp ? { lagging, catchUpSeconds: (catchUp.end - catchUp.start) / 1000 } : {}),
+    ...(catchUp ? { lagging, restart: RESTART, catchUpSeconds: (catchUp.end - catchUp.start) / 1000 } : {}),
     terms,
     rows,
   }),
