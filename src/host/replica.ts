@@ -13,10 +13,10 @@
 //      its messages (votes and acks must follow the fsync), read states are served, the core advances, and a
 //      snapshot is started when enough was applied (then taken a run per turn, and saved: see maybeSnapshot).
 // A Ready carries at most `applyEntriesPerTurn` committed entries, and after a full one the loop waits a turn: a
-// member catching up applies a batch per turn. Several Readies are in flight at once (up to `readiesInFlight`): the next one's appends go out and its
-// commits are applied while earlier writes are still being synced, so a write's latency is one quorum fsync,
-// not a wait for the leader's previous fsync. Proposals and reads only touch the core synchronously; one Ready
-// per turn carries all of them.
+// member catching up applies a batch per turn. Several Readies are in flight at once (up to `readiesInFlight`):
+// the next one's appends go out and its commits are applied while earlier writes are still being synced, so a
+// write's latency is one quorum fsync, not a wait for the leader's previous fsync. Proposals and reads only
+// touch the core synchronously; one Ready per turn carries all of them.
 
 import { assert } from "../assert.js";
 import type { Coordination } from "../locks/index.js";
