@@ -26,8 +26,9 @@ export interface HostConfig {
   /** ...or after this many bytes of entries. */
   snapshotBytes: number;
   /**
-   * A snapshot is taken a run per event-loop turn (StateMachine.beginSnapshot): the work of one run, in bytes of
-   * key records (each also charged a fixed amount). DEFAULT_SNAPSHOT_STEP_BYTES when absent.
+   * A snapshot is taken, and a snapshot restored, a run per event-loop turn (StateMachine.beginSnapshot and
+   * beginRestore): the work of one run, in bytes of key records (each also charged a fixed amount).
+   * DEFAULT_SNAPSHOT_STEP_BYTES when absent.
    */
   snapshotStepBytes?: number;
   /**

@@ -159,6 +159,8 @@ export class Replica {
   /** The leader's automatic compaction (--auto-compaction-*); absent when not configured. */
   private readonly autoCompactor: AutoCompactor | undefined;
   private compactionProposed = false;
+  /** Committed entries a Ready carries at most; after a Ready that full the ready loop waits a turn. */
+  private readonly applyEntriesPerTurn: number;
   /** Linearizable reads and keep-alives served (they apply nothing): with appliedIndex, how busy the member is. */
   private readsAndKeepAlives = 0;
 
@@ -174,6 +176,7 @@ export class Replica {
     this.createStateMachine = opts.createStateMachine;
     this.reads = new ReadBarrier(`${this.id}:${Math.floor(world.random() * 0xffffffff).toString(16)}`);
     this.autoCompactor = config.autoCompaction && new AutoCompactor(config.autoCompaction);
+    this.applyEntriesPerTurn = config.applyEntriesPerTurn ?? DEFAULT_APPLY_ENTRIES_PER_TURN;
 
     const snap = disk.snapshot;
     this.lastSnapshotBytes = restored.bytes;
@@ -194,7 +197,7 @@ export class Replica {
         electionTicks: config.electionTicks,
         heartbeatTicks: config.heartbeatTicks,
         applied: this.appliedIndex,
-        maxCommittedEntriesPerReady: config.applyEntriesPerTurn ?? DEFAULT_APPLY_ENTRIES_PER_TURN,
+        maxCommittedEntriesPerReady: this.applyEntriesPerTurn,
         rng: () => world.random(),
       },
       disk.log,
@@ -501,7 +504,7 @@ export class Replica {
         if (!this.raft.hasReady()) break;
         const rd = this.raft.ready();
         this.startReady(rd);
-        if (rd.committed.length >= (this.config.applyEntriesPerTurn ?? DEFAULT_APPLY_ENTRIES_PER_TURN)) {
+        if (rd.committed.length >= this.applyEntriesPerTurn) {
           this.yieldTurn();
           break;
         }
