@@ -253,6 +253,14 @@ export class SimFileSystem implements FileSystem {
     });
   }
 
+  read(path: string, position: number, into: Uint8Array): Promise<number> {
+    return this.later(() => {
+      const bytes = this.readAt(path, position, into.length);
+      into.set(bytes);
+      return bytes.length;
+    });
+  }
+
   rename(from: string, to: string): Promise<void> {
     return this.later(() => this.renameSync(from, to));
   }

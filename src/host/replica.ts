@@ -218,8 +218,8 @@ export class Replica {
     } else if (disk.isNew) {
       logger.info("joining an existing cluster: waiting for a snapshot from the leader");
     }
-    // The state in the snapshot on disk, restored a run per turn as one from the leader is.
-    const restore = beginNodeSnapshotRestore(opts.createStateMachine, disk.snapshot?.data);
+    // The state in the snapshot on disk, read a chunk at a time and restored a run per turn as one from the leader is.
+    const restore = beginNodeSnapshotRestore(opts.createStateMachine, await disk.readSnapshotData());
     await runInTurns(world.clock, stepBytes(config), restore.job, () => undefined);
     const replica = new Replica(opts, disk, restore);
     replica.network = await world.network({

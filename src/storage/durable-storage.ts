@@ -55,7 +55,7 @@ import {
 } from "./record.js";
 import { recover, type SnapshotFileRef, type StorageLogger } from "./recover.js";
 import type { SegmentLiveness } from "./replay.js";
-import { loadSnapshotFile, SnapshotFileWriter, snapshotFileReader, writeSnapshotFile } from "./snapshot-file.js";
+import { loadSnapshotFile, readSnapshotFile, SnapshotFileWriter, snapshotFileReader, writeSnapshotFile } from "./snapshot-file.js";
 import { WalWriter } from "./wal.js";
 
 export type { StorageLogger } from "./recover.js";
@@ -139,7 +139,8 @@ export class DurableStorage {
   private planned: { snapIndex: number; firstIndex: number; lastIndex: number; hardState: HardState };
   /** The hard state as of the last record written to the WAL; begins every new segment. */
   private walHardState: HardState;
-  private durableSnapshot: Snapshot | undefined;
+  /** The newest durable snapshot, its bytes in `file` (holdSnapshotOnDisk). */
+  private durableSnapshot: { snapshot: Snapshot; file: string } | undefined;
   /** A commit-only hard state noted while saves were in progress (see noteCommit). */
   private pendingCommit: HardState | undefined;
   /** The highest commit index noted without a write; the next entries written carry it (see save). */
@@ -149,14 +150,12 @@ export class DurableStorage {
     private readonly fs: FileSystem,
     readonly dir: string,
     private readonly memory: MemoryStorage,
-    snapshot: Snapshot | undefined,
     readonly isNew: boolean,
     private readonly wal: WalWriter,
     private readonly liveness: SegmentLiveness,
     private readonly snapshotFiles: SnapshotFileRef[],
     private readonly opts: Required<Omit<DurableStorageOptions, "repair" | "logger">> & { logger: StorageLogger },
   ) {
-    this.durableSnapshot = snapshot;
     const hs = memory.initialState().hardState;
     this.walHardState = hs;
     const snapIndex = memory.snapshot().metadata.index;
@@ -184,15 +183,14 @@ export class DurableStorage {
       checkVersion(fs, dir, hasData);
       ensureDirSync(fs, walDir);
       ensureDirSync(fs, snapDir);
-      const r = recover(fs, walDir, snapDir, {
+      const r = await recover(fs, walDir, snapDir, {
         repair: options.repair ?? false,
         logger: opts.logger,
         maxRecordBytes: opts.maxRecordBytes,
       });
       const wal = await WalWriter.open(fs, walDir, r.segments, opts.segmentBytes);
-      const disk = new DurableStorage(fs, dir, r.log, r.snapshot, r.isNew, wal, r.liveness, r.snapshotFiles, opts);
-      const file = r.snapshot && r.snapshotFiles.find((f) => f.index === r.snapshot!.metadata.index)?.file;
-      if (r.snapshot && file) disk.durableSnapshot = disk.holdSnapshotOnDisk(r.snapshot.metadata, file);
+      const disk = new DurableStorage(fs, dir, r.log, r.isNew, wal, r.liveness, r.snapshotFiles, opts);
+      if (r.snapshot) disk.holdSnapshotOnDisk(r.snapshot.metadata, r.snapshot.file);
       return disk;
     } catch (err) {
       fs.unlock(dir);
@@ -232,7 +230,7 @@ export class DurableStorage {
 
   /** The newest durable snapshot, if any. */
   get snapshot(): Snapshot | undefined {
-    return this.durableSnapshot;
+    return this.durableSnapshot?.snapshot;
   }
 
   /**
@@ -328,7 +326,7 @@ export class DurableStorage {
         if (installs) {
           this.memory.applySnapshot(snapshot);
           assert(snapshotPath !== undefined, "an installed snapshot's file was not written");
-          this.durableSnapshot = this.holdSnapshotOnDisk(snapshot.metadata, snapshotPath);
+          this.holdSnapshotOnDisk(snapshot.metadata, snapshotPath);
         }
         if (hardState !== undefined) this.memory.setHardState(hardState);
         if (effective.length > 0) this.memory.append(effective as Entry[]);
@@ -442,20 +440,30 @@ export class DurableStorage {
         // The bytes are in the file alone: the log's snapshot reads them from it (holdSnapshotOnDisk, at once).
         if (this.memory.snapshot().metadata.index < index) this.memory.createSnapshot(index, confState, NO_BYTES);
         this.memory.compact(index);
-        this.durableSnapshot = this.holdSnapshotOnDisk(metadata, file);
+        this.holdSnapshotOnDisk(metadata, file);
       },
     });
   }
 
   /**
-   * A durable snapshot's bytes stay on disk, not in memory (they can be a large share of the process): the log
-   * reads the file back when a follower needs it. Returns the snapshot to remember as the durable one.
+   * Makes the snapshot in `file` the durable one. Its bytes stay on disk, not in memory (they can be a large share
+   * of the process): the log reads the file back when a follower needs it.
    */
-  private holdSnapshotOnDisk(metadata: SnapshotMetadata, file: string): Snapshot {
+  private holdSnapshotOnDisk(metadata: SnapshotMetadata, file: string): void {
     const load = () => loadSnapshotFile(this.fs, file).data;
     const open = () => snapshotFileReader(this.fs, file);
     this.memory.releaseSnapshotData(metadata.index, load, open);
-    return lazySnapshot(metadata, load, open);
+    this.durableSnapshot = { snapshot: lazySnapshot(metadata, load, open), file };
+  }
+
+  /**
+   * The durable snapshot's bytes, read from its file a chunk at a time off the event loop and checked against its
+   * checksum (readSnapshotFile): what a member restores at its start. Undefined when there is no snapshot.
+   */
+  async readSnapshotData(): Promise<Uint8Array | undefined> {
+    const durable = this.durableSnapshot;
+    if (!durable) return undefined;
+    return (await readSnapshotFile(this.fs, durable.file, true)).data;
   }
 
   /** Wait for queued saves, close the active segment and release the lock. Idempotent. */
@@ -576,7 +584,7 @@ export class DurableStorage {
 
   /** Delete WAL segments and snapshot files the newest durable snapshot makes unnecessary. */
   private async removeCovered(): Promise<void> {
-    const snapIndex = this.durableSnapshot?.metadata.index ?? 0;
+    const snapIndex = this.durableSnapshot?.snapshot.metadata.index ?? 0;
     try {
       const removed = await this.wal.removeOldest(
         (seg, newer) => newer > this.opts.keepSegments && this.liveness.bound(seg.seq) <= snapIndex,

@@ -8,8 +8,9 @@
 // - after a failed sync the written data may be gone even though reads still return it: never retry a sync
 //   and carry on (fsyncgate); the caller stops.
 //
-// Synchronous calls are for opening and recovering a data directory, which happens before anything is served,
-// and for reading a snapshot file back; everything on the write path is asynchronous.
+// Synchronous calls are for opening a data directory (small files, directory entries) and for reading a snapshot
+// file back a range at a time; everything on the write path is asynchronous, and so are recovery's reads of WAL
+// segments and snapshot files (`read`: hundreds of megabytes read synchronously hold the event loop for as long).
 
 export interface FileHandle {
   /** Write all of `parts` (in order) at `position`. */
@@ -34,6 +35,11 @@ export interface FileSystem {
   readFile(path: string): Uint8Array;
   /** `length` bytes of a file from `position` (fewer at its end). */
   readAt(path: string, position: number, length: number): Uint8Array;
+  /**
+   * Reads into `into` from `position`, off the event loop: resolves with the bytes read, fewer than `into.length`
+   * only at the file's end.
+   */
+  read(path: string, position: number, into: Uint8Array): Promise<number>;
   /** Create a directory and its missing parents; not durable until their parents are synced. */
   mkdirSync(path: string): void;
   /** Write a whole small file and fsync it (its directory entry still needs `syncDirSync`). */

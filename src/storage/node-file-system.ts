@@ -56,6 +56,24 @@ function skipBytes(parts: readonly Uint8Array[], bytes: number): readonly Uint8A
   return [parts[i].subarray(left), ...parts.slice(i + 1)];
 }
 
+/** Reads into `into` from `position` until it is full or the file ends (libuv's threadpool: off the event loop). */
+function readInto(p: string, position: number, into: Uint8Array): Promise<number> {
+  return new Promise((resolve, reject) =>
+    fs.open(p, "r", (openErr, fd) => {
+      if (openErr) return reject(openErr);
+      const done = (err: Error | null, got: number) => fs.close(fd, () => (err ? reject(err) : resolve(got)));
+      const readFrom = (got: number): void =>
+        fs.read(fd, into, got, into.length - got, position + got, (err, n) => {
+          if (err) return done(err, got);
+          if (n === 0 || got + n === into.length) return done(null, got + n);
+          readFrom(got + n);
+        });
+      if (into.length === 0) return done(null, 0);
+      readFrom(0);
+    }),
+  );
+}
+
 function syncDirSync(dir: string): void {
   const fd = fs.openSync(dir, "r");
   try {
@@ -86,6 +104,7 @@ export const nodeFileSystem: FileSystem = {
       fs.closeSync(fd);
     }
   },
+  read: readInto,
   mkdirSync: (p) => void fs.mkdirSync(p, { recursive: true }),
   writeFileSync(p, data) {
     const fd = fs.openSync(p, "w");

@@ -1,5 +1,6 @@
-// Recovery on open: verify and replay the WAL, load the snapshot its newest marker names, and rebuild the
-// in-memory log. Synchronous: it runs once, before the node serves anything.
+// Recovery on open: verify and replay the WAL, verify the snapshot its newest marker names, and rebuild the
+// in-memory log. It runs once, before the node serves anything; its large reads (WAL segments, the snapshot file,
+// which can be hundreds of megabytes) are asynchronous, so that the process's event loop is never held for them.
 //
 // Order of trust: the WAL decides. The newest snapshot marker in the WAL names the snapshot to load (its file
 // was fsynced and renamed before the marker was written). A snapshot file newer than every marker is an
@@ -8,13 +9,13 @@
 
 import path from "node:path";
 import { MemoryStorage } from "../raft/storage.js";
-import type { HardState, Snapshot } from "../raft/types.js";
+import type { HardState, SnapshotMetadata } from "../raft/types.js";
 import { StorageCorruptionError } from "./errors.js";
 import type { FileSystem } from "./file-system.js";
 import { RecordKind, decodeRecord, type DecodedRecord, type SnapshotMarker } from "./record.js";
 import { LogReplay, SegmentLiveness } from "./replay.js";
 import { scanSegment } from "./segment-scan.js";
-import { loadSnapshotFile, parseSnapshotFileName, snapshotFileName } from "./snapshot-file.js";
+import { parseSnapshotFileName, readSnapshotFile, snapshotFileName } from "./snapshot-file.js";
 import { parseSegmentFileName, segmentFileName, type SegmentFile } from "./wal.js";
 
 /** pino-compatible: only `warn` is used. */
@@ -37,7 +38,11 @@ export interface SnapshotFileRef {
 export interface Recovered {
   log: MemoryStorage;
   hardState: HardState;
-  snapshot: Snapshot | undefined;
+  /**
+   * The snapshot the newest marker names, checked whole; its bytes stay in its file (the log holds the snapshot
+   * with no bytes: DurableStorage reads them from the file when they are wanted).
+   */
+  snapshot: { metadata: SnapshotMetadata; file: string } | undefined;
   /** Nothing was ever persisted: no records, no snapshot. */
   isNew: boolean;
   segments: SegmentFile[];
@@ -53,9 +58,9 @@ interface LocatedRecord {
   record: DecodedRecord;
 }
 
-export function recover(fs: FileSystem, walDir: string, snapDir: string, opts: RecoverOptions): Recovered {
+export async function recover(fs: FileSystem, walDir: string, snapDir: string, opts: RecoverOptions): Promise<Recovered> {
   const segments = listSegments(fs, walDir);
-  const records = readSegments(fs, walDir, segments, opts);
+  const records = await readSegments(fs, walDir, segments, opts);
 
   let newest: SnapshotMarker | undefined;
   for (const r of records) {
@@ -71,7 +76,7 @@ export function recover(fs: FileSystem, walDir: string, snapDir: string, opts: R
     newest = m;
   }
 
-  const snapshot = newest ? loadMarkedSnapshot(fs, snapDir, newest) : undefined;
+  const snapshot = newest ? await checkMarkedSnapshot(fs, snapDir, newest) : undefined;
   const snapshotFiles = tidySnapshotDir(fs, snapDir, newest?.index ?? 0, opts.logger);
 
   const replay = new LogReplay(newest?.index ?? 0);
@@ -100,7 +105,7 @@ export function recover(fs: FileSystem, walDir: string, snapDir: string, opts: R
   }
 
   const log = new MemoryStorage();
-  if (snapshot) log.applySnapshot(snapshot);
+  if (snapshot) log.applySnapshot({ metadata: snapshot.metadata, data: new Uint8Array(0) });
   log.setHardState(replay.hardState);
   log.append(replay.entries());
   return {
@@ -138,12 +143,12 @@ function listSegments(fs: FileSystem, walDir: string): SegmentFile[] {
 }
 
 /** Scan and decode every segment; torn tails are truncated here, corruption throws (or is cut with repair). */
-function readSegments(fs: FileSystem, walDir: string, segments: SegmentFile[], opts: RecoverOptions): LocatedRecord[] {
+async function readSegments(fs: FileSystem, walDir: string, segments: SegmentFile[], opts: RecoverOptions): Promise<LocatedRecord[]> {
   const out: LocatedRecord[] = [];
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i];
     const isLast = i === segments.length - 1;
-    const buf = fs.readFile(seg.file);
+    const buf = await readSegmentFile(fs, seg);
     const scan = scanSegment(buf, isLast, opts.maxRecordBytes);
     let cutAt: number | undefined;
     let cutReason = "";
@@ -196,7 +201,18 @@ function readSegments(fs: FileSystem, walDir: string, segments: SegmentFile[], o
   return out;
 }
 
-function loadMarkedSnapshot(fs: FileSystem, snapDir: string, marker: SnapshotMarker): Snapshot {
+/** A segment's bytes, read off the event loop (a segment is up to tens of megabytes). */
+async function readSegmentFile(fs: FileSystem, seg: SegmentFile): Promise<Uint8Array> {
+  const buf = Buffer.allocUnsafe(seg.size);
+  const got = await fs.read(seg.file, 0, buf);
+  return buf.subarray(0, got);
+}
+
+async function checkMarkedSnapshot(
+  fs: FileSystem,
+  snapDir: string,
+  marker: SnapshotMarker,
+): Promise<{ metadata: SnapshotMetadata; file: string }> {
   const file = path.join(snapDir, snapshotFileName(marker.term, marker.index));
   if (!fs.exists(file)) {
     throw new StorageCorruptionError(
@@ -206,7 +222,8 @@ function loadMarkedSnapshot(fs: FileSystem, snapDir: string, marker: SnapshotMar
       false,
     );
   }
-  return loadSnapshotFile(fs, file);
+  const { metadata } = await readSnapshotFile(fs, file, false);
+  return { metadata, file };
 }
 
 /** Remove temp files and orphan snapshots (newer than every marker); list the rest, oldest first. */

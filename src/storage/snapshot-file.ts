@@ -20,6 +20,11 @@ const HEADER_BYTES = 16;
  * half a millisecond (crc32c.ts, 2 GB/s on the benchmark machine).
  */
 const WRITE_PIECE_BYTES = 1 << 20;
+/**
+ * A snapshot file is read back at a member's start a chunk at a time: each chunk is read off the event loop, then
+ * checksummed on it (about 2 ms for 4 MiB).
+ */
+const READ_CHUNK_BYTES = 4 << 20;
 const packr = new Packr({ useRecords: false });
 
 const hex16 = (n: number): string => n.toString(16).padStart(16, "0");
@@ -163,6 +168,54 @@ export function loadSnapshotFile(fs: FileSystem, file: string): Snapshot {
   // A view, not a copy: the buffer was read for this snapshot alone (files this large are never pooled).
   const data = new Uint8Array(buf.buffer, buf.byteOffset + 20 + metaLength, buf.length - 20 - metaLength);
   return { metadata, data };
+}
+
+/**
+ * Reads a snapshot file and verifies its checksum a chunk at a time, asynchronously, so that a file of hundreds of
+ * megabytes never holds the event loop: read whole and synchronously, twice at a member's start (recovery's
+ * check, then the restore), a 294 MB file held it for 300 ms. With `keep` the data is returned, read straight
+ * into one buffer of its size; without, only the metadata (recovery's check: the chunks share one buffer). Any
+ * damage is a StorageCorruptionError naming the file.
+ */
+export async function readSnapshotFile(fs: FileSystem, file: string, keep: true): Promise<Snapshot>;
+export async function readSnapshotFile(fs: FileSystem, file: string, keep: false): Promise<{ metadata: SnapshotMetadata }>;
+export async function readSnapshotFile(fs: FileSystem, file: string, keep: boolean): Promise<{ metadata: SnapshotMetadata; data?: Uint8Array }> {
+  const readRange = async (position: number, into: Uint8Array, fileSize: number): Promise<void> => {
+    let got: number;
+    try {
+      got = await fs.read(file, position, into);
+    } catch (err) {
+      throw new StorageCorruptionError(file, position, `cannot read the snapshot file (${(err as Error).message})`, false);
+    }
+    if (got !== into.length) {
+      throw new StorageCorruptionError(file, position + got, `snapshot file is shorter than its ${fileSize} bytes`, false);
+    }
+  };
+  let fileSize: number;
+  try {
+    fileSize = fs.size(file);
+  } catch (err) {
+    throw new StorageCorruptionError(file, 0, `cannot read the snapshot file (${(err as Error).message})`, false);
+  }
+  const head = Buffer.alloc(HEADER_BYTES + 4);
+  if (fileSize >= head.length) await readRange(0, head, fileSize);
+  const { stored, metaLength } = readHeader(head, file, fileSize);
+  const meta = Buffer.alloc(metaLength);
+  await readRange(20, meta, fileSize);
+  const metadata = readMetadata(meta, file);
+  let crc = crc32c(meta, crc32c(head, 0, 16, 20));
+  const start = 20 + metaLength;
+  const size = fileSize - start;
+  const data = keep ? Buffer.allocUnsafe(size) : undefined;
+  const scratch = data ?? Buffer.allocUnsafe(Math.min(size, READ_CHUNK_BYTES));
+  for (let at = 0; at < size; at += READ_CHUNK_BYTES) {
+    const length = Math.min(READ_CHUNK_BYTES, size - at);
+    const chunk = data ? data.subarray(at, at + length) : scratch.subarray(0, length);
+    await readRange(start + at, chunk, fileSize);
+    crc = crc32c(chunk, crc);
+  }
+  if (crc !== stored) throw checksumMismatch(file, stored, crc);
+  return data ? { metadata, data: new Uint8Array(data.buffer, data.byteOffset, data.length) } : { metadata };
 }
 
 /**

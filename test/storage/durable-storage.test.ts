@@ -331,6 +331,40 @@ describe("data directory", () => {
 });
 
 describe("snapshots on disk", () => {
+  it("recovery and the restore's read of the snapshot read the WAL and the snapshot file asynchronously only", async () => {
+    const dir = fresh("async-reads");
+    const a = await open(dir, { segmentBytes: 64 * 1024 });
+    await a.bootstrap(["n1"]);
+    let last = 1;
+    const saveBatch = async () => {
+      await a.save({ term: 2, vote: null, commit: last }, Array.from({ length: 20 }, (_, k) => entry(last + 1 + k, 2, new Uint8Array(500).fill(k))), undefined);
+      last += 20;
+    };
+    for (let b = 0; b < 10; b++) await saveBatch();
+    const data = new Uint8Array(9 << 20).map((_, i) => (i * 2654435761) >>> 24);
+    await a.saveSnapshot(snapshotAt(a.log, 150, a.log.initialState().confState, data));
+    for (let b = 0; b < 10; b++) await saveBatch();
+    const state = logState(a.log);
+    await a.close();
+
+    // The real file system, with synchronous reads of WAL segments and snapshot files refused.
+    const refuseLarge = (read: (p: string, ...rest: number[]) => Uint8Array) => (p: string, ...rest: number[]) => {
+      if (/\.(wal|snap)$/.test(p)) throw new Error(`a synchronous read of ${p}`);
+      return read(p, ...rest);
+    };
+    const asyncOnly: FileSystem = {
+      ...nodeFileSystem,
+      readFile: refuseLarge(nodeFileSystem.readFile),
+      readAt: refuseLarge(nodeFileSystem.readAt as (p: string, ...rest: number[]) => Uint8Array),
+    };
+    const b = await DurableStorage.open(asyncOnly, dir, { logger: captureLogger(), segmentBytes: 64 * 1024 });
+    expect(fs.readdirSync(path.join(dir, "wal")).length).toBeGreaterThan(1);
+    expect(logState(b.log)).toEqual(state);
+    expect(b.snapshot?.metadata.index).toBe(150);
+    expect(Buffer.compare(Buffer.from((await b.readSnapshotData())!), Buffer.from(data))).toBe(0);
+    await b.close();
+  });
+
   it("deletes an orphan snapshot (renamed, but its WAL marker never made durable) and keeps the old state", async () => {
     const dir = fresh("orphan");
     const a = await open(dir);

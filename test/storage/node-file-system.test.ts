@@ -1,5 +1,6 @@
 // The real file system's write: parts go out with writev, in order, at the position given, however many there
-// are (more than IOV_MAX, 1024 on Linux, is split by libuv) and whatever their sizes.
+// are (more than IOV_MAX, 1024 on Linux, is split by libuv) and whatever their sizes. Its asynchronous read
+// fills the buffer given from the position given, short only at the file's end.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -32,5 +33,23 @@ describe("nodeFileSystem write", () => {
     const want = Buffer.concat([Buffer.alloc(10, 0xee), ...parts]);
     expect(want.length).toBeGreaterThan(500_000);
     expect(Buffer.compare(fs.readFileSync(file), want)).toBe(0);
+  });
+});
+
+describe("nodeFileSystem read", () => {
+  it("fills the buffer from the position, short only at the end; a missing file rejects", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "concord-nfs-"));
+    dirs.push(dir);
+    const file = path.join(dir, "f");
+    const content = Buffer.alloc(3 << 20).map((_, i) => (i * 31) & 0xff);
+    fs.writeFileSync(file, content);
+    const into = Buffer.alloc(2 << 20);
+    expect(await nodeFileSystem.read(file, 12345, into)).toBe(into.length);
+    expect(into.equals(content.subarray(12345, 12345 + into.length))).toBe(true);
+    expect(await nodeFileSystem.read(file, content.length - 100, into)).toBe(100);
+    expect(into.subarray(0, 100).equals(content.subarray(content.length - 100))).toBe(true);
+    expect(await nodeFileSystem.read(file, content.length + 5, into)).toBe(0);
+    expect(await nodeFileSystem.read(file, 0, new Uint8Array(0))).toBe(0);
+    await expect(nodeFileSystem.read(path.join(dir, "none"), 0, into)).rejects.toThrow(/ENOENT/);
   });
 });

@@ -1,13 +1,19 @@
 // Snapshot files larger than one write piece (the data is checksummed and written 1 MiB at a time, the header
 // with the checksum last): they load back exactly, read back a chunk at a time (what a leader streams to a
-// follower), and damage in their last piece is caught either way.
+// follower, and what a member's start reads asynchronously), and damage in their last piece is caught every way.
 
 import fs from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { StorageCorruptionError } from "../../src/storage/errors.js";
 import { nodeFileSystem } from "../../src/storage/node-file-system.js";
-import { loadSnapshotFile, snapshotFileReader, writeSnapshotFile } from "../../src/storage/snapshot-file.js";
+import type { FileSystem } from "../../src/storage/file-system.js";
+import {
+  loadSnapshotFile,
+  readSnapshotFile,
+  snapshotFileReader,
+  writeSnapshotFile,
+} from "../../src/storage/snapshot-file.js";
 import { removeDir, tempDir } from "./helpers.js";
 
 const dirs: string[] = [];
@@ -61,5 +67,59 @@ describe("a snapshot file of several write pieces", () => {
     const reader = snapshotFileReader(nodeFileSystem, file);
     for (let at = 0; at + chunk < reader.size; at += chunk) expect(() => reader.read(at, chunk)).not.toThrow();
     expect(() => reader.read(5 * chunk, chunk)).toThrow(/snapshot checksum mismatch/);
+  });
+});
+
+describe("a snapshot file read asynchronously (readSnapshotFile: a member's start)", () => {
+  /** The real file system with its synchronous reads refused, and the asynchronous ones' lengths recorded. */
+  const asyncOnly = (): { fs: FileSystem; reads: number[] } => {
+    const reads: number[] = [];
+    const refused = () => {
+      throw new Error("a synchronous read");
+    };
+    const fs: FileSystem = {
+      ...nodeFileSystem,
+      readFile: refused,
+      readAt: refused,
+      read: (p, position, into) => {
+        reads.push(into.length);
+        return nodeFileSystem.read(p, position, into);
+      },
+    };
+    return { fs, reads };
+  };
+
+  it("reads back exactly, with no synchronous read and no read over 4 MiB; without `keep`, only the metadata", async () => {
+    const { file, data } = await sampleFile(2 * (4 << 20) + 999);
+    const { fs: asyncFs, reads } = asyncOnly();
+    const kept = await readSnapshotFile(asyncFs, file, true);
+    expect(kept.metadata).toEqual(metadata);
+    expect(Buffer.from(kept.data).equals(data)).toBe(true);
+    expect(reads.filter((n) => n > 100)).toEqual([4 << 20, 4 << 20, 999]); // after the header and the metadata
+    reads.length = 0;
+    const checked = await readSnapshotFile(asyncFs, file, false);
+    expect(checked).toEqual({ metadata });
+    expect(Math.max(...reads)).toBe(4 << 20);
+  });
+
+  it("damage anywhere, a cut-short file or a missing one is a StorageCorruptionError naming the file", async () => {
+    const { file, data } = await sampleFile((4 << 20) + 50);
+    const original = fs.readFileSync(file);
+    for (const at of [2, 10, 30, original.length - data.length + 5, original.length - 1]) {
+      const bytes = Buffer.from(original);
+      bytes[at] ^= 0x10;
+      fs.writeFileSync(file, bytes);
+      for (const keep of [true, false] as const) {
+        const err = await readSnapshotFile(nodeFileSystem, file, keep as true).catch((e: unknown) => e);
+        expect(err, `byte ${at}`).toBeInstanceOf(StorageCorruptionError);
+        expect((err as Error).message).toContain(path.basename(file));
+      }
+    }
+    fs.writeFileSync(file, original.subarray(0, original.length - 7));
+    await expect(readSnapshotFile(nodeFileSystem, file, false)).rejects.toThrow(/checksum mismatch|shorter/);
+    fs.writeFileSync(file, original.subarray(0, 12));
+    await expect(readSnapshotFile(nodeFileSystem, file, true)).rejects.toThrow(/shorter than its header/);
+    fs.rmSync(file);
+    await expect(readSnapshotFile(nodeFileSystem, file, true)).rejects.toThrow(/cannot read the snapshot file/);
   });
 });
