@@ -10,17 +10,25 @@ interface ReadWaiter {
  * Linearizable reads: every read of one event-loop turn shares one ReadIndex request (one ctx), and so one
  * heartbeat round; when its ReadState arrives the batch waits until the state machine has applied that index,
  * then every read in it runs against local state.
+ *
+ * A follower's request, or the leader's answer, can be lost on the way (a peer connection being re-established
+ * drops what is sent meanwhile) with no change of leader to fail the reads: a request unanswered after
+ * `retryTicks` ticks is sent again with its ctx (etcd retries after 500 ms). The leader ignores a ctx it still
+ * holds, and the answer that comes second finds nothing to release.
  */
 export class ReadBarrier {
   private seq = 0;
   /** Reads collected this turn, not yet given a ctx. */
   private collecting: ReadWaiter[] = [];
-  /** Requested rounds by ctx. */
-  private readonly requested = new Map<string, ReadWaiter[]>();
+  /** Requested rounds by ctx, with the ticks since they were (last) requested. */
+  private readonly requested = new Map<string, { waiters: ReadWaiter[]; ticks: number }>();
   /** Rounds with a known index, waiting for apply, in index order. */
   private waitingApply: { index: number; waiters: ReadWaiter[] }[] = [];
 
-  constructor(private readonly prefix: string) {}
+  constructor(
+    private readonly prefix: string,
+    private readonly retryTicks: number,
+  ) {}
 
   /** Resolves when a read may run linearizably. Call `flush` once per turn to issue the ReadIndex. */
   wait(): Promise<void> {
@@ -35,9 +43,23 @@ export class ReadBarrier {
     const ctx = `${this.prefix}:${++this.seq}`;
     try {
       readIndex(ctx);
-      this.requested.set(ctx, batch);
+      this.requested.set(ctx, { waiters: batch, ticks: 0 });
     } catch (e) {
       for (const w of batch) w.reject(e as Error);
+    }
+  }
+
+  /** One tick passed: requests unanswered for `retryTicks` ticks are sent again (`readIndex` as for flush). */
+  tick(readIndex: (ctx: string) => void): void {
+    for (const [ctx, round] of this.requested) {
+      if (++round.ticks < this.retryTicks) continue;
+      round.ticks = 0;
+      try {
+        readIndex(ctx);
+      } catch (e) {
+        this.requested.delete(ctx);
+        for (const w of round.waiters) w.reject(e as Error);
+      }
     }
   }
 
@@ -46,7 +68,7 @@ export class ReadBarrier {
   }
 
   onReadState(rs: ReadState, applied: number): void {
-    const batch = this.requested.get(rs.ctx);
+    const batch = this.requested.get(rs.ctx)?.waiters;
     if (!batch) return;
     this.requested.delete(rs.ctx);
     if (applied >= rs.index) {
@@ -68,7 +90,7 @@ export class ReadBarrier {
 
   /** Leadership changed: outstanding ReadIndex requests may never be answered; fail them (retryable). */
   failRequested(error: Error): void {
-    for (const batch of this.requested.values()) for (const w of batch) w.reject(error);
+    for (const { waiters } of this.requested.values()) for (const w of waiters) w.reject(error);
     this.requested.clear();
   }
 

@@ -174,7 +174,8 @@ export class Replica {
     this.observer = opts.observer ?? {};
     this.proposals = new PendingProposals((code) => this.observer.proposalFailed?.(code));
     this.createStateMachine = opts.createStateMachine;
-    this.reads = new ReadBarrier(`${this.id}:${Math.floor(world.random() * 0xffffffff).toString(16)}`);
+    // A read unanswered for half an election timeout is asked again (etcd: 500 ms of its 1 s).
+    this.reads = new ReadBarrier(`${this.id}:${Math.floor(world.random() * 0xffffffff).toString(16)}`, Math.max(1, Math.ceil(config.electionTicks / 2)));
     this.autoCompactor = config.autoCompaction && new AutoCompactor(config.autoCompaction);
     this.applyEntriesPerTurn = config.applyEntriesPerTurn ?? DEFAULT_APPLY_ENTRIES_PER_TURN;
 
@@ -451,10 +452,20 @@ export class Replica {
   // ---------------------------------------------------------------------------------------------------------
   // Inputs: ticks and peer messages
 
+  /** Asks Raft for a read index (ReadBarrier's flush and retries). */
+  private readonly requestReadIndex = (ctx: string): void => {
+    try {
+      this.raft.readIndex(ctx);
+    } catch (e) {
+      throw translateProposeError(e); // no leader known (an election is under way): retryable
+    }
+  };
+
   private armTick(): void {
     this.tickTimer = this.clock.setTimer(this.config.tickMs, () => {
       if (!this.isRunning) return;
       this.raft.tick();
+      this.reads.tick(this.requestReadIndex);
       if (this.isLeader) {
         this.maybeExpireLeases();
         this.maybeProposeQuota();
@@ -493,13 +504,7 @@ export class Replica {
     if (!this.isRunning || this.yielding) return;
     try {
       for (;;) {
-        this.reads.flush((ctx) => {
-          try {
-            this.raft.readIndex(ctx);
-          } catch (e) {
-            throw translateProposeError(e); // no leader known (an election is under way): retryable
-          }
-        });
+        this.reads.flush(this.requestReadIndex);
         if (this.raft.inFlight >= this.config.readiesInFlight || this.snapshotWaitsForWrites() || this.installing) break;
         if (!this.raft.hasReady()) break;
         const rd = this.raft.ready();

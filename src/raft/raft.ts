@@ -270,7 +270,9 @@ export class Raft {
     if (this.role !== "leader") return;
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat("");
+      // The newest read still waiting rides on every heartbeat (etcd does the same): acks of a round that were
+      // lost (or a round's heartbeats) would otherwise leave its reads waiting until another read came.
+      this.bcastHeartbeat(this.readOnly.newestPending());
     }
   }
 

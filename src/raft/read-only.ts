@@ -37,6 +37,11 @@ export class ReadOnly {
     return ctx;
   }
 
+  /** The ctx of the newest request still waiting for its acks, or "" when none waits. */
+  newestPending(): string {
+    return this.queue.at(-1) ?? "";
+  }
+
   hasUnsentRound(): boolean {
     return this.unsentRound !== null;
   }

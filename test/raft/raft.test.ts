@@ -375,6 +375,18 @@ describe("ReadIndex", () => {
     expect(c.reads.get("a")).toEqual([]);
   });
 
+  it("a read whose heartbeat round was lost is answered by the next periodic heartbeat", () => {
+    const c = new TestCluster(["a", "b", "c"]);
+    c.elect("a");
+    c.filter = (m) => !(m.type === "heartbeat" && m.ctx === "lost"); // the round's heartbeats never arrive
+    c.node("a").readIndex("lost");
+    c.settle();
+    expect(c.reads.get("a")).toEqual([]);
+    c.filter = () => true;
+    c.tickAll(1); // heartbeatTicks: 1
+    expect(c.reads.get("a")!.map((r) => r.ctx)).toEqual(["lost"]);
+  });
+
   it("lease reads answer at once and require CheckQuorum", () => {
     expect(() => new RaftNode({ id: "a", rng: seededRng(1), readOnly: "lease", checkQuorum: false }, new MemoryStorage())).toThrow(/checkQuorum/);
     const c = new TestCluster(["a", "b", "c"], { readOnly: "lease" });
