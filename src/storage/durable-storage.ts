@@ -141,6 +141,8 @@ export class DurableStorage {
   private walHardState: HardState;
   /** The newest durable snapshot, its bytes in `file` (holdSnapshotOnDisk). */
   private durableSnapshot: { snapshot: Snapshot; file: string } | undefined;
+  /** Its bytes as recovery read and checked them, until readSnapshotData takes them (once: a member's start). */
+  private recoveredSnapshotData: Uint8Array | undefined;
   /** A commit-only hard state noted while saves were in progress (see noteCommit). */
   private pendingCommit: HardState | undefined;
   /** The highest commit index noted without a write; the next entries written carry it (see save). */
@@ -190,7 +192,10 @@ export class DurableStorage {
       });
       const wal = await WalWriter.open(fs, walDir, r.segments, opts.segmentBytes);
       const disk = new DurableStorage(fs, dir, r.log, r.isNew, wal, r.liveness, r.snapshotFiles, opts);
-      if (r.snapshot) disk.holdSnapshotOnDisk(r.snapshot.metadata, r.snapshot.file);
+      if (r.snapshot) {
+        disk.holdSnapshotOnDisk(r.snapshot.metadata, r.snapshot.file);
+        disk.recoveredSnapshotData = r.snapshot.data;
+      }
       return disk;
     } catch (err) {
       fs.unlock(dir);
@@ -454,16 +459,20 @@ export class DurableStorage {
     const open = () => snapshotFileReader(this.fs, file);
     this.memory.releaseSnapshotData(metadata.index, load, open);
     this.durableSnapshot = { snapshot: lazySnapshot(metadata, load, open), file };
+    this.recoveredSnapshotData = undefined;
   }
 
   /**
-   * The durable snapshot's bytes, read from its file a chunk at a time off the event loop and checked against its
-   * checksum (readSnapshotFile): what a member restores at its start. Undefined when there is no snapshot.
+   * The durable snapshot's bytes, what a member restores at its start: those recovery read, the first time (they
+   * are then let go), else read from its file again (readSnapshotFile: a chunk at a time off the event loop, and
+   * checked against its checksum). Undefined when there is no snapshot.
    */
   async readSnapshotData(): Promise<Uint8Array | undefined> {
+    const recovered = this.recoveredSnapshotData;
+    this.recoveredSnapshotData = undefined;
+    if (recovered) return recovered;
     const durable = this.durableSnapshot;
-    if (!durable) return undefined;
-    return (await readSnapshotFile(this.fs, durable.file, true)).data;
+    return durable && (await readSnapshotFile(this.fs, durable.file)).data;
   }
 
   /** Wait for queued saves, close the active segment and release the lock. Idempotent. */

@@ -1,4 +1,4 @@
-// Recovery on open: verify and replay the WAL, verify the snapshot its newest marker names, and rebuild the
+// Recovery on open: verify and replay the WAL, read and verify the snapshot its newest marker names, and rebuild the
 // in-memory log. It runs once, before the node serves anything; its large reads (WAL segments, the snapshot file,
 // which can be hundreds of megabytes) are asynchronous, so that the process's event loop is never held for them.
 //
@@ -14,7 +14,7 @@ import { StorageCorruptionError } from "./errors.js";
 import type { FileSystem } from "./file-system.js";
 import { RecordKind, decodeRecord, type DecodedRecord, type SnapshotMarker } from "./record.js";
 import { LogReplay, SegmentLiveness } from "./replay.js";
-import { scanSegment } from "./segment-scan.js";
+import { scanSegment, scanWholeRecords, type RawRecord } from "./segment-scan.js";
 import { parseSnapshotFileName, readSnapshotFile, snapshotFileName } from "./snapshot-file.js";
 import { parseSegmentFileName, segmentFileName, type SegmentFile } from "./wal.js";
 
@@ -39,10 +39,10 @@ export interface Recovered {
   log: MemoryStorage;
   hardState: HardState;
   /**
-   * The snapshot the newest marker names, checked whole; its bytes stay in its file (the log holds the snapshot
-   * with no bytes: DurableStorage reads them from the file when they are wanted).
+   * The snapshot the newest marker names, read and checked whole. The log holds it with no bytes: DurableStorage
+   * hands `data` once to the start's restore and reads the file again when the bytes are wanted later.
    */
-  snapshot: { metadata: SnapshotMetadata; file: string } | undefined;
+  snapshot: { metadata: SnapshotMetadata; file: string; data: Uint8Array } | undefined;
   /** Nothing was ever persisted: no records, no snapshot. */
   isNew: boolean;
   segments: SegmentFile[];
@@ -50,6 +50,9 @@ export interface Recovered {
   /** Durable snapshot files (those at or below the newest marker), oldest first. */
   snapshotFiles: SnapshotFileRef[];
 }
+
+/** A WAL segment (up to 64 MiB) is read a chunk at a time, off the event loop. */
+const SEGMENT_READ_BYTES = 4 << 20;
 
 interface LocatedRecord {
   seq: number;
@@ -148,26 +151,42 @@ async function readSegments(fs: FileSystem, walDir: string, segments: SegmentFil
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i];
     const isLast = i === segments.length - 1;
-    const buf = await readSegmentFile(fs, seg);
-    const scan = scanSegment(buf, isLast, opts.maxRecordBytes);
     let cutAt: number | undefined;
     let cutReason = "";
-    for (const raw of scan.records) {
-      const rec = decodeRecord(raw.kind, raw.payload);
-      if (typeof rec === "string") {
-        cutAt = raw.offset;
-        cutReason = rec;
-        break;
+    const take = (records: readonly RawRecord[]): void => {
+      for (const raw of records) {
+        if (cutAt !== undefined) return;
+        const rec = decodeRecord(raw.kind, raw.payload);
+        if (typeof rec === "string") {
+          cutAt = raw.offset;
+          cutReason = rec;
+          return;
+        }
+        out.push({ seq: seg.seq, file: seg.file, offset: raw.offset, record: rec });
       }
-      out.push({ seq: seg.seq, file: seg.file, offset: raw.offset, record: rec });
+    };
+    // The records are checked and decoded a chunk at a time as the segment is read, each chunk in its own turn;
+    // the whole segment's scan then only has its end left (zeros, or a torn or damaged record).
+    const buf = Buffer.allocUnsafe(seg.size);
+    let read = 0;
+    let scanned = 0;
+    while (read < buf.length) {
+      const n = await fs.read(seg.file, read, buf.subarray(read, read + SEGMENT_READ_BYTES));
+      if (n === 0) break;
+      read += n;
+      const whole = scanWholeRecords(buf, scanned, read, opts.maxRecordBytes);
+      scanned = whole.next;
+      take(whole.records);
     }
+    const scan = scanSegment(buf.subarray(0, read), isLast, opts.maxRecordBytes, scanned);
+    take(scan.records);
     if (cutAt === undefined && scan.status === "ok") {
       seg.size = scan.validBytes; // zeros may follow: the preallocated rest of the segment (wal.ts)
       continue;
     }
     if (cutAt === undefined && scan.status === "torn") {
       opts.logger.warn(
-        { file: seg.file, offset: scan.validBytes, droppedBytes: buf.length - scan.validBytes, reason: scan.reason },
+        { file: seg.file, offset: scan.validBytes, droppedBytes: read - scan.validBytes, reason: scan.reason },
         "WAL ends in a torn record (a write cut short by a crash); truncating it",
       );
       fs.truncateSync(seg.file, scan.validBytes);
@@ -186,7 +205,7 @@ async function readSegments(fs: FileSystem, walDir: string, segments: SegmentFil
         file: seg.file,
         offset: cutAt,
         reason: cutReason,
-        droppedBytes: buf.length - cutAt,
+        droppedBytes: read - cutAt,
         droppedSegments: dropped.map((s) => s.file),
       },
       "repair: truncating the WAL at a damaged record; every later record is discarded",
@@ -201,18 +220,11 @@ async function readSegments(fs: FileSystem, walDir: string, segments: SegmentFil
   return out;
 }
 
-/** A segment's bytes, read off the event loop (a segment is up to tens of megabytes). */
-async function readSegmentFile(fs: FileSystem, seg: SegmentFile): Promise<Uint8Array> {
-  const buf = Buffer.allocUnsafe(seg.size);
-  const got = await fs.read(seg.file, 0, buf);
-  return buf.subarray(0, got);
-}
-
 async function checkMarkedSnapshot(
   fs: FileSystem,
   snapDir: string,
   marker: SnapshotMarker,
-): Promise<{ metadata: SnapshotMetadata; file: string }> {
+): Promise<{ metadata: SnapshotMetadata; file: string; data: Uint8Array }> {
   const file = path.join(snapDir, snapshotFileName(marker.term, marker.index));
   if (!fs.exists(file)) {
     throw new StorageCorruptionError(
@@ -222,8 +234,8 @@ async function checkMarkedSnapshot(
       false,
     );
   }
-  const { metadata } = await readSnapshotFile(fs, file, false);
-  return { metadata, file };
+  const { metadata, data } = await readSnapshotFile(fs, file);
+  return { metadata, file, data };
 }
 
 /** Remove temp files and orphan snapshots (newer than every marker); list the rest, oldest first. */

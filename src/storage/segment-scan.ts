@@ -26,14 +26,40 @@ export type ScanResult =
   | { status: "corrupt"; records: RawRecord[]; validBytes: number; reason: string };
 
 /**
- * `isLast`: the newest segment, the only one that may end in a torn record. Records before the first bad
- * one are returned in every case; `validBytes` is where the good prefix ends.
+ * The records of `buf[from, to)` that are whole and whose checksum matches, in order from `from`, stopping at the
+ * first that is not (or that runs past `to`): while a segment is still being read, `to` is how far it has been.
+ * `scanSegment` would return each of them the same way, whatever follows, so a scan of the whole segment may
+ * start where these end (its `from`).
  */
-export function scanSegment(buf: Uint8Array, isLast: boolean, maxRecordBytes = DEFAULT_MAX_RECORD_BYTES): ScanResult {
+export function scanWholeRecords(
+  buf: Uint8Array,
+  from: number,
+  to: number,
+  maxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
+): { records: RawRecord[]; next: number } {
+  const records: RawRecord[] = [];
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let pos = from;
+  while (to - pos >= HEADER_BYTES) {
+    const length = view.getUint32(pos, true);
+    if (length > maxRecordBytes || pos + HEADER_BYTES + length > to) break;
+    if (view.getUint32(pos + 4, true) !== recordCrc(buf, pos, length)) break;
+    records.push({ kind: buf[pos + 8], offset: pos, payload: buf.subarray(pos + HEADER_BYTES, pos + HEADER_BYTES + length) });
+    pos += HEADER_BYTES + length;
+  }
+  return { records, next: pos };
+}
+
+/**
+ * `isLast`: the newest segment, the only one that may end in a torn record. Records before the first bad
+ * one are returned in every case; `validBytes` is where the good prefix ends. `from`: where to start, the end of
+ * records already taken (scanWholeRecords).
+ */
+export function scanSegment(buf: Uint8Array, isLast: boolean, maxRecordBytes = DEFAULT_MAX_RECORD_BYTES, from = 0): ScanResult {
   const records: RawRecord[] = [];
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const end = buf.length;
-  let pos = 0;
+  let pos = from;
   while (pos < end) {
     const torn = (reason: string): ScanResult =>
       isLast && !validRecordFollows(buf, pos + 1, maxRecordBytes)
@@ -107,8 +133,15 @@ function trailingZerosFrom(buf: Uint8Array, end: number): number {
   return i;
 }
 
+/** Zeros to compare a segment's tail with: a segment ends in up to tens of megabytes of them (wal.ts). */
+const ZEROS = new Uint8Array(1 << 16);
+
+/** Whether `buf[from, to)` holds only zeros: compared natively a block at a time (a byte loop took ~50 ms per segment). */
 function allZero(buf: Uint8Array, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (buf[i] !== 0) return false;
+  for (let at = from; at < to; at += ZEROS.length) {
+    const n = Math.min(ZEROS.length, to - at);
+    if (Buffer.compare(buf.subarray(at, at + n), ZEROS.subarray(0, n)) !== 0) return false;
+  }
   return true;
 }
 

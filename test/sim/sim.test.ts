@@ -160,7 +160,9 @@ describe("simulator: the checkers are not blind", () => {
     // A stale read shows only when a client reads from the deposed leader after seeing a newer write: rare. Over
     // seeds 1-400, 2 with the WAL's preallocation (the first at seed 157) and 6 without it (the first at 26); the
     // deposed leader answered as many reads behind the commit either way (38 and 44 in seeds 1-80), so the
-    // difference is how the disk timing moves every seed. The budget is the seeds npm test runs, as for mutants.
+    // difference is how the disk timing moves every seed. Since recovery reads the WAL a chunk at a time (more
+    // disk calls, each with its drawn latency), the first three are seeds 362, 432 and 578: the budget is half as
+    // many seeds again as npm test runs.
     const found = await violationsWith(
       {
         onHostStarted: (h) => {
@@ -169,11 +171,11 @@ describe("simulator: the checkers are not blind", () => {
           raft.checkQuorum = false; // … and never notice being deposed
         },
       },
-      SEEDS_IN_TESTS,
+      SEEDS_IN_TESTS * 1.5,
       "linearizability",
     );
     expect(found).toContain("linearizability");
-  }, 240_000); // up to 300 seeds: about 45 s alone, more beside the other test files
+  }, 360_000); // up to 450 seeds: about 65 s alone, more beside the other test files
 
   it("reports a cluster that never elects a leader after the faults heal", async () => {
     const r = await runSeed({
@@ -214,7 +216,10 @@ describe("simulator: the checkers are not blind", () => {
     }
     const reported = found.filter((v) => v !== undefined);
     expect(reported.length).toBeGreaterThanOrEqual(7);
-    expect(new Set(reported)).toEqual(new Set(["identical outputs"]));
+    expect(reported.filter((v) => v === "identical outputs").length).toBeGreaterThanOrEqual(6);
+    // Or the liveness phase finds first that the follower lacks the marker it applied (seed 5 since recovery reads
+    // the WAL a chunk at a time): its state machine refused the put, whose session it had forgotten.
+    for (const v of reported) expect(["identical outputs", "liveness"]).toContain(v);
   });
 
   it("the KV history checker (src/check, per-key register) catches a stale read and accepts an info write", () => {

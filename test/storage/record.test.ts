@@ -9,7 +9,7 @@ import {
   encodeHardState,
   encodeSnapshotMarker,
 } from "../../src/storage/record.js";
-import { scanSegment } from "../../src/storage/segment-scan.js";
+import { scanSegment, scanWholeRecords } from "../../src/storage/segment-scan.js";
 import { entry, prng } from "./helpers.js";
 
 /** Bitwise reference CRC-32C, to check the table-driven one against. */
@@ -156,5 +156,35 @@ describe("scanSegment", () => {
     const r = scanSegment(bad, true);
     expect(r.status).toBe("corrupt");
     expect(r.status === "corrupt" && r.reason).toMatch(/valid records follow/);
+  });
+});
+
+describe("scanWholeRecords (a segment scanned as it is read)", () => {
+  it("then scanSegment from where it stopped gives what one scan of the whole segment gives, damaged or not", () => {
+    const rnd = prng(5);
+    for (let round = 0; round < 300; round++) {
+      const parts: Buffer[] = [];
+      for (let i = 0, n = rnd.int(1, 12); i < n; i++) {
+        parts.push(encodeEntries([entry(i + 1, 1, new Uint8Array(rnd.int(1, 700)).fill(i + 1))]));
+      }
+      let seg = Buffer.concat([...parts, Buffer.alloc(rnd.int(0, 2000))]);
+      const damage = rnd.int(0, 3);
+      if (damage === 1) seg = seg.subarray(0, rnd.int(1, seg.length)); // cut short
+      if (damage === 2) seg[rnd.int(0, seg.length - 1)] ^= 1 << rnd.int(0, 7); // a bit flipped
+      if (damage === 3) seg.fill(0, rnd.int(0, seg.length - 1)); // zeros from anywhere on
+      const isLast = rnd.int(0, 1) === 1;
+      const want = scanSegment(seg, isLast);
+      let scanned = 0;
+      const taken = [];
+      for (let read = 0; read < seg.length; ) {
+        read = Math.min(seg.length, read + rnd.int(1, 900));
+        const whole = scanWholeRecords(seg, scanned, read);
+        expect(whole.next).toBeLessThanOrEqual(read);
+        scanned = whole.next;
+        taken.push(...whole.records);
+      }
+      const rest = scanSegment(seg, isLast, undefined, scanned);
+      expect({ ...rest, records: [...taken, ...rest.records] }, `round ${round}`).toEqual(want);
+    }
   });
 });

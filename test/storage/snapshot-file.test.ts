@@ -89,17 +89,13 @@ describe("a snapshot file read asynchronously (readSnapshotFile: a member's star
     return { fs, reads };
   };
 
-  it("reads back exactly, with no synchronous read and no read over 4 MiB; without `keep`, only the metadata", async () => {
+  it("reads back exactly, with no synchronous read and no read over 4 MiB", async () => {
     const { file, data } = await sampleFile(2 * (4 << 20) + 999);
     const { fs: asyncFs, reads } = asyncOnly();
-    const kept = await readSnapshotFile(asyncFs, file, true);
-    expect(kept.metadata).toEqual(metadata);
-    expect(Buffer.from(kept.data).equals(data)).toBe(true);
+    const read = await readSnapshotFile(asyncFs, file);
+    expect(read.metadata).toEqual(metadata);
+    expect(Buffer.from(read.data).equals(data)).toBe(true);
     expect(reads.filter((n) => n > 100)).toEqual([4 << 20, 4 << 20, 999]); // after the header and the metadata
-    reads.length = 0;
-    const checked = await readSnapshotFile(asyncFs, file, false);
-    expect(checked).toEqual({ metadata });
-    expect(Math.max(...reads)).toBe(4 << 20);
   });
 
   it("damage anywhere, a cut-short file or a missing one is a StorageCorruptionError naming the file", async () => {
@@ -109,17 +105,15 @@ describe("a snapshot file read asynchronously (readSnapshotFile: a member's star
       const bytes = Buffer.from(original);
       bytes[at] ^= 0x10;
       fs.writeFileSync(file, bytes);
-      for (const keep of [true, false] as const) {
-        const err = await readSnapshotFile(nodeFileSystem, file, keep as true).catch((e: unknown) => e);
-        expect(err, `byte ${at}`).toBeInstanceOf(StorageCorruptionError);
-        expect((err as Error).message).toContain(path.basename(file));
-      }
+      const err = await readSnapshotFile(nodeFileSystem, file).catch((e: unknown) => e);
+      expect(err, `byte ${at}`).toBeInstanceOf(StorageCorruptionError);
+      expect((err as Error).message).toContain(path.basename(file));
     }
     fs.writeFileSync(file, original.subarray(0, original.length - 7));
-    await expect(readSnapshotFile(nodeFileSystem, file, false)).rejects.toThrow(/checksum mismatch|shorter/);
+    await expect(readSnapshotFile(nodeFileSystem, file)).rejects.toThrow(/checksum mismatch|shorter/);
     fs.writeFileSync(file, original.subarray(0, 12));
-    await expect(readSnapshotFile(nodeFileSystem, file, true)).rejects.toThrow(/shorter than its header/);
+    await expect(readSnapshotFile(nodeFileSystem, file)).rejects.toThrow(/shorter than its header/);
     fs.rmSync(file);
-    await expect(readSnapshotFile(nodeFileSystem, file, true)).rejects.toThrow(/cannot read the snapshot file/);
+    await expect(readSnapshotFile(nodeFileSystem, file)).rejects.toThrow(/cannot read the snapshot file/);
   });
 });
