@@ -7,7 +7,7 @@
 // logged then); its resident memory at the end; and the term (elections). Bounded: stops after `--max-seconds`.
 //
 //   npm run bench:snapshot-stall -- [--keys 1000000] [--snapshots 1] [--max-seconds 900] [--root <source tree>]
-//                                   [--catch-up | --restart]
+//                                   [--catch-up | --restart] [--trace]
 //
 // A control runs beside the members: a Node process that does nothing but measure its own event-loop delay the same
 // way. Its stalls are the machine's (CPU contention, the hypervisor), not Concord's: read the members' against it.
@@ -18,6 +18,7 @@
 // longest stall per member while it does is reported, with how long it took.
 // --restart: once the load is over, a follower holding the full state is stopped (SIGTERM) and started again: it
 // recovers from its own full-size snapshot and WAL, then catches up by entries. Reported the same way.
+// --trace (with either): the catching-up member's readings over 40 ms and its log lines meanwhile, in time order.
 
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -37,6 +38,7 @@ const MAX_SECONDS = Number(arg("max-seconds", "900"));
 const ROOT = arg("root", "");
 const CATCH_UP = process.argv.includes("--catch-up");
 const RESTART = process.argv.includes("--restart");
+const TRACE = process.argv.includes("--trace");
 if (CATCH_UP && RESTART) throw new Error("--catch-up and --restart are two different runs: give one");
 const CONCURRENCY = 256;
 const VALUE = new Uint8Array(256).fill(0x61);
@@ -101,9 +103,11 @@ function logRecords<T>(name: string, marker: string): (T & { msg?: string; time?
   return out;
 }
 
-/** The pauses of the idle collections a member logged (idle-gc.ts). */
-function idleCollections(name: string): number[] {
-  return logRecords<{ ms: number }>(name, "idle: returned garbage").map((r) => r.ms);
+/** The pauses of the idle collections a member logged (idle-gc.ts): in all, and the collection's and the trim's. */
+function idleCollections(name: string): string[] {
+  return logRecords<{ ms: number; gcMs?: number; trimMs?: number }>(name, "idle: returned garbage").map(
+    (r) => `${r.ms} (gc ${r.gcMs ?? "-"}, trim ${r.trimMs ?? "-"})`,
+  );
 }
 
 /** The snapshots a member logged: when each started and was saved, its size, turns and encoding time. */
@@ -249,4 +253,23 @@ console.log(
     rows,
   }),
 );
+if (TRACE && catchUp && lagging) {
+  // What the member that caught up did around its stalls: its readings over 40 ms and its log lines, in time order,
+  // in milliseconds since it was started again.
+  const since = (t: number) => `+${String(Math.round(t - catchUp.start)).padStart(6)} ms`;
+  const readings = lags.get(lagging)!.filter((w) => w.at > catchUp.start && w.at <= catchUp.end + 250 && w.lagMs > 40);
+  const lines = logRecords<Record<string, unknown>>(lagging, '"msg"').filter(
+    (r) => r.time !== undefined && r.time >= catchUp.start && r.time <= catchUp.end + 250,
+  );
+  const events = [
+    ...readings.map((w) => ({ at: w.at, text: `stall reading ${Math.round(w.lagMs)} ms (the 250 ms before)` })),
+    ...lines.map((r) => {
+      const rest = Object.fromEntries(Object.entries(r).filter(([k]) => !["msg", "time", "level", "pid", "hostname", "name"].includes(k)));
+      const { msg, time } = r;
+      return { at: time!, text: `${String(msg)} ${JSON.stringify(rest)}` };
+    }),
+  ].sort((a, b) => a.at - b.at);
+  console.log(`--trace: ${lagging} from its start again`);
+  for (const e of events) console.log(`${since(e.at)}  ${e.text}`);
+}
 await cluster.teardown();

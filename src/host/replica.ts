@@ -209,7 +209,12 @@ export class Replica {
   static async open(opts: ReplicaOptions): Promise<Replica> {
     const { config, world } = opts;
     const logger = world.logger;
+    let started = world.clock.now();
     const disk = await DurableStorage.open(world.fs, config.dataDir, { ...config.storage, logger: logger.child({ component: "storage" }) });
+    logger.info(
+      { snapshot: disk.snapshot?.metadata.index ?? 0, firstIndex: disk.log.firstIndex(), lastIndex: disk.log.lastIndex(), ms: Math.round(world.clock.now() - started) },
+      "recovered the data directory",
+    );
     if (disk.isNew && !config.join) {
       const voters = [...config.initialCluster.keys()].sort();
       const members: Member[] = voters.map((id) => ({ id, peerUrl: config.initialCluster.get(id)!, clientUrl: config.clientUrls.get(id) ?? "" }));
@@ -220,8 +225,15 @@ export class Replica {
       logger.info("joining an existing cluster: waiting for a snapshot from the leader");
     }
     // The state in the snapshot on disk, read a chunk at a time and restored a run per turn as one from the leader is.
-    const restore = beginNodeSnapshotRestore(opts.createStateMachine, await disk.readSnapshotData());
-    await runInTurns(world.clock, stepBytes(config), restore.job, () => undefined);
+    started = world.clock.now();
+    const data = await disk.readSnapshotData();
+    const read = world.clock.now();
+    const restore = beginNodeSnapshotRestore(opts.createStateMachine, data);
+    const turns = await runInTurns(world.clock, stepBytes(config), restore.job, () => undefined);
+    logger.info(
+      { index: disk.snapshot?.metadata.index ?? 0, bytes: restore.bytes, readMs: Math.round(read - started), turns, ms: Math.round(world.clock.now() - read) },
+      "restored the snapshot on disk",
+    );
     const replica = new Replica(opts, disk, restore);
     replica.network = await world.network({
       onMessages: (batch) => replica.onPeerMessages(batch),

@@ -68,7 +68,8 @@ export class IdleCollector {
   /** `progress` moves while the member works (the server passes applied index + reads and keep-alives served). */
   constructor(
     private readonly progress: () => number,
-    private readonly onCollected: (ms: number, compacted: boolean) => void = () => {},
+    /** `ms` in all, `parts` split between the collection and the C heap's trim. */
+    private readonly onCollected: (ms: number, compacted: boolean, parts: { gcMs: number; trimMs: number }) => void = () => {},
     private readonly idleMs = 1000,
     private readonly compactUpToHeapBytes = COMPACT_UP_TO_HEAP_BYTES,
   ) {}
@@ -126,9 +127,11 @@ export class IdleCollector {
     } else {
       this.collect!(); // a large heap: see COMPACT_UP_TO_HEAP_BYTES
     }
+    const collected = performance.now();
     trimCHeap?.(); // the buffers just collected were freed into the C heap, which keeps them
     this.collections++;
-    this.onCollected(performance.now() - started, compact);
+    const done = performance.now();
+    this.onCollected(done - started, compact, { gcMs: collected - started, trimMs: done - collected });
   }
 
   stop(): void {

@@ -130,8 +130,11 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
   let progress = (): number => 0;
   const idleGc = new IdleCollector(
     () => progress(),
-    (ms, compacted) =>
-      logger.info({ ms: Math.round(ms), compacted, rss: process.memoryUsage.rss() }, "idle: returned garbage to the OS"),
+    (ms, compacted, { gcMs, trimMs }) =>
+      logger.info(
+        { ms: Math.round(ms), gcMs: Math.round(gcMs), trimMs: Math.round(trimMs), compacted, rss: process.memoryUsage.rss() },
+        "idle: returned garbage to the OS",
+      ),
   );
   const world: World = {
     clock: realClock,
