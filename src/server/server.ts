@@ -130,10 +130,17 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
   let progress = (): number => 0;
   const idleGc = new IdleCollector(
     () => progress(),
-    (ms, compacted, { gcMs, trimMs }) =>
+    (ms, { gcMs, trimMs }) =>
       logger.info(
-        { ms: Math.round(ms), gcMs: Math.round(gcMs), trimMs: Math.round(trimMs), compacted, rss: process.memoryUsage.rss() },
+        { ms: Math.round(ms), gcMs: Math.round(gcMs), trimMs: Math.round(trimMs), rss: process.memoryUsage.rss() },
         "idle: returned garbage to the OS",
+      ),
+    undefined,
+    undefined,
+    (heapBytes) =>
+      logger.info(
+        { heapMiB: Math.round(heapBytes / 2 ** 20), rss: process.memoryUsage.rss() },
+        "idle: heap too large to collect in one pause; its garbage is left to V8's incremental collections",
       ),
   );
   const world: World = {
