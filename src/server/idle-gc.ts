@@ -7,8 +7,8 @@
 // after 100,000 puts). Its young generation, grown to 32 MiB under load, shrinks only at a collection that finds
 // the allocation rate of the last seconds low. V8's memory reducer does both for browsers; Node does not start it
 // for servers; and the C heap keeps what the collected buffers freed until trimmed (c-heap.ts). The full
-// collection pauses the member (~350 ms measured at 100,000 keys; past COMPACT_UP_TO_HEAP_BYTES of heap it is not
-// taken at all, nor the trim: see there), so it runs only once `progress` has moved by
+// collection pauses the member (~350 ms measured at 100,000 keys; past COMPACT_UP_TO_HEAP_BYTES of heap it does
+// not compact, and past COLLECT_UP_TO_KEYS it is not taken at all), so it runs only once `progress` has moved by
 // at most QUIET_OPS in `idleMs` — never under load, yet not never where connected clients' session keep-alives
 // (one per client every 10 s) keep arriving; the young one takes well under a millisecond.
 import { Packr } from "msgpackr";
@@ -45,15 +45,36 @@ export function findCollector(): Collect | undefined {
 const QUIET_OPS = 10;
 
 /**
- * Heap size up to which the full collection is taken, compacting (twice), and the C heap trimmed; above it,
- * neither: the garbage is left to V8's own collections, which mark incrementally. Measured at 1,000,000 keys (a
- * ~106 MiB heap): two compacting collections stopped a member for 440-820 ms; one plain collection and the trim,
- * taken instead while another member restarted beside it, 281-1,393 ms (the collection 147-729 ms, the trim
- * 72-932 ms), over an election timeout, for 100-290 MiB less resident memory (bench:snapshot-stall --restart).
- * Below the bound, the compaction is what returns the pages V8's heuristics leave a third empty, at a cost of
- * tens of milliseconds.
+ * Heap size up to which the full collection compacts (twice); above it, one collection that does not force
+ * compaction. Compacting moves every live object: measured at 1,000,000 keys (a ~106 MiB heap), two compacting
+ * collections stopped a member for 440-820 ms, long enough to risk its leadership, where one plain collection
+ * frees the same garbage (a written snapshot's buffer is most of it) in a fraction of that. Below the bound, the
+ * compaction is what returns the pages V8's heuristics leave a third empty, at a cost of tens of milliseconds.
  */
 export const COMPACT_UP_TO_HEAP_BYTES = 64 << 20;
+
+/**
+ * Keys up to which the full collection (and the C heap's trim) is taken at all; past them the garbage is left to
+ * V8's own collections, which mark incrementally. A pause grows with what is live: at 1,000,000 keys one plain
+ * collection and the trim, taken while another member restarted beside it, stopped a member for 281-1,393 ms
+ * (the collection 147-729 ms, the trim 72-932 ms), over an election timeout, for 100-290 MiB less resident memory
+ * (bench:snapshot-stall --restart). Counted in keys, not heap bytes: right after a burst of 100,000 puts the heap
+ * is 65-75 MiB, most of it the garbage to collect.
+ */
+export const COLLECT_UP_TO_KEYS = 500_000;
+
+export interface IdleCollectorOptions {
+  /** A full collection was taken: `ms` in all, split between the collection and the C heap's trim; compacting? */
+  onCollected?: (ms: number, parts: { gcMs: number; trimMs: number; compacted: boolean }) => void;
+  /** The member held more than `collectUpToKeys` keys: no full collection was taken. */
+  onLeftToV8?: (keys: number) => void;
+  /** How often it looks whether the member is quiet. */
+  idleMs?: number;
+  compactUpToHeapBytes?: number;
+  /** The keys the member holds (the state machine's). */
+  keys?: () => number;
+  collectUpToKeys?: number;
+}
 
 /** Quiet time after which V8's allocation rate (averaged over ~5 s) lets a young collection shrink the generation. */
 const YOUNG_SHRINK_AFTER_MS = 6000;
@@ -67,16 +88,15 @@ export class IdleCollector {
   collections = 0;
   youngCollections = 0;
 
+  private readonly idleMs: number;
+
   /** `progress` moves while the member works (the server passes applied index + reads and keep-alives served). */
   constructor(
     private readonly progress: () => number,
-    /** `ms` in all, `parts` split between the collection and the C heap's trim. */
-    private readonly onCollected: (ms: number, parts: { gcMs: number; trimMs: number }) => void = () => {},
-    private readonly idleMs = 1000,
-    private readonly compactUpToHeapBytes = COMPACT_UP_TO_HEAP_BYTES,
-    /** The heap was over the bound: no full collection was taken. */
-    private readonly onLeftToV8: (heapBytes: number) => void = () => {},
-  ) {}
+    private readonly opts: IdleCollectorOptions = {},
+  ) {
+    this.idleMs = opts.idleMs ?? 1000;
+  }
 
   /** Garbage worth returning was made (a snapshot was written): collect once idle for `idleMs`. */
   arm(): void {
@@ -116,26 +136,31 @@ export class IdleCollector {
   private collectFull(): void {
     const started = performance.now();
     shrinkPackBuffer();
-    const heapBytes = v8.getHeapStatistics().used_heap_size;
-    if (heapBytes > this.compactUpToHeapBytes) {
-      this.onLeftToV8(heapBytes); // a large heap: see COMPACT_UP_TO_HEAP_BYTES
+    const keys = this.opts.keys?.() ?? 0;
+    if (keys > (this.opts.collectUpToKeys ?? COLLECT_UP_TO_KEYS)) {
+      this.opts.onLeftToV8?.(keys); // see COLLECT_UP_TO_KEYS
       return;
     }
-    // Twice: the first frees the garbage, the second releases the pages the first emptied to the OS (measured:
-    // after one collection the resident set does not shrink). Compacting: V8's heuristics leave the old
-    // generation's pages a third empty after a write burst (measured: 50–57 MiB committed for 35 MiB live).
-    v8.setFlagsFromString("--compact-on-every-full-gc");
-    try {
-      this.collect!();
-      this.collect!();
-    } finally {
-      v8.setFlagsFromString("--no-compact-on-every-full-gc");
+    const compacted = v8.getHeapStatistics().used_heap_size <= (this.opts.compactUpToHeapBytes ?? COMPACT_UP_TO_HEAP_BYTES);
+    if (compacted) {
+      // Twice: the first frees the garbage, the second releases the pages the first emptied to the OS (measured:
+      // after one collection the resident set does not shrink). Compacting: V8's heuristics leave the old
+      // generation's pages a third empty after a write burst (measured: 50–57 MiB committed for 35 MiB live).
+      v8.setFlagsFromString("--compact-on-every-full-gc");
+      try {
+        this.collect!();
+        this.collect!();
+      } finally {
+        v8.setFlagsFromString("--no-compact-on-every-full-gc");
+      }
+    } else {
+      this.collect!(); // a large heap: see COMPACT_UP_TO_HEAP_BYTES
     }
     const collected = performance.now();
     trimCHeap?.(); // the buffers just collected were freed into the C heap, which keeps them
     this.collections++;
     const done = performance.now();
-    this.onCollected(done - started, { gcMs: collected - started, trimMs: done - collected });
+    this.opts.onCollected?.(done - started, { gcMs: collected - started, trimMs: done - collected, compacted });
   }
 
   stop(): void {

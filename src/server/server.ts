@@ -128,21 +128,20 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
   const peerTls = config.tls.peer;
   const hc = hostConfig(config, keys.forward);
   let progress = (): number => 0;
-  const idleGc = new IdleCollector(
-    () => progress(),
-    (ms, { gcMs, trimMs }) =>
+  let keyCount = (): number => 0;
+  const idleGc = new IdleCollector(() => progress(), {
+    keys: () => keyCount(),
+    onCollected: (ms, { gcMs, trimMs, compacted }) =>
       logger.info(
-        { ms: Math.round(ms), gcMs: Math.round(gcMs), trimMs: Math.round(trimMs), rss: process.memoryUsage.rss() },
+        { ms: Math.round(ms), gcMs: Math.round(gcMs), trimMs: Math.round(trimMs), compacted, rss: process.memoryUsage.rss() },
         "idle: returned garbage to the OS",
       ),
-    undefined,
-    undefined,
-    (heapBytes) =>
+    onLeftToV8: (held) =>
       logger.info(
-        { heapMiB: Math.round(heapBytes / 2 ** 20), rss: process.memoryUsage.rss() },
-        "idle: heap too large to collect in one pause; its garbage is left to V8's incremental collections",
+        { keys: held, rss: process.memoryUsage.rss() },
+        "idle: too many keys to collect in one pause; the garbage is left to V8's incremental collections",
       ),
-  );
+  });
   const world: World = {
     clock: realClock,
     fs: config.fsync ? nodeFileSystem : withoutSync(nodeFileSystem),
@@ -191,6 +190,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
   });
   const replica = host.replica;
   progress = () => replica.progress;
+  keyCount = () => replica.sm.keyCount;
   const leaderHistory = new LeaderHistory();
   leaderHistory.observe(replica.term, replica.leaderId, Date.now());
   let dashboardAssets: DashboardAssets | undefined;

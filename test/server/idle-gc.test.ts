@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { Packr } from "msgpackr";
-import { IdleCollector, shrinkPackBuffer } from "../../src/server/idle-gc.js";
+import { IdleCollector, shrinkPackBuffer, type IdleCollectorOptions } from "../../src/server/idle-gc.js";
 
 // Checks are driven by hand (a synchronous test: the collector's own interval cannot fire in between).
 describe("IdleCollector", () => {
   it("collects once the watched progress (nearly) stops moving, not while it moves", () => {
     let progress = 0;
     const collected: number[] = [];
-    const idle = new IdleCollector(() => progress, (ms) => collected.push(ms), 1000);
+    const idle = new IdleCollector(() => progress, { onCollected: (ms) => collected.push(ms) });
     idle.checkIdle();
     expect(collected).toEqual([]); // not armed: nothing to return
     idle.arm();
@@ -30,7 +30,7 @@ describe("IdleCollector", () => {
 
   it("collects the young generation once quiet for six seconds after the full collection", () => {
     let progress = 0;
-    const idle = new IdleCollector(() => progress, () => {}, 1000);
+    const idle = new IdleCollector(() => progress);
     idle.arm();
     idle.checkIdle();
     expect(idle.collections).toBe(1);
@@ -49,7 +49,7 @@ describe("IdleCollector", () => {
 
   it("a few keep-alives per second still count as quiet (connected clients' sessions never stop them)", () => {
     let progress = 0;
-    const idle = new IdleCollector(() => progress, () => {}, 1000);
+    const idle = new IdleCollector(() => progress);
     idle.arm();
     progress += 10;
     idle.checkIdle();
@@ -68,7 +68,7 @@ describe("IdleCollector", () => {
 
   it("a snapshot while waiting for the young collection asks for a full one again", () => {
     let progress = 0;
-    const idle = new IdleCollector(() => progress, () => {}, 1000);
+    const idle = new IdleCollector(() => progress);
     idle.arm();
     idle.checkIdle();
     progress += 100; // busy
@@ -82,20 +82,23 @@ describe("IdleCollector", () => {
 });
 
 describe("IdleCollector's full collection", () => {
-  it("collects a heap up to its bound, and leaves a larger one to V8 (one pause would be too long)", () => {
+  it("compacts (twice) a heap up to its bound and collects a larger one once; past its keys it leaves the heap to V8", () => {
     const how: string[] = [];
-    const collector = (bound: number) =>
-      new IdleCollector(() => 0, () => how.push("collected"), 1000, bound, () => how.push("left to V8"));
-    const small = collector(Number.MAX_SAFE_INTEGER);
-    small.arm();
-    small.checkIdle();
-    small.stop();
-    const large = collector(0);
-    large.arm();
-    large.checkIdle();
-    large.stop();
-    expect(how).toEqual(["collected", "left to V8"]);
-    expect([small.collections, large.collections]).toEqual([1, 0]);
+    const collect = (opts: IdleCollectorOptions) => {
+      const idle = new IdleCollector(() => 0, {
+        onCollected: (_ms, { compacted }) => how.push(compacted ? "compacted" : "plain"),
+        onLeftToV8: (keys) => how.push(`left to V8 at ${keys} keys`),
+        ...opts,
+      });
+      idle.arm();
+      idle.checkIdle();
+      idle.stop();
+      return idle.collections;
+    };
+    expect(collect({ compactUpToHeapBytes: Number.MAX_SAFE_INTEGER, keys: () => 500_000 })).toBe(1);
+    expect(collect({ compactUpToHeapBytes: 0 })).toBe(1);
+    expect(collect({ keys: () => 500_001 })).toBe(0);
+    expect(how).toEqual(["compacted", "plain", "left to V8 at 500001 keys"]);
   });
 });
 
