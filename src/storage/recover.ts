@@ -79,7 +79,7 @@ export async function recover(fs: FileSystem, walDir: string, snapDir: string, o
     newest = m;
   }
 
-  const snapshot = newest ? await checkMarkedSnapshot(fs, snapDir, newest) : undefined;
+  const snapshot = newest ? await readMarkedSnapshot(fs, snapDir, newest) : undefined;
   const snapshotFiles = tidySnapshotDir(fs, snapDir, newest?.index ?? 0, opts.logger);
 
   const replay = new LogReplay(newest?.index ?? 0);
@@ -220,7 +220,7 @@ async function readSegments(fs: FileSystem, walDir: string, segments: SegmentFil
   return out;
 }
 
-async function checkMarkedSnapshot(
+async function readMarkedSnapshot(
   fs: FileSystem,
   snapDir: string,
   marker: SnapshotMarker,
