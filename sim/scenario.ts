@@ -4,7 +4,7 @@
 import { DEFAULT_READIES_IN_FLIGHT } from "../src/host/host-config.js";
 import type { NodeId } from "../src/raft/types.js";
 import { ClientConnection } from "./client-connection.js";
-import { SimCluster, TICK, type HostParams, type SimContext } from "./cluster.js";
+import { SimCluster, TICK, type ClusterOptions, type HostParams, type SimContext } from "./cluster.js";
 import { newSimContext } from "./context.js";
 import { Prng } from "./prng.js";
 import { Session } from "./session.js";
@@ -34,14 +34,14 @@ export class Scenario {
   /** A finding (a broken invariant) reported while running. */
   failure: unknown;
 
-  constructor(ids: NodeId[], params: Partial<HostParams> = {}, seed = 1) {
+  constructor(ids: NodeId[], params: Partial<HostParams> = {}, seed = 1, hooks: Pick<ClusterOptions, "onHostStarted"> = {}) {
     const ctx: SimContext = newSimContext(new Prng(seed), {
       tracing: true,
       log: (line) => this.lines.push(`${ctx.now.toFixed(1)} ${line()}`),
       fail: (e) => (this.failure ??= e),
     });
     this.ctx = ctx;
-    this.cluster = new SimCluster(ctx, { params: { ...SCENARIO_PARAMS, ...params } });
+    this.cluster = new SimCluster(ctx, { params: { ...SCENARIO_PARAMS, ...params }, ...hooks });
     for (const id of ids) this.cluster.addHost(id, ids, 1);
   }
 
