@@ -13,7 +13,6 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
-import { z } from "zod";
 import type { AutoCompaction } from "../host/auto-compaction.js";
 import { DEFAULT_LIMITS } from "../statemachine/limits.js";
 import {
@@ -33,6 +32,7 @@ import {
   type ValueKind,
 } from "./config-values.js";
 import { peerAuthInput, peerAuthMode, peerAuthProblem, peerAuthWarnings } from "./peer-auth.js";
+import { loadZod, type Zod } from "./zod.js";
 
 export { formatBytes, type ListenAddress };
 
@@ -126,7 +126,7 @@ interface Setting {
   kind?: ValueKind<unknown>;
   choices?: readonly string[];
   /** What a config file may give besides a string written as on the command line. */
-  json?: z.ZodType;
+  json?: "members" | "boolean" | "number";
   /** As a user would write it; parsed by `kind`. Absent for required and derived settings. */
   default?: string;
   /** Never echoed in errors; validated after parsing, since commander's errors show the value. */
@@ -137,12 +137,12 @@ const MIB = 1 << 20;
 const text = (help: string, arg: string, kind: ValueKind<string>) => ({ help, arg, kind });
 const file = (help: string, kind = path("pem")) => ({ help, arg: "<file>", kind });
 const url = (help: string, dflt: string) => ({ help, arg: "<url>", kind: wsUrl, default: dflt });
-const members = (help: string) => ({ help, arg: "<list>", kind: memberMap, json: z.record(z.string(), z.string()) });
+const members = (help: string) => ({ help, arg: "<list>", kind: memberMap, json: "members" as const });
 const flag = (help: string, dflt: boolean) => ({
   help,
   arg: "[bool]",
   kind: boolean,
-  json: z.boolean(),
+  json: "boolean" as const,
   default: dflt ? "on" : "off",
 });
 const choice = <C extends string>(help: string, arg: string, choices: readonly C[], dflt: C) => ({
@@ -155,14 +155,14 @@ const count = (help: string, arg: string, min: number, max: number, unit: string
   help,
   arg,
   kind: integer(min, max, unit),
-  json: z.number(),
+  json: "number" as const,
   default: String(dflt),
 });
 const bytes = (help: string, min: number, max: number, dflt: number) => ({
   help,
   arg: "<size>",
   kind: byteSize(min, max),
-  json: z.number(),
+  json: "number" as const,
   default: formatBytes(dflt),
 });
 
@@ -288,12 +288,13 @@ export function addServerOptions(cmd: Command, cwd: string = process.cwd()): Com
 // booleans and (for member lists) objects of names to URLs.
 
 /** A setting's value in the config file: strings are parsed as on the command line; other JSON is checked first. */
-function fileValue(s: Setting, dir: string): z.ZodType {
+function fileValue(z: typeof Zod.z, s: Setting, dir: string): Zod.ZodType {
   if (s.choices !== undefined) {
     const expect = `expected one of ${s.choices.join(", ")}`;
     return z.enum(s.choices as [string, ...string[]], { error: (i) => `${expect}, got ${show(i.input)}` });
   }
-  const input = z.union([z.string(), s.json ?? z.string()], {
+  const other = { members: z.record(z.string(), z.string()), boolean: z.boolean(), number: z.number() };
+  const input = z.union([z.string(), s.json === undefined ? z.string() : other[s.json]], {
     error: (i) => `expected ${s.kind!.expect}, got ${show(i.input, s.secret)}`,
   });
   return input.transform((raw, ctx) => {
@@ -310,8 +311,9 @@ function fileValue(s: Setting, dir: string): z.ZodType {
 }
 
 function fileSchema(dir: string) {
+  const { z } = loadZod();
   const keys = KEYS.filter((k) => k !== "config");
-  return z.strictObject(Object.fromEntries(keys.map((k) => [k, fileValue(setting(k), dir).optional()])), {
+  return z.strictObject(Object.fromEntries(keys.map((k) => [k, fileValue(z, setting(k), dir).optional()])), {
     error: (i) =>
       i.code === "unrecognized_keys"
         ? `unknown key${i.keys.length > 1 ? "s" : ""} ${i.keys.map((k) => `'${k}'`).join(", ")}; accepted: ${keys.join(", ")}`

@@ -4,10 +4,12 @@
 
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { z } from "zod";
 import type { Permission, TokenEntry, TokenTable } from "../host/auth.js";
 import { ConfigError } from "./config.js";
 import { NAME_EXPECT, NAME_PATTERN, show } from "./config-values.js";
+import { loadZod } from "./zod.js";
+
+const { z } = loadZod();
 
 const MIN_TOKEN_LENGTH = 16;
 const SHAPE = `[{ "token": "…", "name": "ci", "permissions": [{ "prefix": "config/", "access": "read" | "write" | "admin" }, { "lock": "jobs/", "access": "write" }, { "election": "", "access": "read" }, { "cluster": true, "access": "admin" }] }]`;
