@@ -56,7 +56,11 @@ function withoutSync(fs: FileSystem): FileSystem {
     ...fs,
     syncDirSync: () => {},
     syncDir: none,
-    open: async (path, mode) => ({ ...(await fs.open(path, mode)), datasync: none, sync: none }),
+    // Each method named: a handle is a class instance, whose methods a spread would drop.
+    open: async (path, mode) => {
+      const h = await fs.open(path, mode);
+      return { write: (parts, position) => h.write(parts, position), datasync: none, sync: none, close: () => h.close() };
+    },
   };
 }
 
