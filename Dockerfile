@@ -25,4 +25,4 @@ ENV HOME=/tmp CONCORD_DATA_DIR=/data
 RUN mkdir -p /data
 VOLUME /data
 EXPOSE 7000 7001
-ENTRYPOINT ["/usr/local/bin/node", "/app/dist/cli/concord.js", "server"]
+ENTRYPOINT ["/usr/local/bin/node", "--single-threaded-gc", "/app/dist/cli/concord.js", "server"]

@@ -12,12 +12,13 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { GenericContainer, Wait } from "testcontainers";
+import { MEMBER_NODE_FLAGS } from "../src/server/member-node-flags.js";
 
 // Ryuk, testcontainers' reaper, is an image that would have to be pulled; what these builds and the container
 // driver create they remove themselves. ci.sh exports this too; the default covers hand runs.
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= "true";
 
-export const IMAGE_ENTRYPOINT = ["/usr/local/bin/node", "/app/dist/cli/concord.js", "server"] as const;
+export const IMAGE_ENTRYPOINT: readonly string[] = ["/usr/local/bin/node", ...MEMBER_NODE_FLAGS, "/app/dist/cli/concord.js", "server"];
 export const DEFAULT_IMAGE_TAG = "concord:local";
 export const CLIENT_PORT = 7000;
 export const PEER_PORT = 7001;

@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import type { ConcordCommand } from "./command.js";
+import { MEMBER_NODE_FLAGS } from "../server/member-node-flags.js";
 
 export interface MemberExit {
   code: number | null;
@@ -90,7 +91,7 @@ export class MemberProcess {
     let child: ChildProcess;
     try {
       fs.writeSync(log, `\n### harness: starting ${this.name} at ${new Date().toISOString()}\n`);
-      child = spawn(command.node ?? process.execPath, [...command.nodeArgs, "server", ...serverArgs], {
+      child = spawn(command.node ?? process.execPath, [...MEMBER_NODE_FLAGS, ...command.nodeArgs, "server", ...serverArgs], {
         cwd: command.cwd,
         detached: true,
         stdio: ["ignore", log, log],

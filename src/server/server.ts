@@ -28,6 +28,7 @@ import { createConcordMetrics, type ConcordMetrics } from "./metrics.js";
 import { peerAuthInput, peerAuthMode, peerKeys } from "./peer-auth.js";
 import { createServerStateMachine } from "./state-machine.js";
 import { nodeAuthCrypto } from "./auth-crypto.js";
+import { MEMBER_NODE_FLAGS, hasMemberNodeFlags } from "./member-node-flags.js";
 
 export interface RunningServer {
   host: Host;
@@ -115,6 +116,12 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
   for (const w of configWarnings(config)) logger.warn(w);
   const peerAuth = peerAuthInput(config);
   logger.info({ config: redactConfig(config) }, "starting");
+  if (!hasMemberNodeFlags()) {
+    logger.info(
+      { flags: MEMBER_NODE_FLAGS, execArgv: process.execArgv },
+      `node runs without ${MEMBER_NODE_FLAGS.join(" ")}: V8's collections use helper threads, which pause longer and hold more memory where members share cores (docs/operations.md, "Container image")`,
+    );
+  }
   logger.info({ peerAuth: peerAuthMode(peerAuth) }, `peer authentication: ${peerAuthMode(peerAuth)}`);
   const keys = peerKeys(peerAuth, config.clusterId, () => randomBytes(32).toString("hex"));
   const metrics = createConcordMetrics();

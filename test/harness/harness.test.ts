@@ -10,6 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalCluster, retrying, waitUntil, type MemberStatus, type PeerCounters } from "../../src/harness/index.js";
+import { MEMBER_NODE_FLAGS } from "../../src/server/member-node-flags.js";
 
 // Every key of each part of MemberStatus; `satisfies` makes the compiler reject a missing or an extra one.
 const STATUS_KEYS = {
@@ -127,6 +128,14 @@ describe.sequential("LocalCluster", () => {
     expect(Object.keys(ls.progress).sort()).toEqual(["n1", "n2", "n3"]);
     for (const p of Object.values(ls.progress)) expect(sorted(p)).toEqual(sorted(PROGRESS_KEYS));
     expect(ls.members.every((m) => m.role === "voter")).toBe(true);
+  });
+
+  it("members run under MEMBER_NODE_FLAGS (V8's collections on one thread)", () => {
+    for (const n of cluster.running()) {
+      const argv = fs.readFileSync(`/proc/${cluster.pid(n)}/cmdline`, "utf8").split("\0");
+      expect(argv.slice(1, 1 + MEMBER_NODE_FLAGS.length)).toEqual([...MEMBER_NODE_FLAGS]);
+      expect(MEMBER_NODE_FLAGS).toContain("--single-threaded-gc");
+    }
   });
 
   it("a killed member restarts on its data directory; a paused one is left out of reachable() and the waits", async () => {

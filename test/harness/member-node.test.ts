@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { MemberProcess } from "../../src/harness/member.js";
+import { MEMBER_NODE_FLAGS } from "../../src/server/member-node-flags.js";
 
 let dir: string;
 beforeAll(() => {
@@ -34,7 +35,7 @@ it("spawns the member with the command's node binary, and this process's node wi
   fs.writeFileSync(wrapper, `#!/bin/sh\necho "wrapper $*"\nexec "${process.execPath}" "$@"\n`, { mode: 0o755 });
 
   const viaWrapper = await runOnce(wrapper, path.join(dir, "a.log"));
-  expect(viaWrapper).toContain(`wrapper ${SCRIPT.join(" ")} server --flag x`);
+  expect(viaWrapper).toContain(`wrapper ${[...MEMBER_NODE_FLAGS, ...SCRIPT].join(" ")} server --flag x`);
   expect(viaWrapper).toContain(`ran ${process.execPath} server --flag x`);
 
   const direct = await runOnce(undefined, path.join(dir, "b.log"));
