@@ -22,22 +22,14 @@ function readSnapshotFile(file: string): { snap: NodeSnapshot; sm: StateMachine;
   try {
     bytes = fs.readFileSync(file);
   } catch (e) {
-    throw new ConcordError({
-      code: "INVALID_ARGUMENT",
-      message: `cannot read ${file}: ${(e as Error).message}`,
-      field: "file",
-    });
+    throw invalid("file", `cannot read ${file}: ${(e as Error).message}`);
   }
   try {
     const snap = decodeNodeSnapshot(bytes);
     const sm = restoreCoordinationStateMachine(snap.sm).stateMachine;
     return { snap, sm, index: sm.lastApplied, hash: sm.hash() };
   } catch (e) {
-    throw new ConcordError({
-      code: "INVALID_ARGUMENT",
-      message: `${file} is not a valid Concord snapshot: ${(e as Error).message}`,
-      field: "file",
-    });
+    throw invalid("file", `${file} is not a valid Concord snapshot: ${(e as Error).message}`);
   }
 }
 
