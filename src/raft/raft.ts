@@ -501,7 +501,7 @@ export class Raft {
     }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew >= 0) {
-      this.sendAppendResponse(m.from, lastNew);
+      if (!m.commitOnly) this.sendAppendResponse(m.from, lastNew);
       return;
     }
     // Consistency check failed. Hint the largest index whose term is <= the leader's term at m.index:
@@ -569,7 +569,7 @@ export class Raft {
 
     if (this.maybeCommit()) {
       this.releasePendingReads();
-      this.bcastAppend();
+      this.bcastCommit();
     } else if (wasPaused) {
       this.maybeSendAppend(m.from, true);
     }
@@ -595,8 +595,11 @@ export class Raft {
     for (const req of this.readOnly.release(m.ctx)) this.answerRead(req.from, req.ctx, req.index);
   }
 
-  /** Send an append to `to` if it is not paused; with `sendIfEmpty` false, only when there are entries. */
-  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+  /**
+   * Send an append to `to` if it is not paused; with `sendIfEmpty` false, only when there are entries. With
+   * `forCommit`, an append with no entries to a follower in replicate state is marked commitOnly (no success reply).
+   */
+  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean, forCommit = false): boolean {
     const pr = this.progress.get(to);
     if (!pr || pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
@@ -612,10 +615,14 @@ export class Raft {
     if (entries.length === 0 && !sendIfEmpty) return false;
     let bytes = 0;
     for (const e of entries) bytes += entrySize(e);
-    this.send<AppendMessage>({
+    const m: AppendMessage = {
       type: "app", from: this.id, to, term: this.term, logTerm: prevTerm, index: prevIndex, entries,
       commit: this.log.committed,
-    });
+    };
+    // In replicate state every entry up to prevIndex was sent in order on the same link: the follower's acks of
+    // them, not a reply to this, move its progress (a probe, by contrast, needs its reply).
+    if (forCommit && entries.length === 0 && pr.state === "replicate") m.commitOnly = true;
+    this.send(m);
     pr.sentEntries(prevIndex + entries.length, entries.length, bytes);
     return true;
   }
@@ -632,6 +639,11 @@ export class Raft {
 
   private bcastAppend(): void {
     for (const id of this.progress.keys()) if (id !== this.id) this.maybeSendAppend(id, true);
+  }
+
+  /** The commit index moved: tell every follower, with entries where it lacks some, else commitOnly. */
+  private bcastCommit(): void {
+    for (const id of this.progress.keys()) if (id !== this.id) this.maybeSendAppend(id, true, true);
   }
 
   private bcastHeartbeat(ctx: string): void {
@@ -723,7 +735,7 @@ export class Raft {
     const self = this.progress.get(this.id);
     if (self && self.maybeUpdate(this.lastStableIndex()) && this.maybeCommit()) {
       this.releasePendingReads();
-      this.bcastAppend();
+      this.bcastCommit();
     }
   }
 

@@ -93,6 +93,12 @@ export interface AppendMessage extends MessageBase {
   index: number;
   entries: Entry[];
   commit: number;
+  /**
+   * Set on an append that only carries a new commit index, to a follower in replicate state that has been sent
+   * every entry (so `entries` is empty). The follower answers it only to reject it: a success would tell the
+   * leader nothing the acks of the entries sent before it do not. One reply fewer per follower per commit.
+   */
+  commitOnly?: true;
 }
 
 /**

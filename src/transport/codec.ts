@@ -16,6 +16,7 @@ import { Packr } from "msgpackr";
 import {
   EntryType,
   type ConfState,
+  type AppendMessage,
   type Entry,
   type Message,
   type SnapshotMessage,
@@ -24,8 +25,14 @@ import {
   type SnapshotMetadata,
 } from "../raft/types.js";
 
-/** Bumped on any incompatible change of the frames below; checked in the handshake. */
-export const PEER_PROTOCOL_VERSION = 1;
+/**
+ * Bumped on any change of the frames below; announced in the challenge and the hello. A link speaks the lower of
+ * its two ends' versions, so members of adjacent releases talk during a rolling upgrade:
+ * 1 — the first; 2 — an "app" may carry `commitOnly` (sent to a version-1 peer as a plain empty append).
+ */
+export const PEER_PROTOCOL_VERSION = 2;
+/** The oldest version this node still speaks. */
+export const OLDEST_PEER_PROTOCOL_VERSION = 1;
 
 export const MAX_NODE_ID_LENGTH = 128;
 export const MAX_CLUSTER_ID_LENGTH = 128;
@@ -194,11 +201,14 @@ const confStateTuple = (c: ConfState): unknown[] => [
 ];
 const metadataTuple = (m: SnapshotMetadata): unknown[] => [m.index, m.term, confStateTuple(m.confState)];
 
-export function messageToTuple(m: Message): unknown[] {
+/** `protocol`: the link's version (see PEER_PROTOCOL_VERSION); fields it does not know are left out. */
+export function messageToTuple(m: Message, protocol = PEER_PROTOCOL_VERSION): unknown[] {
   const head = [MESSAGE_CODES[m.type], m.from, m.to, m.term];
   switch (m.type) {
     case "app":
-      return [...head, m.logTerm, m.index, m.commit, m.entries.map((e) => [e.term, e.index, e.type, e.data])];
+      return m.commitOnly && protocol >= 2
+        ? [...head, m.logTerm, m.index, m.commit, [], true]
+        : [...head, m.logTerm, m.index, m.commit, m.entries.map((e) => [e.term, e.index, e.type, e.data])];
     case "appResp":
       return [...head, m.index, m.reject, m.hintIndex, m.hintTerm];
     case "vote":
@@ -304,14 +314,21 @@ function decodeMetadata(v: unknown, path: string): SnapshotMetadata {
   };
 }
 
+function commitOnly(v: unknown, entries: number, path: string): true {
+  if (v !== true) fail(path, "commitOnly", "true (or the field left out)", v);
+  if (entries !== 0) fail(path, "entries", "no entries on a commitOnly append", entries);
+  return true;
+}
+
 /** Validates one message tuple; `path` names it in errors (e.g. "messages[3]"). */
 export function messageFromTuple(v: unknown, path = "message"): Message {
   if (!Array.isArray(v) || v.length < 4) fail(path, "", "a message tuple [type, from, to, term, ...]", v);
   const code = v[0];
   const type = typeof code === "number" ? MESSAGE_TYPES[code] : undefined;
   if (type === undefined) fail(path, "type", KNOWN_MESSAGE_CODES, code);
-  if (v.length !== MESSAGE_ARITY[code as number]) {
-    fail(path, "", `a "${type}" message tuple of ${MESSAGE_ARITY[code as number]} fields`, v);
+  // An "app" may carry one more field, `commitOnly` (true), after its entries.
+  if (v.length !== MESSAGE_ARITY[code as number] && !(type === "app" && v.length === 9)) {
+    fail(path, "", `a "${type}" message tuple of ${MESSAGE_ARITY[code as number]} fields${type === "app" ? " (9 with commitOnly)" : ""}`, v);
   }
   const from = nodeId(v[1], path, "from");
   const to = nodeId(v[2], path, "to");
@@ -322,7 +339,7 @@ export function messageFromTuple(v: unknown, path = "message"): Message {
       if (!Array.isArray(entries)) fail(path, "entries", "an array of entries", entries);
       const decoded = new Array<Entry>(entries.length);
       for (let j = 0; j < entries.length; j++) decoded[j] = decodeEntry(entries[j], path, j);
-      return {
+      const m: AppendMessage = {
         type,
         from,
         to,
@@ -332,6 +349,8 @@ export function messageFromTuple(v: unknown, path = "message"): Message {
         commit: uint(v[6], path, "commit"),
         entries: decoded,
       };
+      if (v.length === 9) m.commitOnly = commitOnly(v[8], decoded.length, path);
+      return m;
     }
     case "appResp":
       return {
@@ -406,8 +425,8 @@ export function decodeMessage(bytes: Uint8Array): Message {
   return messageFromTuple(unpackFrameBody(bytes, DEFAULT_MAX_FRAME_BYTES), "message");
 }
 
-export function encodeBatch(messages: readonly Message[]): Uint8Array {
-  return pack([FrameKind.Batch, messages.map(messageToTuple)]);
+export function encodeBatch(messages: readonly Message[], protocol = PEER_PROTOCOL_VERSION): Uint8Array {
+  return pack([FrameKind.Batch, messages.map((m) => messageToTuple(m, protocol))]);
 }
 
 export function encodeChallenge(f: Omit<ChallengeFrame, "kind">): Uint8Array {

@@ -8,6 +8,7 @@ import type { Message, NodeId } from "../raft/types.js";
 import {
   FrameDecodeError,
   FrameKind,
+  OLDEST_PEER_PROTOCOL_VERSION,
   PEER_PROTOCOL_VERSION,
   decodeFrame,
   encodeChallenge,
@@ -151,11 +152,12 @@ export class InboundConnection {
     }
     const hello: HelloFrame = frame;
     const who = hello.from;
-    if (hello.protocol !== PEER_PROTOCOL_VERSION) {
+    // The dialer answers with the lower of its version and ours: anything else is a release we cannot talk to.
+    if (hello.protocol < OLDEST_PEER_PROTOCOL_VERSION || hello.protocol > PEER_PROTOCOL_VERSION) {
       this.refuse(
         who,
         PeerCloseCode.ProtocolMismatch,
-        `protocol ${hello.protocol} unsupported; this node speaks ${PEER_PROTOCOL_VERSION}`,
+        `protocol ${hello.protocol} unsupported; this node speaks ${OLDEST_PEER_PROTOCOL_VERSION} to ${PEER_PROTOCOL_VERSION}`,
       );
       return;
     }

@@ -43,6 +43,8 @@ export class PeerLink {
   readonly stats: PeerSendStats = newSendStats();
   private ws: WebSocket | null = null;
   private ready = false;
+  /** The version this link speaks: the lower of ours and the one the peer's challenge announced. */
+  private protocol = PEER_PROTOCOL_VERSION;
   private stopped = false;
   private pending: Message[] = [];
   private pendingBytes = 0;
@@ -105,7 +107,7 @@ export class PeerLink {
       this.stats.droppedDisconnected += batch.length;
       return;
     }
-    const frame = encodeBatch(batch);
+    const frame = encodeBatch(batch, this.protocol);
     if (frame.byteLength > this.o.maxFrameBytes) {
       this.stats.droppedOverflow += batch.length;
       this.o.logger.warn(
@@ -221,10 +223,11 @@ export class PeerLink {
       }
       if (frame.kind === FrameKind.Challenge && serverNonce === null && !this.ready) {
         serverNonce = frame.nonce;
+        this.protocol = Math.min(PEER_PROTOCOL_VERSION, frame.protocol);
         const binding = { clusterId: this.o.clusterId, from: this.o.id, to: this.peer, serverNonce, clientNonce };
         ws.send(
           encodeHello({
-            protocol: PEER_PROTOCOL_VERSION,
+            protocol: this.protocol,
             clusterId: this.o.clusterId,
             from: this.o.id,
             to: this.peer,

@@ -213,6 +213,30 @@ describe("log replication", () => {
     a.advance(rd2);
   });
 
+  it("a new commit reaches caught-up followers as commitOnly appends, which they answer only to reject", () => {
+    const c = new TestCluster(["a", "b", "c"]);
+    c.elect("a");
+    const from = c.delivered.length;
+    c.node("a").propose(bytes("x"));
+    c.settle();
+    const after = c.delivered.slice(from);
+    for (const f of ["b", "c"]) {
+      const apps = after.filter((m) => m.type === "app" && m.to === f);
+      // The entry, then its commit; one ack, for the entry.
+      expect(apps.map((m) => m.type === "app" && [m.entries.length, m.commitOnly ?? false])).toEqual([[1, false], [0, true]]);
+      expect(after.filter((m) => m.type === "appResp" && m.from === f)).toHaveLength(1);
+      expect(c.applied.get(f)!.map(text)).toContain("x");
+    }
+    // A follower that does not hold the index a commitOnly append names rejects it, as it would any append.
+    const f = nodeWithLog("b", ["a", "b", "c"], [1, 1], 3); // indices 2..3
+    f.step({ type: "app", from: "a", to: "b", term: 3, logTerm: 3, index: 5, entries: [], commit: 5, commitOnly: true });
+    expect(drain(f).find((m) => m.type === "appResp")).toMatchObject({ reject: true, index: 5 });
+    // One that holds it commits and says nothing.
+    f.step({ type: "app", from: "a", to: "b", term: 3, logTerm: 1, index: 3, entries: [], commit: 3, commitOnly: true });
+    expect(drain(f)).toEqual([]);
+    expect(f.status().commit).toBe(3);
+  });
+
   it("batches proposals of one turn into one append per follower", () => {
     const c = new TestCluster(["a", "b", "c"]);
     c.elect("a");

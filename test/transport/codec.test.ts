@@ -106,6 +106,13 @@ describe("codec: messages", () => {
     expect(frame).toEqual({ kind: FrameKind.Batch, messages: all });
   });
 
+  it("round-trips a commitOnly append, and an append without the flag has none", () => {
+    const m: Message = { type: "app", from: "n1", to: "n2", term: 3, logTerm: 3, index: 9, entries: [], commit: 9, commitOnly: true };
+    expect(decodeMessage(encodeMessage(m))).toEqual(m);
+    const plain = decodeMessage(encodeMessage({ ...m, commitOnly: undefined }));
+    expect("commitOnly" in plain).toBe(false);
+  });
+
   it("decodes entry data as views into the frame (zero-copy)", () => {
     const bytes = encodeBatch([everyMessageType()[0]]);
     const f = decodeFrame(bytes);
@@ -167,7 +174,9 @@ describe("codec: validation names the bad field", () => {
       "messages[0].entries[0].type",
       "0 (normal) or 1",
     ],
-    ["extra field", (t: unknown[]) => t.push(1), "messages[0]", '"app" message tuple of 8 fields'],
+    ["two extra fields", (t: unknown[]) => t.push(true, 1), "messages[0]", '"app" message tuple of 8 fields (9 with commitOnly)'],
+    ["commitOnly not true", (t: unknown[]) => ((t[7] = []), t.push(1)), "messages[0].commitOnly", "true (or the field left out)"],
+    ["commitOnly with entries", (t: unknown[]) => t.push(true), "messages[0].entries", "no entries on a commitOnly append"],
     ["entries a map", (t: unknown[]) => (t[7] = { a: 1 }), "messages[0].entries", "array of entries"],
   ])("%s", (_name, mutate, field, expected) => {
     const t = tupleOf(app);

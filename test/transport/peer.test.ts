@@ -9,9 +9,10 @@ import {
   decodeFrame,
   encodeBatch,
   encodeChallenge,
+  encodeHello,
   encodeWelcome,
 } from "../../src/transport/codec.js";
-import { PeerCloseCode, newNonce, serverProof } from "../../src/transport/peer-handshake.js";
+import { PeerCloseCode, clientProof, newNonce, serverProof } from "../../src/transport/peer-handshake.js";
 import { PEER_PATH, PeerConfigError, PeerTransport, type PeerTransportOptions } from "../../src/transport/peer.js";
 import { createServer } from "node:net";
 import { bytesOf, captureLogger, everyMessageType, sleep, waitFor } from "./fixtures.js";
@@ -352,6 +353,69 @@ describe("PeerTransport", () => {
     await waitFor(() => b.t.stats().decodeErrors === 1, "refused");
     expect(b.inbox).toHaveLength(0);
     await waitFor(() => a.t.stats().peers.b.connects === 2, "a redials");
+  });
+
+  it("speaks protocol 1 to a member of the previous release: a commitOnly append goes as a plain one", async () => {
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    await new Promise((r) => wss.once("listening", r));
+    const hellos: number[] = [];
+    const received: Message[] = [];
+    wss.on("connection", (ws) => {
+      const nonce = newNonce();
+      ws.send(encodeChallenge({ protocol: 1, clusterId: "test-cluster", serverId: "old", nonce }));
+      ws.on("message", (data: Buffer) => {
+        const f = decodeFrame(data);
+        if (f.kind === FrameKind.Hello) {
+          hellos.push(f.protocol);
+          const binding = { clusterId: f.clusterId, from: f.from, to: f.to, serverNonce: nonce, clientNonce: f.nonce };
+          ws.send(encodeWelcome({ proof: serverProof("s3cret-for-tests", binding) }));
+        } else if (f.kind === FrameKind.Batch) received.push(...f.messages);
+      });
+    });
+    try {
+      const a = await node("a");
+      a.t.addPeer("old", `ws://127.0.0.1:${(wss.address() as { port: number }).port}`);
+      await waitFor(() => a.t.stats().peers.old?.connected === true, "connected to the old member");
+      const app: Message = { type: "app", from: "a", to: "old", term: 2, logTerm: 2, index: 7, entries: [], commit: 7, commitOnly: true };
+      a.t.send([app]);
+      await waitFor(() => received.length === 1, "the append arrives");
+      expect(hellos).toEqual([1]);
+      expect(received[0]).toEqual({ ...app, commitOnly: undefined });
+      expect("commitOnly" in received[0]).toBe(false);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+
+  it.each([
+    [1, "accepts", null],
+    [PEER_PROTOCOL_VERSION + 1, "refuses", PeerCloseCode.ProtocolMismatch],
+  ])("a hello of protocol %i: %s it", async (protocol, _verb, closeCode) => {
+    const b = await node("b");
+    const ws = new WebSocket(new URL(PEER_PATH, b.t.url));
+    ws.on("error", () => {}); // the refusal closes the socket; 'close' says how
+    const closed = new Promise<number>((r) => ws.once("close", (code) => r(code)));
+    const welcomed = new Promise<boolean>((r) => {
+      ws.on("message", (data: Buffer) => {
+        const f = decodeFrame(data);
+        if (f.kind === FrameKind.Welcome) r(true);
+        if (f.kind !== FrameKind.Challenge) return;
+        const nonce = newNonce();
+        const binding = { clusterId: "test-cluster", from: "new", to: "b", serverNonce: f.nonce, clientNonce: nonce };
+        ws.send(encodeHello({ protocol, clusterId: "test-cluster", from: "new", to: "b", nonce, proof: clientProof("s3cret-for-tests", binding) }));
+      });
+      ws.once("close", () => r(false));
+    });
+    try {
+      if (closeCode === null) expect(await welcomed).toBe(true);
+      else {
+        expect(await closed).toBe(closeCode);
+        expect(b.log.records.some((r) => String(r.obj.reason ?? r.msg).includes(`protocol ${protocol} unsupported; this node speaks 1 to ${PEER_PROTOCOL_VERSION}`))).toBe(true);
+      }
+    } finally {
+      ws.terminate();
+    }
   });
 
   it("fails a snapshot whose receiver stops acknowledging, and redials", async () => {
