@@ -124,6 +124,43 @@ describe("leases", () => {
   });
 });
 
+describe("keep-alive grid", () => {
+  it("leases granted apart keep alive together: one turn per 100 ms grid point, never later than a third of the TTL", async () => {
+    const ttl = 3000;
+    // Calls made in one synchronous run (one timer callback) share a turn number.
+    let turnNo = 0;
+    let turnOpen = false;
+    const turn = () => {
+      if (!turnOpen) {
+        turnOpen = true;
+        queueMicrotask(() => ((turnOpen = false), turnNo++));
+      }
+      return turnNo;
+    };
+    const first = new Map<number, { sinceGrant: number; turn: number }>();
+    const leases = [];
+    for (let i = 0; i < 8; i++) {
+      const lease = await c.grantLease(ttl);
+      const granted = performance.now();
+      const once = lease.keepAliveOnce.bind(lease);
+      lease.keepAliveOnce = () => {
+        if (!first.has(lease.id)) first.set(lease.id, { sinceGrant: performance.now() - granted, turn: turn() });
+        return once();
+      };
+      leases.push(lease);
+      await new Promise((r) => setTimeout(r, 37)); // grants spread over ~300 ms
+    }
+    while (first.size < leases.length) await new Promise((r) => setTimeout(r, 50));
+    for (const { sinceGrant } of first.values()) {
+      expect(sinceGrant).toBeGreaterThan(ttl / 3 - 100 - 50); // moved earlier by at most one grid step
+      expect(sinceGrant).toBeLessThan(ttl / 3 + 50); // never later (a timer may fire a little late)
+    }
+    // 8 leases over ~300 ms fall on at most 4 grid points (without the grid: 8 turns).
+    expect(new Set([...first.values()].map((f) => f.turn)).size).toBeLessThanOrEqual(4);
+    for (const lease of leases) await lease.revoke();
+  });
+});
+
 describe("lease renewals", () => {
   it("onRenewed fires at each acknowledged keep-alive, which moves remainingMs up to one TTL ahead; off() stops it", async () => {
     const ttl = 900;
