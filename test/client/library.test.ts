@@ -137,14 +137,15 @@ describe("keep-alive grid", () => {
       }
       return turnNo;
     };
-    const first = new Map<number, { sinceGrant: number; turn: number }>();
+    const first = new Map<number, { sinceGrant: number; turn: number; point: number }>();
     const leases = [];
     for (let i = 0; i < 8; i++) {
       const lease = await c.grantLease(ttl);
       const granted = performance.now();
       const once = lease.keepAliveOnce.bind(lease);
       lease.keepAliveOnce = () => {
-        if (!first.has(lease.id)) first.set(lease.id, { sinceGrant: performance.now() - granted, turn: turn() });
+        const now = performance.now();
+        if (!first.has(lease.id)) first.set(lease.id, { sinceGrant: now - granted, turn: turn(), point: Math.floor(now / 100) });
         return once();
       };
       leases.push(lease);
@@ -153,10 +154,13 @@ describe("keep-alive grid", () => {
     while (first.size < leases.length) await new Promise((r) => setTimeout(r, 50));
     for (const { sinceGrant } of first.values()) {
       expect(sinceGrant).toBeGreaterThan(ttl / 3 - 100 - 50); // moved earlier by at most one grid step
-      expect(sinceGrant).toBeLessThan(ttl / 3 + 50); // never later (a timer may fire a little late)
+      expect(sinceGrant).toBeLessThan(ttl / 3 + 200); // never later (a timer may fire late on a loaded machine)
     }
-    // 8 leases over ~300 ms fall on at most 4 grid points (without the grid: 8 turns).
-    expect(new Set([...first.values()].map((f) => f.turn)).size).toBeLessThanOrEqual(4);
+    // The leases due at one grid point keep alive in one turn: no more turns than grid points touched, and fewer
+    // than leases, the grants being spread over 300 ms or more (without the grid: one turn per lease).
+    const turns = new Set([...first.values()].map((f) => f.turn)).size;
+    expect(turns).toBeLessThanOrEqual(new Set([...first.values()].map((f) => f.point)).size);
+    expect(turns).toBeLessThan(leases.length);
     for (const lease of leases) await lease.revoke();
   });
 });
