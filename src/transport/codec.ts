@@ -191,6 +191,9 @@ MESSAGE_ARITY[9] = 6;
 MESSAGE_ARITY[10] = 4;
 MESSAGE_ARITY[11] = 5;
 MESSAGE_ARITY[12] = 7;
+/** A field a message may carry after its fixed ones (one more than its arity), by code. */
+const MESSAGE_OPTIONAL_FIELD: (string | undefined)[] = [];
+MESSAGE_OPTIONAL_FIELD[1] = "commitOnly";
 
 const confStateTuple = (c: ConfState): unknown[] => [
   c.voters,
@@ -326,9 +329,10 @@ export function messageFromTuple(v: unknown, path = "message"): Message {
   const code = v[0];
   const type = typeof code === "number" ? MESSAGE_TYPES[code] : undefined;
   if (type === undefined) fail(path, "type", KNOWN_MESSAGE_CODES, code);
-  // An "app" may carry one more field, `commitOnly` (true), after its entries.
-  if (v.length !== MESSAGE_ARITY[code as number] && !(type === "app" && v.length === 9)) {
-    fail(path, "", `a "${type}" message tuple of ${MESSAGE_ARITY[code as number]} fields${type === "app" ? " (9 with commitOnly)" : ""}`, v);
+  const arity = MESSAGE_ARITY[code as number];
+  const optional = MESSAGE_OPTIONAL_FIELD[code as number];
+  if (v.length !== arity && !(optional !== undefined && v.length === arity + 1)) {
+    fail(path, "", `a "${type}" message tuple of ${arity} fields${optional ? ` (${arity + 1} with ${optional})` : ""}`, v);
   }
   const from = nodeId(v[1], path, "from");
   const to = nodeId(v[2], path, "to");
@@ -349,7 +353,7 @@ export function messageFromTuple(v: unknown, path = "message"): Message {
         commit: uint(v[6], path, "commit"),
         entries: decoded,
       };
-      if (v.length === 9) m.commitOnly = commitOnly(v[8], decoded.length, path);
+      if (v.length > arity) m.commitOnly = commitOnly(v[8], decoded.length, path);
       return m;
     }
     case "appResp":
