@@ -147,6 +147,11 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
         { ms: Math.round(ms), gcMs: Math.round(gcMs), trimMs: Math.round(trimMs), compacted, rss: process.memoryUsage.rss() },
         "idle: returned garbage to the OS",
       ),
+    onYoungDone: (steps, fromBytes, toBytes) =>
+      logger.info(
+        { steps, fromBytes, toBytes, rss: process.memoryUsage.rss() },
+        toBytes < fromBytes ? "idle: returned the young generation to the OS" : "idle: V8 kept the young generation",
+      ),
     onLeftToV8: (held) =>
       logger.info(
         { keys: held, rss: process.memoryUsage.rss() },
