@@ -1,5 +1,5 @@
-// Returns memory after a burst of writes: a full garbage collection, compacting, once the member has gone quiet,
-// then young-generation ones until V8 shrinks that generation.
+// Returns memory after a burst of writes: young-generation collections from the first quiet moment until V8 shrinks
+// that generation, and a full garbage collection, compacting, once the member has been quiet for a second.
 //
 // V8 collects old-generation garbage — and the ArrayBuffers it keeps alive, such as the tens of megabytes of a
 // snapshot just written — only when the heap or external memory grows past a limit, so a member that goes quiet
@@ -69,28 +69,29 @@ export interface IdleCollectorOptions {
   onCollected?: (ms: number, parts: { gcMs: number; trimMs: number; compacted: boolean }) => void;
   /** The member held more than `collectUpToKeys` keys: no full collection was taken. */
   onLeftToV8?: (keys: number) => void;
-  /** How often it looks whether the member is quiet. */
+  /** Quiet time before the full collection (at most QUIET_OPS of progress in it). */
   idleMs?: number;
   compactUpToHeapBytes?: number;
   /** The keys the member holds (the state machine's). */
   keys?: () => number;
   collectUpToKeys?: number;
-  /** The young collections ended after `steps`: the generation shrank from `fromBytes` to `toBytes`, or gave up. */
+  /** The young collections ended after `steps`: the last one shrank the generation from `fromBytes` to `toBytes`, or they gave up. */
   onYoungDone?: (steps: number, fromBytes: number, toBytes: number) => void;
   /** The young generation's committed bytes (V8's, by default): the young collections stop once it shrank. */
   youngGenerationBytes?: () => number;
 }
 
 /**
- * Once the full collection is done, a quiet member takes a young collection this often until V8 shrinks the young
- * generation: each one adds a sample of the (now low) allocation rate, and V8 shrinks the generation at the
- * collection whose last ten samples average under 1 KB/ms (measured under Node 20: at the 10th collection 100 ms
- * apart, the 13th 50 ms apart, never when 20 ms apart, where the samples' time is too short for the few bytes a
- * timer allocates; waiting for the rate's 5 s window took 6 s). In members after 100,000 puts: 12–19 of them, 1.2–1.9 s.
+ * How often an armed collector looks whether the member is quiet. At each quiet look it takes a young collection
+ * until V8 shrinks the young generation: each one adds a sample of the (now low) allocation rate, and V8 shrinks
+ * the generation at the collection whose last ten samples average under 1 KB/ms (measured under Node 20: at the
+ * 10th collection 100 ms apart, the 13th 50 ms apart, never when 20 ms apart, where the samples' time is too short
+ * for the few bytes a timer allocates; with no collection at all, V8 waited for its 5 s window: 6 s). So the young
+ * generation goes back about when the full collection runs, a quiet second after the burst, instead of 6 s later.
  */
-const YOUNG_STEP_MS = 100;
+const LOOK_MS = 100;
 
-/** Quiet young collections tried before giving up until the next arm (V8 keeps the generation while it is busy). */
+/** Young collections tried before giving up until the next arm (V8 keeps the generation while the member allocates). */
 const YOUNG_MAX_STEPS = 30;
 
 /** Bytes V8 has committed to the young generation (the semi-spaces; "new_space"). */
@@ -100,12 +101,14 @@ function youngGenerationBytes(): number {
 
 export class IdleCollector {
   private timer: NodeJS.Timeout | undefined;
-  private timerMs = 0;
   private lastProgress = -1;
+  /** The progress the current quiet window began at, and the looks since then (at most QUIET_OPS in all). */
+  private windowStart = -1;
+  private quietLooks = 0;
   private fullDone = false;
-  /** Quiet young collections taken since the full one, and the young generation's size before them. */
+  /** Young collections taken since the arm (or since the full collection, when V8 had not shrunk it by then). */
   private youngSteps = 0;
-  private youngBytesBefore = 0;
+  private youngShrunk = false;
   private readonly collect = findCollector();
   collections = 0;
   youngCollections = 0;
@@ -125,48 +128,55 @@ export class IdleCollector {
   /** Garbage worth returning was made (a snapshot was written): collect once idle for `idleMs`. */
   arm(): void {
     this.fullDone = false;
-    if (!this.collect) return;
-    if (!this.timer) {
-      this.lastProgress = this.progress();
-    }
-    this.lookEvery(this.idleMs);
+    this.youngShrunk = false;
+    this.youngSteps = 0;
+    if (this.timer || !this.collect) return;
+    this.lastProgress = this.windowStart = this.progress();
+    this.quietLooks = 0;
+    this.timer = setInterval(() => this.checkIdle(), LOOK_MS);
+    this.timer.unref();
   }
 
   /**
-   * Runs every `idleMs` while armed, then every YOUNG_STEP_MS once the full collection is done: the full collection
-   * at the first quiet look, then a young one at each quiet look until the young generation shrank (or
-   * YOUNG_MAX_STEPS were taken). A busy look (more than QUIET_OPS) takes nothing.
+   * Runs every LOOK_MS while armed. A quiet look (at most QUIET_OPS since the last) takes a young collection until
+   * the young generation shrank (or YOUNG_MAX_STEPS were taken); once the progress has moved by at most QUIET_OPS
+   * over `idleMs`, the full collection. Stops when both are done.
    */
   checkIdle(): void {
     if (!this.timer) return;
     const now = this.progress();
     const moved = now - this.lastProgress;
     this.lastProgress = now;
-    if (moved > QUIET_OPS) return; // still busy: look again
-    if (!this.fullDone) {
+    if (now - this.windowStart > QUIET_OPS) {
+      this.windowStart = now; // work: the quiet window starts again
+      this.quietLooks = 0;
+    } else {
+      this.quietLooks++;
+    }
+    if (moved > QUIET_OPS) return;
+    if (!this.fullDone && this.quietLooks * LOOK_MS >= this.idleMs) {
       this.fullDone = true;
       this.collectFull();
-      this.youngSteps = 0;
-      this.youngBytesBefore = this.youngBytes();
-      this.lookEvery(YOUNG_STEP_MS);
-      return;
+      // Light work before this quiet second may have used up the young collections without a shrink: the quiet
+      // after the full collection gets its own.
+      if (!this.youngShrunk) this.youngSteps = 0;
     }
+    if (!this.youngDone()) this.collectYoung();
+    if (this.fullDone && this.youngDone()) this.stop();
+  }
+
+  private youngDone(): boolean {
+    return this.youngShrunk || this.youngSteps >= YOUNG_MAX_STEPS;
+  }
+
+  private collectYoung(): void {
+    const before = this.youngBytes();
     this.collect!({ type: "minor" });
     this.youngCollections++;
     this.youngSteps++;
-    const youngBytes = this.youngBytes();
-    if (youngBytes < this.youngBytesBefore || this.youngSteps >= YOUNG_MAX_STEPS) {
-      this.stop();
-      this.opts.onYoungDone?.(this.youngSteps, this.youngBytesBefore, youngBytes);
-    }
-  }
-
-  private lookEvery(ms: number): void {
-    if (this.timer && this.timerMs === ms) return;
-    clearInterval(this.timer);
-    this.timerMs = ms;
-    this.timer = setInterval(() => this.checkIdle(), ms);
-    this.timer.unref();
+    const after = this.youngBytes();
+    this.youngShrunk = after < before;
+    if (this.youngDone()) this.opts.onYoungDone?.(this.youngSteps, before, after);
   }
 
   private collectFull(): void {

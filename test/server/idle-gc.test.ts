@@ -3,91 +3,104 @@ import { Packr } from "msgpackr";
 import v8 from "node:v8";
 import { IdleCollector, shrinkPackBuffer, type IdleCollectorOptions } from "../../src/server/idle-gc.js";
 
-// Checks are driven by hand (a synchronous test: the collector's own interval cannot fire in between).
+// Looks are driven by hand (a synchronous test: the collector's own interval cannot fire in between).
+// A look every 100 ms; the full collection after a quiet second (10 looks) by default.
 describe("IdleCollector", () => {
-  it("collects once the watched progress (nearly) stops moving, not while it moves", () => {
+  const looks = (idle: IdleCollector, n: number, step: () => void = () => {}) => {
+    for (let i = 0; i < n; i++) {
+      step();
+      idle.checkIdle();
+    }
+  };
+
+  it("collects once the watched progress (nearly) stops moving for a second, not while it moves", () => {
     let progress = 0;
     const collected: number[] = [];
-    const idle = new IdleCollector(() => progress, { onCollected: (ms) => collected.push(ms) });
+    const idle = new IdleCollector(() => progress, { onCollected: (ms) => collected.push(ms), youngGenerationBytes: () => 32 << 20 });
     idle.checkIdle();
     expect(collected).toEqual([]); // not armed: nothing to return
     idle.arm();
-    for (let i = 0; i < 5; i++) {
-      progress += 100; // busy
-      idle.checkIdle();
-    }
-    expect(collected).toEqual([]); // busy all along
+    looks(idle, 30, () => (progress += 100)); // busy
+    expect(collected).toEqual([]);
+    expect(idle.youngCollections).toBe(0); // none while busy either
+    looks(idle, 9);
+    expect(collected).toEqual([]); // quiet 0.9 s
     idle.checkIdle();
-    expect(collected).toHaveLength(1);
-    expect(idle.collections).toBe(1);
-    idle.checkIdle();
-    expect(collected).toHaveLength(1); // once per arm
+    expect(collected).toHaveLength(1); // quiet 1 s
+    looks(idle, 10);
+    expect(idle.collections).toBe(1); // once per arm
     idle.arm();
     idle.stop(); // cancels
-    idle.checkIdle();
+    looks(idle, 20);
+    expect(idle.collections).toBe(1);
+  });
+
+  it("work spread thin still restarts the quiet second: at most 10 operations in it", () => {
+    let progress = 0;
+    const idle = new IdleCollector(() => progress, { youngGenerationBytes: () => 32 << 20 });
+    idle.arm();
+    looks(idle, 50, () => (progress += 3)); // 30 per second: each look quiet, the seconds not
+    expect(idle.collections).toBe(0);
+    looks(idle, 20, () => (progress += 1)); // 10 in a second: a few clients' keep-alives are quiet
     expect(idle.collections).toBe(1);
     idle.stop();
   });
 
-  it("after the full collection, takes a young collection at each quiet look until the young generation shrank", () => {
+  it("takes a young collection at each quiet look, from the first, until the young generation shrank", () => {
     let progress = 0;
     let youngBytes = 32 << 20;
     const idle = new IdleCollector(() => progress, { youngGenerationBytes: () => youngBytes });
     idle.arm();
-    idle.checkIdle();
-    expect(idle.collections).toBe(1);
-    for (let i = 0; i < 5; i++) idle.checkIdle();
-    expect(idle.youngCollections).toBe(5); // V8 keeps the generation while the burst's samples weigh
+    looks(idle, 5);
+    expect(idle.youngCollections).toBe(5); // before the full collection: V8 keeps the generation meanwhile
+    expect(idle.collections).toBe(0);
     progress += 100; // busy
-    idle.checkIdle(); // work takes none
+    idle.checkIdle(); // takes none
     expect(idle.youngCollections).toBe(5);
-    idle.checkIdle();
-    expect(idle.youngCollections).toBe(6);
-    youngBytes = 1 << 20; // V8 shrank it at the next one
-    idle.checkIdle();
-    expect(idle.youngCollections).toBe(7);
-    idle.checkIdle();
-    expect(idle.youngCollections).toBe(7); // then stopped until armed again
+    looks(idle, 10);
     expect(idle.collections).toBe(1);
+    expect(idle.youngCollections).toBe(15);
+    let shrink = true;
+    const idle2 = new IdleCollector(() => progress, {
+      // V8 shrinks the generation at the collection taken between the two reads
+      youngGenerationBytes: () => (shrink ? ((shrink = false), youngBytes) : (youngBytes = 1 << 20)),
+    });
+    idle.stop();
+    idle2.arm();
+    idle2.checkIdle();
+    expect(idle2.youngCollections).toBe(1);
+    looks(idle2, 10);
+    expect(idle2.youngCollections).toBe(1); // done: only the full collection was left
+    expect(idle2.collections).toBe(1);
+    idle2.checkIdle();
+    expect(idle2.collections).toBe(1); // then stopped until armed again
   });
 
-  it("gives up the young collections after 30 quiet looks where the generation does not shrink", () => {
-    const idle = new IdleCollector(() => 0, { youngGenerationBytes: () => 32 << 20 });
-    idle.arm();
-    for (let i = 0; i < 40; i++) idle.checkIdle();
-    expect(idle.collections).toBe(1);
-    expect(idle.youngCollections).toBe(30);
-  });
-
-  it("a few keep-alives per look still count as quiet (connected clients' sessions never stop them)", () => {
+  it("gives up the young collections after 30 where the generation does not shrink, and after the full collection tries 30 more", () => {
     let progress = 0;
     const idle = new IdleCollector(() => progress, { youngGenerationBytes: () => 32 << 20 });
     idle.arm();
-    progress += 10;
-    idle.checkIdle();
+    looks(idle, 40, () => (progress += 3)); // light work: quiet looks, never a quiet second
+    expect(idle.youngCollections).toBe(30);
+    expect(idle.collections).toBe(0);
+    looks(idle, 10);
     expect(idle.collections).toBe(1);
-    progress += 11;
-    idle.checkIdle(); // more than that is work
-    expect(idle.youngCollections).toBe(0);
-    for (let i = 0; i < 5; i++) {
-      progress += 3;
-      idle.checkIdle();
-    }
-    expect(idle.youngCollections).toBe(5);
+    looks(idle, 40);
+    expect(idle.youngCollections).toBe(60);
     idle.stop();
   });
 
-  it("a snapshot while waiting for the young collection asks for a full one again", () => {
+  it("a snapshot while waiting asks for a full collection again", () => {
     let progress = 0;
-    const idle = new IdleCollector(() => progress);
+    const idle = new IdleCollector(() => progress, { youngGenerationBytes: () => 32 << 20 });
     idle.arm();
-    idle.checkIdle();
+    looks(idle, 10);
+    expect(idle.collections).toBe(1);
     progress += 100; // busy
     idle.arm(); // a new burst wrote another snapshot
     idle.checkIdle(); // busy
-    idle.checkIdle();
+    looks(idle, 10);
     expect(idle.collections).toBe(2);
-    expect(idle.youngCollections).toBe(0);
     idle.stop();
   });
 });
@@ -129,6 +142,7 @@ describe("IdleCollector's full collection", () => {
       const idle = new IdleCollector(() => 0, {
         onCollected: (_ms, { compacted }) => how.push(compacted ? "compacted" : "plain"),
         onLeftToV8: (keys) => how.push(`left to V8 at ${keys} keys`),
+        idleMs: 100, // at the first quiet look
         ...opts,
       });
       idle.arm();
