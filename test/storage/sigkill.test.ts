@@ -118,10 +118,33 @@ describe("SIGKILL during writes (real child processes)", () => {
         last = op.first + op.count - 1;
         if (k + 1 >= durable && matches()) matchedAt = k + 1;
       }
-      expect(
-        matchedAt,
-        `round ${round}: recovered [${log.firstIndex()}, ${log.lastIndex()}], durable ${durable} of ${issued.length} issued`,
-      ).toBeGreaterThanOrEqual(durable);
+      if (matchedAt < durable) {
+        // Keep the directory and say how the recovered log differs from the model after each candidate prefix.
+        dirs.splice(dirs.indexOf(dir), 1);
+        const model = new Map(baseTerms);
+        let modelLast = baseLast;
+        const diffs: string[] = [];
+        issued.forEach((op, k) => {
+          for (let i = op.first; i <= modelLast; i++) model.delete(i);
+          for (let j = 0; j < op.count; j++) model.set(op.first + j, op.term);
+          modelLast = op.first + op.count - 1;
+          if (k + 1 < durable - 3) return;
+          let firstDiff = -1;
+          for (let i = log.firstIndex(); i <= Math.min(modelLast, log.lastIndex()) && firstDiff < 0; i++) {
+            if (model.get(i) !== log.term(i)) firstDiff = i;
+          }
+          const at = firstDiff < 0 ? "" : ` first differing index ${firstDiff}: model term ${model.get(firstDiff)}, recovered ${log.term(firstDiff)}`;
+          diffs.push(`after save ${k + 1} (${op.first}+${op.count} term ${op.term}): model last ${modelLast}${at}`);
+        });
+        const tail: string[] = [];
+        for (let i = Math.max(log.firstIndex(), log.lastIndex() - 12); i <= log.lastIndex(); i++) tail.push(`${i}:${log.term(i)}`);
+        expect.fail(
+          `round ${round}: recovered [${log.firstIndex()}, ${log.lastIndex()}] (snapshot ${log.snapshot().metadata.index}, ` +
+            `tail ${tail.join(" ")}), durable ${durable} of ${issued.length} issued, matching no prefix from ${durable}; ` +
+            `directory kept: ${dir}; warnings: ${JSON.stringify(logger.warnings)}\n${diffs.join("\n")}\n` +
+            `child's last lines:\n${lines.slice(-30).join("\n")}`,
+        );
+      }
       if (matchedAt > durable) beyondDurable++;
       if (logger.warnings.some((w) => /torn/.test(w.msg))) tornTails++;
       await after.close();
