@@ -56,6 +56,8 @@ export interface SimDiskStats {
   failedSyncs: number;
   tornFiles: number;
   lostEntries: number;
+  /** Synchronous reads of WAL segments: log entries the member had released from memory, read back. */
+  walReadsBack: number;
 }
 
 const errno = (code: string, message: string): Error => Object.assign(new Error(`${code}: ${message}`), { code });
@@ -73,7 +75,7 @@ export class SimFileSystem implements FileSystem {
   private lastDone = 0;
   /** Probability that a sync fails (EIO). */
   syncFailureRate = 0;
-  readonly stats: SimDiskStats = { writes: 0, syncs: 0, failedSyncs: 0, tornFiles: 0, lostEntries: 0 };
+  readonly stats: SimDiskStats = { writes: 0, syncs: 0, failedSyncs: 0, tornFiles: 0, lostEntries: 0, walReadsBack: 0 };
 
   constructor(
     private readonly rng: Prng,
@@ -162,6 +164,11 @@ export class SimFileSystem implements FileSystem {
   }
 
   readAt(path: string, position: number, length: number): Uint8Array {
+    if (path.endsWith(".wal")) this.stats.walReadsBack++; // recovery reads segments with read(), not this
+    return this.bytesAt(path, position, length);
+  }
+
+  private bytesAt(path: string, position: number, length: number): Uint8Array {
     const f = this.file(path);
     return f.buf.slice(Math.min(position, f.length), Math.min(position + length, f.length));
   }
@@ -255,7 +262,7 @@ export class SimFileSystem implements FileSystem {
 
   read(path: string, position: number, into: Uint8Array): Promise<number> {
     return this.later(() => {
-      const bytes = this.readAt(path, position, into.length);
+      const bytes = this.bytesAt(path, position, into.length);
       into.set(bytes);
       return bytes.length;
     });

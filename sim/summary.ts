@@ -31,7 +31,7 @@ export function formatSummary(s: Summary, wallMs: number): string {
   const lines = [
     `seeds run: ${s.seeds} (${s.membershipSeeds} with membership changes)   events: ${s.events}   peer deliveries: ${s.steps}   virtual ticks: ${s.virtualTicks}`,
     `faults injected: ${faultList}`,
-    `restarts: ${s.restarts}   stops after a failed fsync: ${s.fatalStops} (fsyncs failed: ${s.failedSyncs})   torn writes: ${s.tornWrites}   snapshots taken: ${s.snapshotsTaken} (over several turns: ${s.snapshotsAcrossTurns}, with entries applied meanwhile: ${s.snapshotsAppliedMeanwhile}), abandoned: ${s.snapshotsAbandoned}, installed: ${s.snapshotsInstalled} (over several turns: ${s.installsAcrossTurns})`,
+    `restarts: ${s.restarts}   stops after a failed fsync: ${s.fatalStops} (fsyncs failed: ${s.failedSyncs})   torn writes: ${s.tornWrites}   WAL reads of released entries: ${s.walReadsBack}   snapshots taken: ${s.snapshotsTaken} (over several turns: ${s.snapshotsAcrossTurns}, with entries applied meanwhile: ${s.snapshotsAppliedMeanwhile}), abandoned: ${s.snapshotsAbandoned}, installed: ${s.snapshotsInstalled} (over several turns: ${s.installsAcrossTurns})`,
     `raft elections: ${s.elections}   entries committed: ${s.committed}   outputs compared across nodes: ${s.outputsCompared}`,
     `kv: ${s.kvOpsChecked} ops checked (writes/cas acked ${s.writesAcked}, reads ${s.readsCompleted}), ` +
       `linearizable keys: ${s.linearizableKeys}${s.unknownKeys > 0 ? ` (${s.unknownKeys} unknown: search budget)` : ""}`,

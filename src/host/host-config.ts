@@ -46,7 +46,7 @@ export interface HostConfig {
   readiesInFlight: number;
   /** Raft options beyond the timing ones; the core's defaults when absent. */
   raft?: Partial<Pick<RaftConfig, "preVote" | "checkQuorum" | "maxInflight" | "maxInflightBytes" | "maxBatchBytes" | "maxBatchEntries">>;
-  storage?: Pick<DurableStorageOptions, "segmentBytes" | "keepSegments" | "keepSnapshots" | "repair">;
+  storage?: Pick<DurableStorageOptions, "segmentBytes" | "keepSegments" | "keepSnapshots" | "repair" | "memoryLogBytes">;
   /**
    * The storage quota this member establishes while it leads (it proposes setQuota when the replicated quota
    * differs); none proposed when absent. Members should agree: the current leader's value is the cluster's.

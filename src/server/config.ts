@@ -89,6 +89,8 @@ export interface ServerConfig {
   snapshotEntries: number;
   /** ...or after this many bytes of entries, whichever comes first. */
   snapshotBytes: number;
+  /** Bytes of the newest log entries held in memory; older ones are read back from the WAL when needed. */
+  memoryLogBytes: number;
   maxRequestBytes: number;
   maxKeyBytes: number;
   maxValueBytes: number;
@@ -204,6 +206,12 @@ const SETTINGS = {
     10_000,
   ),
   snapshotBytes: bytes("snapshot after this many bytes of entries (e.g. 64MiB)", 1, 2 ** 40, 64 * MIB),
+  memoryLogBytes: bytes(
+    "log entries held in memory, newest first; older ones (up to the last snapshot) are read back from the WAL when a follower or the apply needs them",
+    0,
+    2 ** 40,
+    4 * MIB,
+  ),
   maxRequestBytes: bytes("largest client request frame", 1024, 64 * MIB, 1.5 * MIB),
   maxKeyBytes: bytes("largest key (must be equal on every member)", 1, 64 * MIB, DEFAULT_LIMITS.maxKeyBytes),
   maxValueBytes: bytes("largest value (must be equal on every member)", 1, 64 * MIB, DEFAULT_LIMITS.maxValueBytes),
@@ -534,6 +542,7 @@ export function serverConfig(cmd: Command, cwd: string = process.cwd()): ServerC
     heartbeatTicks: o.heartbeatTicks,
     snapshotEntries: o.snapshotEntries,
     snapshotBytes: o.snapshotBytes,
+    memoryLogBytes: o.memoryLogBytes,
     maxRequestBytes: o.maxRequestBytes,
     maxKeyBytes: o.maxKeyBytes,
     maxValueBytes: o.maxValueBytes,

@@ -59,6 +59,7 @@ export interface ConcordMetrics {
   fsyncSeconds: Histogram;
   /** Follows the WAL's byte total. */
   walBytes: CounterFollower;
+  walReleasedReads: CounterFollower;
   snapshots: Counter;
   snapshotSeconds: Histogram;
   /** {peer}: fed through `peer(…)`, which keeps the children. */
@@ -132,6 +133,12 @@ export function createConcordMetrics(): ConcordMetrics {
     proposalsPending: gauge("concord_proposals_pending", "Proposals waiting to be committed and applied."),
     fsyncSeconds: histogram("concord_fsync_seconds", "Latency of WAL fdatasync calls (one per batch).", [], FSYNC_BUCKETS),
     walBytes: new CounterFollower(counter("concord_wal_written_bytes_total", "Bytes appended to the WAL.")),
+    walReleasedReads: new CounterFollower(
+      counter(
+        "concord_wal_released_entry_reads_total",
+        "WAL records read back for log entries no longer held in memory (a follower catching up from far behind, a slow apply).",
+      ),
+    ),
     snapshots: counter("concord_snapshots_total", "Snapshots this member took and saved durably."),
     snapshotSeconds: histogram(
       "concord_snapshot_seconds",

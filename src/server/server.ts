@@ -94,7 +94,7 @@ export function hostConfig(config: ServerConfig, forwardKey: string): HostConfig
     quotaBytes: config.quotaBytes,
     ...(config.autoCompaction ? { autoCompaction: config.autoCompaction } : {}),
     readiesInFlight: DEFAULT_READIES_IN_FLIGHT,
-    storage: { repair: config.repair },
+    storage: { repair: config.repair, memoryLogBytes: config.memoryLogBytes },
     requestTimeoutMs: 10_000,
     maxRequestBytes: config.maxRequestBytes,
     maxInflightPerConnection: config.maxInflightPerConnection,
@@ -268,6 +268,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
     metrics.elections.set(replica.coord.electionTotals().candidates);
     metrics.proposalsPending.set(replica.pendingProposals);
     metrics.walBytes.follow(s.storage.bytes);
+    metrics.walReleasedReads.follow(s.storage.releasedReads);
     // Per peer: every other member of the configuration has series; a member that left loses them.
     const peers = new Set(s.members.map((m) => m.id).filter((id) => id !== config.name));
     for (const peer of [...metrics.peers()]) if (!peers.has(peer)) metrics.removePeer(peer);

@@ -1,5 +1,9 @@
 // DurableStorage: the Raft core's log kept in memory (a MemoryStorage the core reads synchronously) and made
-// durable by a segmented write-ahead log plus snapshot files. The WAL is read only on open, for recovery.
+// durable by a segmented write-ahead log plus snapshot files. The WAL is read whole only on open, for recovery.
+// Memory holds the newest `memoryLogBytes` of entries (4 MiB by default) and the terms of all of them: older
+// entries are released (MemoryStorage.releaseEntries) and read back from their WAL record when the core asks,
+// a record at a time (wal-entry-index.ts) — a follower catching up from behind them, a slow apply. Without it
+// the log since the last snapshot, which can be as large as the snapshot, stayed in memory whole.
 //
 //   const disk = await DurableStorage.open(nodeFileSystem, dir, { segmentBytes, keepSegments, keepSnapshots, repair, logger });
 //   if (disk.isNew) await disk.bootstrap(["a", "b", "c"]);   // a brand-new cluster (joiners start empty)
@@ -32,9 +36,10 @@
 import path from "node:path";
 import { CompactedError, UnavailableError } from "../raft/errors.js";
 import { assert } from "../assert.js";
-import { lazySnapshot, type MemoryStorage, type Storage } from "../raft/storage.js";
+import { lazySnapshot, type MemoryStorage, type ReleasedEntryReader, type Storage } from "../raft/storage.js";
 import {
   emptyConfState,
+  entrySize,
   isEmptySnapshot,
   type Entry,
   type HardState,
@@ -56,7 +61,8 @@ import {
 import { recover, type SnapshotFileRef, type StorageLogger } from "./recover.js";
 import type { SegmentLiveness } from "./replay.js";
 import { loadSnapshotFile, readSnapshotFile, SnapshotFileWriter, snapshotFileReader, writeSnapshotFile } from "./snapshot-file.js";
-import { WalWriter } from "./wal.js";
+import { segmentFileName, WalWriter } from "./wal.js";
+import { readEntriesRecord, type EntriesRecordLocation, type WalEntryIndex } from "./wal-entry-index.js";
 
 export type { StorageLogger } from "./recover.js";
 
@@ -85,6 +91,13 @@ export interface DurableStorageOptions {
   logger?: StorageLogger;
   /** Upper bound on one WAL record's payload; a larger length on disk is damage. Default 256 MiB. */
   maxRecordBytes?: number;
+  /**
+   * Bytes of the newest log entries held in memory (Raft's entry size: data + 24 each). Past it, the oldest half
+   * is released: the log keeps their terms and reads them back from the WAL when asked (a follower catching up
+   * from behind them, a slow apply). Default 4 MiB; the log since the last snapshot can be as large as the
+   * snapshot, hundreds of MB.
+   */
+  memoryLogBytes?: number;
 }
 
 export interface StorageStats {
@@ -96,6 +109,8 @@ export interface StorageStats {
   bytes: number;
   /** The most saves one fsync has covered. */
   maxSavesPerFsync: number;
+  /** Entries records read back from the WAL for entries the log had released from memory. */
+  releasedReads: number;
 }
 
 interface PendingWrite {
@@ -106,11 +121,14 @@ interface PendingWrite {
   snapshotWritten?: SnapshotFileRef;
   /** Highest entry index written, for segment liveness. */
   entriesLast?: number;
+  /** The entries record among `records`, and where it was written (for reading released entries back). */
+  entriesRecord?: { bytes: Buffer; first: number };
+  entriesAt?: EntriesRecordLocation;
   install: boolean;
   marker: boolean;
   hardStateAfter: HardState;
-  /** Updates the in-memory log once the batch is durable; `snapshotPath` is where its snapshot file went. */
-  apply: (snapshotPath?: string) => void;
+  /** Updates the in-memory log once the batch is durable: `w` says where its snapshot file and entries went. */
+  apply: (w: PendingWrite) => void;
   snapshotPath?: string;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -123,7 +141,7 @@ const stderrLogger: StorageLogger = {
 };
 
 export class DurableStorage {
-  readonly stats: StorageStats = { fsyncs: 0, saves: 0, bytes: 0, maxSavesPerFsync: 0 };
+  readonly stats: StorageStats = { fsyncs: 0, saves: 0, bytes: 0, maxSavesPerFsync: 0, releasedReads: 0 };
   private readonly queue: PendingWrite[] = [];
   private flushing: Promise<void> | undefined;
   /** Snapshot files begun and not yet finished or aborted (beginSnapshot). */
@@ -155,6 +173,7 @@ export class DurableStorage {
     readonly isNew: boolean,
     private readonly wal: WalWriter,
     private readonly liveness: SegmentLiveness,
+    private readonly entryIndex: WalEntryIndex,
     private readonly snapshotFiles: SnapshotFileRef[],
     private readonly opts: Required<Omit<DurableStorageOptions, "repair" | "logger">> & { logger: StorageLogger },
   ) {
@@ -170,6 +189,7 @@ export class DurableStorage {
       keepSegments: intOption("keepSegments", options.keepSegments, 1, 0),
       keepSnapshots: intOption("keepSnapshots", options.keepSnapshots, 2, 1),
       maxRecordBytes: intOption("maxRecordBytes", options.maxRecordBytes, DEFAULT_MAX_RECORD_BYTES, 1024),
+      memoryLogBytes: intOption("memoryLogBytes", options.memoryLogBytes, 4 * 1024 * 1024, 0),
       logger: options.logger ?? stderrLogger,
     };
     if (typeof dir !== "string" || dir === "") throw new StorageInputError("data directory must be a non-empty path");
@@ -191,11 +211,12 @@ export class DurableStorage {
         maxRecordBytes: opts.maxRecordBytes,
       });
       const wal = await WalWriter.open(fs, walDir, r.segments, opts.segmentBytes);
-      const disk = new DurableStorage(fs, dir, r.log, r.isNew, wal, r.liveness, r.snapshotFiles, opts);
+      const disk = new DurableStorage(fs, dir, r.log, r.isNew, wal, r.liveness, r.entryIndex, r.snapshotFiles, opts);
       if (r.snapshot) {
         disk.holdSnapshotOnDisk(r.snapshot.metadata, r.snapshot.file);
         disk.recoveredSnapshotData = r.snapshot.data;
       }
+      disk.maybeReleaseEntries();
       return disk;
     } catch (err) {
       fs.unlock(dir);
@@ -274,6 +295,7 @@ export class DurableStorage {
     // Work on a copy of the planned state: a rejected save must leave it untouched.
     const p = { ...this.planned };
     const records: Buffer[] = [];
+    let entriesRecord: { bytes: Buffer; first: number } | undefined;
     const installs = snapshot !== undefined && !isEmptySnapshot(snapshot) && snapshot.metadata.index > p.snapIndex;
     if (installs) {
       const { index, term } = snapshot.metadata;
@@ -313,6 +335,7 @@ export class DurableStorage {
         );
       }
       records.push(record);
+      entriesRecord = { bytes: record, first };
       p.lastIndex = first + effective.length - 1;
     }
     if (hardState !== undefined) {
@@ -324,17 +347,24 @@ export class DurableStorage {
       records,
       snapshotFile: installs ? snapshot : undefined,
       entriesLast: effective.length > 0 ? p.lastIndex : undefined,
+      entriesRecord,
       install: installs,
       marker: installs,
       hardStateAfter: p.hardState,
-      apply: (snapshotPath) => {
+      apply: (w) => {
         if (installs) {
           this.memory.applySnapshot(snapshot);
-          assert(snapshotPath !== undefined, "an installed snapshot's file was not written");
-          this.holdSnapshotOnDisk(snapshot.metadata, snapshotPath);
+          this.entryIndex.onInstall();
+          this.lastRead = undefined;
+          assert(w.snapshotPath !== undefined, "an installed snapshot's file was not written");
+          this.holdSnapshotOnDisk(snapshot.metadata, w.snapshotPath);
         }
         if (hardState !== undefined) this.memory.setHardState(hardState);
-        if (effective.length > 0) this.memory.append(effective as Entry[]);
+        if (effective.length > 0) {
+          assert(w.entriesAt !== undefined, "written entries have no location in the WAL");
+          this.memory.append(effective as Entry[]);
+          this.entryIndex.onEntries(w.entriesAt, effective[effective.length - 1].index);
+        }
       },
     });
   }
@@ -445,6 +475,8 @@ export class DurableStorage {
         // The bytes are in the file alone: the log's snapshot reads them from it (holdSnapshotOnDisk, at once).
         if (this.memory.snapshot().metadata.index < index) this.memory.createSnapshot(index, confState, NO_BYTES);
         this.memory.compact(index);
+        this.entryIndex.compact(index);
+        this.lastRead = undefined;
         this.holdSnapshotOnDisk(metadata, file);
       },
     });
@@ -523,7 +555,8 @@ export class DurableStorage {
       const batch = this.queue.splice(0, this.queue.length);
       try {
         await this.writeBatch(batch);
-        for (const w of batch) w.apply(w.snapshotPath);
+        for (const w of batch) w.apply(w);
+        this.maybeReleaseEntries();
         if (this.queue.length === 0) this.assertPlannedReached();
       } catch (err) {
         this.fail(err, batch);
@@ -566,6 +599,7 @@ export class DurableStorage {
     const parts = batch.flatMap((w) => w.records);
     if (parts.length === 0) return;
     let bytes = parts.reduce((n, b) => n + b.length, 0);
+    let header = 0;
     if (this.wal.needsRoll(bytes)) {
       await this.wal.roll();
       this.liveness.addSegment(this.wal.activeSeq!);
@@ -576,9 +610,18 @@ export class DurableStorage {
       const hs = encodeHardState(this.walHardState);
       parts.unshift(hs);
       bytes += hs.length;
+      header = hs.length;
+    }
+    // Where each entries record lands: after what the segment holds, the header hard state, the records before it.
+    const seq = this.wal.activeSeq!;
+    let at = this.wal.activeSize + header;
+    for (const w of batch) {
+      for (const r of w.records) {
+        if (r === w.entriesRecord?.bytes) w.entriesAt = { seq, offset: at, length: r.length, first: w.entriesRecord.first };
+        at += r.length;
+      }
     }
     await this.wal.writeAndSync(parts, bytes);
-    const seq = this.wal.activeSeq!;
     for (const w of batch) {
       if (w.install) this.liveness.onInstall();
       if (w.entriesLast !== undefined) this.liveness.onEntries(seq, w.entriesLast);
@@ -590,6 +633,45 @@ export class DurableStorage {
     this.stats.saves += saves;
     this.stats.maxSavesPerFsync = Math.max(this.stats.maxSavesPerFsync, saves);
   }
+
+  /**
+   * Past `memoryLogBytes` of entries held, release the oldest of them down to half of it: the log keeps their
+   * terms and reads them back with readReleased. Every entry the log holds is durable and located in the WAL
+   * (applied in the same step as its record's location).
+   */
+  private maybeReleaseEntries(): void {
+    const limit = this.opts.memoryLogBytes;
+    if (this.memory.heldBytes() > limit) this.memory.releaseEntries(Math.floor(limit / 2), this.readReleased);
+  }
+
+  /**
+   * The last entries record read back: a catch-up reads a record's entries a message at a time. One record at most
+   * (one save's entries); dropped at the next compaction. Held strongly, so the reads a run makes do not depend
+   * on when the collector runs (the simulator replays a seed exactly).
+   */
+  private lastRead: { record: EntriesRecordLocation; entries: Entry[] } | undefined;
+
+  private readonly readReleased: ReleasedEntryReader = (lo, hi, maxBytes) => {
+    const out: Entry[] = [];
+    let bytes = 0;
+    for (let i = lo; i < hi; ) {
+      const run = this.entryIndex.find(i);
+      assert(run !== undefined, () => `released log entry ${i} has no location in the WAL`);
+      let entries = this.lastRead?.record === run.record ? this.lastRead.entries : undefined;
+      if (entries === undefined) {
+        entries = readEntriesRecord(this.fs, path.join(this.dir, "wal", segmentFileName(run.record.seq)), run.record);
+        this.lastRead = { record: run.record, entries };
+        this.stats.releasedReads++;
+      }
+      for (const end = Math.min(run.last, hi - 1); i <= end; i++) {
+        const e = entries[i - run.record.first];
+        bytes += entrySize(e);
+        if (out.length > 0 && bytes > maxBytes) return out;
+        out.push(e);
+      }
+    }
+    return out;
+  };
 
   /** Delete WAL segments and snapshot files the newest durable snapshot makes unnecessary. */
   private async removeCovered(): Promise<void> {

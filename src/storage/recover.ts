@@ -12,11 +12,12 @@ import { MemoryStorage } from "../raft/storage.js";
 import type { HardState, SnapshotMetadata } from "../raft/types.js";
 import { StorageCorruptionError } from "./errors.js";
 import type { FileSystem } from "./file-system.js";
-import { RecordKind, decodeRecord, type DecodedRecord, type SnapshotMarker } from "./record.js";
+import { HEADER_BYTES, RecordKind, decodeRecord, type DecodedRecord, type SnapshotMarker } from "./record.js";
 import { LogReplay, SegmentLiveness } from "./replay.js";
 import { scanSegment, scanWholeRecords, type RawRecord } from "./segment-scan.js";
 import { parseSnapshotFileName, readSnapshotFile, snapshotFileName } from "./snapshot-file.js";
 import { parseSegmentFileName, segmentFileName, type SegmentFile } from "./wal.js";
+import { WalEntryIndex } from "./wal-entry-index.js";
 
 /** pino-compatible: only `warn` is used. */
 export interface StorageLogger {
@@ -47,6 +48,8 @@ export interface Recovered {
   isNew: boolean;
   segments: SegmentFile[];
   liveness: SegmentLiveness;
+  /** Where each live entry is in the WAL (for entries the log releases from memory). */
+  entryIndex: WalEntryIndex;
   /** Durable snapshot files (those at or below the newest marker), oldest first. */
   snapshotFiles: SnapshotFileRef[];
 }
@@ -58,6 +61,8 @@ interface LocatedRecord {
   seq: number;
   file: string;
   offset: number;
+  /** The framed record's bytes (header and payload). */
+  length: number;
   record: DecodedRecord;
 }
 
@@ -84,19 +89,24 @@ export async function recover(fs: FileSystem, walDir: string, snapDir: string, o
 
   const replay = new LogReplay(newest?.index ?? 0);
   const liveness = new SegmentLiveness();
+  const entryIndex = new WalEntryIndex();
   for (const seg of segments) liveness.addSegment(seg.seq);
   for (const r of records) {
     const rec = r.record;
     if (rec.kind === RecordKind.Entries) {
       replay.applyEntries(rec.entries);
-      liveness.onEntries(r.seq, rec.entries[rec.entries.length - 1].index);
+      const last = rec.entries[rec.entries.length - 1].index;
+      liveness.onEntries(r.seq, last);
+      entryIndex.onEntries({ seq: r.seq, offset: r.offset, length: r.length, first: rec.entries[0].index }, last);
     } else if (rec.kind === RecordKind.HardState) {
       replay.applyHardState(rec.hardState);
     } else if (rec.marker.install) {
       replay.applyInstall(rec.marker.index);
       liveness.onInstall();
+      entryIndex.onInstall();
     }
   }
+  entryIndex.compact(replay.base);
   const hole = replay.firstHole();
   if (hole !== undefined) {
     throw new StorageCorruptionError(
@@ -118,6 +128,7 @@ export async function recover(fs: FileSystem, walDir: string, snapDir: string, o
     isNew: records.length === 0 && snapshot === undefined,
     segments,
     liveness,
+    entryIndex,
     snapshotFiles,
   };
 }
@@ -162,7 +173,7 @@ async function readSegments(fs: FileSystem, walDir: string, segments: SegmentFil
           cutReason = rec;
           return;
         }
-        out.push({ seq: seg.seq, file: seg.file, offset: raw.offset, record: rec });
+        out.push({ seq: seg.seq, file: seg.file, offset: raw.offset, length: HEADER_BYTES + raw.payload.length, record: rec });
       }
     };
     // The records are checked and decoded a chunk at a time as the segment is read, each chunk in its own turn;

@@ -74,7 +74,7 @@ const PEER_KEYS = {
   bytesReceived: true,
   snapshotsReceived: true,
 } satisfies Record<keyof PeerCounters, true>;
-const STORAGE_KEYS = { fsyncs: true, saves: true, bytes: true, maxSavesPerFsync: true } satisfies Record<
+const STORAGE_KEYS = { fsyncs: true, saves: true, bytes: true, maxSavesPerFsync: true, releasedReads: true } satisfies Record<
   keyof MemberStatus["storage"],
   true
 >;

@@ -66,6 +66,7 @@ describe("simulator: the workloads exercise what the checks check", () => {
     expect(total.restarts).toBeGreaterThan(20);
     expect(total.fatalStops).toBeGreaterThan(5);
     expect(total.snapshotsInstalled).toBeGreaterThan(5);
+    expect(total.walReadsBack).toBeGreaterThan(20); // entries released from memory, read back (catch-ups, applies)
     expect(total.outputsCompared).toBeGreaterThan(total.committed);
   });
 });

@@ -14,7 +14,29 @@ import {
 import { RecordKind, decodeRecord } from "../../src/storage/record.js";
 import { scanSegment } from "../../src/storage/segment-scan.js";
 import { snapshotFileName } from "../../src/storage/snapshot-file.js";
-import { captureLogger, entry, logState, removeDir, runWorkload, snapshotAt, tempDir } from "./helpers.js";
+import { MemoryStorage } from "../../src/raft/storage.js";
+import { captureLogger, entry, logState, removeDir, runWorkload, snapshotAt, tempDir, type LogState, type WorkloadOp } from "./helpers.js";
+
+/** The log's range and entries after each operation, by a MemoryStorage that holds every entry (no WAL). */
+function modelLogs(start: LogState, ops: WorkloadOp[]): Pick<LogState, "firstIndex" | "lastIndex" | "entries">[] {
+  const m = new MemoryStorage();
+  m.applySnapshot({ metadata: { index: start.snapIndex, term: start.snapTerm, confState: { voters: ["n1"], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data: new Uint8Array() });
+  m.append(start.entries.map((e) => {
+    const [index, term, type, hex] = e.split("/");
+    return { index: Number(index), term: Number(term), type: Number(type) as 0 | 1, data: Buffer.from(hex, "hex") };
+  }));
+  return ops.map((op) => {
+    if (op.snapshotAt !== undefined) {
+      m.createSnapshot(op.snapshotAt, m.initialState().confState, new Uint8Array());
+      m.compact(op.snapshotAt);
+    } else {
+      if (op.snapshot && op.snapshot.metadata.index > m.snapshot().metadata.index) m.applySnapshot(op.snapshot);
+      m.append(op.entries);
+    }
+    const { firstIndex, lastIndex, entries } = logState(m);
+    return { firstIndex, lastIndex, entries };
+  });
+}
 
 const dirs: string[] = [];
 const open = (dir: string, opts: Parameters<typeof DurableStorage.open>[2] = {}) =>
@@ -118,14 +140,29 @@ describe("DurableStorage basics", () => {
     await b.close();
   });
 
-  for (const seed of [7, 8, 9, 10]) {
-    it(`recovers exactly the live state after a random workload with rolls, snapshots and cleanup (seed ${seed})`, async () => {
+  // memoryLogBytes: the log holds only the newest entries up to it and reads the others back from the WAL; with
+  // 0 or 100 bytes almost every entry is read back, so the final states below (read through the log) prove the
+  // WAL locations right, conflicts, compactions and installs included. A reopen replays the WAL independently.
+  for (const [seed, memoryLogBytes] of [
+    [7, undefined],
+    [8, 0],
+    [9, 100],
+    [10, undefined],
+    [11, 0],
+    [12, 300],
+  ] as const) {
+    it(`recovers exactly the live state after a random workload with rolls, snapshots and cleanup (seed ${seed}, memoryLogBytes ${memoryLogBytes ?? "default"})`, async () => {
       const dir = fresh(`workload${seed}`);
-      const a = await open(dir, { segmentBytes: 1024, keepSegments: seed % 3 });
+      const a = await open(dir, { segmentBytes: 1024, keepSegments: seed % 3, memoryLogBytes });
       await a.bootstrap(["n1"]);
-      const { after } = await runWorkload(a, seed, 300);
+      const start = logState(a.log);
+      const { ops, after } = await runWorkload(a, seed, 300);
+      // Every state read through the log (released entries from the WAL) is the one a log holding everything has.
+      expect(after.map(({ firstIndex, lastIndex, entries }) => ({ firstIndex, lastIndex, entries }))).toEqual(modelLogs(start, ops));
+      if (memoryLogBytes !== undefined) expect(a.stats.releasedReads).toBeGreaterThan(0);
+      else expect(a.stats.releasedReads).toBe(0);
       await a.close();
-      const b = await open(dir, { segmentBytes: 1024 });
+      const b = await open(dir, { segmentBytes: 1024, memoryLogBytes });
       expect(logState(b.log)).toEqual(after.at(-1));
       // Reopen after more work on the recovered instance: recovery composes.
       const more = await runWorkload(b, seed + 100, 100);
@@ -397,6 +434,49 @@ describe("snapshots on disk", () => {
     expect((err as Error).message).toMatch(/checksum mismatch/);
     fs.rmSync(file);
     await expect(open(dir)).rejects.toThrow(/its file is missing/);
+  });
+});
+
+describe("entries released from memory (memoryLogBytes)", () => {
+  it("holds the newest entries only, reads older ones back from their WAL record, and stops on a record damaged since", async () => {
+    const dir = fresh("released");
+    const a = await open(dir, { memoryLogBytes: 1000 });
+    await a.bootstrap(["n1"]);
+    const saved: ReturnType<typeof entry>[] = [];
+    for (let s = 0; s < 5; s++) {
+      const batch = Array.from({ length: 10 }, (_, k) => entry(2 + s * 10 + k, 2, new Uint8Array(100).fill(s * 10 + k)));
+      saved.push(...batch);
+      await a.save({ term: 2, vote: null, commit: 1 }, batch, undefined);
+    }
+    const log = a.log as MemoryStorage;
+    // Past 1,000 bytes (124 per entry here) the oldest are released down to 500: 4 entries held of 50.
+    expect(log.heldBytes()).toBe(4 * 124);
+    expect(a.stats.releasedReads).toBe(0);
+    const plain = (es: ReturnType<typeof entry>[]) => es.map((e) => `${e.index}/${e.term}/${e.type}/${Buffer.from(e.data).toString("hex")}`);
+    expect(plain(log.entries(2, 52))).toEqual(plain(saved));
+    expect(a.stats.releasedReads).toBe(5); // one read per record, not per entry
+    expect(plain(log.entries(12, 52, 1))).toEqual(plain([saved[10]])); // a byte limit below one entry still gives one
+    expect([log.term(2), log.term(51), log.firstIndex(), log.lastIndex()]).toEqual([2, 2, 2, 51]);
+
+    // Damage the first entries record (its last data byte): reading it back is corruption, named by file and offset.
+    const segment = path.join(dir, "wal", fs.readdirSync(path.join(dir, "wal"))[0]);
+    const bytes = fs.readFileSync(segment);
+    const scan = scanSegment(bytes, true);
+    const first = scan.records.find((r) => r.kind === RecordKind.Entries)!;
+    const at = first.offset + 9 + first.payload.length - 1;
+    fs.writeFileSync(segment, Buffer.concat([bytes.subarray(0, at), Buffer.from([bytes[at] ^ 0xff]), bytes.subarray(at + 1)]));
+    const err = (() => {
+      try {
+        log.entries(2, 3);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(StorageCorruptionError);
+    expect((err as StorageCorruptionError).file).toBe(segment);
+    expect((err as StorageCorruptionError).offset).toBe(first.offset);
+    expect((err as Error).message).toMatch(/reading back released log entries from 2: checksum mismatch/);
+    await a.close();
   });
 });
 
