@@ -90,7 +90,14 @@ const FILL_KEYS = 100_000;
 const log = (s: string) => process.stderr.write(s + "\n");
 
 function runJson(cmd: string, args: string[], cwd = root): Row {
-  const out = execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: (seconds + 60) * 1000 });
+  let out: string;
+  try {
+    out = execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: (seconds + 60) * 1000 });
+  } catch (err) {
+    // Say why the load client failed: its last lines of stderr (otherwise only "Command failed" remains).
+    const stderr = String((err as { stderr?: unknown }).stderr ?? "").trim().split("\n").slice(-15).join("\n");
+    throw new Error(`${path.basename(cmd)} ${args.join(" ")} failed (${(err as Error).message.split("\n")[0]}); its stderr ended:\n${stderr}`, { cause: err });
+  }
   const line = out.trim().split("\n").filter((l) => l.startsWith("{")).pop();
   if (!line) throw new Error(`${cmd} ${args.join(" ")} printed no JSON line`);
   return JSON.parse(line) as Row;
