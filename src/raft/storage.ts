@@ -83,7 +83,7 @@ interface Released {
 export class MemoryStorage implements Storage {
   private hardState: HardState = emptyHardState();
   private snap: Snapshot = { metadata: { index: 0, term: 0, confState: emptyConfState() }, data: new Uint8Array() };
-  private ents: Entry[] = [{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array() }];
+  private ents: Entry[] = [dummyEntry(0, 0)];
   private released: Released | undefined;
   /** Sum of entrySize over the entries held (ents[1..]). */
   private held = 0;
@@ -185,7 +185,7 @@ export class MemoryStorage implements Storage {
   applySnapshot(snap: Snapshot): void {
     if (snap.metadata.index <= this.snap.metadata.index && this.snap.metadata.index !== 0) return;
     this.snap = snap;
-    this.ents = [{ term: snap.metadata.term, index: snap.metadata.index, type: EntryType.Normal, data: new Uint8Array() }];
+    this.ents = [dummyEntry(snap.metadata.index, snap.metadata.term)];
     this.released = undefined;
     this.held = 0;
     if (this.hardState.commit < snap.metadata.index) this.hardState = { ...this.hardState, commit: snap.metadata.index };

@@ -9,7 +9,8 @@
 import type { Entry } from "../raft/types.js";
 import { StorageCorruptionError } from "./errors.js";
 import type { FileSystem } from "./file-system.js";
-import { decodeRecord, HEADER_BYTES, RecordKind, recordCrc } from "./record.js";
+import { decodeRecord, RecordKind } from "./record.js";
+import { scanWholeRecords } from "./segment-scan.js";
 
 /** An entries record in the WAL: segment, byte offset of its header, framed length, and its first index. */
 export interface EntriesRecordLocation {
@@ -71,17 +72,15 @@ export class WalEntryIndex {
  * corruption, and the member stops rather than send or apply it.
  */
 export function readEntriesRecord(fs: FileSystem, file: string, record: EntriesRecordLocation): Entry[] {
-  const buf = fs.readAt(file, record.offset, record.length);
   const fail = (reason: string): never => {
     throw new StorageCorruptionError(file, record.offset, `reading back released log entries from ${record.first}: ${reason}`, false);
   };
-  if (buf.length !== record.length) fail(`read ${buf.length} of the record's ${record.length} bytes`);
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const length = view.getUint32(0, true);
-  if (length !== record.length - HEADER_BYTES) fail(`the record's length field says ${length} bytes, expected ${record.length - HEADER_BYTES}`);
-  if (view.getUint32(4, true) !== recordCrc(buf, 0, length)) fail("checksum mismatch");
-  if (buf[8] !== RecordKind.Entries) fail(`record of kind ${buf[8]}, not entries`);
-  const decoded = decodeRecord(RecordKind.Entries, buf.subarray(HEADER_BYTES));
+  const buf = fs.readAt(file, record.offset, record.length);
+  // The scan recovery uses: a whole record whose length field and checksum agree, or nothing.
+  const { records, next } = scanWholeRecords(buf, 0, buf.length);
+  if (records.length !== 1 || next !== record.length) fail(`checksum mismatch or damaged length (${buf.length} of ${record.length} bytes read)`);
+  if (records[0].kind !== RecordKind.Entries) fail(`record of kind ${records[0].kind}, not entries`);
+  const decoded = decodeRecord(RecordKind.Entries, records[0].payload);
   if (typeof decoded === "string") return fail(decoded);
   if (decoded.kind !== RecordKind.Entries || decoded.entries[0].index !== record.first) {
     return fail(`the record does not start at entry ${record.first}`);

@@ -14,17 +14,12 @@ import {
 import { RecordKind, decodeRecord } from "../../src/storage/record.js";
 import { scanSegment } from "../../src/storage/segment-scan.js";
 import { snapshotFileName } from "../../src/storage/snapshot-file.js";
-import { MemoryStorage } from "../../src/raft/storage.js";
-import { captureLogger, entry, logState, removeDir, runWorkload, snapshotAt, tempDir, type LogState, type WorkloadOp } from "./helpers.js";
+import type { MemoryStorage } from "../../src/raft/storage.js";
+import { captureLogger, entry, logState, removeDir, runWorkload, snapshotAt, storageFrom, tempDir, type LogState, type WorkloadOp } from "./helpers.js";
 
 /** The log's range and entries after each operation, by a MemoryStorage that holds every entry (no WAL). */
 function modelLogs(start: LogState, ops: WorkloadOp[]): Pick<LogState, "firstIndex" | "lastIndex" | "entries">[] {
-  const m = new MemoryStorage();
-  m.applySnapshot({ metadata: { index: start.snapIndex, term: start.snapTerm, confState: { voters: ["n1"], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data: new Uint8Array() });
-  m.append(start.entries.map((e) => {
-    const [index, term, type, hex] = e.split("/");
-    return { index: Number(index), term: Number(term), type: Number(type) as 0 | 1, data: Buffer.from(hex, "hex") };
-  }));
+  const m = storageFrom(start, undefined);
   return ops.map((op) => {
     if (op.snapshotAt !== undefined) {
       m.createSnapshot(op.snapshotAt, m.initialState().confState, new Uint8Array());

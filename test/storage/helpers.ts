@@ -191,7 +191,8 @@ function completedState(before: LogState, op: WorkloadOp): LogState {
   return logState(s);
 }
 
-function storageFrom(st: LogState, snapshotHint: Snapshot | undefined): MemoryStorage {
+/** A MemoryStorage holding the log `st` describes (its snapshot's confState from the hint, else empty). */
+export function storageFrom(st: LogState, snapshotHint: Snapshot | undefined): MemoryStorage {
   const s = new MemoryStorage();
   if (st.snapIndex > 0) {
     const confState = snapshotHint?.metadata.confState ?? {

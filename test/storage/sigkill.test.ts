@@ -101,47 +101,35 @@ describe("SIGKILL during writes (real child processes)", () => {
         expect(e.index).toBe(i);
         expect(Buffer.from(e.data).equals(Buffer.from(entryData(i, e.term)))).toBe(true);
       }
-      // The recovered log is the child's log after k issued saves, for some k >= the durable count.
-      const terms = new Map(baseTerms);
-      let last = baseLast;
-      const matches = (): boolean => {
-        if (log.lastIndex() !== last) return false;
-        for (let i = log.firstIndex(); i <= last; i++) if (terms.get(i) !== log.term(i)) return false;
-        return true;
+      // The child's log after k issued saves (k = 0…issued), against the recovered one: its last index, and the
+      // first index where the terms differ.
+      const model = new Map(baseTerms);
+      let modelLast = baseLast;
+      const against = (k: number) => {
+        let differs = -1;
+        for (let i = log.firstIndex(); i <= Math.min(modelLast, log.lastIndex()) && differs < 0; i++) if (model.get(i) !== log.term(i)) differs = i;
+        const at = differs < 0 ? "" : `, first differing index ${differs}: model term ${model.get(differs)}, recovered ${log.term(differs)}`;
+        return { k, same: differs < 0 && modelLast === log.lastIndex(), says: `after save ${k}: model last ${modelLast}${at}` };
       };
-      let matchedAt = -1;
-      if (durable === 0 && matches()) matchedAt = 0;
-      for (let k = 0; k < issued.length && matchedAt < 0; k++) {
-        const op = issued[k];
-        for (let i = op.first; i <= last; i++) terms.delete(i);
-        for (let j = 0; j < op.count; j++) terms.set(op.first + j, op.term);
-        last = op.first + op.count - 1;
-        if (k + 1 >= durable && matches()) matchedAt = k + 1;
+      const prefixes = [against(0)];
+      for (const op of issued) {
+        for (let i = op.first; i <= modelLast; i++) model.delete(i);
+        for (let j = 0; j < op.count; j++) model.set(op.first + j, op.term);
+        modelLast = op.first + op.count - 1;
+        prefixes.push(against(prefixes.length));
       }
+      // The recovered log is the child's log after k issued saves, for some k >= the durable count.
+      const matchedAt = prefixes.find((p) => p.k >= durable && p.same)?.k ?? -1;
       if (matchedAt < durable) {
-        // Keep the directory and say how the recovered log differs from the model after each candidate prefix.
+        // Keep the directory, and say how the recovered log differs from the model after each candidate prefix.
         dirs.splice(dirs.indexOf(dir), 1);
-        const model = new Map(baseTerms);
-        let modelLast = baseLast;
-        const diffs: string[] = [];
-        issued.forEach((op, k) => {
-          for (let i = op.first; i <= modelLast; i++) model.delete(i);
-          for (let j = 0; j < op.count; j++) model.set(op.first + j, op.term);
-          modelLast = op.first + op.count - 1;
-          if (k + 1 < durable - 3) return;
-          let firstDiff = -1;
-          for (let i = log.firstIndex(); i <= Math.min(modelLast, log.lastIndex()) && firstDiff < 0; i++) {
-            if (model.get(i) !== log.term(i)) firstDiff = i;
-          }
-          const at = firstDiff < 0 ? "" : ` first differing index ${firstDiff}: model term ${model.get(firstDiff)}, recovered ${log.term(firstDiff)}`;
-          diffs.push(`after save ${k + 1} (${op.first}+${op.count} term ${op.term}): model last ${modelLast}${at}`);
-        });
         const tail: string[] = [];
         for (let i = Math.max(log.firstIndex(), log.lastIndex() - 12); i <= log.lastIndex(); i++) tail.push(`${i}:${log.term(i)}`);
         expect.fail(
           `round ${round}: recovered [${log.firstIndex()}, ${log.lastIndex()}] (snapshot ${log.snapshot().metadata.index}, ` +
             `tail ${tail.join(" ")}), durable ${durable} of ${issued.length} issued, matching no prefix from ${durable}; ` +
-            `directory kept: ${dir}; warnings: ${JSON.stringify(logger.warnings)}\n${diffs.join("\n")}\n` +
+            `directory kept: ${dir}; warnings: ${JSON.stringify(logger.warnings)}\n` +
+            `${prefixes.filter((p) => p.k >= durable - 3).map((p) => p.says).join("\n")}\n` +
             `child's last lines:\n${lines.slice(-30).join("\n")}`,
         );
       }
