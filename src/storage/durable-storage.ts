@@ -119,10 +119,8 @@ interface PendingWrite {
   snapshotFile?: Snapshot;
   /** A snapshot file already durable, named by these records (saveSnapshot wrote it outside the queue). */
   snapshotWritten?: SnapshotFileRef;
-  /** Highest entry index written, for segment liveness. */
-  entriesLast?: number;
-  /** The entries record among `records`, and where it was written (for reading released entries back). */
-  entriesRecord?: { bytes: Buffer; first: number };
+  /** The entries record among `records` and the indices it holds (segment liveness, reading entries back). */
+  entriesRecord?: { bytes: Buffer; first: number; last: number };
   entriesAt?: EntriesRecordLocation;
   install: boolean;
   marker: boolean;
@@ -295,7 +293,7 @@ export class DurableStorage {
     // Work on a copy of the planned state: a rejected save must leave it untouched.
     const p = { ...this.planned };
     const records: Buffer[] = [];
-    let entriesRecord: { bytes: Buffer; first: number } | undefined;
+    let entriesRecord: PendingWrite["entriesRecord"];
     const installs = snapshot !== undefined && !isEmptySnapshot(snapshot) && snapshot.metadata.index > p.snapIndex;
     if (installs) {
       const { index, term } = snapshot.metadata;
@@ -335,8 +333,8 @@ export class DurableStorage {
         );
       }
       records.push(record);
-      entriesRecord = { bytes: record, first };
       p.lastIndex = first + effective.length - 1;
+      entriesRecord = { bytes: record, first, last: p.lastIndex };
     }
     if (hardState !== undefined) {
       records.push(encodeHardState(hardState));
@@ -346,7 +344,6 @@ export class DurableStorage {
     return this.enqueue({
       records,
       snapshotFile: installs ? snapshot : undefined,
-      entriesLast: effective.length > 0 ? p.lastIndex : undefined,
       entriesRecord,
       install: installs,
       marker: installs,
@@ -363,7 +360,7 @@ export class DurableStorage {
         if (effective.length > 0) {
           assert(w.entriesAt !== undefined, "written entries have no location in the WAL");
           this.memory.append(effective as Entry[]);
-          this.entryIndex.onEntries(w.entriesAt, effective[effective.length - 1].index);
+          this.entryIndex.onEntries(w.entriesAt, entriesRecord!.last);
         }
       },
     });
@@ -624,7 +621,7 @@ export class DurableStorage {
     await this.wal.writeAndSync(parts, bytes);
     for (const w of batch) {
       if (w.install) this.liveness.onInstall();
-      if (w.entriesLast !== undefined) this.liveness.onEntries(seq, w.entriesLast);
+      if (w.entriesRecord !== undefined) this.liveness.onEntries(seq, w.entriesRecord.last);
       this.walHardState = w.hardStateAfter;
     }
     this.stats.fsyncs++;

@@ -47,7 +47,7 @@ export class WalEntryIndex {
     let k = 0;
     while (k < this.runs.length && this.runs[k].last <= index) k++;
     if (k > 0) this.runs.splice(0, k);
-    if (this.runs.length > 0 && this.runs[0].first <= index) this.runs[0] = { ...this.runs[0], first: index + 1 };
+    if (this.runs.length > 0 && this.runs[0].first <= index) this.runs[0].first = index + 1;
   }
 
   /** The run holding index i, if any. */
