@@ -80,7 +80,9 @@ export class CoordinationChecker {
       // the first application, when that was judged; not a new write.
       const retry = fence?.session !== undefined && this.sessionWrites.has(fence.session);
       if (fence?.session !== undefined) this.sessionWrites.add(fence.session);
-      if (fence !== null && !retry) this.invariants.fencedWrite(fence.lock, fence.lease, fence.token, output.result);
+      if (fence !== null && !retry) {
+        this.invariants.fencedWrite(fence.lock, fence.lease, fence.token, output.result, fence.named);
+      }
     } catch (e) {
       if (e instanceof CoordinationInvariantViolation) {
         throw new InvariantViolation("lock/election rules", `at index ${index} on ${host}: ${e.message}`);
@@ -134,7 +136,10 @@ export class CoordinationChecker {
 }
 
 /** The fence of a fenced put (the simulated clients bind it to their lease) and its session tag, or null. */
-function fenceOf(data: Uint8Array): { lock: string; token: number; lease: number; session?: string } | null {
+/** A fenced put's fence, with the writer's lease (the key's lease) and whether the fence names it. */
+function fenceOf(
+  data: Uint8Array,
+): { lock: string; token: number; lease: number; named: boolean; session?: string } | null {
   let raw: unknown;
   try {
     raw = unpack(data.subarray(1));
@@ -142,12 +147,19 @@ function fenceOf(data: Uint8Array): { lock: string; token: number; lease: number
     return null; // not a command at all: the state machine refused it, nothing fenced happened
   }
   if (typeof raw !== "object" || raw === null) return null;
-  const c = raw as { op?: unknown; fence?: { lock?: unknown; token?: unknown }; lease?: unknown; session?: { clientId?: unknown; seq?: unknown } };
+  const c = raw as {
+    op?: unknown;
+    fence?: { lock?: unknown; token?: unknown; lease?: unknown };
+    lease?: unknown;
+    session?: { clientId?: unknown; seq?: unknown };
+  };
   if (c.op !== "put" || c.fence === undefined) return null;
   const { lock, token } = c.fence;
   if (typeof lock !== "string" || typeof token !== "number" || typeof c.lease !== "number") return null;
+  const named = c.fence.lease !== undefined;
+  if (named && c.fence.lease !== c.lease) return null; // the clients name only their own lease
   const session = c.session !== undefined ? `${String(c.session.clientId)}/${String(c.session.seq)}` : undefined;
-  return { lock, token, lease: c.lease, session };
+  return { lock, token, lease: c.lease, named, session };
 }
 
 /** Structural equality of plain data: primitives, Uint8Arrays, arrays and objects (same own keys). */

@@ -240,7 +240,9 @@ export class CoordinationClients {
   }
 
   private fencedPut(session: Session, lease: Lease, lock: string, token: number): Promise<unknown> {
-    return session.write("put", { key: `fenced/${lock}`, value: valueBytes(++this.nextValue), lease: lease.id, fence: { lock, token } });
+    // Half the fences name the lease (by token parity, not the random stream, so every seed's path is kept).
+    const fence = token % 2 === 0 ? { lock, token, lease: lease.id } : { lock, token };
+    return session.write("put", { key: `fenced/${lock}`, value: valueBytes(++this.nextValue), lease: lease.id, fence });
   }
 
   private write(resource: FencedResource, lease: Lease, token: number): void {

@@ -6,7 +6,8 @@
 //  - a grant's token is the granting index; per lock tokens never decrease, and strictly increase for limit 1;
 //  - a grant reaches only a lease that is alive (not ended at or before that index);
 //  - the store accepts a fenced write only from a current holder with its own token, and refuses (FENCED) any
-//    token no current holder has;
+//    token no current holder has, and, for a fence naming its lease, any lease not holding with that token; a
+//    token granted to several holds by one entry (a semaphore's) is accepted only with the lease named;
 //  - a fenced external resource (`token >= highest seen`, told of every new grant) never accepts a write from a
 //    deposed holder once a newer hold exists;
 //  - at most one leader per election at any index; leadership tokens strictly increase; the model equals
@@ -37,6 +38,8 @@ interface LockModel {
   resourceHighest: number;
   /** The limit lockStatus last reported (0: never seen existing). */
   limit: number;
+  /** Tokens one entry granted to several holds, while a holder has them. */
+  sharedTokens: Set<number>;
 }
 
 interface ElectionModel {
@@ -59,6 +62,7 @@ export class CoordinationInvariants {
     leaderChanges: 0,
     fencedAccepted: 0,
     fencedRefused: 0,
+    sharedNeedsLease: 0,
     resourceRefused: 0,
   };
 
@@ -100,6 +104,7 @@ export class CoordinationInvariants {
             "one hold per lease",
             () => `lock ${e.name}: lease ${e.lease} granted twice`,
           );
+          if (lock.lastGrant?.token === e.token) lock.sharedTokens.add(e.token);
           lock.holders.set(e.lease, e.token);
           lock.lastToken = e.token;
           lock.lastGrant = { lease: e.lease, token: e.token };
@@ -117,6 +122,7 @@ export class CoordinationInvariants {
             () => `lock ${e.name}: lease ${e.lease} token ${e.token} was not held`,
           );
           lock.holders.delete(e.lease);
+          if (![...lock.holders.values()].includes(e.token)) lock.sharedTokens.delete(e.token);
           touchedLocks.add(e.name);
           if (e.reason === "leaseEnded") this.seen.leaseEndReleases++;
           else this.seen.releases++;
@@ -245,13 +251,14 @@ export class CoordinationInvariants {
   }
 
   /**
-   * A fenced write by `lease` with `token` on `lock`, applied at the current index with `outcome` from the
-   * store, and offered to the external resource model as well.
+   * A fenced write by `lease` with `token` on `lock` (`named`: the fence names the lease too), applied at the
+   * current index with `outcome` from the store, and offered to the external resource model as well.
    */
-  fencedWrite(lockName: string, lease: number, token: number, outcome: Outcome): void {
+  fencedWrite(lockName: string, lease: number, token: number, outcome: Outcome, named = false): void {
     const lock = this.lock(lockName);
     const current = lock.holders.get(lease) === token;
     const anyCurrent = [...lock.holders.values()].includes(token);
+    const shared = lock.sharedTokens.has(token);
     if (outcome.ok) {
       this.seen.fencedAccepted++;
       check(
@@ -259,12 +266,25 @@ export class CoordinationInvariants {
         "store accepts only a current holder",
         () => `lock ${lockName}: lease ${lease} token ${token} accepted; holders ${[...lock.holders]}`,
       );
+      check(
+        named || !shared,
+        "store accepts a shared token only with its lease",
+        () => `lock ${lockName}: shared token ${token} accepted without a lease`,
+      );
     } else if (outcome.error.code === "FENCED") {
       this.seen.fencedRefused++;
       check(
-        !anyCurrent,
+        named ? !current : !anyCurrent,
         "store refuses only non-current tokens",
-        () => `lock ${lockName}: current token ${token} refused`,
+        () => `lock ${lockName}: current token ${token} refused${named ? ` for lease ${lease}` : ""}`,
+      );
+    } else if (outcome.error.code === "INVALID_ARGUMENT" && outcome.error.field === "fence.lease") {
+      this.seen.sharedNeedsLease++;
+      check(
+        !named && shared && anyCurrent,
+        "store asks for the lease only of a current shared token",
+        () =>
+          `lock ${lockName}: token ${token} (lease ${named ? "named" : "not named"}) refused: ${outcome.error.message}`,
       );
     }
     // External resource, for plain locks (a semaphore's concurrent holders cannot share a `>= highest` check):
@@ -288,7 +308,14 @@ export class CoordinationInvariants {
     if (lock === undefined)
       this.locks.set(
         name,
-        (lock = { holders: new Map(), lastToken: 0, lastGrant: null, resourceHighest: 0, limit: 0 }),
+        (lock = {
+          holders: new Map(),
+          lastToken: 0,
+          lastGrant: null,
+          resourceHighest: 0,
+          limit: 0,
+          sharedTokens: new Set(),
+        }),
       );
     return lock;
   }

@@ -184,14 +184,19 @@ export class Client {
   lockList(prefix = ""): Promise<LockStatus[]> {
     return this.inspect.locks(prefix);
   }
-  /** A put the store accepts only while `lock` still holds its lock (its token is current): FENCED otherwise. */
+  /**
+   * A put the store accepts only while `lock` still holds its lock (its token is current): FENCED otherwise.
+   * Pass the LockHandle itself (or its lease id): the store then checks the holder's lease too, which a
+   * semaphore needs (see FenceOption).
+   */
   fencedPut(
     key: string,
     value: ValueInput,
-    lock: { name: string; token: number },
+    lock: { name: string; token: number; lease?: number | { id: number } },
     opts: Omit<PutOptions, "fence"> = {},
   ): Promise<PutResult> {
-    return this.kv.put(key, value, { ...opts, fence: { lock: lock.name, token: lock.token } });
+    const lease = typeof lock.lease === "object" && lock.lease !== null ? lock.lease.id : lock.lease;
+    return this.kv.put(key, value, { ...opts, fence: { lock: lock.name, token: lock.token, lease } });
   }
 
   // ---- Elections -------------------------------------------------------------------------------------

@@ -24,7 +24,18 @@ export interface PutOptions {
   /** Return the previous key-value. */
   prevKv?: boolean;
   /** Fenced write: accepted only while `token` is the current fencing token of lock `lock`. */
-  fence?: { lock: string; token: number };
+  fence?: FenceOption;
+}
+
+/**
+ * A fenced write's condition: `token` is a current fencing token of lock `lock` and, with `lease`, that lease
+ * holds the lock with it. Give the lease for a semaphore: one entry that frees several slots grants them the
+ * same token, and the store then asks for it (INVALID_ARGUMENT on `fence.lease`).
+ */
+export interface FenceOption {
+  lock: string;
+  token: number;
+  lease?: number;
 }
 
 export interface PutResult {
@@ -61,7 +72,7 @@ export interface DeleteOptions {
   /** Delete every key starting with `key`. */
   prefix?: boolean;
   prevKv?: boolean;
-  fence?: { lock: string; token: number };
+  fence?: FenceOption;
 }
 
 export interface DeleteResult {
@@ -99,11 +110,15 @@ function checkConsistency(c: unknown): Consistency {
   return c;
 }
 
-function checkFence(f: unknown): { lock: string; token: number } | undefined {
+export function checkFence(f: unknown): FenceOption | undefined {
   if (f === undefined) return undefined;
-  const o = f as { lock?: unknown; token?: unknown };
-  if (typeof o !== "object" || o === null) throw invalidArgument("fence", "{ lock: string, token: number }", f);
-  return { lock: checkKey("fence.lock", o.lock), token: checkPositiveInt("fence.token", o.token) };
+  const o = f as { lock?: unknown; token?: unknown; lease?: unknown };
+  if (typeof o !== "object" || o === null) {
+    throw invalidArgument("fence", "{ lock: string, token: number, lease?: number }", f);
+  }
+  const fence: FenceOption = { lock: checkKey("fence.lock", o.lock), token: checkPositiveInt("fence.token", o.token) };
+  if (o.lease !== undefined) fence.lease = checkPositiveInt("fence.lease", o.lease);
+  return fence;
 }
 
 export class KvApi {

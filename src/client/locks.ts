@@ -194,16 +194,17 @@ export class LockApi {
 
   /**
    * Runs `fn` while holding `name`; releases afterwards (also when `fn` throws). `signal` fires if the lock
-   * is lost while `fn` runs — `fn` must stop using the protected resource then.
+   * is lost while `fn` runs — `fn` must stop using the protected resource then. `lease` is the hold's lease id,
+   * for fences that name it (a semaphore's).
    */
   async withLock<T>(
     name: string,
-    fn: (hold: { token: number; signal: AbortSignal }) => Promise<T>,
+    fn: (hold: { token: number; lease: number; signal: AbortSignal }) => Promise<T>,
     opts: LockOptions = {},
   ): Promise<T> {
     const hold = await this.lock(name, opts);
     try {
-      return await fn({ token: hold.token, signal: hold.lost });
+      return await fn({ token: hold.token, lease: hold.lease.id, signal: hold.lost });
     } finally {
       await hold.release();
     }

@@ -3,7 +3,7 @@
 //   await c.txn().if("cfg/v", "version", "=", 0).thenPut("cfg/v", "1").elseGet("cfg/v").commit();
 
 import type { SessionManager } from "./session.js";
-import { decodeKv, type DeleteOptions, type KeyValue, type PutOptions } from "./kv.js";
+import { checkFence, decodeKv, type DeleteOptions, type FenceOption, type KeyValue, type PutOptions } from "./kv.js";
 import { invalidArgument } from "./errors.js";
 import { checkKey, checkPositiveInt, toBytes, type ValueInput } from "./values.js";
 
@@ -39,7 +39,7 @@ export class TxnBuilder {
   private readonly compares: Record<string, unknown>[] = [];
   private readonly success: WireOp[] = [];
   private readonly failure: WireOp[] = [];
-  private fence?: { lock: string; token: number };
+  private fence?: FenceOption;
 
   constructor(private readonly sessions: SessionManager) {}
 
@@ -81,9 +81,12 @@ export class TxnBuilder {
     return this;
   }
 
-  /** Makes the whole transaction conditional on holding lock `lock` with fencing token `token`. */
-  fenced(lock: string, token: number): this {
-    this.fence = { lock: checkKey("fence.lock", lock), token: checkPositiveInt("fence.token", token) };
+  /**
+   * Makes the whole transaction conditional on holding lock `lock` with fencing token `token` (and, with
+   * `lease`, on that lease being the holder: give it for a semaphore, see FenceOption).
+   */
+  fenced(lock: string, token: number, lease?: number): this {
+    this.fence = checkFence({ lock, token, lease });
     return this;
   }
 

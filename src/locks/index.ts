@@ -15,7 +15,9 @@
 //  - Semaphores (limit > 1): each holder gets its own token, the granting index. "Current" for a fenced write
 //    means any current holder's token. One entry that ends several leases can free several slots at once;
 //    the waiters granted by that entry share its index as token (tokens never decrease; for plain locks they
-//    strictly increase). lockRelease then needs the `lease` too when its token is shared.
+//    strictly increase). Such a token stays shared while any holder has it, so lockRelease and a fence with
+//    it must name the `lease` too (INVALID_ARGUMENT without): a sharer whose hold ended must not write or
+//    release with the token the other sharer still holds.
 //  - A lock's limit is fixed by the acquire that creates it and holds while it has holders or waiters;
 //    another limit answers LOCK_LIMIT_MISMATCH. An empty lock is forgotten (nothing to remember: tokens are
 //    indexes).
@@ -24,7 +26,8 @@
 //    holder as "lock lost") and removes it from every queue; the freed slots go to the next waiters in the
 //    same entry, after every lease that entry ends has ended (the state machine's onApplyEnd hook), so a grant only ever
 //    reaches a lease alive at that index.
-//  - Fenced writes: put/delete/txn with fence { lock, token } pass only with a current token (FENCED else).
+//  - Fenced writes: put/delete/txn with fence { lock, token, lease? } pass only with a current token, held by
+//    `lease` when it is given (FENCED else).
 //
 // Elections
 //  - Candidates queue FIFO per name, one candidacy per (name, lease) (repeat = current standing). The head

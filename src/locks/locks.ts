@@ -43,10 +43,21 @@ interface LockState {
   readonly waiters: Set<number>;
   /** The largest token granted since the lock was created. */
   lastToken: number;
+  /**
+   * Tokens granted to more than one hold of this semaphore (one entry that freed several slots): such a token
+   * names no single hold, so a fenced write or a release with it must give the lease too. A token stays here
+   * while any holder has it, even once only one does: the other hold's late writes carry the same token.
+   */
+  readonly sharedTokens: Set<number>;
 }
 
-/** Snapshot section: [name, limit, [lease, token][] in grant order, waiter leases in FIFO order, lastToken]. */
-type LockRecord = [string, number, [number, number][], number[], number];
+/**
+ * Snapshot section: [name, limit, [lease, token][] in grant order, waiter leases in FIFO order, lastToken], and
+ * the shared tokens as a sixth element only when there are any (so the common record reads as it always did).
+ */
+type LockRecord =
+  | [string, number, [number, number][], number[], number]
+  | [string, number, [number, number][], number[], number, number[]];
 
 export class LockHandler implements CommandHandler {
   readonly section = "locks";
@@ -96,7 +107,14 @@ export class LockHandler implements CommandHandler {
       if (token !== undefined) return ok({ granted: true, token });
       if (lock.waiters.has(c.lease)) return ok({ granted: false, queued: positionOf(lock.waiters, c.lease) });
     } else {
-      lock = { name: c.name, limit: c.limit, holders: new Map(), waiters: new Set(), lastToken: 0 };
+      lock = {
+        name: c.name,
+        limit: c.limit,
+        holders: new Map(),
+        waiters: new Set(),
+        lastToken: 0,
+        sharedTokens: new Set(),
+      };
       this.locks.set(c.name, lock);
       this.bytes += lockBytes(c.name);
     }
@@ -137,17 +155,10 @@ export class LockHandler implements CommandHandler {
         ),
       );
     }
-    if (matching.length > 1) {
-      return failed(
-        invalidArgument(
-          "lease",
-          `the holder's lease: token ${c.token} of semaphore "${c.name}" is shared by leases ${matching.map(([l]) => l).join(", ")}`,
-          c.lease,
-        ),
-      );
-    }
+    if (c.lease === undefined && lock!.sharedTokens.has(c.token))
+      return failed(sharedTokenNeedsLease(lock!, c.token, "lease"));
     const [lease, token] = matching[0];
-    lock!.holders.delete(lease);
+    dropHolder(lock!, lease);
     this.bytes -= ENTRY_OVERHEAD;
     this.unindex(lease, c.name);
     ctx.emit({ kind: "lockReleased", name: c.name, lease, token, reason: "released" } satisfies CoordinationEvent);
@@ -169,7 +180,7 @@ export class LockHandler implements CommandHandler {
       const token = lock.holders.get(leaseId);
       this.bytes -= ENTRY_OVERHEAD;
       if (token !== undefined) {
-        lock.holders.delete(leaseId);
+        dropHolder(lock, leaseId);
         this.deferred.push({ kind: "lockReleased", name, lease: leaseId, token, reason: "leaseEnded" });
       } else {
         assert(
@@ -229,6 +240,8 @@ export class LockHandler implements CommandHandler {
       () => `lock "${lock.name}": token ${index} after ${lock.lastToken}`,
     );
     assert(lock.holders.size < lock.limit, () => `lock "${lock.name}" is full`);
+    // The entry already granted this lock (several slots freed at once): the token is not one hold's alone.
+    if (lock.lastToken === index) lock.sharedTokens.add(index);
     lock.holders.set(lease, index);
     this.bytes += ENTRY_OVERHEAD;
     lock.lastToken = index;
@@ -253,8 +266,10 @@ export class LockHandler implements CommandHandler {
   // Fencing and reads
 
   /**
-   * A fenced write passes only with a current holder's token. For a semaphore any current holder's token is
-   * current: the store then accepts writes from every holder, but never from a released or expired one.
+   * A fenced write passes only with a current holder's token, and, when the fence names a lease, only if that
+   * lease holds with that token. For a semaphore any current holder's token is current: the store then accepts
+   * writes from every holder, but never from a released or expired one. A shared token (sharedTokens) names no
+   * single hold, so its fence must name the lease.
    */
   readonly fenceChecker = (fence: Fence): CommandError | null => {
     const lock = this.locks.get(fence.lock);
@@ -264,7 +279,17 @@ export class LockHandler implements CommandHandler {
         `fence on lock "${fence.lock}" refused: token ${fence.token} is not current (nobody holds the lock)`,
       );
     }
-    for (const token of lock.holders.values()) if (token === fence.token) return null;
+    if (fence.lease !== undefined) {
+      if (lock.holders.get(fence.lease) === fence.token) return null;
+      return commandError(
+        "FENCED",
+        `fence on lock "${fence.lock}" refused: lease ${fence.lease} does not hold it with token ${fence.token} (current: ${describeHolders(lock)})`,
+      );
+    }
+    for (const token of lock.holders.values()) {
+      if (token !== fence.token) continue;
+      return lock.sharedTokens.has(token) ? sharedTokenNeedsLease(lock, token, "fence.lease") : null;
+    }
     return commandError(
       "FENCED",
       `fence on lock "${fence.lock}" refused: token ${fence.token} is not current (current: ${describeHolders(lock)})`,
@@ -314,17 +339,23 @@ export class LockHandler implements CommandHandler {
     assert(this.deferred.length === 0 && this.dirty.size === 0, "lock snapshot taken inside an apply");
     return [...this.locks.values()]
       .sort((a, b) => compareNames(a.name, b.name))
-      .map((l): LockRecord => [l.name, l.limit, [...l.holders], [...l.waiters], l.lastToken]);
+      .map((l): LockRecord => {
+        const record: LockRecord = [l.name, l.limit, [...l.holders], [...l.waiters], l.lastToken];
+        return l.sharedTokens.size === 0 ? record : [...record, [...l.sharedTokens]];
+      });
   }
 
   restore(data: unknown): void {
     checkSnapshot(Array.isArray(data), "lock snapshot section is not an array");
     for (const record of data as LockRecord[]) {
       checkSnapshot(
-        Array.isArray(record) && record.length === 5,
-        "lock snapshot record is not [name, limit, holders, waiters, lastToken]",
+        Array.isArray(record) && (record.length === 5 || record.length === 6),
+        "lock snapshot record is not [name, limit, holders, waiters, lastToken, sharedTokens?]",
       );
       const [name, limit, holders, waiters, lastToken] = record;
+      // A record without the sixth element comes from a member that did not keep shared tokens: the tokens two
+      // of its holders have are shared (one whose other hold has gone since cannot be told apart any more).
+      const shared = record.length === 6 ? record[5] : repeatedTokens(holders);
       checkSnapshot(
         typeof name === "string" && !this.locks.has(name),
         () => `lock snapshot: bad or repeated name ${String(name)}`,
@@ -334,7 +365,19 @@ export class LockHandler implements CommandHandler {
         holders.length <= limit && (waiters.length === 0 || holders.length === limit),
         () => `lock snapshot: "${name}" is inconsistent`,
       );
-      const lock: LockState = { name, limit, holders: new Map(holders), waiters: new Set(waiters), lastToken };
+      const lock: LockState = {
+        name,
+        limit,
+        holders: new Map(holders),
+        waiters: new Set(waiters),
+        lastToken,
+        sharedTokens: new Set(shared),
+      };
+      const held = new Set(lock.holders.values());
+      checkSnapshot(
+        Array.isArray(shared) && shared.every((t) => held.has(t)),
+        () => `lock snapshot: "${name}" has shared tokens no holder has`,
+      );
       checkSnapshot(lock.holders.size + lock.waiters.size > 0, () => `lock snapshot: "${name}" is empty`);
       this.locks.set(name, lock);
       this.bytes += lockBytes(name) + ENTRY_OVERHEAD * (lock.holders.size + lock.waiters.size);
@@ -351,6 +394,32 @@ function positionOf(waiters: Set<number>, lease: number): number {
     position++;
   }
   assert(false, () => `lease ${lease} is not waiting`);
+}
+
+function repeatedTokens(holders: [number, number][]): number[] {
+  const seen = new Set<number>();
+  const repeated = new Set<number>();
+  for (const [, token] of holders) (seen.has(token) ? repeated : seen).add(token);
+  return [...repeated];
+}
+
+/** Removes a holder, and its token from sharedTokens once no other holder has it. */
+function dropHolder(lock: LockState, lease: number): void {
+  const token = lock.holders.get(lease);
+  assert(token !== undefined, () => `lease ${lease} does not hold lock "${lock.name}"`);
+  lock.holders.delete(lease);
+  if (!lock.sharedTokens.has(token)) return;
+  for (const t of lock.holders.values()) if (t === token) return;
+  lock.sharedTokens.delete(token);
+}
+
+function sharedTokenNeedsLease(lock: LockState, token: number, field: string): CommandError {
+  const sharers = [...lock.holders].filter(([, t]) => t === token).map(([l]) => l);
+  return invalidArgument(
+    field,
+    `the holder's lease: token ${token} of semaphore "${lock.name}" was granted to several holds in one entry (current: lease ${sharers.join(", ")})`,
+    undefined,
+  );
 }
 
 function describeHolders(lock: LockState): string {

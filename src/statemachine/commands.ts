@@ -13,10 +13,14 @@ import { validateActor, type Actor } from "./auth.js";
 
 export const COMMAND_FORMAT_VERSION = 1;
 
-/** A fenced write: accepted only while `token` is the current fencing token of `lock` (see FenceChecker). */
+/**
+ * A fenced write: accepted only while `token` is a current fencing token of `lock` and, when `lease` is given,
+ * that lease holds `lock` with it (see FenceChecker).
+ */
 export interface Fence {
   lock: string;
   token: number;
+  lease?: number;
 }
 
 /**
@@ -401,8 +405,10 @@ function record(v: unknown, path: string, what: string): Fields {
 
 function fence(o: Fields, path: string): Fence | undefined {
   if (o.fence === undefined) return undefined;
-  const f = record(o.fence, path + "fence", "a map { lock, token }");
-  return { lock: str(f, "lock", path + "fence.", false), token: int(f, "token", path + "fence.", 1) };
+  const f = record(o.fence, path + "fence", "a map { lock, token, lease? }");
+  const checked: Fence = { lock: str(f, "lock", path + "fence.", false), token: int(f, "token", path + "fence.", 1) };
+  if (f.lease !== undefined) checked.lease = int(f, "lease", path + "fence.", 1);
+  return checked;
 }
 
 function putOp(o: Fields, path: string): PutOp {

@@ -78,6 +78,17 @@ describe("KV", () => {
   it("surfaces server errors with their codes (fenced write with a stale token)", async () => {
     const hold = await c.lock("kv/fence", { ttlMs: 3000 });
     await c.fencedPut("kv/fenced", "a", hold);
+    // The hold's lease goes with the fence: the holder's token under another lease is refused.
+    const other = await c
+      .fencedPut("kv/fenced", "x", { name: hold.name, token: hold.token, lease: hold.lease.id + 1 })
+      .catch((e: unknown) => e);
+    expect(other).toMatchObject({
+      code: "FENCED",
+      message: expect.stringContaining(`lease ${hold.lease.id + 1} does not hold it`),
+    });
+    await expect(c.fencedPut("kv/fenced", "x", { name: hold.name, token: hold.token, lease: 0 })).rejects.toMatchObject(
+      { code: "INVALID_ARGUMENT", field: "fence.lease" },
+    );
     await hold.release();
     const err = await c.fencedPut("kv/fenced", "b", hold).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConcordError);

@@ -97,7 +97,7 @@ function simulate(seed: number, rounds: number, stats: Stats): void {
     if ("op" in command && command.op === "put" && (command as PutCommand).fence) {
       const fence = (command as PutCommand).fence!;
       const writer = Number(new TextDecoder().decode((command as PutCommand).value).split("@")[0]);
-      host.invariants.fencedWrite(fence.lock, writer, fence.token, out.result);
+      host.invariants.fencedWrite(fence.lock, writer, fence.token, out.result, fence.lease !== undefined);
     }
     for (const w of out.events) {
       if (w.type === "leaseGranted") leases.add(w.id);

@@ -185,6 +185,45 @@ describe("locks", () => {
     });
   });
 
+  it("a token shared by one entry's grants stays shared: a gone sharer's late write and release are refused", () => {
+    const h = harness();
+    const leases = [h.lease(), h.lease(), h.lease(), h.lease()];
+    for (const l of leases) h.run(acquire("pool", l, { limit: 2 }));
+    h.run({ op: "leaseExpire", ids: [leases[0], leases[1]] });
+    const shared = h.c.stateMachine.lastApplied;
+    const [gone, stays] = [leases[2], leases[3]];
+    h.run({ op: "leaseRevoke", id: gone });
+    expect(h.c.lockStatus("pool").holders).toEqual([{ lease: stays, token: shared }]);
+    const put = (fence: { lock: string; token: number; lease?: number }) =>
+      h.run({ op: "put", key: "res", value: bytes("v"), fence }).result;
+    // The token alone names no single hold any more: `stays` has it, and so did `gone`, whose write this may be.
+    const unnamed = put({ lock: "pool", token: shared });
+    expect(unnamed).toMatchObject({ ok: false, error: { code: "INVALID_ARGUMENT", field: "fence.lease" } });
+    expect(unnamed.ok ? "" : unnamed.error.message).toContain(`current: lease ${stays}`);
+    expect(put({ lock: "pool", token: shared, lease: gone })).toMatchObject({ ok: false, error: { code: "FENCED" } });
+    expect(put({ lock: "pool", token: shared, lease: stays }).ok).toBe(true);
+    expect(h.run({ op: "lockRelease", name: "pool", token: shared }).result).toMatchObject({
+      ok: false,
+      error: { field: "lease" },
+    });
+    expect(h.c.lockStatus("pool").holders).toHaveLength(1);
+    // A restored replica keeps the token shared, and hashes the same.
+    const r = restoreCoordinationStateMachine(h.c.stateMachine.snapshot());
+    expect(r.stateMachine.hash()).toBe(h.c.stateMachine.hash());
+    const index = h.c.stateMachine.lastApplied + 1;
+    const again = { op: "put", key: "res", value: bytes("w"), fence: { lock: "pool", token: shared } } as const;
+    expect(r.stateMachine.applyCommand(index, again)).toEqual(h.c.stateMachine.applyCommand(index, again));
+    expect(r.stateMachine.hash()).toBe(h.c.stateMachine.hash());
+    // A token one hold alone was granted needs no lease, and a named lease must be the holder.
+    const solo = h.lease();
+    const token = value<{ token: number }>(h.run(acquire("pool", solo, { limit: 2 })).result).token;
+    expect(put({ lock: "pool", token }).ok).toBe(true);
+    expect(put({ lock: "pool", token, lease: stays })).toMatchObject({ ok: false, error: { code: "FENCED" } });
+    // Once no holder has the shared token it is forgotten with the hold.
+    expect(h.run({ op: "lockRelease", name: "pool", token: shared, lease: stays }).result.ok).toBe(true);
+    expect(put({ lock: "pool", token: shared })).toMatchObject({ ok: false, error: { code: "FENCED" } });
+  });
+
   it("fenced writes pass only with a current token; a deposed holder's write fails", () => {
     const h = harness();
     const [a, b] = [h.lease(), h.lease()];
@@ -268,6 +307,9 @@ describe("locks", () => {
       encodeSnapshot({ ...state, extensions: state.extensions.map(([n, d]) => [n, n === "locks" ? locks : d]) });
     expect(() => restoreCoordinationStateMachine(damaged({}))).toThrow(SnapshotFormatError);
     expect(() => restoreCoordinationStateMachine(damaged([["x", 0, [], [], 1]]))).toThrow(/"x" has limit 0/);
+    expect(() => restoreCoordinationStateMachine(damaged([["x", 2, [[1, 5]], [], 5, [6]]]))).toThrow(
+      /"x" has shared tokens no holder has/,
+    );
   });
 
   it("tokens strictly increase per lock over random holder crashes and releases (property)", () => {

@@ -28,9 +28,11 @@ type Step =
   | { t: "grant" }
   | { t: "revoke"; k: number }
   | { t: "expire"; ks: number[] }
+  | { t: "crowd"; lock: number }
+  | { t: "expireHolders"; lock: number }
   | { t: "acquire"; lock: number; k: number; wait: boolean; otherLimit: boolean }
   | { t: "release"; lock: number; pick: number; withLease: boolean }
-  | { t: "fenced"; lock: number; pick: number; del: boolean }
+  | { t: "fenced"; lock: number; pick: number; del: boolean; named: boolean }
   | { t: "campaign"; e: number; k: number }
   | { t: "proclaim"; e: number; pick: number }
   | { t: "resign"; e: number; pick: number }
@@ -43,6 +45,10 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     weight: 2,
     arbitrary: fc.record({ t: fc.constant("expire" as const), ks: fc.array(fc.nat(), { minLength: 1, maxLength: 4 }) }),
   },
+  // A full lock with two waiters on fresh leases, then every holder of a lock ending in one entry: a
+  // semaphore's freed slots go to its waiters with one shared token.
+  { weight: 2, arbitrary: fc.record({ t: fc.constant("crowd" as const), lock: fc.nat(2) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant("expireHolders" as const), lock: fc.nat(2) }) },
   {
     weight: 5,
     arbitrary: fc.record({
@@ -74,7 +80,13 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   },
   {
     weight: 4,
-    arbitrary: fc.record({ t: fc.constant("fenced" as const), lock: fc.nat(2), pick: fc.nat(), del: fc.boolean() }),
+    arbitrary: fc.record({
+      t: fc.constant("fenced" as const),
+      lock: fc.nat(2),
+      pick: fc.nat(),
+      del: fc.boolean(),
+      named: fc.boolean(),
+    }),
   },
   { weight: 3, arbitrary: fc.record({ t: fc.constant("campaign" as const), e: fc.nat(1), k: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant("proclaim" as const), e: fc.nat(1), pick: fc.nat() }) },
@@ -170,6 +182,31 @@ function runLog(steps: Step[], totals: Totals): void {
       case "expire":
         applyAll({ op: "leaseExpire", ids: [...new Set(s.ks.map((k) => pick(leases, k)!))] });
         break;
+      case "crowd": {
+        const lock = LOCKS[s.lock];
+        const status = () => replicas[0].lockStatus(lock.name);
+        // Bounded: a lock of another limit (otherLimit) refuses the acquires, and then this gives up.
+        for (
+          let tries = 0;
+          tries < 6 && (status().holders.length < lock.limit || status().waiters.length < 2);
+          tries++
+        ) {
+          grantLease();
+          applyAll({
+            op: "lockAcquire",
+            name: lock.name,
+            lease: leases[leases.length - 1],
+            wait: true,
+            limit: lock.limit,
+          });
+        }
+        break;
+      }
+      case "expireHolders": {
+        const holders = replicas[0].lockStatus(LOCKS[s.lock].name).holders.map((h) => h.lease);
+        if (holders.length > 0) applyAll({ op: "leaseExpire", ids: holders });
+        break;
+      }
       case "acquire": {
         const lock = LOCKS[s.lock];
         applyAll({
@@ -194,13 +231,15 @@ function runLog(steps: Step[], totals: Totals): void {
       }
       case "fenced": {
         const name = LOCKS[s.lock].name;
-        const g = pick(grants.get(name), s.pick);
+        // Half the writes come from one of the last three holds (current, or just gone), half from any.
+        const all = grants.get(name);
+        const g = pick(s.pick % 2 === 0 ? all?.slice(-3) : all, s.pick >> 1);
         if (g === undefined) break;
-        const fence = { lock: name, token: g.token };
+        const fence = s.named ? { lock: name, token: g.token, lease: g.lease } : { lock: name, token: g.token };
         const out = s.del
           ? applyAll({ op: "delete", key: `res/${name}`, fence })
           : applyAll({ op: "put", key: `res/${name}`, value: bytes(`${g.lease}@${g.token}`), fence });
-        invariants.fencedWrite(name, g.lease, g.token, out.result);
+        invariants.fencedWrite(name, g.lease, g.token, out.result, s.named);
         break;
       }
       case "campaign":
@@ -244,6 +283,7 @@ describe("replicated locks and elections", () => {
     expect(totals.seen.fencedAccepted).toBeGreaterThan(200);
     expect(totals.seen.fencedRefused).toBeGreaterThan(200);
     expect(totals.seen.resourceRefused).toBeGreaterThan(50);
+    expect(totals.seen.sharedNeedsLease).toBeGreaterThan(5); // ~20-30 per run
     expect(totals.seen.leaderChanges).toBeGreaterThan(500);
     expect(totals.restores).toBeGreaterThan(50);
   }, 60_000);
