@@ -40,7 +40,7 @@ export const MUTANTS: Readonly<Record<string, Mutant>> = {
       "a plain lock silently admits two holders (its limit is stored one too high), consistently enough that the state machine's own invariant checks do not notice",
     file: "src/locks/locks.ts",
     patches: [
-      { find: `lock = { name: c.name, limit: c.limit, holders`, replace: `lock = { name: c.name, limit: c.limit + 1 /* MUTANT */, holders` },
+      { find: `        name: c.name,\n        limit: c.limit,\n`, replace: `        name: c.name,\n        limit: c.limit + 1 /* MUTANT */,\n` },
       { find: `if (lock !== undefined && lock.limit !== c.limit) {`, replace: `if (lock !== undefined && lock.limit !== c.limit + 1 /* MUTANT */) {` },
     ],
   },
