@@ -140,11 +140,21 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
   const hc = hostConfig(config, keys.forward);
   let progress = (): number => 0;
   let keyCount = (): number => 0;
+  let tightenValues = (): number => 0;
   const idleGc = new IdleCollector(() => progress(), {
     keys: () => keyCount(),
-    onCollected: (ms, { gcMs, trimMs, compacted }) =>
+    pack: () => tightenValues(),
+    onCollected: (ms, { gcMs, trimMs, compacted, packMs, packedBytes }) =>
       logger.info(
-        { ms: Math.round(ms), gcMs: Math.round(gcMs), trimMs: Math.round(trimMs), compacted, rss: process.memoryUsage.rss() },
+        {
+          ms: Math.round(ms),
+          packMs: Math.round(packMs),
+          valueBytesFreed: packedBytes,
+          gcMs: Math.round(gcMs),
+          trimMs: Math.round(trimMs),
+          compacted,
+          rss: process.memoryUsage.rss(),
+        },
         "idle: returned garbage to the OS",
       ),
     onYoungDone: (steps, fromBytes, toBytes) =>
@@ -207,6 +217,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
   const replica = host.replica;
   progress = () => replica.progress;
   keyCount = () => replica.sm.keyCount;
+  tightenValues = () => replica.sm.tightenValues();
   const leaderHistory = new LeaderHistory();
   leaderHistory.observe(replica.term, replica.leaderId, Date.now());
   let dashboardAssets: DashboardAssets | undefined;

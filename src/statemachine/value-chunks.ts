@@ -10,7 +10,8 @@
 // are only counted dead, so a view handed out earlier keeps reading the bytes it was made with (it holds its
 // chunk's buffer alive, whatever the store does afterwards). A chunk whose live bytes drop to zero is dropped.
 // The store moves values out of chunks that are mostly dead (move(), driven by kv.ts's sweep), so the chunks hold
-// at most about twice the live bytes plus the chunk being filled.
+// at most about twice the live bytes plus the chunk being filled; an idle member moves them out of chunks a
+// quarter dead too (kv.ts's tightenValues).
 //
 // Invariants: live[c] is the sum of the lengths of the stored values in chunk c; a chunk other than the one being
 // filled is held only while live[c] > 0; liveBytes is the sum of live[]; heldBytes the sum of held buffers' sizes.
@@ -47,6 +48,14 @@ export class ValueChunks {
   /** Copies `length` bytes of `from` at `start` in; returns their location (any number for length 0). */
   add(from: Uint8Array, start = 0, length = from.length - start): number {
     if (length === 0) return 0;
+    const location = this.place(length);
+    const chunk = Math.floor(location / CHUNK_STRIDE);
+    this.buffers[chunk]!.set(from.subarray(start, start + length), location - chunk * CHUNK_STRIDE);
+    return location;
+  }
+
+  /** Room for `length` bytes, counted live; their location. */
+  private place(length: number): number {
     let chunk: number;
     let at = 0;
     if (length > SIZE / 4) {
@@ -62,7 +71,6 @@ export class ValueChunks {
       at = this.used;
       this.used += length;
     }
-    this.buffers[chunk]!.set(from.subarray(start, start + length), at);
     this.live[chunk] += length;
     this.liveTotal += length;
     return chunk * CHUNK_STRIDE + at;
@@ -96,17 +104,30 @@ export class ValueChunks {
     if (this.live[chunk] === 0 && chunk !== this.current) this.dropChunk(chunk);
   }
 
-  /** Whether the value at `location` sits in a chunk that is mostly dead, so moving it frees memory. */
-  isInSparseChunk(location: number, length: number): boolean {
+  /**
+   * Whether the value at `location` sits in a chunk (not the one being filled) whose live bytes are below
+   * `liveShare` of its size — mostly dead at the default — so moving it frees memory.
+   */
+  isInSparseChunk(location: number, length: number, liveShare = 0.5): boolean {
     if (length === 0) return false;
     const chunk = Math.floor(location / CHUNK_STRIDE);
-    return chunk !== this.current && 2 * this.live[chunk] < this.buffers[chunk]!.length;
+    return chunk !== this.current && this.live[chunk] < liveShare * this.buffers[chunk]!.length;
   }
 
-  /** Copies the value at `location` into the chunk being filled and releases the old place; its new location. */
+  /**
+   * Copies the value at `location` into the chunk being filled and releases the old place; its new location.
+   * Byte by byte, making no view: an idle pass moves tens of thousands of values, and a view each was young
+   * garbage enough (megabytes in one look) to hold V8's young generation at its grown size a second longer.
+   */
   move(location: number, length: number): number {
+    if (length === 0) return location;
     const chunk = Math.floor(location / CHUNK_STRIDE);
-    const to = this.add(this.buffers[chunk]!, location - chunk * CHUNK_STRIDE, length);
+    const from = this.buffers[chunk]!;
+    const to = this.place(length);
+    const target = this.buffers[Math.floor(to / CHUNK_STRIDE)]!;
+    const start = location - chunk * CHUNK_STRIDE;
+    const at = to % CHUNK_STRIDE;
+    for (let i = 0; i < length; i++) target[at + i] = from[start + i];
     this.release(location, length);
     return to;
   }

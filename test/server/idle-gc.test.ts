@@ -136,11 +136,15 @@ describe("IdleCollector's young collections, in this process's V8", () => {
 });
 
 describe("IdleCollector's full collection", () => {
-  it("compacts a heap whose live part is up to its bound, and leaves a larger one at the plain collection; past its keys it leaves the heap to V8", () => {
+  it("compacts a heap whose live part is up to its bound, and leaves a larger one at the plain collection; past its keys it leaves the heap (and the pack) to V8", () => {
     const how: string[] = [];
     const collect = (opts: IdleCollectorOptions) => {
       const idle = new IdleCollector(() => 0, {
-        onCollected: (_ms, { compacted }) => how.push(compacted ? "compacted" : "plain"),
+        pack: () => {
+          how.push("pack");
+          return 7;
+        },
+        onCollected: (_ms, { compacted, packedBytes }) => how.push(`${compacted ? "compacted" : "plain"}, ${packedBytes} packed`),
         onLeftToV8: (keys) => how.push(`left to V8 at ${keys} keys`),
         idleMs: 100, // at the first quiet look
         ...opts,
@@ -153,7 +157,8 @@ describe("IdleCollector's full collection", () => {
     expect(collect({ compactUpToHeapBytes: Number.MAX_SAFE_INTEGER, keys: () => 500_000 })).toBe(1);
     expect(collect({ compactUpToHeapBytes: 0 })).toBe(1);
     expect(collect({ keys: () => 500_001 })).toBe(0);
-    expect(how).toEqual(["compacted", "plain", "left to V8 at 500001 keys"]);
+    // The pack runs at the first quiet look (here the collection's too), and only where the collection is taken.
+    expect(how).toEqual(["pack", "compacted, 7 packed", "pack", "plain, 7 packed", "left to V8 at 500001 keys"]);
   });
 });
 
