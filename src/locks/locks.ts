@@ -353,9 +353,6 @@ export class LockHandler implements CommandHandler {
         "lock snapshot record is not [name, limit, holders, waiters, lastToken, sharedTokens?]",
       );
       const [name, limit, holders, waiters, lastToken] = record;
-      // A record without the sixth element comes from a member that did not keep shared tokens: the tokens two
-      // of its holders have are shared (one whose other hold has gone since cannot be told apart any more).
-      const shared = record.length === 6 ? record[5] : repeatedTokens(holders);
       checkSnapshot(
         typeof name === "string" && !this.locks.has(name),
         () => `lock snapshot: bad or repeated name ${String(name)}`,
@@ -365,6 +362,13 @@ export class LockHandler implements CommandHandler {
         holders.length <= limit && (waiters.length === 0 || holders.length === limit),
         () => `lock snapshot: "${name}" is inconsistent`,
       );
+      // A record without the sixth element comes from a member that did not keep shared tokens: the tokens two
+      // of its holders have are shared (one whose other hold has gone since cannot be told apart any more).
+      const shared = record.length === 6 ? record[5] : repeatedTokens(holders);
+      checkSnapshot(
+        Array.isArray(shared) && shared.every((t) => holders.some(([, token]) => token === t)),
+        () => `lock snapshot: "${name}" has shared tokens no holder has`,
+      );
       const lock: LockState = {
         name,
         limit,
@@ -373,11 +377,6 @@ export class LockHandler implements CommandHandler {
         lastToken,
         sharedTokens: new Set(shared),
       };
-      const held = new Set(lock.holders.values());
-      checkSnapshot(
-        Array.isArray(shared) && shared.every((t) => held.has(t)),
-        () => `lock snapshot: "${name}" has shared tokens no holder has`,
-      );
       checkSnapshot(lock.holders.size + lock.waiters.size > 0, () => `lock snapshot: "${name}" is empty`);
       this.locks.set(name, lock);
       this.bytes += lockBytes(name) + ENTRY_OVERHEAD * (lock.holders.size + lock.waiters.size);

@@ -310,6 +310,7 @@ describe("locks", () => {
     expect(() => restoreCoordinationStateMachine(damaged([["x", 2, [[1, 5]], [], 5, [6]]]))).toThrow(
       /"x" has shared tokens no holder has/,
     );
+    expect(() => restoreCoordinationStateMachine(damaged([["x", 2, [[1, 5]], [], 5, 5]]))).toThrow(SnapshotFormatError);
   });
 
   it("tokens strictly increase per lock over random holder crashes and releases (property)", () => {
