@@ -104,6 +104,10 @@ describe("locks", () => {
       [{ op: "lockAcquire", name: "a", lease: 1, limit: 11 }, "limit"],
       [{ op: "lockRelease", name: "a" }, "token"],
       [{ op: "lockRelease", name: "a", token: 1, lease: -1 }, "lease"],
+      // A fence's lease, checked here as well as in the client (whose checkFence refuses these before sending).
+      [{ op: "put", key: "k", value: new Uint8Array(1), fence: { lock: "a", token: 1, lease: 0 } }, "fence.lease"],
+      [{ op: "put", key: "k", value: new Uint8Array(1), fence: { lock: "a", token: 1, lease: 2.5 } }, "fence.lease"],
+      [{ op: "delete", key: "k", fence: { lock: "a", token: 1, lease: "2" } }, "fence.lease"],
     ];
     for (const [command, field] of cases) {
       const bytesOut = h.c.stateMachine.apply(h.c.stateMachine.lastApplied + 1, encodeCommand(command as never));
