@@ -23,7 +23,9 @@ export interface SegmentFile {
 
 /** How far ahead of its records the active segment is extended with zeros (capped at the segment size). */
 export const RUNWAY_BYTES = 4 * 1024 * 1024;
-const ZEROS = new Uint8Array(RUNWAY_BYTES);
+// The zeros written are one small block repeated: writing from a buffer makes its pages resident, and a block as
+// long as the runway kept 4 MiB of each member's memory for good (measured with /proc/PID/smaps).
+const ZEROS = new Uint8Array(64 * 1024);
 
 export const segmentFileName = (seq: number): string => `${seq.toString(16).padStart(16, "0")}.wal`;
 
@@ -93,7 +95,7 @@ export class WalWriter {
    */
   private async extend(a: NonNullable<WalWriter["active"]>, to: number): Promise<void> {
     const parts: Uint8Array[] = [];
-    for (let at = a.allocated; at < to; at += RUNWAY_BYTES) parts.push(ZEROS.subarray(0, Math.min(RUNWAY_BYTES, to - at)));
+    for (let at = a.allocated; at < to; at += ZEROS.length) parts.push(ZEROS.subarray(0, Math.min(ZEROS.length, to - at)));
     await a.handle.write(parts, a.allocated);
     await a.handle.datasync();
     a.allocated = to;
