@@ -49,39 +49,42 @@ describe("the key store", () => {
   it.each([
     [256, 10_000],
     [3000, 2000],
-  ])("an idle pass (tightenValues) packs %i-byte values out of chunks a quarter dead, which the sweep leaves", (length, count) => {
-    const store = new KvStore();
-    const keys = Array.from({ length: count }, (_, i) => `k/${i}`);
-    for (const key of keys) store.set(record(key, 0, length));
-    // Overwrites (a fixed LCG), as a benchmark leaves them: within the sweep's bound, up to twice the live bytes
-    // plus 4 MiB, but well above the live bytes.
-    let seed = 777;
-    for (let n = 1; n <= 6 * count; n++) {
-      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-      store.set(record(keys[seed % keys.length], n, length));
-    }
-    const early = store.get("k/3")!;
-    const earlyBytes = early.value.slice();
-    const live = store.valueBytes;
-    expect(live).toBe(count * length);
-    const held = store.valueChunkBytes;
-    expect(held).toBeGreaterThan(live + 2 * MiB);
-    const freed = store.tightenValues();
-    expect(freed).toBe(held - store.valueChunkBytes);
-    // What is left: chunks at least three quarters live, and the one being filled (at most 1 MiB).
-    expect(store.valueChunkBytes).toBeLessThanOrEqual(live / 0.75 + MiB);
-    expect(store.valueBytes).toBe(live);
-    expect(early.value).toEqual(earlyBytes); // a record read before keeps its bytes
-    for (const key of keys) {
-      const kv = store.get(key)!;
-      const round = kv.modRevision - 1;
-      expect(kv.value[0]).toBe(round & 0xff);
-      expect(kv.value.length).toBe(length);
-      expect(kv.value[length - 1]).toBe((round * 31 + key.length) & 0xff);
-    }
-    // Within the slack (1 MiB of dead bytes) it is not worth a pass over the rows.
-    expect(store.tightenValues()).toBe(0);
-  });
+  ])(
+    "an idle pass (tightenValues) packs %i-byte values out of chunks a quarter dead, which the sweep leaves",
+    (length, count) => {
+      const store = new KvStore();
+      const keys = Array.from({ length: count }, (_, i) => `k/${i}`);
+      for (const key of keys) store.set(record(key, 0, length));
+      // Overwrites (a fixed LCG), as a benchmark leaves them: within the sweep's bound, up to twice the live bytes
+      // plus 4 MiB, but well above the live bytes.
+      let seed = 777;
+      for (let n = 1; n <= 6 * count; n++) {
+        seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+        store.set(record(keys[seed % keys.length], n, length));
+      }
+      const early = store.get("k/3")!;
+      const earlyBytes = early.value.slice();
+      const live = store.valueBytes;
+      expect(live).toBe(count * length);
+      const held = store.valueChunkBytes;
+      expect(held).toBeGreaterThan(live + 2 * MiB);
+      const freed = store.tightenValues();
+      expect(freed).toBe(held - store.valueChunkBytes);
+      // What is left: chunks at least three quarters live, and the one being filled (at most 1 MiB).
+      expect(store.valueChunkBytes).toBeLessThanOrEqual(live / 0.75 + MiB);
+      expect(store.valueBytes).toBe(live);
+      expect(early.value).toEqual(earlyBytes); // a record read before keeps its bytes
+      for (const key of keys) {
+        const kv = store.get(key)!;
+        const round = kv.modRevision - 1;
+        expect(kv.value[0]).toBe(round & 0xff);
+        expect(kv.value.length).toBe(length);
+        expect(kv.value[length - 1]).toBe((round * 31 + key.length) & 0xff);
+      }
+      // Within the slack (1 MiB of dead bytes) it is not worth a pass over the rows.
+      expect(store.tightenValues()).toBe(0);
+    },
+  );
 
   it("drops chunks once their values are removed, values of their own (over a quarter chunk) too", () => {
     const store = new KvStore();
