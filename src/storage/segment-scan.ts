@@ -9,6 +9,7 @@
 // record followed by a valid one, damage in an older segment — is corruption and stops the node.
 
 import { DEFAULT_MAX_RECORD_BYTES, HEADER_BYTES, recordCrc } from "./record.js";
+import { ZERO_BLOCK } from "./wal.js";
 
 /** Disks write sectors whole: an interrupted write leaves whole sectors of old (here: zero) bytes behind. */
 const SECTOR_BYTES = 512;
@@ -133,14 +134,14 @@ function trailingZerosFrom(buf: Uint8Array, end: number): number {
   return i;
 }
 
-/** Zeros to compare a segment's tail with: a segment ends in up to tens of megabytes of them (wal.ts). */
-const ZEROS = new Uint8Array(1 << 16);
-
-/** Whether `buf[from, to)` holds only zeros: compared natively a block at a time (a byte loop took ~50 ms per segment). */
+/**
+ * Whether `buf[from, to)` holds only zeros (a segment ends in up to tens of megabytes of them): compared natively a
+ * block at a time (a byte loop took ~50 ms per segment).
+ */
 function allZero(buf: Uint8Array, from: number, to: number): boolean {
-  for (let at = from; at < to; at += ZEROS.length) {
-    const n = Math.min(ZEROS.length, to - at);
-    if (Buffer.compare(buf.subarray(at, at + n), ZEROS.subarray(0, n)) !== 0) return false;
+  for (let at = from; at < to; at += ZERO_BLOCK.length) {
+    const n = Math.min(ZERO_BLOCK.length, to - at);
+    if (Buffer.compare(buf.subarray(at, at + n), ZERO_BLOCK.subarray(0, n)) !== 0) return false;
   }
   return true;
 }

@@ -23,9 +23,12 @@ export interface SegmentFile {
 
 /** How far ahead of its records the active segment is extended with zeros (capped at the segment size). */
 export const RUNWAY_BYTES = 4 * 1024 * 1024;
-// The zeros written are one small block repeated: writing from a buffer makes its pages resident, and a block as
-// long as the runway kept 4 MiB of each member's memory for good (measured with /proc/PID/smaps).
-const ZEROS = new Uint8Array(64 * 1024);
+/**
+ * A block of zeros: the runway is written as this block repeated, and segment-scan.ts compares a segment's tail
+ * with it. Small on purpose: writing from a buffer makes its pages resident, and a block as long as the runway
+ * kept 4 MiB of each member's memory for good (measured with /proc/PID/smaps).
+ */
+export const ZERO_BLOCK = new Uint8Array(64 * 1024);
 
 export const segmentFileName = (seq: number): string => `${seq.toString(16).padStart(16, "0")}.wal`;
 
@@ -95,7 +98,8 @@ export class WalWriter {
    */
   private async extend(a: NonNullable<WalWriter["active"]>, to: number): Promise<void> {
     const parts: Uint8Array[] = [];
-    for (let at = a.allocated; at < to; at += ZEROS.length) parts.push(ZEROS.subarray(0, Math.min(ZEROS.length, to - at)));
+    for (let at = a.allocated; at < to; at += ZERO_BLOCK.length)
+      parts.push(ZERO_BLOCK.subarray(0, Math.min(ZERO_BLOCK.length, to - at)));
     await a.handle.write(parts, a.allocated);
     await a.handle.datasync();
     a.allocated = to;
