@@ -88,7 +88,16 @@ export class ClientProtocol {
       return Promise.reject(new RequestError({ code: "UNAVAILABLE", message: this.closedReason ?? "not connected" }));
     }
     const id = this.nextId++;
-    const frame = encodeFrame({ ...args, id, op });
+    let frame: Uint8Array;
+    try {
+      frame = encodeFrame({ ...args, id, op });
+    } catch (e) {
+      // A value msgpack cannot carry (a BigInt past 64 bits, which a member's decoder can produce from a client's
+      // frame and a follower then forwards): the caller's input, not a failure of the member.
+      return Promise.reject(
+        new RequestError({ code: "INVALID_ARGUMENT", message: `${op} request cannot be encoded: ${(e as Error).message}` }),
+      );
+    }
     const limit = this.welcome.maxFrameBytes;
     if (limit !== undefined && frame.byteLength > limit) {
       // Refused here rather than sent: the member would refuse it (or close the connection, if far over).
