@@ -92,8 +92,8 @@ export class ClientProtocol {
     try {
       frame = encodeFrame({ ...args, id, op });
     } catch (e) {
-      // A value msgpack cannot carry (a BigInt past 64 bits, which a member's decoder can produce from a client's
-      // frame and a follower then forwards): the caller's input, not a failure of the member.
+      // A value msgpack cannot carry (a library user's BigInt past 64 bits): the caller's input, not a failure of
+      // the member. A member never gets here forwarding: decodeClientFrame refuses such a value on arrival.
       return Promise.reject(
         new RequestError({ code: "INVALID_ARGUMENT", message: `${op} request cannot be encoded: ${(e as Error).message}` }),
       );

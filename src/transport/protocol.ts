@@ -142,28 +142,56 @@ export function decodeClientFrame(data: Uint8Array, maxBytes: number): HelloFram
   if (typeof f.op !== "string") {
     throw new ProtocolError("MALFORMED_FRAME", `"op" is ${describe(f.op)}; expected the name of an op (docs/protocol.md lists them)`);
   }
-  const mangled = mangledString(f, data);
-  if (mangled !== undefined) {
-    throw new ProtocolError(
-      "INVALID_ARGUMENT",
-      `${f.op}.${mangled} is a string that is not valid UTF-8; keys and names are UTF-8 text (send arbitrary bytes as msgpack bin, in values)`,
-      f.id,
-    );
+  if (hasSuspectValue(f)) {
+    const refused = refusedValue(f, data);
+    if (refused !== undefined) throw new ProtocolError("INVALID_ARGUMENT", `${f.op}.${refused}`, f.id);
   }
   return f as RequestFrame;
 }
 
+/** 2^64 and -2^63: msgpack's integers end there, so a member could not pass a larger one on (a follower forwards). */
+const UINT64_END = 1n << 64n;
+const INT64_MIN = -(1n << 63n);
+
 /**
- * The path of a string in `frame` that msgpack decoding changed: invalid UTF-8 decodes to U+FFFD without an
- * error, so a string holding U+FFFD whose UTF-8 encoding is not in the raw frame was not valid UTF-8 on the wire.
- * Only strings containing U+FFFD are checked (rare), so the walk costs little.
+ * Whether the decoded frame holds a string with U+FFFD or a BigInt: the only values refusedValue() may refuse.
+ * One walk without paths, so the common frame costs no string building.
  */
-function mangledString(frame: Record<string, unknown>, data: Uint8Array): string | undefined {
+function hasSuspectValue(frame: Record<string, unknown>): boolean {
+  const stack: unknown[] = [frame];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === "string") {
+      if (v.includes("\uFFFD")) return true;
+    } else if (typeof v === "bigint") {
+      return true;
+    } else if (typeof v === "object" && v !== null && !(v instanceof Uint8Array)) {
+      if (Array.isArray(v)) for (const x of v) stack.push(x);
+      else for (const k in v) stack.push((v as Record<string, unknown>)[k]);
+    }
+  }
+  return false;
+}
+
+/**
+ * The path and the fault of a value in `frame` the protocol cannot take, anywhere in it (known field or not):
+ * - a string that msgpack decoding changed: invalid UTF-8 decodes to U+FFFD without an error, so a string holding
+ *   U+FFFD whose UTF-8 encoding is not in the raw frame was not valid UTF-8 on the wire;
+ * - an integer past 64 bits (msgpackr's BigInt extension decodes one of any size): it could not be encoded again,
+ *   so a follower could not forward the request that the leader would take.
+ */
+function refusedValue(frame: Record<string, unknown>, data: Uint8Array): string | undefined {
   const stack: [unknown, string][] = [[frame, ""]];
   while (stack.length > 0) {
     const [v, at] = stack.pop()!;
     if (typeof v === "string") {
-      if (v.includes("\uFFFD") && Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(Buffer.from(v, "utf8")) < 0) return at;
+      if (v.includes("\uFFFD") && Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(Buffer.from(v, "utf8")) < 0) {
+        return `${at} is a string that is not valid UTF-8; keys and names are UTF-8 text (send arbitrary bytes as msgpack bin, in values)`;
+      }
+    } else if (typeof v === "bigint") {
+      if (v >= UINT64_END || v < INT64_MIN) {
+        return `${at} is an integer of ${v.toString(2).replace("-", "").length} bits; expected at most 64 bits (msgpack's int64 and uint64)`;
+      }
     } else if (Array.isArray(v)) {
       v.forEach((x, i) => stack.push([x, `${at}[${i}]`]));
     } else if (typeof v === "object" && v !== null && !(v instanceof Uint8Array)) {
