@@ -155,8 +155,8 @@ export class Connection {
    * Sends `op` and returns its result. Retryable failures are retried with backoff until the deadline; the
    * error then is the last one seen. `args` must already carry the session tag for writes.
    */
-  async call<T>(op: string, args: Record<string, unknown>, opts: CallOptions = {}): Promise<T> {
-    return (await this.callOnSocket<T>(op, args, opts)).result;
+  call<T>(op: string, args: Record<string, unknown>, opts: CallOptions = {}): Promise<T> {
+    return this.exchange<T>(op, args, opts, undefined);
   }
 
   /** As `call`, also telling which socket answered (streams live on that socket). */
@@ -165,12 +165,29 @@ export class Connection {
     args: Record<string, unknown>,
     opts: CallOptions = {},
   ): Promise<{ result: T; socketId: number }> {
+    const answered = { socketId: 0 };
+    const result = await this.exchange<T>(op, args, opts, answered);
+    return { result, socketId: answered.socketId };
+  }
+
+  /**
+   * The request and its retries; sets `answered.socketId` to the socket that answered. Every request of the
+   * client goes through here, so it allocates little: one async frame, the protocol's promise and one timer.
+   */
+  private async exchange<T>(
+    op: string,
+    args: Record<string, unknown>,
+    opts: CallOptions,
+    answered: { socketId: number } | undefined,
+  ): Promise<T> {
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : Infinity;
     const retry = opts.retry ?? true;
     for (let attempt = 0; ; attempt++) {
       this.checkUsable(opts.signal);
-      const { socket, id } = await this.ready(deadline, opts.signal);
+      const cur = this.current;
+      const { socket, id } =
+        cur !== null && cur.socket.isOpen && this.fatal === null ? cur : await this.ready(deadline, opts.signal);
       // One attempt waits at most attemptTimeoutMs: a member that stopped answering (frozen process, silent
       // partition) keeps its socket open, so only a local deadline notices; the socket is then dropped and the
       // request retried elsewhere (writes keep their session seq). Blocking ops (no deadline) wait on the server.
@@ -179,10 +196,11 @@ export class Connection {
       if (opts.sent) opts.sent.count++;
       try {
         const result = await raceAbort(
-          withLocalTimeout(socket.request<T>(op, args), attemptMs, () => this.suspect(id, op, attemptMs)),
+          socket.request<T>(op, args, attemptMs, () => this.suspect(id, op, attemptMs)),
           opts.signal,
         );
-        return { result, socketId: id };
+        if (answered) answered.socketId = id;
+        return result;
       } catch (e) {
         const err = toConcordError(e);
         if (opts.signal?.aborted) throw abortError(opts.signal);
@@ -451,24 +469,6 @@ function raceAbort<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
       },
       (e) => {
         signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
-/** Rejects with `onTimeout()` if `p` has not settled within `ms` (0: no limit). */
-function withLocalTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  if (ms <= 0) return p;
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(onTimeout()), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(t);
         reject(e);
       },
     );

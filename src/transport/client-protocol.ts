@@ -31,6 +31,7 @@ interface Pending {
   bytes: number;
   resolve(v: unknown): void;
   reject(e: Error): void;
+  timer: ProtocolTimer | undefined;
 }
 
 export class ClientProtocol {
@@ -70,6 +71,7 @@ export class ClientProtocol {
       const p = this.pending.get(frame.id);
       if (!p) return null;
       this.pending.delete(frame.id);
+      p.timer?.cancel();
       if ("error" in frame) p.reject(new RequestError(frame.error));
       else p.resolve(frame.ok);
     } else if ("type" in frame && frame.type === "push") {
@@ -82,8 +84,16 @@ export class ClientProtocol {
     return this.closedReason !== null;
   }
 
-  /** Send a request; resolves with its result or rejects with a RequestError. */
-  request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
+  /**
+   * Send a request; resolves with its result or rejects with a RequestError. After `timeoutMs` (0: never) it
+   * rejects with `onTimeout()`, by default a TIMEOUT RequestError.
+   */
+  request<T = unknown>(
+    op: string,
+    args: Record<string, unknown> = {},
+    timeoutMs = 0,
+    onTimeout?: () => Error,
+  ): Promise<T> {
     if (this.closedReason !== null || this.welcome === null) {
       return Promise.reject(new RequestError({ code: "UNAVAILABLE", message: this.closedReason ?? "not connected" }));
     }
@@ -108,28 +118,20 @@ export class ClientProtocol {
         }),
       );
     }
+    // The entry holds the promise's own functions: a request allocates no closures of its own but its timer's.
     return new Promise<T>((resolve, reject) => {
-      const timer =
-        timeoutMs > 0
-          ? this.opts.setTimer(timeoutMs, () => {
-              this.pending.delete(id);
-              reject(new RequestError({ code: "TIMEOUT", message: `${op} did not complete within ${timeoutMs} ms` }));
-            })
-          : undefined;
-      this.pending.set(id, {
-        op,
-        bytes: frame.byteLength,
-        resolve: (v) => {
-          timer?.cancel();
-          resolve(v as T);
-        },
-        reject: (e) => {
-          timer?.cancel();
-          reject(e);
-        },
-      });
+      const p: Pending = { op, bytes: frame.byteLength, resolve: resolve as (v: unknown) => void, reject, timer: undefined };
+      if (timeoutMs > 0) p.timer = this.opts.setTimer(timeoutMs, () => this.expire(id, timeoutMs, onTimeout));
+      this.pending.set(id, p);
       this.opts.send(frame);
     });
+  }
+
+  private expire(id: number, timeoutMs: number, onTimeout: (() => Error) | undefined): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    p.reject(onTimeout?.() ?? new RequestError({ code: "TIMEOUT", message: `${p.op} did not complete within ${timeoutMs} ms` }));
   }
 
   /**
@@ -143,6 +145,7 @@ export class ClientProtocol {
     if (!culprit) return;
     const [id, p] = culprit;
     this.pending.delete(id);
+    p.timer?.cancel();
     const limit = this.welcome?.maxFrameBytes;
     p.reject(
       new RequestError({
@@ -156,7 +159,10 @@ export class ClientProtocol {
   close(reason: string): void {
     if (this.closedReason !== null) return;
     this.closedReason = reason;
-    for (const p of this.pending.values()) p.reject(new RequestError({ code: "UNAVAILABLE", message: reason }));
+    for (const p of this.pending.values()) {
+      p.timer?.cancel();
+      p.reject(new RequestError({ code: "UNAVAILABLE", message: reason }));
+    }
     this.pending.clear();
     this.opts.onClose?.(reason);
   }

@@ -26,6 +26,14 @@ export interface ClientSocketOptions {
   tls?: { ca?: string | Buffer | (string | Buffer)[]; cert?: string | Buffer; key?: string | Buffer; rejectUnauthorized?: boolean };
 }
 
+/** A request's timer: a class, so that each one is a single small object. */
+class NodeTimer {
+  constructor(private readonly t: NodeJS.Timeout) {}
+  cancel(): void {
+    clearTimeout(this.t);
+  }
+}
+
 /** WebSocket close code "message too big": the member's ws layer refused a frame over its payload limit. */
 const CLOSE_TOO_BIG = 1009;
 
@@ -53,10 +61,7 @@ export class ClientSocket {
       ws.binaryType = "nodebuffer";
       const protocol = new ClientProtocol({
         send: (frame) => sendInTurn(ws, frame),
-        setTimer: (ms, fn) => {
-          const t = setTimeout(fn, ms);
-          return { cancel: () => clearTimeout(t) };
-        },
+        setTimer: (ms, fn) => new NodeTimer(setTimeout(fn, ms)),
         peer: url,
         onPush: opts.onPush,
         onClose: opts.onClose,
@@ -131,11 +136,11 @@ export class ClientSocket {
     return !this.protocol.closed && this.ws.readyState === WebSocket.OPEN;
   }
 
-  /** Send a request; resolves with its result or rejects with a RequestError. */
-  request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
+  /** Send a request; resolves with its result or rejects with a RequestError (`onTimeout()` after `timeoutMs`). */
+  request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0, onTimeout?: () => Error): Promise<T> {
     // A socket closing under us fails the request at once (the protocol answers with the close's reason).
     if (this.ws.readyState !== WebSocket.OPEN && !this.protocol.closed) return Promise.reject(new RequestError({ code: "UNAVAILABLE", message: "not connected" }));
-    return this.protocol.request<T>(op, args, timeoutMs);
+    return this.protocol.request<T>(op, args, timeoutMs, onTimeout);
   }
 
   close(): void {
