@@ -37,6 +37,8 @@ const SEQ_WINDOW = 512;
 
 class OpenSession {
   private nextSeq = 1;
+  /** lowestUnacked: the smallest seq in `inflight`, or nextSeq when it is empty. */
+  private lowest = 1;
   private readonly inflight = new Set<number>();
   private readonly blocked: (() => void)[] = [];
   constructor(
@@ -44,35 +46,41 @@ class OpenSession {
     readonly lease: Lease,
   ) {}
 
-  /** Allocates the next seq, waiting while the window is full. */
-  async begin(): Promise<number> {
-    while (this.nextSeq - this.lowest() >= SEQ_WINDOW) await new Promise<void>((r) => this.blocked.push(r));
+  /** Allocates the next seq, or undefined while the window is full (`begin` waits for room). */
+  tryBegin(): number | undefined {
+    if (this.nextSeq - this.lowest >= SEQ_WINDOW) return undefined;
     const seq = this.nextSeq++;
     this.inflight.add(seq);
     return seq;
   }
 
-  private lowest(): number {
-    let lowest = this.nextSeq;
-    for (const s of this.inflight) if (s < lowest) lowest = s;
-    return lowest;
+  /** Allocates the next seq, waiting while the window is full. */
+  async begin(): Promise<number> {
+    for (;;) {
+      const seq = this.tryBegin();
+      if (seq !== undefined) return seq;
+      await new Promise<void>((r) => this.blocked.push(r));
+    }
   }
 
   tag(seq: number): SessionTag {
-    const lowest = this.lowest();
-    assert(lowest <= seq, "session: lowestUnacked above an in-flight seq");
-    return { clientId: this.clientId, seq, lowestUnacked: lowest };
+    assert(this.lowest <= seq && this.inflight.has(seq), "session: tag for a seq not in flight");
+    return { clientId: this.clientId, seq, lowestUnacked: this.lowest };
   }
 
   end(seq: number): void {
     this.inflight.delete(seq);
-    // Wake everyone; each re-checks the window (cheap: only while more than SEQ_WINDOW writes are queued).
-    for (const wake of this.blocked.splice(0)) wake();
+    // Each seq is passed once, so keeping `lowest` costs O(1) a write (a scan of `inflight` cost O(writes in flight)).
+    while (this.lowest < this.nextSeq && !this.inflight.has(this.lowest)) this.lowest++;
+    // Wake everyone; each re-checks the window (only while more than SEQ_WINDOW writes are queued).
+    if (this.blocked.length > 0) for (const wake of this.blocked.splice(0)) wake();
   }
 }
 
 export class SessionManager {
   private session: Promise<OpenSession> | null = null;
+  /** What `session` resolved to, while it is the current one: a write then needs no await to find it. */
+  private opened: OpenSession | null = null;
 
   constructor(
     private readonly conn: Connection,
@@ -86,14 +94,16 @@ export class SessionManager {
     opts: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<T> {
     for (let fresh = 0; ; fresh++) {
-      let session: OpenSession;
-      try {
-        session = await this.open();
-      } catch (e) {
-        if (toConcordError(e).code !== "NO_SPACE") throw e;
-        return this.conn.call<T>(op, args, { ...opts, retry: false });
+      let session = this.opened;
+      if (session === null) {
+        try {
+          session = await this.open();
+        } catch (e) {
+          if (toConcordError(e).code !== "NO_SPACE") throw e;
+          return this.conn.call<T>(op, args, { ...opts, retry: false });
+        }
       }
-      const seq = await session.begin();
+      const seq = session.tryBegin() ?? (await session.begin());
       const sent = { count: 0 };
       try {
         for (let busy = 0; ; busy++) {
@@ -123,6 +133,7 @@ export class SessionManager {
   async close(): Promise<void> {
     const s = this.session;
     this.session = null;
+    this.opened = null;
     if (!s) return;
     try {
       const open = await s;
@@ -134,6 +145,7 @@ export class SessionManager {
 
   private forget(session: OpenSession): void {
     session.lease.stop();
+    if (this.opened === session) this.opened = null;
     void this.session?.then((cur) => {
       if (cur === session) this.session = null;
     });
@@ -143,9 +155,14 @@ export class SessionManager {
     if (!this.session) {
       const p = this.register();
       this.session = p;
-      p.catch(() => {
-        if (this.session === p) this.session = null;
-      });
+      p.then(
+        (opened) => {
+          if (this.session === p && !opened.lease.lost.aborted) this.opened = opened;
+        },
+        () => {
+          if (this.session === p) this.session = null;
+        },
+      );
     }
     return this.session;
   }
