@@ -121,6 +121,23 @@ export function checkFence(f: unknown): FenceOption | undefined {
   return fence;
 }
 
+interface WireRange {
+  revision: number;
+  kvs: WireKv[];
+  more: boolean;
+  cursor?: string;
+}
+
+/** A range request's arguments: the key (checked by the caller) or every key under it, and the options. */
+function rangeArgs(key: string, prefix: boolean, opts: RangeOptions): Record<string, unknown> {
+  const args: Record<string, unknown> = { key, consistency: checkConsistency(opts.consistency) };
+  if (prefix) args.prefix = true;
+  if (opts.limit !== undefined && opts.limit !== 0) args.limit = checkPositiveInt("limit", opts.limit);
+  if (opts.after !== undefined) args.after = checkKey("after", opts.after, true);
+  if (opts.revision !== undefined) args.revision = checkPositiveInt("revision", opts.revision);
+  return args;
+}
+
 export class KvApi {
   constructor(
     private readonly conn: Connection,
@@ -139,21 +156,13 @@ export class KvApi {
 
   /** The key's current record, or null if absent. */
   async get(key: string, opts: GetOptions = {}): Promise<KeyValue | null> {
-    const r = await this.range(checkKey("key", key), { ...opts, exact: true });
-    return r.kvs[0] ?? null;
+    const r = await this.conn.call<WireRange>("range", rangeArgs(checkKey("key", key), false, opts));
+    return r.kvs.length > 0 ? decodeKv(r.kvs[0]) : null;
   }
 
   /** One page of the keys starting with `prefix` (all keys: ""), in key order. */
-  async range(prefix: string, opts: RangeOptions & { exact?: boolean } = {}): Promise<RangeResult> {
-    const args: Record<string, unknown> = {
-      key: checkKey("prefix", prefix, true),
-      consistency: checkConsistency(opts.consistency),
-    };
-    if (!opts.exact) args.prefix = true;
-    if (opts.limit !== undefined && opts.limit !== 0) args.limit = checkPositiveInt("limit", opts.limit);
-    if (opts.after !== undefined) args.after = checkKey("after", opts.after, true);
-    if (opts.revision !== undefined) args.revision = checkPositiveInt("revision", opts.revision);
-    const r = await this.conn.call<{ revision: number; kvs: WireKv[]; more: boolean; cursor?: string }>("range", args);
+  async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
+    const r = await this.conn.call<WireRange>("range", rangeArgs(checkKey("prefix", prefix, true), true, opts));
     const out: RangeResult = { revision: r.revision, kvs: r.kvs.map(decodeKv), more: !!r.more };
     if (r.cursor !== undefined) out.cursor = r.cursor;
     else if (r.more && out.kvs.length > 0) out.cursor = out.kvs[out.kvs.length - 1].key;
