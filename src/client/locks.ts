@@ -11,7 +11,7 @@
 // client then also polls lockStatus until it finds its lease among the holders.
 
 import type { Connection } from "./connection.js";
-import { abortError, sleep } from "./connection.js";
+import { abortError } from "./connection.js";
 import { ConcordError, clientError, toConcordError } from "./errors.js";
 import { grantLease, type Lease } from "./lease.js";
 import type { SessionManager } from "./session.js";
@@ -155,40 +155,25 @@ export class LockApi {
     const wait = opts.wait ?? true;
     if (opts.timeoutMs !== undefined) checkPositiveInt("timeoutMs", opts.timeoutMs, 0);
 
-    // One signal for "stop waiting": caller abort, timeout, or the lease lost while queued.
-    const stop = new AbortController();
-    const onAbort = () => stop.abort(opts.signal?.reason ?? clientError("ABORTED", "lock wait aborted"));
     if (opts.signal?.aborted) throw abortError(opts.signal);
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
-    const timer =
-      opts.timeoutMs !== undefined
-        ? setTimeout(
-            () =>
-              stop.abort(
-                clientError("LOCK_TIMEOUT", `lock ${JSON.stringify(name)} was not granted within ${opts.timeoutMs} ms`),
-              ),
-            opts.timeoutMs,
-          )
-        : undefined;
-
+    // "Stop waiting" is the caller's signal, the timeout, or the lease lost while queued. With neither a signal nor
+    // a timeout the lease's own `lost` is that signal, and a lock makes no controller of its own.
+    const stop = opts.signal !== undefined || opts.timeoutMs !== undefined ? new WaitStop(name, opts) : undefined;
     let lease: Lease | null = opts.lease ?? null;
     const ownsLease = opts.lease === undefined;
     try {
-      if (!lease) lease = await grantLease(this.conn, ttlMs, stop.signal);
-      const leaseRef = lease;
-      const onLeaseLost = () => stop.abort(toConcordError(leaseRef.lost.reason));
-      lease.lost.addEventListener("abort", onLeaseLost, { once: true });
-      const token = await this.acquire(name, lease, wait, limit, stop.signal);
-      lease.lost.removeEventListener("abort", onLeaseLost);
+      if (!lease) lease = await grantLease(this.conn, ttlMs, stop?.signal);
+      const token = await this.acquire(name, lease, wait, limit, stop ? stop.follow(lease.lost) : lease.lost);
       return new LockHandle(this.conn, this.sessions, name, token, lease, ownsLease);
     } catch (e) {
       // Leaving the queue: revoking our own lease removes the waiter (and any grant that raced us). With a
       // caller's lease the waiter stays queued until that lease ends — as with etcd's sessions.
       if (lease && ownsLease) await lease.revoke().catch(() => {});
-      throw stop.signal.aborted ? abortError(stop.signal) : toConcordError(e);
+      if (stop?.signal.aborted) throw abortError(stop.signal);
+      if (lease?.lost.aborted) throw toConcordError(lease.lost.reason);
+      throw toConcordError(e);
     } finally {
-      clearTimeout(timer);
-      opts.signal?.removeEventListener("abort", onAbort);
+      stop?.dispose();
     }
   }
 
@@ -223,11 +208,15 @@ export class LockApi {
   ): Promise<number> {
     const args: Record<string, unknown> = { name, lease: lease.id, wait };
     if (limit > 1) args.limit = limit;
-    const done = new AbortController();
-    const stopPolling = () => done.abort();
-    signal.addEventListener("abort", stopPolling, { once: true });
-    let reconnected = false;
-    const offReconnect = this.conn.onReconnect(() => (reconnected = true));
+    // A grant applied while no connection was waiting for its reply is found by polling lockStatus, from the
+    // first reconnect (or a queued reply without a grant) until the wait ends.
+    let poller: GrantPoller | undefined;
+    let found: (token: number) => void = () => {};
+    const viaPoll = new Promise<number>((resolve) => (found = resolve));
+    const startPolling = () => {
+      if (wait && poller === undefined) poller = new GrantPoller(this.conn, name, lease.id, found);
+    };
+    const offReconnect = this.conn.onReconnect(startPolling);
     try {
       const viaReply = this.sessions
         .write<{ granted: boolean; token?: number; held?: boolean; queued?: number }>("lockAcquire", args, {
@@ -238,34 +227,83 @@ export class LockApi {
           if (r.granted && typeof r.token === "number") return r.token;
           if (!wait || r.held)
             throw clientError("LOCK_BUSY", `lock ${JSON.stringify(name)} is held (try-lock did not wait)`);
-          // Queued without a grant in the reply: the poller below finds the grant.
-          reconnected = true;
-          return new Promise<number>(() => {});
+          startPolling(); // queued without a grant in the reply: the poller finds the grant
+          return viaPoll;
         });
-      const viaPoll = wait
-        ? this.pollForGrant(name, lease.id, done.signal, () => reconnected)
-        : new Promise<number>(() => {});
       return await Promise.race([viaReply, viaPoll]);
     } finally {
-      done.abort();
+      poller?.stop();
       offReconnect();
-      signal.removeEventListener("abort", stopPolling);
+    }
+  }
+}
+
+/** Looks for a lease among a lock's holders every 500 ms until it is found or stopped. */
+class GrantPoller {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly name: string,
+    private readonly lease: number,
+    private readonly found: (token: number) => void,
+  ) {
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private schedule(): void {
+    if (!this.stopped) this.timer = setTimeout(() => void this.poll(), 500);
+  }
+
+  private async poll(): Promise<void> {
+    try {
+      const s = await this.conn.call<LockStatus>("lockStatus", { name: this.name }, { timeoutMs: 2000 });
+      const h = s.holders.find((x) => x.lease === this.lease);
+      if (h && !this.stopped) return this.found(h.token);
+    } catch {
+      // try again next round
+    }
+    this.schedule();
+  }
+}
+
+/** The caller's signal and timeout for one lock wait, and then its lease's `lost`, as one signal. */
+class WaitStop {
+  private readonly controller = new AbortController();
+  readonly signal = this.controller.signal;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly offs: (() => void)[] = [];
+
+  constructor(name: string, opts: LockOptions) {
+    if (opts.signal) this.follow(opts.signal, clientError("ABORTED", "lock wait aborted"));
+    if (opts.timeoutMs !== undefined) {
+      const ms = opts.timeoutMs;
+      this.timer = setTimeout(
+        () => this.controller.abort(clientError("LOCK_TIMEOUT", `lock ${JSON.stringify(name)} was not granted within ${ms} ms`)),
+        ms,
+      );
     }
   }
 
-  /** After a reconnect (or a queued reply), looks for our lease among the holders every 500 ms. */
-  private async pollForGrant(name: string, lease: number, signal: AbortSignal, active: () => boolean): Promise<number> {
-    for (let i = 0; !signal.aborted; i++) {
-      await sleep(500, signal);
-      if (signal.aborted || !active()) continue;
-      try {
-        const s = await this.conn.call<LockStatus>("lockStatus", { name }, { signal, timeoutMs: 2000 });
-        const h = s.holders.find((x) => x.lease === lease);
-        if (h) return h.token;
-      } catch {
-        // try again next round
-      }
+  /** Also stops when `other` fires (with its reason, or `fallback` when it has none); returns the signal. */
+  follow(other: AbortSignal, fallback?: Error): AbortSignal {
+    const onAbort = () => this.controller.abort(other.reason ?? fallback);
+    if (other.aborted) onAbort();
+    else {
+      other.addEventListener("abort", onAbort, { once: true });
+      this.offs.push(() => other.removeEventListener("abort", onAbort));
     }
-    return new Promise<number>(() => {});
+    return this.signal;
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    for (const off of this.offs) off();
   }
 }

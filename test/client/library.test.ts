@@ -97,6 +97,39 @@ describe("KV", () => {
   });
 });
 
+describe("lock waits", () => {
+  it("a wait ends with LOCK_TIMEOUT, ABORTED or the lease's loss, as asked, and leaves the queue", async () => {
+    const hold = await c.lock("lk/w", { ttlMs: 5000 });
+    const t0 = performance.now();
+    await expect(c.lock("lk/w", { timeoutMs: 300 })).rejects.toMatchObject({
+      code: "LOCK_TIMEOUT",
+      message: 'lock "lk/w" was not granted within 300 ms',
+    });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
+
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 200);
+    await expect(c.lock("lk/w", { signal: abort.signal })).rejects.toMatchObject({ code: "ABORTED" });
+
+    // A wait on a caller's lease (no signal, no timeout) ends when that lease does: here revoked by another call.
+    const lease = await c.grantLease(1500);
+    const waiting = c.lock("lk/w", { lease }).catch((e: unknown) => e);
+    await expect.poll(async () => (await c.lockStatus("lk/w")).waiters, { timeout: 3000 }).toEqual([lease.id]);
+    await c.revokeLease(lease.id);
+    const err = await waiting;
+    expect(err).toBeInstanceOf(ConcordError);
+    expect(["LEASE_LOST", "LEASE_NOT_FOUND"]).toContain((err as ConcordError).code);
+    expect(lease.lost.aborted || (err as ConcordError).code === "LEASE_NOT_FOUND").toBe(true);
+
+    // None of the three is still queued: the release hands the lock to nobody, and a new waiter gets it at once.
+    expect((await c.lockStatus("lk/w")).waiters).toEqual([]);
+    await hold.release();
+    const next = await c.lock("lk/w", { timeoutMs: 2000 });
+    expect(next.token).toBeGreaterThan(hold.token);
+    await next.release();
+  });
+});
+
 describe("watch errors", () => {
   it("throws COMPACTED instead of going silent when history before fromRevision is gone", async () => {
     const r1 = await c.put("wc/k", "1");
