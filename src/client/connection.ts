@@ -185,9 +185,7 @@ export class Connection {
     const retry = opts.retry ?? true;
     for (let attempt = 0; ; attempt++) {
       this.checkUsable(opts.signal);
-      const cur = this.current;
-      const { socket, id } =
-        cur !== null && cur.socket.isOpen && this.fatal === null ? cur : await this.ready(deadline, opts.signal);
+      const { socket, id } = this.liveSocket() ?? (await this.ready(deadline, opts.signal));
       // One attempt waits at most attemptTimeoutMs: a member that stopped answering (frozen process, silent
       // partition) keeps its socket open, so only a local deadline notices; the socket is then dropped and the
       // request retried elsewhere (writes keep their session seq). Blocking ops (no deadline) wait on the server.
@@ -253,13 +251,19 @@ export class Connection {
     if (signal?.aborted) throw abortError(signal);
   }
 
+  /** The current socket if it is open and no error stops the client from using it (else `ready` waits for one). */
+  private liveSocket(): { socket: ClientSocket; id: number } | null {
+    const cur = this.current;
+    return cur !== null && cur.socket.isOpen && this.fatal === null ? cur : null;
+  }
+
   /** The live socket, connecting if needed; waits until `deadline`. */
   private async ready(deadline: number, signal?: AbortSignal): Promise<{ socket: ClientSocket; id: number }> {
     for (;;) {
       this.checkUsable(signal);
       if (this.fatal) throw this.fatal;
-      const cur = this.current;
-      if (cur && cur.socket.isOpen) return cur;
+      const live = this.liveSocket();
+      if (live) return live;
       this.startConnecting();
       const left = deadline - performance.now();
       if (left <= 0) {

@@ -285,7 +285,10 @@ class WaitStop {
     if (opts.timeoutMs !== undefined) {
       const ms = opts.timeoutMs;
       this.timer = setTimeout(
-        () => this.controller.abort(clientError("LOCK_TIMEOUT", `lock ${JSON.stringify(name)} was not granted within ${ms} ms`)),
+        () =>
+          this.controller.abort(
+            clientError("LOCK_TIMEOUT", `lock ${JSON.stringify(name)} was not granted within ${ms} ms`),
+          ),
         ms,
       );
     }

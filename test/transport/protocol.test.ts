@@ -22,13 +22,19 @@ describe("decodeClientFrame", () => {
   // 1594251344 found a follower answering INTERNAL).
   it.each([
     ["an unknown field", { id: 7, op: "put", key: "k", value: "v", extra: 2n ** 100n }, "put.extra"],
-    ["a nested field", { id: 7, op: "txn", success: [{ put: { key: "k", lease: -(2n ** 70n) } }] }, "txn.success[0].put.lease"],
+    [
+      "a nested field",
+      { id: 7, op: "txn", success: [{ put: { key: "k", lease: -(2n ** 70n) } }] },
+      "txn.success[0].put.lease",
+    ],
   ])("refuses an integer past 64 bits in %s with INVALID_ARGUMENT, naming it and carrying the id", (_, frame, path) => {
     const e = refusal(bigIntPackr.pack(frame));
     expect(e).toBeInstanceOf(ProtocolError);
     expect(e.code).toBe("INVALID_ARGUMENT");
     expect(e.requestId).toBe(7);
-    expect(e.message).toMatch(new RegExp(`^${path.replace(/[.[\]]/g, "\\$&")} is an integer of \\d+ bits; expected at most 64 bits`));
+    expect(e.message).toMatch(
+      new RegExp(`^${path.replace(/[.[\]]/g, "\\$&")} is an integer of \\d+ bits; expected at most 64 bits`),
+    );
   });
 
   it("takes integers that fit msgpack's 64 bits, which a follower can forward", () => {
@@ -44,6 +50,8 @@ describe("decodeClientFrame", () => {
     const e = refusal(bad);
     expect(e.code).toBe("INVALID_ARGUMENT");
     expect(e.message).toMatch(/^put\.key is a string that is not valid UTF-8/);
-    expect(decodeClientFrame(encodeFrame({ id: 3, op: "put", key: "k\uFFFD", value: "v" }), 1 << 20)).toMatchObject({ key: "k\uFFFD" });
+    expect(decodeClientFrame(encodeFrame({ id: 3, op: "put", key: "k\uFFFD", value: "v" }), 1 << 20)).toMatchObject({
+      key: "k\uFFFD",
+    });
   });
 });
