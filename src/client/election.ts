@@ -1,6 +1,6 @@
 // Leader election (docs/protocol.md "Elections"): campaign, proclaim, resign, and observe every change.
 //
-// A candidacy is bound to its own lease, as a lock hold is (see locks.ts): `lost` fires on the lease's own
+// A candidacy is bound to its own lease, as a lock hold is (see hold.ts): `lost` fires on the lease's own
 // deadline, on a `leadershipLost` push, or when a check after a reconnect shows someone else leading. The
 // token (the log index at which this candidate became leader) strictly increases per election: pass it to
 // resources so a deposed leader's late writes are refused.
@@ -10,7 +10,8 @@
 
 import type { Connection } from "./connection.js";
 import { abortError, sleep } from "./connection.js";
-import { ConcordError, clientError, toConcordError } from "./errors.js";
+import { clientError, toConcordError } from "./errors.js";
+import { Hold } from "./hold.js";
 import { grantLease, type Lease } from "./lease.js";
 import type { SessionManager } from "./session.js";
 import { bytesToText, checkKey, checkPositiveInt, toBytes, type ValueInput } from "./values.js";
@@ -68,41 +69,19 @@ export interface WireElectionStatus {
 
 export const decodeElectionStatus = (w: WireElectionStatus): ElectionStatus => ({ ...w, leader: decodeLeader(w.leader) });
 
-export class Leadership {
-  readonly lost: AbortSignal;
-  private readonly controller = new AbortController();
-  private resigned = false;
-  private readonly offNotice: () => void;
-  private readonly offReconnect: () => void;
-
+export class Leadership extends Hold {
   constructor(
-    private readonly conn: Connection,
+    conn: Connection,
     private readonly sessions: SessionManager,
-    readonly name: string,
-    readonly token: number,
-    readonly lease: Lease,
+    name: string,
+    token: number,
+    lease: Lease,
   ) {
-    this.lost = this.controller.signal;
-    const onLeaseLost = () => this.markLost(toConcordError(lease.lost.reason));
-    if (lease.lost.aborted) onLeaseLost();
-    else lease.lost.addEventListener("abort", onLeaseLost, { once: true });
-    this.offNotice = conn.onNotice((ev) => {
-      if (ev.kind === "leadershipLost" && ev.name === name && ev.token === token) {
-        // An error (PERMISSION_DENIED: the user lost access) ends the stream, not the hold: stop all the same.
-        if (ev.error) return this.markLost(new ConcordError(ev.error as ConstructorParameters<typeof ConcordError>[0]));
-        this.markLost(
-          clientError(
-            "LEASE_LOST",
-            `leadership of ${JSON.stringify(name)} (token ${token}) was lost: its lease ended on the server`,
-          ),
-        );
-      }
-    });
-    this.offReconnect = conn.onReconnect(() => void this.verify());
+    super(conn, "leadershipLost", `leadership of ${JSON.stringify(name)} (token ${token})`, name, token, lease, true);
   }
 
   get isLeader(): boolean {
-    return !this.resigned && !this.lost.aborted;
+    return this.live;
   }
 
   /** Publishes a new value while leading. */
@@ -112,44 +91,18 @@ export class Leadership {
   }
 
   /** Steps down and revokes the candidacy's lease. Safe to call more than once. */
-  async resign(): Promise<void> {
-    if (this.resigned) return;
-    this.resigned = true;
-    this.detach();
-    try {
-      if (!this.lost.aborted) {
-        await this.sessions.write("resign", { name: this.name, token: this.token }).catch((e) => {
-          const err = toConcordError(e);
-          if (err.code !== "NOT_ELECTION_LEADER" && err.code !== "LEASE_NOT_FOUND") throw err;
-        });
-      }
-    } finally {
-      await this.lease.revoke().catch(() => {});
-    }
+  resign(): Promise<void> {
+    return this.end(() =>
+      this.sessions.write("resign", { name: this.name, token: this.token }).catch((e) => {
+        const err = toConcordError(e);
+        if (err.code !== "NOT_ELECTION_LEADER" && err.code !== "LEASE_NOT_FOUND") throw err;
+      }),
+    );
   }
 
-  async verify(): Promise<boolean> {
-    if (!this.isLeader) return false;
-    try {
-      const r = await this.conn.call<{ leader: WireLeader | null }>("leader", { name: this.name });
-      const mine = !!r.leader && r.leader.lease === this.lease.id && r.leader.token === this.token;
-      if (!mine) this.markLost(clientError("LEASE_LOST", `this client no longer leads ${JSON.stringify(this.name)}`));
-      return mine;
-    } catch {
-      return this.isLeader;
-    }
-  }
-
-  private markLost(reason: ConcordError): void {
-    if (this.lost.aborted || this.resigned) return;
-    this.detach();
-    this.lease.stop();
-    this.controller.abort(reason);
-  }
-
-  private detach(): void {
-    this.offNotice();
-    this.offReconnect();
+  protected async stillHeld(): Promise<boolean> {
+    const r = await this.conn.call<{ leader: WireLeader | null }>("leader", { name: this.name });
+    return !!r.leader && r.leader.lease === this.lease.id && r.leader.token === this.token;
   }
 }
 

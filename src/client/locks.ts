@@ -2,7 +2,7 @@
 //
 // Each hold has its own lease (TTL `ttlMs`, kept alive at ttl/3). The hold's `lost` signal fires as soon as any
 // of these says the hold may be over: the lease's own `lost` (no keep-alive succeeded within the TTL — see
-// lease.ts), a `lockLost` push from the member, or, after a reconnect, `lockStatus` no longer listing us. Code
+// lease.ts and hold.ts), a `lockLost` push from the member, or, after a reconnect, `lockStatus` no longer listing us. Code
 // holding a lock must stop touching the protected resource when `lost` fires, and should pass the token to the
 // resource (fenced writes) so a paused, stale holder is refused even if it does not notice.
 //
@@ -12,7 +12,8 @@
 
 import type { Connection } from "./connection.js";
 import { abortError } from "./connection.js";
-import { ConcordError, clientError, toConcordError } from "./errors.js";
+import { clientError, toConcordError } from "./errors.js";
+import { Hold } from "./hold.js";
 import { grantLease, type Lease } from "./lease.js";
 import type { SessionManager } from "./session.js";
 import { checkKey, checkPositiveInt } from "./values.js";
@@ -42,102 +43,38 @@ export interface LockStatus {
   waiters: number[];
 }
 
-export class LockHandle {
-  /** Fires (reason: a ConcordError) when the hold may be over; see the file header. */
-  readonly lost: AbortSignal;
-  private readonly controller = new AbortController();
-  private released = false;
-  private readonly offReconnect: () => void;
-  private readonly offNotice: () => void;
-  private readonly offLease: () => void;
-
+export class LockHandle extends Hold {
   constructor(
-    private readonly conn: Connection,
+    conn: Connection,
     private readonly sessions: SessionManager,
-    readonly name: string,
-    /** The fencing token: the log index of the grant, strictly increasing per lock name. */
-    readonly token: number,
-    readonly lease: Lease,
+    name: string,
+    token: number,
+    lease: Lease,
     /** The hold's own lease (revoked on release), or a caller's (left alive). */
-    private readonly ownsLease = true,
+    ownsLease = true,
   ) {
-    this.lost = this.controller.signal;
-    const onLeaseLost = () => this.markLost(toConcordError(lease.lost.reason));
-    // A shared lease outlives many holds: each hold must take its listener away again.
-    this.offLease = () => lease.lost.removeEventListener("abort", onLeaseLost);
-    this.offNotice = conn.onNotice((ev) => {
-      if (ev.kind === "lockLost" && ev.name === name && ev.token === token) {
-        // An error (PERMISSION_DENIED: the user lost access) ends the stream, not the hold: stop all the same.
-        if (ev.error) return this.markLost(new ConcordError(ev.error as ConstructorParameters<typeof ConcordError>[0]));
-        this.markLost(
-          clientError(
-            "LEASE_LOST",
-            `lock ${JSON.stringify(name)} (token ${token}) was lost: its lease ended on the server`,
-          ),
-        );
-      }
-    });
-    // The `lockLost` push is tied to the connection that acquired; after a reconnect, ask instead.
-    this.offReconnect = conn.onReconnect(() => void this.verify());
-    if (lease.lost.aborted) onLeaseLost();
-    else lease.lost.addEventListener("abort", onLeaseLost, { once: true });
+    super(conn, "lockLost", `lock ${JSON.stringify(name)} (token ${token})`, name, token, lease, ownsLease);
   }
 
   /** True while held and not known to be lost. */
   get held(): boolean {
-    return !this.released && !this.lost.aborted;
+    return this.live;
   }
 
-  /** Releases the lock and revokes its lease. Safe to call more than once, and after `lost`. */
-  async release(): Promise<void> {
-    if (this.released) return;
-    this.released = true;
-    this.detach();
-    try {
-      if (!this.lost.aborted) {
-        await this.sessions
-          .write("lockRelease", { name: this.name, token: this.token, lease: this.lease.id })
-          .catch((e) => {
-            const err = toConcordError(e);
-            // Already gone (lease ended): nothing to release.
-            if (err.code !== "LOCK_NOT_HELD" && err.code !== "LEASE_NOT_FOUND") throw err;
-          });
-      }
-    } finally {
-      if (this.ownsLease) await this.lease.revoke().catch(() => {});
-    }
+  /** Releases the lock and revokes its own lease. Safe to call more than once, and after `lost`. */
+  release(): Promise<void> {
+    return this.end(() =>
+      this.sessions.write("lockRelease", { name: this.name, token: this.token, lease: this.lease.id }).catch((e) => {
+        const err = toConcordError(e);
+        // Already gone (lease ended): nothing to release.
+        if (err.code !== "LOCK_NOT_HELD" && err.code !== "LEASE_NOT_FOUND") throw err;
+      }),
+    );
   }
 
-  /** Checks with the cluster that this hold still exists; fires `lost` if not. */
-  async verify(): Promise<boolean> {
-    if (!this.held) return false;
-    try {
-      const s = await this.conn.call<LockStatus>("lockStatus", { name: this.name });
-      const mine = s.holders.some((h) => h.lease === this.lease.id && h.token === this.token);
-      if (!mine && this.held)
-        this.markLost(
-          clientError(
-            "LEASE_LOST",
-            `lock ${JSON.stringify(this.name)} (token ${this.token}) is no longer held by this client`,
-          ),
-        );
-      return mine;
-    } catch {
-      return this.held; // unknown: the lease's own deadline decides
-    }
-  }
-
-  private markLost(reason: ConcordError): void {
-    if (this.lost.aborted || this.released) return;
-    this.detach();
-    if (this.ownsLease) this.lease.stop();
-    this.controller.abort(reason);
-  }
-
-  private detach(): void {
-    this.offNotice();
-    this.offReconnect();
-    this.offLease();
+  protected async stillHeld(): Promise<boolean> {
+    const s = await this.conn.call<LockStatus>("lockStatus", { name: this.name });
+    return s.holders.some((h) => h.lease === this.lease.id && h.token === this.token);
   }
 }
 
