@@ -1,10 +1,10 @@
 // Distributed locks with fencing tokens (docs/protocol.md "Locks").
 //
-// Each hold has its own lease (TTL `ttlMs`, kept alive at ttl/3). The hold's `lost` signal fires as soon as any
-// of these says the hold may be over: the lease's own `lost` (no keep-alive succeeded within the TTL — see
-// lease.ts and hold.ts), a `lockLost` push from the member, or, after a reconnect, `lockStatus` no longer listing us. Code
-// holding a lock must stop touching the protected resource when `lost` fires, and should pass the token to the
-// resource (fenced writes) so a paused, stale holder is refused even if it does not notice.
+// Each hold has its own lease (TTL `ttlMs`, kept alive at ttl/3). The hold's `lost` signal (hold.ts) fires as
+// soon as any of these says the hold may be over: the lease's own `lost` (no keep-alive succeeded within the TTL
+// — see lease.ts), a `lockLost` push from the member, or, after a reconnect, `lockStatus` no longer listing us.
+// Code holding a lock must stop touching the protected resource when `lost` fires, and should pass the token to
+// the resource (fenced writes) so a paused, stale holder is refused even if it does not notice.
 //
 // Waiting is server-side (the acquire's reply comes at the grant). A wait that spans a reconnect is retried
 // with the same session seq; because a grant could be applied while no connection was waiting for it, the
