@@ -194,6 +194,8 @@ export class LockHandler implements CommandHandler {
 
   /** The state machine's end-of-apply hook: deferred grants and hand-offs, after every lease of the entry ended. */
   onApplyEnd(ctx: ApplyContext): void {
+    // Most entries touch no lock: then there is nothing to do, and nothing is allocated.
+    if (this.deferred.length === 0 && this.dirty.size === 0) return;
     for (const ev of this.endApply(ctx.index, ctx.leaseAlive)) ctx.emit(ev);
   }
 

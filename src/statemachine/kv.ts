@@ -95,6 +95,13 @@ function small(x: number): number {
 
 export class KvStore {
   private readonly slots: Map<string, number>[] = Array.from({ length: KEY_SHARDS }, () => new Map());
+  /**
+   * The last key looked up and its row: a put asks for its key's row three times (the key-count check, the
+   * previous record, the write), and each ask of a map this large is a hash probe that misses the caches.
+   * Forgotten whenever a key is added or removed, the only changes to a key's row.
+   */
+  private lastKey: string | undefined = undefined;
+  private lastSlot: number | undefined = undefined;
   private keyCount = 0;
   /** Row s is at (s & BLOCK_MASK) * ROW in blocks[s >>> BLOCK_SHIFT]. */
   private readonly blocks: Float64Array[] = [];
@@ -156,17 +163,17 @@ export class KvStore {
   }
 
   has(key: string): boolean {
-    return this.slots[shardOf(key)].has(key);
+    return this.lookup(key) !== undefined;
   }
 
   get(key: string): KeyValue | undefined {
-    const slot = this.slots[shardOf(key)].get(key);
+    const slot = this.lookup(key);
     return slot === undefined ? undefined : this.recordAt(key, slot);
   }
 
   /** Stores a copy of `kv` as the record of `kv.key`; returns the stored record (its value in the store's chunks). */
   set(kv: KeyValue): KeyValue {
-    let slot = this.slots[shardOf(kv.key)].get(kv.key);
+    let slot = this.lookup(kv.key);
     if (slot !== undefined) {
       if (this.captures.size > 0) {
         const prev = this.recordAt(kv.key, slot);
@@ -186,16 +193,16 @@ export class KvStore {
   }
 
   remove(key: string): KeyValue | undefined {
-    const slots = this.slots[shardOf(key)];
-    const slot = slots.get(key);
+    const slot = this.lookup(key);
     if (slot === undefined) return undefined;
+    this.lastKey = undefined;
     const prev = this.recordAt(key, slot);
     if (this.captures.size > 0) for (const c of this.captures) c.preserve(key, prev);
     const r = this.blocks[slot >>> BLOCK_SHIFT];
     const p = (slot & BLOCK_MASK) * ROW;
     this.values.release(r[p + LOCATION], r[p + LENGTH]);
     r[p + LENGTH] = 0;
-    slots.delete(key);
+    this.slots[shardOf(key)].delete(key);
     this.keyCount--;
     this.freeRows.push(slot);
     this.recordsBytes -= recordBytes(prev);
@@ -231,7 +238,7 @@ export class KvStore {
 
   /** The row holding `key`'s record, or -1. A row changes only through set and remove (after preserve()). */
   slotOf(key: string): number {
-    return this.slots[shardOf(key)].get(key) ?? -1;
+    return this.lookup(key) ?? -1;
   }
 
   /** Hands the record in row `slot`, `key`'s, to `sink` without making a KeyValue; returns its value's length. */
@@ -281,6 +288,14 @@ export class KvStore {
     };
   }
 
+  private lookup(key: string): number | undefined {
+    if (key === this.lastKey) return this.lastSlot;
+    const slot = this.slots[shardOf(key)].get(key);
+    this.lastKey = key;
+    this.lastSlot = slot;
+    return slot;
+  }
+
   /** A free row for a key not in the store, counted with the key's bytes (fill() counts the value's). */
   private newRow(key: string): number {
     let slot = this.freeRows.pop();
@@ -289,6 +304,7 @@ export class KvStore {
       if ((slot & BLOCK_MASK) === 0) this.blocks.push(new Float64Array((BLOCK_MASK + 1) * ROW));
     }
     this.slots[shardOf(key)].set(key, slot);
+    this.lastKey = undefined;
     this.keyCount++;
     this.recordsBytes += RECORD_OVERHEAD + utf8Length(key);
     return slot;

@@ -73,11 +73,12 @@ export class SessionTable {
     }
     if (tag.lowestUnacked > session.lowestUnacked) {
       session.lowestUnacked = tag.lowestUnacked;
-      for (const [seq, outcome] of session.responses) {
-        if (seq >= tag.lowestUnacked) continue;
+      // forEach, not for-of over entries: no [seq, outcome] pair per held outcome on every advancing request.
+      session.responses.forEach((outcome, seq) => {
+        if (seq >= tag.lowestUnacked) return;
         session.responses.delete(seq);
         this.sessionsBytes -= dataBytes(outcome);
-      }
+      });
     }
     const recorded = session.responses.get(tag.seq);
     if (recorded !== undefined) return { kind: "replay", outcome: recorded };

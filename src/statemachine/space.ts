@@ -55,8 +55,12 @@ export function dataBytes(v: unknown): number {
     for (const item of v) n += dataBytes(item);
     return n;
   }
+  // for-in over a plain object's own keys: the same keys as Object.entries without its array of pairs (this
+  // runs for every recorded outcome).
   let n = 48;
-  for (const [key, item] of Object.entries(v)) {
+  for (const key in v) {
+    if (!Object.hasOwn(v, key)) continue;
+    const item = (v as Record<string, unknown>)[key];
     if (item === null || item === undefined) continue;
     n += 16 + key.length + dataBytes(item);
   }

@@ -52,6 +52,8 @@ import {
   type LeaseInfo,
   type Outcome,
   type PutOp,
+  type PutResult,
+  type DeleteResult,
   type RangeOp,
   type RangeResult,
   type TxnCommand,
@@ -85,6 +87,7 @@ export interface ApplyOutput {
   events: StateMachineEvent[];
 }
 
+/** What a handler sees of the entry being applied; valid only during the call it is passed to (one object per handler, reused for every entry). */
 export interface ApplyContext {
   /** The log index being applied. */
   readonly index: number;
@@ -93,6 +96,11 @@ export interface ApplyContext {
   leaseAlive(id: number): boolean;
   emit(event: unknown): void;
 }
+
+type MutableApplyContext = { -readonly [K in keyof ApplyContext]: ApplyContext[K] };
+
+/** The events of an entry that emitted none: shared, so never pushed to (pushEvent makes an entry its own array). */
+const NO_EVENTS: StateMachineEvent[] = Object.freeze([]) as unknown as StateMachineEvent[];
 
 export interface CommandHandler {
   /** Snapshot section name, unique among handlers. */
@@ -146,8 +154,12 @@ export class StateMachine {
   // Per-apply scratch state. `writeRevision` is 0 until the command's first change, then current + 1:
   // all changes of one command share one revision, and a command that changes nothing bumps nothing.
   private writeRevision = 0;
-  private events: StateMachineEvent[] = [];
-  private ctx: ApplyContext | null = null;
+  /** The entry's events; NO_EVENTS until its first (most entries of a put load emit one, many emit none). */
+  private events: StateMachineEvent[] = NO_EVENTS;
+  /** The command being applied (null between applies), and the apply contexts: made once, moved to each entry. */
+  private command: Command | null = null;
+  private readonly coreCtx: MutableApplyContext;
+  private readonly handlerCtxs: MutableApplyContext[];
 
   constructor(options: StateMachineOptions = {}) {
     const limits = resolveLimits(options.limits);
@@ -171,6 +183,20 @@ export class StateMachine {
         this.validators.set(op, validate);
       }
     }
+    const leaseAlive = (id: number): boolean => this.leaseTable.isAlive(id);
+    // The fence checker's events carry the section of the command being applied; a handler's, its own.
+    this.coreCtx = {
+      index: 0,
+      revision: 0,
+      leaseAlive,
+      emit: (event) => this.pushEvent({ type: "extension", section: this.sectionOf(this.command!.op), event }),
+    };
+    this.handlerCtxs = this.handlers.map((handler) => ({
+      index: 0,
+      revision: 0,
+      leaseAlive,
+      emit: (event: unknown) => this.pushEvent({ type: "extension", section: handler.section, event }),
+    }));
   }
 
   // ----------------------------------------------------------------------------------------------------------
@@ -181,7 +207,7 @@ export class StateMachine {
     const command = decodeCommand(bytes, this.validators);
     if (isCommandError(command)) {
       this.advanceIndex(index);
-      return { result: failed(command), events: [] };
+      return { result: failed(command), events: NO_EVENTS };
     }
     return this.execute(index, command);
   }
@@ -191,7 +217,7 @@ export class StateMachine {
     const valid = validateCommand(command, this.validators);
     if (isCommandError(valid)) {
       this.advanceIndex(index);
-      return { result: failed(valid), events: [] };
+      return { result: failed(valid), events: NO_EVENTS };
     }
     return this.execute(index, valid);
   }
@@ -203,16 +229,15 @@ export class StateMachine {
 
   private execute(index: number, command: Command): ApplyOutput {
     this.advanceIndex(index);
-    this.events = [];
     this.writeRevision = 0;
     const revisionBefore = this.currentRevision;
-    this.ctx = {
-      index,
-      revision: revisionBefore,
-      leaseAlive: (id) => this.leaseTable.isAlive(id),
-      emit: (event) => this.events.push({ type: "extension", section: this.sectionOf(command.op), event }),
-    };
-    this.handlerCtxs = null;
+    this.command = command;
+    this.coreCtx.index = index;
+    this.coreCtx.revision = revisionBefore;
+    for (const c of this.handlerCtxs) {
+      c.index = index;
+      c.revision = revisionBefore;
+    }
     let result: Outcome;
     const tag = command.session;
     if (tag === undefined || READ_ONLY_OPS.has(command.op)) {
@@ -228,7 +253,7 @@ export class StateMachine {
     }
     // After the command and every lease it ended: handlers act once on the entry's net effect (e.g. grant a
     // lock only after all leases this entry ends are gone, so two waiters never get the same index as token).
-    for (const handler of this.handlers) handler.onApplyEnd?.(this.handlerCtx(handler));
+    for (let i = 0; i < this.handlers.length; i++) this.handlers[i].onApplyEnd?.(this.handlerCtxs[i]);
     if (this.noSpace === null && this.sizeBytes >= this.quota) this.raiseNoSpace();
     if (this.writeRevision !== 0) {
       assert(this.writeRevision === revisionBefore + 1, "a command wrote at more than one revision");
@@ -236,28 +261,22 @@ export class StateMachine {
       this.history.trim(this.currentRevision);
     }
     const events = this.events;
-    this.events = [];
-    this.ctx = null;
+    this.events = NO_EVENTS;
+    this.command = null;
     return { result, events };
+  }
+
+  private pushEvent(event: StateMachineEvent): void {
+    assert(this.command !== null, "an event outside an apply");
+    if (this.events === NO_EVENTS) this.events = [];
+    this.events.push(event);
   }
 
   /** The apply context as `handler` sees it: its events are tagged with its own section. */
   private handlerCtx(handler: CommandHandler): ApplyContext {
-    this.handlerCtxs ??= new Map();
-    let c = this.handlerCtxs.get(handler);
-    if (!c) {
-      const base = this.ctx!;
-      c = {
-        index: base.index,
-        revision: base.revision,
-        leaseAlive: base.leaseAlive,
-        emit: (event) => this.events.push({ type: "extension", section: handler.section, event }),
-      };
-      this.handlerCtxs.set(handler, c);
-    }
-    return c;
+    assert(this.command !== null, "an apply context outside an apply");
+    return this.handlerCtxs[this.handlers.indexOf(handler)];
   }
-  private handlerCtxs: Map<CommandHandler, ApplyContext> | null = null;
 
   /** The extension ops' validators, so a gateway can validate a request before proposing it. */
   extensionValidators(): ReadonlyMap<string, ExtensionValidator> {
@@ -287,13 +306,9 @@ export class StateMachine {
         const bad =
           this.checkOp(c, "") ??
           this.checkFence(c.fence) ??
-          this.checkWrites([c]) ??
-          (c.op === "put" ? this.checkSpace() : null);
+          (c.op === "put" ? (this.checkPut(c) ?? this.checkSpace()) : null);
         if (bad) return failed(bad);
-        const out = c.op === "put" ? this.put(c) : this.deleteOp(c);
-        out.revision = this.revisionAfter();
-        const { op: _op, ...value } = out;
-        return ok(value);
+        return ok(c.op === "put" ? this.put(c) : this.deleteOp(c));
       }
       case "range": {
         const c = command as RangeOp;
@@ -315,7 +330,7 @@ export class StateMachine {
         if (full) return failed(full);
         const id = this.applied;
         this.leaseTable.grant(id, ttlMs, grantedAt);
-        this.events.push({ type: "leaseGranted", id, ttlMs });
+        this.pushEvent({ type: "leaseGranted", id, ttlMs });
         return ok({ id, ttlMs });
       }
       case "leaseRevoke": {
@@ -427,7 +442,7 @@ export class StateMachine {
     if (this.fenceChecker === undefined) {
       return commandError("FENCED", `fence on lock "${fence.lock}" refused: no such lock (no lock support installed)`);
     }
-    return this.fenceChecker(fence, this.ctx!);
+    return this.fenceChecker(fence, this.coreCtx);
   }
 
   /**
@@ -441,13 +456,21 @@ export class StateMachine {
       if (op.lease !== undefined && !this.leaseTable.isAlive(op.lease)) return leaseNotFound(op.lease);
       if (!this.kv.has(op.key)) created.add(op.key);
     }
-    if (this.kv.size + created.size > this.limits.maxKeys) {
-      return commandError(
-        "TOO_MANY_KEYS",
-        `the store holds ${this.kv.size} keys and this write would create ${created.size}; the limit is ${this.limits.maxKeys}`,
-      );
-    }
-    return null;
+    return this.checkKeyCount(created.size);
+  }
+
+  /** checkWrites of one put, without the set. */
+  private checkPut(op: PutOp): CommandError | null {
+    if (op.lease !== undefined && !this.leaseTable.isAlive(op.lease)) return leaseNotFound(op.lease);
+    return this.kv.has(op.key) ? null : this.checkKeyCount(1);
+  }
+
+  private checkKeyCount(created: number): CommandError | null {
+    if (this.kv.size + created <= this.limits.maxKeys) return null;
+    return commandError(
+      "TOO_MANY_KEYS",
+      `the store holds ${this.kv.size} keys and this write would create ${created}; the limit is ${this.limits.maxKeys}`,
+    );
   }
 
   // ----------------------------------------------------------------------------------------------------------
@@ -468,7 +491,7 @@ export class StateMachine {
   private raiseNoSpace(): void {
     assert(this.noSpace === null, "NO_SPACE raised twice");
     this.noSpace = { alarm: "NO_SPACE", raisedAt: this.applied };
-    this.events.push(this.alarmEvent(true));
+    this.pushEvent(this.alarmEvent(true));
   }
 
   private disarm(): Outcome {
@@ -484,7 +507,7 @@ export class StateMachine {
     }
     const disarmed = [this.noSpace];
     this.noSpace = null;
-    this.events.push(this.alarmEvent(false));
+    this.pushEvent(this.alarmEvent(false));
     return ok({ disarmed });
   }
 
@@ -495,7 +518,7 @@ export class StateMachine {
   // ----------------------------------------------------------------------------------------------------------
   // Writes
 
-  private put(op: PutOp): TxnOpResult {
+  private put(op: PutOp): PutResult {
     const revision = this.nextRevision();
     const prev = this.kv.get(op.key);
     const lease = op.lease ?? 0;
@@ -513,8 +536,8 @@ export class StateMachine {
     const event: WatchEvent =
       prev === undefined ? { type: "put", revision, kv } : { type: "put", revision, kv, prevKv: prev };
     this.history.append(event);
-    this.events.push(event);
-    const result: TxnOpResult = { op: "put", revision };
+    this.pushEvent(event);
+    const result: PutResult = { revision };
     if (op.prevKv && prev !== undefined) result.prevKv = prev;
     return result;
   }
@@ -526,18 +549,18 @@ export class StateMachine {
     if (prev.lease !== 0) this.leaseTable.detachKey(prev.lease, key);
     const event: WatchEvent = { type: "delete", revision, key, prevKv: prev };
     this.history.append(event);
-    this.events.push(event);
+    this.pushEvent(event);
     return prev;
   }
 
-  private deleteOp(op: DeleteOp): TxnOpResult {
+  private deleteOp(op: DeleteOp): DeleteResult {
     const keys = op.prefix ? [...this.kv.keysWithPrefix(op.key)] : [op.key];
     const prevKvs: KeyValue[] = [];
     for (const key of keys) {
       const prev = this.deleteKey(key);
       if (prev !== undefined) prevKvs.push(prev);
     }
-    const result: TxnOpResult = { op: "delete", revision: this.revisionAfter(), deleted: prevKvs.length };
+    const result: DeleteResult = { revision: this.revisionAfter(), deleted: prevKvs.length };
     if (op.prevKv) result.prevKvs = prevKvs;
     return result;
   }
@@ -583,7 +606,11 @@ export class StateMachine {
     const bad = this.checkWrites(branch) ?? (branch.some((op) => op.op === "put") ? this.checkSpace() : null);
     if (bad) return failed(bad);
     const responses: TxnOpResult[] = branch.map((op) =>
-      op.op === "put" ? this.put(op) : op.op === "delete" ? this.deleteOp(op) : { op: "range", ...this.rangeNow(op) },
+      op.op === "put"
+        ? { op: "put", ...this.put(op) }
+        : op.op === "delete"
+          ? { op: "delete", ...this.deleteOp(op) }
+          : { op: "range", ...this.rangeNow(op) },
     );
     const revision = this.revisionAfter();
     for (const r of responses) r.revision = revision;
@@ -621,8 +648,8 @@ export class StateMachine {
     }
     for (const clientId of lease.clients) this.sessions.close(clientId);
     this.leaseTable.remove(id);
-    this.events.push({ type: "leaseEnded", id, reason });
-    for (const handler of this.handlers) handler.onLeaseEnded?.(id, reason, this.handlerCtx(handler));
+    this.pushEvent({ type: "leaseEnded", id, reason });
+    for (let i = 0; i < this.handlers.length; i++) this.handlers[i].onLeaseEnded?.(id, reason, this.handlerCtxs[i]);
     return keys.length;
   }
 
