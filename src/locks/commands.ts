@@ -139,7 +139,7 @@ function value(o: Fields, limits: CoordinationLimits): Uint8Array {
   if (v.length > limits.maxValueBytes) {
     throw new Invalid(invalidArgument("value", `at most ${limits.maxValueBytes} bytes`, v));
   }
-  return v;
+  return v.slice(); // kept by the election: its own copy, not a view of the entry (decodeCommand)
 }
 
 export function lockValidators(limits: CoordinationLimits): Record<string, ExtensionValidator> {

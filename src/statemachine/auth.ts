@@ -73,7 +73,7 @@ function intIn(o: Fields, field: string, min: number, max: number): number {
 function bytesIn(o: Fields, field: string, min: number, max: number): Uint8Array {
   const v = o[field];
   if (!(v instanceof Uint8Array) || v.length < min || v.length > max) throw new Invalid(invalidArgument(field, `${min} to ${max} bytes`, v));
-  return v;
+  return v.slice(); // kept in the auth state: its own copy, not a view of the entry (decodeCommand)
 }
 
 function record(v: unknown, field: string, what: string): Fields {

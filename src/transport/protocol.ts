@@ -101,9 +101,14 @@ export class ProtocolError extends Error {
   }
 }
 
-// copyBuffers: decoded values own their memory (a network buffer may be reused); useRecords: false keeps every
-// frame self-describing, so other clients can be written from docs/protocol.md alone.
+// useRecords: false keeps every frame self-describing, so other clients can be written from docs/protocol.md alone.
+// copyBuffers: the values of a member's answers own their memory, so a value an application keeps does not keep
+// the whole frame it came in.
 const packr = new Packr({ useRecords: false, copyBuffers: true, mapsAsObjects: true, moreTypes: false });
+// A request's bytes are views of its frame (ws hands each message its own buffer, never reused): a request lives
+// until it is answered, and what is kept beyond that is copied where it is kept (a command into the log's arena by
+// encodeCommand). A copy per value was an ArrayBuffer of its own per put on the leader.
+const requestPackr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 export function encodeFrame(frame: unknown): Buffer {
   return packr.pack(frame);
@@ -122,7 +127,7 @@ export function decodeClientFrame(data: Uint8Array, maxBytes: number): HelloFram
   if (data.byteLength > maxBytes) throw frameTooLarge(data, maxBytes);
   let v: unknown;
   try {
-    v = packr.unpack(data);
+    v = requestPackr.unpack(data);
   } catch (e) {
     throw new ProtocolError("MALFORMED_FRAME", `frame is not valid msgpack (${(e as Error).message}); expected a msgpack map`);
   }
@@ -206,7 +211,7 @@ function frameTooLarge(data: Uint8Array, maxBytes: number): ProtocolError {
   let id: number | undefined;
   let what = "frame";
   try {
-    const f = packr.unpack(data) as Record<string, unknown> | null;
+    const f = requestPackr.unpack(data) as Record<string, unknown> | null;
     if (typeof f?.id === "number" && Number.isSafeInteger(f.id) && f.id >= 0) id = f.id;
     if (typeof f?.op === "string" && /^[a-zA-Z]{1,32}$/.test(f.op)) what = `${f.op} request`;
   } catch {

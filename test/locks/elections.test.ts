@@ -2,11 +2,28 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { restoreCoordinationStateMachine, type CampaignResult, type LeadershipChange } from "../../src/locks/index.js";
 import { bytes, errorCode, harness, value } from "./harness.js";
+import { encodeCommand, type Command } from "../../src/statemachine/index.js";
 
 const campaign = (name: string, lease: number, v = "v") => ({ op: "electionCampaign", name, lease, value: bytes(v) });
 const text = (b: Uint8Array | undefined) => (b === undefined ? undefined : new TextDecoder().decode(b));
 
 describe("elections", () => {
+  it("keep their own copies of candidates' values: rewriting an applied entry's bytes changes nothing", () => {
+    const h = harness();
+    const lease = h.lease();
+    for (const command of [
+      campaign("e", lease, "first"),
+      { op: "electionProclaim", name: "e", token: 2, value: bytes("second") },
+    ]) {
+      const entry = encodeCommand(command as Command);
+      expect(h.c.stateMachine.apply(h.c.stateMachine.lastApplied + 1, entry).result.ok).toBe(true);
+      entry.fill(0);
+      expect(new TextDecoder().decode(h.c.electionLeader("e")!.value)).toBe(
+        command.value === undefined ? "" : new TextDecoder().decode(command.value),
+      );
+    }
+  });
+
   it("the first candidate leads with the index as token; the others queue FIFO", () => {
     const h = harness();
     const [a, b, c] = [h.lease(), h.lease(), h.lease()];

@@ -114,10 +114,13 @@ describe("command encoding", () => {
     expect(decodeCommand(new Uint8Array())).toMatchObject({ code: "MALFORMED_COMMAND" });
   });
 
-  it("decoded values own their memory", () => {
+  it("decodes bytes as views of the entry, and the state keeps copies: rewriting an applied entry changes nothing", () => {
     const bytes = encodeCommand({ op: "put", key: "k", value: v("abc") });
     const decoded = decodeCommand(bytes) as { value: Uint8Array };
+    expect(decoded.value.buffer).toBe(bytes.buffer); // a view, not a copy (see decodeCommand)
+    const sm = new StateMachine();
+    expect(sm.apply(1, bytes).result.ok).toBe(true);
     bytes.fill(0);
-    expect(Array.from(decoded.value)).toEqual(Array.from(v("abc")));
+    expect(Array.from(sm.get("k")!.value)).toEqual(Array.from(v("abc")));
   });
 });
