@@ -197,13 +197,17 @@ const SETTINGS = {
   tickMs: count("Raft tick interval", "<ms>", 1, 60_000, "milliseconds", 100),
   electionTicks: count("election timeout in ticks (randomized in [n, 2n))", "<n>", 2, 10_000, "ticks", 10),
   heartbeatTicks: count("heartbeat interval in ticks", "<n>", 1, 10_000, "ticks", 1),
+  // 100,000 as etcd's --snapshot-count. A snapshot writes the whole state and the watch history: at 10,000 a member
+  // under put load with a small state (bench:compare's 10,000 keys) spent 6-10 % of its CPU on snapshots (A/B, put
+  // c=64, docs/benchmarks.md). A large state is governed by the size rule anyway, and a restart replays at most this
+  // many entries of a small one.
   snapshotEntries: count(
     "snapshot after this many entries, once the log since the last snapshot is as large as it",
     "<n>",
     1,
     1e9,
     "entries",
-    10_000,
+    100_000,
   ),
   snapshotBytes: bytes("snapshot after this many bytes of entries (e.g. 64MiB)", 1, 2 ** 40, 64 * MIB),
   memoryLogBytes: bytes(

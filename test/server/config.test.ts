@@ -73,7 +73,7 @@ describe("loadConfig: defaults and derived values", () => {
       tickMs: 100,
       electionTicks: 10,
       heartbeatTicks: 1,
-      snapshotEntries: 10_000,
+      snapshotEntries: 100_000,
       maxRequestBytes: 1.5 * 1024 * 1024,
       maxValueBytes: 1024 * 1024,
       maxInflightPerConnection: 1024,
@@ -244,7 +244,7 @@ describe("loadConfig: precedence flag > env > file > default", () => {
     expect(c.electionTicks).toBe(21); // env over file
     expect(c.heartbeatTicks).toBe(3); // file over default
     expect(c.logLevel).toBe("debug");
-    expect(c.snapshotEntries).toBe(10_000); // default
+    expect(c.snapshotEntries).toBe(100_000); // default
     expect(c.configFile).toBe(cfg);
   });
 
