@@ -55,7 +55,8 @@ export class ValueChunks {
     if (length === 0) return 0;
     const location = this.place(length);
     const chunk = Math.floor(location / CHUNK_STRIDE);
-    this.buffers[chunk]!.set(from.subarray(start, start + length), location - chunk * CHUNK_STRIDE);
+    const source = start === 0 && length === from.length ? from : from.subarray(start, start + length); // a put's value is whole
+    this.buffers[chunk]!.set(source, location - chunk * CHUNK_STRIDE);
     return location;
   }
 
