@@ -77,7 +77,7 @@ export class Leadership extends Hold {
     token: number,
     lease: Lease,
   ) {
-    super(conn, "leadershipLost", `leadership of ${JSON.stringify(name)} (token ${token})`, name, token, lease, true);
+    super(conn, "leadershipLost", name, token, lease, true);
   }
 
   get isLeader(): boolean {

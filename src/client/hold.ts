@@ -18,16 +18,16 @@ export abstract class Hold {
   readonly lost: AbortSignal;
   private readonly controller = new AbortController();
   private ended = false;
+  /** How the hold reads in errors: `lock "a" (token 7)`, `leadership of "e" (token 9)`. */
+  private readonly what: string;
   private readonly offNotice: () => void;
   private readonly offReconnect: () => void;
   private readonly offLease: () => void;
 
   constructor(
     protected readonly conn: Connection,
-    /** What the member's push that ends this hold is called. */
+    /** What the member's push that ends this hold is called (and so what the hold is, in errors). */
     lostNotice: "lockLost" | "leadershipLost",
-    /** How the hold reads in errors: `lock "a" (token 7)`. */
-    private readonly what: string,
     readonly name: string,
     /** The fencing token: the log index at which the hold began, strictly increasing per name. */
     readonly token: number,
@@ -36,6 +36,8 @@ export abstract class Hold {
     private readonly ownsLease: boolean,
   ) {
     this.lost = this.controller.signal;
+    const what = `${lostNotice === "lockLost" ? "lock" : "leadership of"} ${JSON.stringify(name)} (token ${token})`;
+    this.what = what;
     const onLeaseLost = () => this.markLost(toConcordError(lease.lost.reason));
     this.offLease = () => lease.lost.removeEventListener("abort", onLeaseLost);
     this.offNotice = conn.onNotice((ev) => {

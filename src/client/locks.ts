@@ -53,7 +53,7 @@ export class LockHandle extends Hold {
     /** The hold's own lease (revoked on release), or a caller's (left alive). */
     ownsLease = true,
   ) {
-    super(conn, "lockLost", `lock ${JSON.stringify(name)} (token ${token})`, name, token, lease, ownsLease);
+    super(conn, "lockLost", name, token, lease, ownsLease);
   }
 
   /** True while held and not known to be lost. */
