@@ -58,7 +58,7 @@ export type { Member } from "./node-snapshot.js";
 /** What one applied entry produced, for the push streams (watch, lock and election streams). */
 export interface AppliedEvents {
   index: number;
-  events: StateMachineEvent[];
+  events: readonly StateMachineEvent[];
 }
 
 /**

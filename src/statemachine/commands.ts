@@ -297,8 +297,8 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: fal
 // Decoded commands' bytes (a put's value, an election's) are views of the entry's bytes, not copies: a copy is an
 // ArrayBuffer of its own, which cost more than the rest of a put's decoding (0.7-1.0 us of 1.9 us, measured), and
 // every member decodes every entry. Whatever keeps bytes past the apply copies them: the key store into its
-// value chunks (kv.ts), elections their candidates' values (locks/elections.ts). So neither a reused buffer nor
-// a large one (a peer frame, a WAL read) is held or altered by the state.
+// value chunks (kv.ts); elections' and auth's validators the values they keep (locks/commands.ts, auth.ts). So
+// neither a reused buffer nor a large one (a peer frame, a WAL read) is held or altered by the state.
 const decodeOptions = { start: 1 };
 
 // Encoded commands live as long as their log entries, which are compacted oldest first: an arena suits them

@@ -84,7 +84,7 @@ export type StateMachineEvent =
 
 export interface ApplyOutput {
   result: Outcome;
-  events: StateMachineEvent[];
+  events: readonly StateMachineEvent[];
 }
 
 /** What a handler sees of the entry being applied; valid only during the call it is passed to (one object per handler, reused for every entry). */
@@ -99,8 +99,8 @@ export interface ApplyContext {
 
 type MutableApplyContext = { -readonly [K in keyof ApplyContext]: ApplyContext[K] };
 
-/** The events of an entry that emitted none: shared, so never pushed to (pushEvent makes an entry its own array). */
-const NO_EVENTS: StateMachineEvent[] = Object.freeze([]) as unknown as StateMachineEvent[];
+/** The events of an entry that emitted none, shared. */
+const NO_EVENTS: readonly StateMachineEvent[] = Object.freeze([]);
 
 export interface CommandHandler {
   /** Snapshot section name, unique among handlers. */
@@ -154,8 +154,8 @@ export class StateMachine {
   // Per-apply scratch state. `writeRevision` is 0 until the command's first change, then current + 1:
   // all changes of one command share one revision, and a command that changes nothing bumps nothing.
   private writeRevision = 0;
-  /** The entry's events; NO_EVENTS until its first (most entries of a put load emit one, many emit none). */
-  private events: StateMachineEvent[] = NO_EVENTS;
+  /** The entry's events; null until its first (many entries emit none). */
+  private events: StateMachineEvent[] | null = null;
   /** The command being applied (null between applies), and the apply contexts: made once, moved to each entry. */
   private command: Command | null = null;
   private readonly coreCtx: MutableApplyContext;
@@ -260,16 +260,15 @@ export class StateMachine {
       this.currentRevision = this.writeRevision;
       this.history.trim(this.currentRevision);
     }
-    const events = this.events;
-    this.events = NO_EVENTS;
+    const events = this.events ?? NO_EVENTS;
+    this.events = null;
     this.command = null;
     return { result, events };
   }
 
   private pushEvent(event: StateMachineEvent): void {
     assert(this.command !== null, "an event outside an apply");
-    if (this.events === NO_EVENTS) this.events = [];
-    this.events.push(event);
+    (this.events ??= []).push(event);
   }
 
   /** The apply context as `handler` sees it: its events are tagged with its own section. */

@@ -105,9 +105,9 @@ export class ProtocolError extends Error {
 // copyBuffers: the values of a member's answers own their memory, so a value an application keeps does not keep
 // the whole frame it came in.
 const packr = new Packr({ useRecords: false, copyBuffers: true, mapsAsObjects: true, moreTypes: false });
-// A request's bytes are views of its frame (ws hands each message its own buffer, never reused): a request lives
-// until it is answered, and what is kept beyond that is copied where it is kept (a command into the log's arena by
-// encodeCommand). A copy per value was an ArrayBuffer of its own per put on the leader.
+// A request's bytes are views of its frame, which ws never reuses (a view of the socket's read, or the join of its
+// fragments): a request lives until it is answered, and what is kept beyond that is copied where it is kept (a
+// command into the log's arena by encodeCommand). A copy per value was an ArrayBuffer of its own per put on the leader.
 const requestPackr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 export function encodeFrame(frame: unknown): Buffer {

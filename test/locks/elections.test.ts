@@ -18,9 +18,7 @@ describe("elections", () => {
       const entry = encodeCommand(command as Command);
       expect(h.c.stateMachine.apply(h.c.stateMachine.lastApplied + 1, entry).result.ok).toBe(true);
       entry.fill(0);
-      expect(new TextDecoder().decode(h.c.electionLeader("e")!.value)).toBe(
-        command.value === undefined ? "" : new TextDecoder().decode(command.value),
-      );
+      expect(text(h.c.electionLeader("e")!.value)).toBe(text(command.value));
     }
   });
 
