@@ -99,6 +99,12 @@ export interface ApplyContext {
 
 type MutableApplyContext = { -readonly [K in keyof ApplyContext]: ApplyContext[K] };
 
+/** A command handler with its apply context (made once, moved to each entry; its events carry the handler's section). */
+interface BoundHandler {
+  readonly handler: CommandHandler;
+  readonly ctx: MutableApplyContext;
+}
+
 /** The events of an entry that emitted none, shared. */
 const NO_EVENTS: readonly StateMachineEvent[] = Object.freeze([]);
 
@@ -145,8 +151,9 @@ export class StateMachine {
   /** The storage quota in force and the NO_SPACE alarm while raised (see the header): replicated state. */
   private quota: number;
   private noSpace: Alarm | null = null;
-  private readonly handlers: CommandHandler[];
-  private readonly handlerByOp = new Map<string, CommandHandler>();
+  /** The command handlers, each with its apply context, in the order given (the order they act in). */
+  private readonly handlers: BoundHandler[];
+  private readonly handlerByOp = new Map<string, BoundHandler>();
   private readonly validators = new Map<string, ExtensionValidator>();
   private readonly fenceChecker: FenceChecker | undefined;
   private readonly authorizer: Authorizer | undefined;
@@ -159,7 +166,6 @@ export class StateMachine {
   /** The command being applied (null between applies), and the apply contexts: made once, moved to each entry. */
   private command: Command | null = null;
   private readonly coreCtx: MutableApplyContext;
-  private readonly handlerCtxs: MutableApplyContext[];
 
   constructor(options: StateMachineOptions = {}) {
     const limits = resolveLimits(options.limits);
@@ -168,21 +174,8 @@ export class StateMachine {
     this.quota = limits.quotaBytes;
     this.sessions = new SessionTable(limits.maxSessionResponses);
     this.history = new WatchHistory(limits.historyRevisions, limits.historyMaxEvents);
-    this.handlers = options.handlers ?? [];
     this.fenceChecker = options.fenceChecker;
     this.authorizer = options.authorizer;
-    const sections = new Set<string>();
-    for (const handler of this.handlers) {
-      if (sections.has(handler.section)) throw new TypeError(`two handlers own snapshot section "${handler.section}"`);
-      sections.add(handler.section);
-      for (const [op, validate] of Object.entries(handler.ops)) {
-        if (CORE_OPS.has(op) || this.handlerByOp.has(op)) {
-          throw new TypeError(`op "${op}" of handler "${handler.section}" is already taken`);
-        }
-        this.handlerByOp.set(op, handler);
-        this.validators.set(op, validate);
-      }
-    }
     const leaseAlive = (id: number): boolean => this.leaseTable.isAlive(id);
     // The fence checker's events carry the section of the command being applied; a handler's, its own.
     this.coreCtx = {
@@ -191,12 +184,28 @@ export class StateMachine {
       leaseAlive,
       emit: (event) => this.pushEvent({ type: "extension", section: this.sectionOf(this.command!.op), event }),
     };
-    this.handlerCtxs = this.handlers.map((handler) => ({
-      index: 0,
-      revision: 0,
-      leaseAlive,
-      emit: (event: unknown) => this.pushEvent({ type: "extension", section: handler.section, event }),
+    this.handlers = (options.handlers ?? []).map((handler) => ({
+      handler,
+      ctx: {
+        index: 0,
+        revision: 0,
+        leaseAlive,
+        emit: (event: unknown) => this.pushEvent({ type: "extension", section: handler.section, event }),
+      },
     }));
+    const sections = new Set<string>();
+    for (const bound of this.handlers) {
+      const handler = bound.handler;
+      if (sections.has(handler.section)) throw new TypeError(`two handlers own snapshot section "${handler.section}"`);
+      sections.add(handler.section);
+      for (const [op, validate] of Object.entries(handler.ops)) {
+        if (CORE_OPS.has(op) || this.handlerByOp.has(op)) {
+          throw new TypeError(`op "${op}" of handler "${handler.section}" is already taken`);
+        }
+        this.handlerByOp.set(op, bound);
+        this.validators.set(op, validate);
+      }
+    }
   }
 
   // ----------------------------------------------------------------------------------------------------------
@@ -234,9 +243,9 @@ export class StateMachine {
     this.command = command;
     this.coreCtx.index = index;
     this.coreCtx.revision = revisionBefore;
-    for (const c of this.handlerCtxs) {
-      c.index = index;
-      c.revision = revisionBefore;
+    for (const { ctx } of this.handlers) {
+      ctx.index = index;
+      ctx.revision = revisionBefore;
     }
     let result: Outcome;
     const tag = command.session;
@@ -253,7 +262,7 @@ export class StateMachine {
     }
     // After the command and every lease it ended: handlers act once on the entry's net effect (e.g. grant a
     // lock only after all leases this entry ends are gone, so two waiters never get the same index as token).
-    for (let i = 0; i < this.handlers.length; i++) this.handlers[i].onApplyEnd?.(this.handlerCtxs[i]);
+    for (const { handler, ctx } of this.handlers) handler.onApplyEnd?.(ctx);
     if (this.noSpace === null && this.sizeBytes >= this.quota) this.raiseNoSpace();
     if (this.writeRevision !== 0) {
       assert(this.writeRevision === revisionBefore + 1, "a command wrote at more than one revision");
@@ -271,12 +280,6 @@ export class StateMachine {
     (this.events ??= []).push(event);
   }
 
-  /** The apply context as `handler` sees it: its events are tagged with its own section. */
-  private handlerCtx(handler: CommandHandler): ApplyContext {
-    assert(this.command !== null, "an apply context outside an apply");
-    return this.handlerCtxs[this.handlers.indexOf(handler)];
-  }
-
   /** The extension ops' validators, so a gateway can validate a request before proposing it. */
   extensionValidators(): ReadonlyMap<string, ExtensionValidator> {
     return this.validators;
@@ -288,7 +291,7 @@ export class StateMachine {
   }
 
   private sectionOf(op: string): string {
-    return this.handlerByOp.get(op)?.section ?? "core";
+    return this.handlerByOp.get(op)?.handler.section ?? "core";
   }
 
   /** A command its sender may not make is refused unapplied (recorded in its session like any result). */
@@ -368,11 +371,11 @@ export class StateMachine {
         this.quota = (command as { quotaBytes: number }).quotaBytes;
         return ok({ quotaBytes: this.quota });
       default: {
-        const handler = this.handlerByOp.get(command.op);
-        assert(handler !== undefined, () => `no handler for validated op ${command.op}`);
-        const full = handler.opsAllowedWhenFull?.has(command.op) ? null : this.checkSpace();
+        const bound = this.handlerByOp.get(command.op);
+        assert(bound !== undefined, () => `no handler for validated op ${command.op}`);
+        const full = bound.handler.opsAllowedWhenFull?.has(command.op) ? null : this.checkSpace();
         if (full) return failed(full);
-        return handler.apply(command as ExtensionCommand, this.handlerCtx(handler));
+        return bound.handler.apply(command as ExtensionCommand, bound.ctx);
       }
     }
   }
@@ -452,7 +455,8 @@ export class StateMachine {
     const created = new Set<string>();
     for (const op of ops) {
       if (op.op !== "put") continue;
-      if (op.lease !== undefined && !this.leaseTable.isAlive(op.lease)) return leaseNotFound(op.lease);
+      const dead = this.checkLease(op);
+      if (dead !== null) return dead;
       if (!this.kv.has(op.key)) created.add(op.key);
     }
     return this.checkKeyCount(created.size);
@@ -460,8 +464,12 @@ export class StateMachine {
 
   /** checkWrites of one put, without the set. */
   private checkPut(op: PutOp): CommandError | null {
-    if (op.lease !== undefined && !this.leaseTable.isAlive(op.lease)) return leaseNotFound(op.lease);
-    return this.kv.has(op.key) ? null : this.checkKeyCount(1);
+    return this.checkLease(op) ?? (this.kv.has(op.key) ? null : this.checkKeyCount(1));
+  }
+
+  /** A put may attach only to a live lease. */
+  private checkLease(op: PutOp): CommandError | null {
+    return op.lease !== undefined && !this.leaseTable.isAlive(op.lease) ? leaseNotFound(op.lease) : null;
   }
 
   private checkKeyCount(created: number): CommandError | null {
@@ -648,7 +656,7 @@ export class StateMachine {
     for (const clientId of lease.clients) this.sessions.close(clientId);
     this.leaseTable.remove(id);
     this.pushEvent({ type: "leaseEnded", id, reason });
-    for (let i = 0; i < this.handlers.length; i++) this.handlers[i].onLeaseEnded?.(id, reason, this.handlerCtxs[i]);
+    for (const { handler, ctx } of this.handlers) handler.onLeaseEnded?.(id, reason, ctx);
     return keys.length;
   }
 
@@ -682,7 +690,7 @@ export class StateMachine {
    */
   get sizeBytes(): number {
     let n = this.kv.bytes + this.history.bytes + this.leaseTable.size * LEASE_OVERHEAD + this.sessions.bytes;
-    for (const handler of this.handlers) n += handler.sizeBytes();
+    for (const { handler } of this.handlers) n += handler.sizeBytes();
     return n;
   }
 
@@ -755,7 +763,7 @@ export class StateMachine {
         .map((s) => [s.clientId, s.lease, s.lowestUnacked, [...s.responses.entries()].sort((a, b) => a[0] - b[0])]),
       history: this.history.held(),
       extensions: this.handlers
-        .map((h): [string, unknown] => [h.section, h.snapshot()])
+        .map(({ handler }): [string, unknown] => [handler.section, handler.snapshot()])
         .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
       quotaBytes: this.quota,
       alarms: this.noSpace === null ? [] : [[this.noSpace.alarm, this.noSpace.raisedAt]],
@@ -805,7 +813,7 @@ export class StateMachine {
       state.history,
     );
     const sections = new Map(state.extensions);
-    for (const handler of this.handlers) {
+    for (const { handler } of this.handlers) {
       assert(sections.has(handler.section) || handler.sectionOptional, () => `snapshot has no section "${handler.section}"`);
       handler.restore(sections.get(handler.section));
       sections.delete(handler.section);
