@@ -100,9 +100,9 @@ export const MUTANTS: Readonly<Record<string, Mutant>> = {
     patches: [
       {
         file: "src/host/replica.ts",
-        find: `    const p = this.proposals.add(index, this.raft.term);\n    this.observer.proposed?.();`,
+        find: `    const p = this.proposals.add(index, this.raft.term, timed ? this.clock.now() : undefined, command.op);\n    this.observer.proposed?.();`,
         replace:
-          `    const tracked = this.proposals.add(index, this.raft.term);\n` +
+          `    const tracked = this.proposals.add(index, this.raft.term, timed ? this.clock.now() : undefined, command.op);\n` +
           `    if (command.op === "put") tracked.catch(() => {}); /* MUTANT */\n` +
           `    const p = command.op === "put" ? Promise.resolve({ ok: true, value: { revision: this.sm.revision + 1 } } as Outcome) : tracked;\n` +
           `    this.observer.proposed?.();`,

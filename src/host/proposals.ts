@@ -1,3 +1,4 @@
+import { assert } from "../assert.js";
 import type { Outcome } from "../statemachine/commands.js";
 
 /** Why a proposal's outcome is unknown or refused; all of these are retryable by a client with a session. */
@@ -13,6 +14,9 @@ export class ProposalError extends Error {
 
 interface Waiter {
   term: number;
+  /** When it fails with TIMEOUT (clock ms; Infinity: never), and what it is called in that error. */
+  deadline: number;
+  what: string;
   resolve(outcome: Outcome): void;
   reject(error: ProposalError): void;
 }
@@ -20,16 +24,54 @@ interface Waiter {
 /**
  * Proposals waiting for their entry to be applied, by log index. An entry applied at that index with another
  * term means the proposal was overwritten by a new leader: it certainly did not happen (PROPOSAL_LOST).
- * Not a Map per term or a promise per entry on the hot path: one waiter object per client request.
+ * Not a Map per term or a promise per entry on the hot path: one waiter object per client request, and no timer:
+ * a timed proposal fails with TIMEOUT at the first `expire` at or after its deadline (the host's tick).
+ *
+ * Invariant: timed waiters are in deadline order in the map (its order is insertion order, and every deadline is
+ * the time of its add plus the same `timeoutMs`), so `expire` stops at the first timed waiter not yet due.
  */
 export class PendingProposals {
   private readonly byIndex = new Map<number, Waiter>();
+  private lastDeadline = -Infinity;
 
-  /** `failed` is told the code of every proposal that fails while waiting (lost, or failed at shutdown). */
-  constructor(private readonly failed: (code: ProposalError["code"]) => void = () => {}) {}
+  /**
+   * `timeoutMs`: how long a timed proposal may wait for its outcome. `failed` is told the code of every proposal
+   * that fails while waiting (lost, timed out, or failed at shutdown).
+   */
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly failed: (code: ProposalError["code"]) => void = () => {},
+  ) {}
 
-  add(index: number, term: number): Promise<Outcome> {
-    return new Promise<Outcome>((resolve, reject) => this.byIndex.set(index, { term, resolve, reject }));
+  /**
+   * Waits for the entry proposed at `index` in `term`. Given `now` (the clock's ms), it fails with TIMEOUT
+   * `timeoutMs` later (its outcome then unknown: `what` names it in the error); without, it waits until applied,
+   * lost or failed at shutdown.
+   */
+  add(index: number, term: number, now?: number, what = "the proposal"): Promise<Outcome> {
+    let deadline = Infinity;
+    if (now !== undefined) {
+      deadline = now + this.timeoutMs;
+      assert(deadline >= this.lastDeadline, "pending proposals: a deadline before an earlier one (the clock went back)");
+      this.lastDeadline = deadline;
+    }
+    return new Promise<Outcome>((resolve, reject) => this.byIndex.set(index, { term, deadline, what, resolve, reject }));
+  }
+
+  /** Fails with TIMEOUT every timed proposal whose deadline is at or before `now`. */
+  expire(now: number): void {
+    for (const [index, w] of this.byIndex) {
+      if (w.deadline === Infinity) continue;
+      if (w.deadline > now) return;
+      this.byIndex.delete(index);
+      this.failed("TIMEOUT");
+      w.reject(
+        new ProposalError(
+          "TIMEOUT",
+          `${w.what} was not applied within ${this.timeoutMs} ms; its outcome is unknown (retry with the same session seq)`,
+        ),
+      );
+    }
   }
 
   /** The entry at `index` (of `term`) was applied with `outcome` (undefined for a no-op or conf change). */

@@ -172,7 +172,7 @@ export class Replica {
     this.clock = world.clock;
     this.disk = disk;
     this.observer = opts.observer ?? {};
-    this.proposals = new PendingProposals((code) => this.observer.proposalFailed?.(code));
+    this.proposals = new PendingProposals(config.requestTimeoutMs, (code) => this.observer.proposalFailed?.(code));
     this.createStateMachine = opts.createStateMachine;
     // A read unanswered for half an election timeout is asked again (etcd: 500 ms of its 1 s).
     this.reads = new ReadBarrier(`${this.id}:${Math.floor(world.random() * 0xffffffff).toString(16)}`, Math.max(1, Math.ceil(config.electionTicks / 2)));
@@ -300,8 +300,11 @@ export class Replica {
     return l === null ? null : this.members.get(l)?.clientUrl || null;
   }
 
-  /** Propose a command on the leader; resolves with its outcome once applied here. */
-  propose(command: Command): Promise<Outcome> {
+  /**
+   * Propose a command on the leader; resolves with its outcome once applied here. A client's (`timed`) fails with
+   * TIMEOUT if it was not applied within config.requestTimeoutMs (at the first tick after).
+   */
+  propose(command: Command, timed = false): Promise<Outcome> {
     this.assertProposing();
     if (command.op === "leaseGrant") (command as { grantedAt: number }).grantedAt = this.clock.wallNow();
     let index: number;
@@ -310,7 +313,7 @@ export class Replica {
     } catch (e) {
       throw this.refused(e);
     }
-    const p = this.proposals.add(index, this.raft.term);
+    const p = this.proposals.add(index, this.raft.term, timed ? this.clock.now() : undefined, command.op);
     this.observer.proposed?.();
     this.schedule();
     return p;
@@ -478,6 +481,7 @@ export class Replica {
       if (!this.isRunning) return;
       this.raft.tick();
       this.reads.tick(this.requestReadIndex);
+      this.proposals.expire(this.clock.now());
       if (this.isLeader) {
         this.maybeExpireLeases();
         this.maybeProposeQuota();

@@ -89,7 +89,7 @@ export class ClientService implements GatewayHandler {
     utf8Values(fields);
     const cmd = validateCommand(fields, this.replica.sm.extensionValidators());
     if (isCommandError(cmd)) throw new CommandFailure(cmd);
-    const outcome = await this.withTimeout(this.replica.propose(cmd as Command), String(fields.op));
+    const outcome = await this.replica.propose(cmd as Command, true);
     if (!outcome.ok) throw new CommandFailure(outcome.error);
     return outcome.value;
   }
@@ -126,25 +126,6 @@ export class ClientService implements GatewayHandler {
 
   close(): void {
     this.forwarder.close();
-  }
-
-  private withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-    const ms = this.config.requestTimeoutMs;
-    return new Promise<T>((resolve, reject) => {
-      const timer = this.replica.clock.setTimer(ms, () =>
-        reject(new ProposalError("TIMEOUT", `${what} was not applied within ${ms} ms; its outcome is unknown (retry with the same session seq)`)),
-      );
-      p.then(
-        (v) => {
-          timer.cancel();
-          resolve(v);
-        },
-        (e) => {
-          timer.cancel();
-          reject(e);
-        },
-      );
-    });
   }
 }
 

@@ -127,7 +127,7 @@ export function createConcordMetrics(): ConcordMetrics {
     proposals: counter("concord_proposals_total", "Commands proposed to Raft by this member."),
     proposalsFailed: counter(
       "concord_proposals_failed_total",
-      "Proposals refused or failed while waiting, by reason: not_leader, unavailable (no leader, a leadership transfer under way, the member failed), proposal_lost (replaced by a new leader's entry), shutting_down.",
+      "Proposals refused or failed while waiting, by reason: not_leader, unavailable (no leader, a leadership transfer under way, the member failed), proposal_lost (replaced by a new leader's entry), timeout (not applied within the request timeout: its outcome is unknown), shutting_down.",
       ["reason"],
     ),
     proposalsPending: gauge("concord_proposals_pending", "Proposals waiting to be committed and applied."),
