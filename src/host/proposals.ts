@@ -55,6 +55,14 @@ export class PendingProposals {
       assert(deadline >= this.lastDeadline, "pending proposals: a deadline before an earlier one (the clock went back)");
       this.lastDeadline = deadline;
     }
+    // A waiter already at this index proposed an entry a new leader's replaced, and this member, leading again,
+    // proposes at that index once more: the old proposal certainly did not happen. Deleted before the new one is
+    // set, so the map's order stays the order of adds.
+    const replaced = this.byIndex.get(index);
+    if (replaced !== undefined) {
+      this.byIndex.delete(index);
+      this.lose(index, replaced);
+    }
     return new Promise<Outcome>((resolve, reject) => this.byIndex.set(index, { term, deadline, what, resolve, reject }));
   }
 
@@ -79,12 +87,13 @@ export class PendingProposals {
     const w = this.byIndex.get(index);
     if (!w) return;
     this.byIndex.delete(index);
-    if (w.term !== term) {
-      this.failed("PROPOSAL_LOST");
-      w.reject(new ProposalError("PROPOSAL_LOST", `the proposal at index ${index} was replaced by a new leader's entry; retry`));
-    } else {
-      w.resolve(outcome ?? { ok: true, value: null });
-    }
+    if (w.term !== term) this.lose(index, w);
+    else w.resolve(outcome ?? { ok: true, value: null });
+  }
+
+  private lose(index: number, w: Waiter): void {
+    this.failed("PROPOSAL_LOST");
+    w.reject(new ProposalError("PROPOSAL_LOST", `the proposal at index ${index} was replaced by a new leader's entry; retry`));
   }
 
   /** Fail everything still waiting (shutdown). */

@@ -41,6 +41,31 @@ describe("PendingProposals' deadlines", () => {
   });
 });
 
+describe("PendingProposals at an index proposed again", () => {
+  it("fails the earlier waiter as lost (its entry was replaced) and keeps the new one, with its own deadline", async () => {
+    const failed: string[] = [];
+    const pending = new PendingProposals(1000, (code) => failed.push(code));
+    const settled: string[] = [];
+    const track = (name: string, p: Promise<Outcome>) =>
+      p.then(
+        () => settled.push(`${name} applied`),
+        (e: ProposalError) => settled.push(`${name} ${e.code}`),
+      );
+    track("first", pending.add(5, 1, 0, "put"));
+    track("other", pending.add(6, 1, 0, "put"));
+    track("again", pending.add(5, 3, 400, "put")); // leading again in term 3, the log cut back to index 4
+    await settle();
+    expect(settled).toEqual(["first PROPOSAL_LOST"]);
+    pending.expire(1000); // index 6 is due; index 5's new deadline (1400) is not, though its index is lower
+    await settle();
+    expect(settled).toEqual(["first PROPOSAL_LOST", "other TIMEOUT"]);
+    pending.applied(5, 3, { ok: true, value: null });
+    await settle();
+    expect(settled).toEqual(["first PROPOSAL_LOST", "other TIMEOUT", "again applied"]);
+    expect(failed).toEqual(["PROPOSAL_LOST", "TIMEOUT"]);
+  });
+});
+
 describe("a client's proposal on the production host", () => {
   it("fails with TIMEOUT at the first tick after the request timeout when no quorum answers", async () => {
     const s = new Scenario(["n1", "n2", "n3"]);
