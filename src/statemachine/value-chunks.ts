@@ -9,12 +9,16 @@
 // quarter chunk gets a chunk of its own. Bytes are never overwritten in place: a replaced or removed value's bytes
 // are only counted dead, so a view handed out earlier keeps reading the bytes it was made with (it holds its
 // chunk's buffer alive, whatever the store does afterwards). A chunk whose live bytes drop to zero is dropped.
-// The store moves values out of chunks that are mostly dead (move(), driven by kv.ts's sweep), so the chunks hold
-// at most about twice the live bytes plus the chunk being filled; an idle member moves them out of chunks a
-// quarter dead too (kv.ts's tightenValues).
+//
+// Each chunk lists the owners (the store's rows) of the values written into it, so the store can empty one chunk
+// at a time, as a log-structured store cleans a segment: kv.ts's sweep takes the sparsest chunk (nextToClean)
+// and moves its values that are still there, a few per write, until the chunk is dropped. Emptying whole chunks
+// frees memory as it goes; moving values in row order, as the sweep did before, freed a chunk only once a pass
+// over every row had moved its last value, so the chunks held twice the live bytes.
 //
 // Invariants: live[c] is the sum of the lengths of the stored values in chunk c; a chunk other than the one being
-// filled is held only while live[c] > 0; liveBytes is the sum of live[]; heldBytes the sum of held buffers' sizes.
+// filled is held only while live[c] > 0; every stored value in chunk c has its owner among owners[c]; liveBytes
+// is the sum of live[]; heldBytes the sum of held buffers' sizes.
 
 import { assert } from "../assert.js";
 
@@ -23,6 +27,7 @@ const CHUNK_STRIDE = 2 ** 21;
 const SIZE = 1 << 20;
 const FIRST = 4096;
 const EMPTY = new Uint8Array(0);
+const EMPTY_OWNERS = new Int32Array(0);
 /**
  * move() copies a value up to this long byte by byte, a longer one through a view: the byte loop costs about
  * 1.2 ns a byte (1.2 µs at 1 KiB, against 0.07 µs with a view), the view about 100 bytes of young garbage.
@@ -38,6 +43,12 @@ export class ValueChunks {
   private used = 0;
   /** Size of the last shared chunk made (chunks double up to SIZE). */
   private lastSize = 0;
+  /** Owners of the values written into each chunk (ownerCount[c] of them), stale ones included. */
+  private owners: Int32Array[] = [];
+  private ownerCount: number[] = [];
+  /** The chunk being emptied (-1: none), and the next of its owners to look at. */
+  private cleaning = -1;
+  private cleanAt = 0;
   private liveTotal = 0;
   private heldTotal = 0;
 
@@ -50,18 +61,21 @@ export class ValueChunks {
     return this.heldTotal;
   }
 
-  /** Copies `length` bytes of `from` at `start` in; returns their location (any number for length 0). */
-  add(from: Uint8Array, start = 0, length = from.length - start): number {
+  /**
+   * Copies `length` bytes of `from` at `start` in, as the value of `owner` (a non-negative number the caller
+   * names its values by); returns their location (any number for length 0).
+   */
+  add(owner: number, from: Uint8Array, start = 0, length = from.length - start): number {
     if (length === 0) return 0;
-    const location = this.place(length);
+    const location = this.place(length, owner);
     const chunk = Math.floor(location / CHUNK_STRIDE);
     const source = start === 0 && length === from.length ? from : from.subarray(start, start + length); // a put's value is whole
     this.buffers[chunk]!.set(source, location - chunk * CHUNK_STRIDE);
     return location;
   }
 
-  /** Room for `length` bytes, counted live; their location. */
-  private place(length: number): number {
+  /** Room for `length` bytes of `owner`'s, counted live; their location. */
+  private place(length: number, owner: number): number {
     let chunk: number;
     let at = 0;
     if (length > SIZE / 4) {
@@ -79,6 +93,14 @@ export class ValueChunks {
     }
     this.live[chunk] += length;
     this.liveTotal += length;
+    let owners = this.owners[chunk];
+    const n = this.ownerCount[chunk]++;
+    if (n === owners.length) {
+      const grown = new Int32Array(2 * n);
+      grown.set(owners);
+      this.owners[chunk] = owners = grown;
+    }
+    owners[n] = owner;
     return chunk * CHUNK_STRIDE + at;
   }
 
@@ -112,12 +134,48 @@ export class ValueChunks {
 
   /**
    * Whether the value at `location` sits in a chunk (not the one being filled) whose live bytes are below
-   * `liveShare` of its size — mostly dead at the default — so moving it frees memory.
+   * `liveShare` of its size, so moving it frees memory.
    */
-  isInSparseChunk(location: number, length: number, liveShare = 0.5): boolean {
+  isInSparseChunk(location: number, length: number, liveShare: number): boolean {
     if (length === 0) return false;
     const chunk = Math.floor(location / CHUNK_STRIDE);
     return chunk !== this.current && this.live[chunk] < liveShare * this.buffers[chunk]!.length;
+  }
+
+  /**
+   * The next owner to look at in the chunk being emptied, choosing the sparsest chunk (not the one being filled)
+   * when none is; -1 when no chunk holds dead bytes. The owner's value is to be moved if it still lies in that
+   * chunk (isBeingCleaned): owners are listed as written, so an owner whose value was replaced since is listed
+   * although its value is elsewhere, and one written twice into the chunk is listed twice.
+   */
+  nextToClean(): number {
+    if (this.cleaning < 0 || this.cleanAt === this.ownerCount[this.cleaning]) {
+      // Every stored value of a chunk is among its owners: once they are all looked at, it was emptied and dropped.
+      assert(
+        this.cleaning < 0,
+        () => `ValueChunks: chunk ${this.cleaning} still holds ${this.live[this.cleaning]} bytes after its owners`,
+      );
+      let sparsest = -1;
+      let share = 1;
+      for (let c = 0; c < this.buffers.length; c++) {
+        const buffer = this.buffers[c];
+        if (buffer === undefined || c === this.current) continue;
+        const s = this.live[c] / buffer.length;
+        if (s < share) {
+          share = s;
+          sparsest = c;
+        }
+      }
+      if (sparsest < 0) return -1;
+      this.cleaning = sparsest;
+      this.cleanAt = 0;
+    }
+    return this.owners[this.cleaning][this.cleanAt++];
+  }
+
+  /** Whether the value at `location` lies in the chunk being emptied. */
+  isBeingCleaned(location: number, length: number): boolean {
+    return length !== 0 && this.cleaning >= 0 && Math.floor(location / CHUNK_STRIDE) === this.cleaning;
   }
 
   /**
@@ -126,11 +184,11 @@ export class ValueChunks {
    * view each was young garbage enough (megabytes in one look) to hold V8's young generation at its grown size a
    * second longer. A large one is copied with one view, which costs less than its byte loop.
    */
-  move(location: number, length: number): number {
+  move(location: number, length: number, owner: number): number {
     if (length === 0) return location;
     const chunk = Math.floor(location / CHUNK_STRIDE);
     const from = this.buffers[chunk]!;
-    const to = this.place(length);
+    const to = this.place(length, owner);
     const target = this.buffers[Math.floor(to / CHUNK_STRIDE)]!;
     const start = location - chunk * CHUNK_STRIDE;
     const at = to % CHUNK_STRIDE;
@@ -144,6 +202,9 @@ export class ValueChunks {
     const id = this.freeIds.length > 0 ? this.freeIds.pop()! : this.buffers.length;
     this.buffers[id] = new Uint8Array(size);
     this.live[id] = 0;
+    // A value of 256 bytes per owner at first: a chunk of such values never grows its list.
+    this.owners[id] = new Int32Array(Math.max(1, size >>> 8));
+    this.ownerCount[id] = 0;
     this.heldTotal += size;
     return id;
   }
@@ -158,6 +219,8 @@ export class ValueChunks {
   private dropChunk(chunk: number): void {
     this.heldTotal -= this.buffers[chunk]!.length;
     this.buffers[chunk] = undefined;
+    this.owners[chunk] = EMPTY_OWNERS;
+    if (chunk === this.cleaning) this.cleaning = -1;
     this.freeIds.push(chunk);
   }
 }
