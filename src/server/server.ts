@@ -22,6 +22,7 @@ import { loadDashboardAssets, type DashboardAssets } from "./dashboard/assets.js
 import { LeaderHistory } from "./dashboard/leader-history.js";
 import { Dashboard } from "./dashboard/routes.js";
 import { createHttpHandler } from "./http.js";
+import { fixMmapThreshold } from "./c-heap.js";
 import { IdleCollector, shrinkPackBuffer } from "./idle-gc.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createConcordMetrics, type ConcordMetrics } from "./metrics.js";
@@ -122,6 +123,10 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
       `node runs without ${MEMBER_NODE_FLAGS.join(" ")}: V8's collections use helper threads, which pause longer and hold more memory where members share cores (docs/operations.md, "Container image")`,
     );
   }
+  if (!fixMmapThreshold())
+    logger.info(
+      "large buffers share glibc's heap (the C-heap addon is not built, or the C library is not glibc): freed value chunks and snapshot pieces may stay resident",
+    );
   logger.info({ peerAuth: peerAuthMode(peerAuth) }, `peer authentication: ${peerAuthMode(peerAuth)}`);
   const keys = peerKeys(peerAuth, config.clusterId, () => randomBytes(32).toString("hex"));
   const metrics = createConcordMetrics();
