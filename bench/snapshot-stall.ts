@@ -106,8 +106,13 @@ function logRecords<T>(name: string, marker: string): (T & { msg?: string; time?
 /** The pauses of the idle collections a member logged (idle-gc.ts), in all and the collection's and the trim's, or
  * that it left its heap to V8. */
 function idleCollections(name: string): string[] {
-  return logRecords<{ ms: number; gcMs?: number; trimMs?: number; keys?: number }>(name, '"msg":"idle: ').map((r) =>
-    r.keys !== undefined ? `left to V8 (${r.keys} keys)` : `${r.ms} (gc ${r.gcMs ?? "-"}, trim ${r.trimMs ?? "-"})`,
+  // Its young-generation records (steps, no pause of a full collection) are not among them.
+  return logRecords<{ ms?: number; gcMs?: number; trimMs?: number; keys?: number }>(name, '"msg":"idle: ').flatMap((r) =>
+    r.keys !== undefined
+      ? [`left to V8 (${r.keys} keys)`]
+      : r.ms !== undefined
+        ? [`${r.ms} (gc ${r.gcMs ?? "-"}, trim ${r.trimMs ?? "-"})`]
+        : [],
   );
 }
 
