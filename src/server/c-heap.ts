@@ -46,7 +46,7 @@ export const trimCHeap: (() => boolean) | undefined = addon.trim;
  * value chunks, log arenas and snapshot pieces (1 MiB each) among them. glibc's own threshold starts here too but
  * rises to the largest such buffer freed, after which they all come from the heap and leave holes in it.
  */
-export const LARGE_BUFFER_BYTES = 128 * 1024;
+const LARGE_BUFFER_BYTES = 128 * 1024;
 
 /** Fixes glibc's mmap threshold at LARGE_BUFFER_BYTES for this process; false where that cannot be done. */
 export function fixMmapThreshold(): boolean {
