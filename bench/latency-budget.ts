@@ -67,9 +67,12 @@ function dsyncWriteP50(dir: string, n: number, over: "append" | "zeros"): number
   return percentile(lat.sorted(), 50);
 }
 
-/** p50 of `n` 4 KiB writes over synced zeros done as the WAL does them: fs.write, then fs.fdatasync, each through libuv's threadpool. */
-async function threadpoolWriteSyncP50(dir: string, n: number): Promise<number> {
-  const file = path.join(dir, "threadpool-probe");
+/**
+ * p50 of `n` 4 KiB writes over synced zeros done as the WAL does them: inline (writeSync, then fdatasyncSync: a
+ * batch of up to 1 MiB) or through libuv's threadpool (fs.write, then fs.fdatasync: a larger one).
+ */
+async function walWriteSyncP50(dir: string, n: number, how: "inline" | "threadpool"): Promise<number> {
+  const file = path.join(dir, "wal-write-probe");
   const block = Buffer.alloc(4096, 1);
   fs.writeFileSync(file, Buffer.alloc(n * block.length));
   const fd = fs.openSync(file, "r+");
@@ -78,9 +81,14 @@ async function threadpoolWriteSyncP50(dir: string, n: number): Promise<number> {
   try {
     for (let i = 0; i < n; i++) {
       const t = process.hrtime.bigint();
-      await new Promise<void>((resolve, reject) =>
-        fs.write(fd, block, 0, block.length, i * block.length, (err) => (err ? reject(err) : fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())))),
-      );
+      if (how === "inline") {
+        fs.writeSync(fd, block, 0, block.length, i * block.length);
+        fs.fdatasyncSync(fd);
+      } else {
+        await new Promise<void>((resolve, reject) =>
+          fs.write(fd, block, 0, block.length, i * block.length, (err) => (err ? reject(err) : fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())))),
+        );
+      }
       lat.add(Number(process.hrtime.bigint() - t) / 1e6);
     }
   } finally {
@@ -187,7 +195,7 @@ async function stageTrace(n: number): Promise<[string, number][]> {
   wrap(replica, "propose", mark, "proposed (request decoded, checked)");
   wrap(replica, "startReady", mark, "Ready taken");
   wrap(WalWriter.prototype, "writeAndSync", mark, "WAL write issued", true);
-  wrap(fs, "fdatasync", mark, "fdatasync issued (write returned from the threadpool)");
+  wrap(fs, "fdatasyncSync", mark, "fdatasync issued (the write done)");
   wrap(StateMachine.prototype, "apply", mark, "applying");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "concord-trace-"));
   const port = BASE + 80;
@@ -222,11 +230,12 @@ async function stageTrace(n: number): Promise<[string, number][]> {
 
 async function main(): Promise<void> {
   if (!fs.existsSync(CONCORD)) throw new Error(`${CONCORD} is missing: run npm run build first`);
-  log(`physical floor: 2 × ${samples} O_DSYNC writes, ${samples} write + fdatasync, ${samples} WebSocket round trips`);
+  log(`physical floor: 2 × ${samples} O_DSYNC writes, 2 × ${samples} write + fdatasync, ${samples} WebSocket round trips`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "concord-floor-"));
   const dsyncAppend = dsyncWriteP50(dir, samples, "append");
   const dsync = dsyncWriteP50(dir, samples, "zeros");
-  const threadpool = await threadpoolWriteSyncP50(dir, samples);
+  const inline = await walWriteSyncP50(dir, samples, "inline");
+  const threadpool = await walWriteSyncP50(dir, samples, "threadpool");
   fs.rmSync(dir, { recursive: true, force: true });
   const wsRtt = await webSocketRoundTripP50(samples);
 
@@ -246,7 +255,8 @@ async function main(): Promise<void> {
   const rows: [string, number, string][] = [
     ["4 KiB O_DSYNC write, appending (p50)", dsyncAppend, "each write also extends the file (`dd oflag=dsync`)"],
     ["4 KiB O_DSYNC write over synced zeros (p50)", dsync, "the disk's floor for one durable write"],
-    ["4 KiB write + fdatasync over zeros, through the threadpool (p50)", threadpool, `the WAL's way: ${f(threadpool - dsync)} ms over the floor`],
+    ["4 KiB write + fdatasync over zeros, inline (p50)", inline, `the WAL's way for a batch ≤ 1 MiB: ${f(inline - dsync)} ms over the floor`],
+    ["4 KiB write + fdatasync over zeros, through the threadpool (p50)", threadpool, `the WAL's way for a larger batch: ${f(threadpool - dsync)} ms over the floor`],
     ["WebSocket round trip, 2 processes (p50)", wsRtt, "the network's floor for one request"],
     ["**physical floor** (O_DSYNC write + round trip)", floor, "the issue's floor"],
     ["1 member, get-serializable c=1 (p50)", one.read.p50_ms, `request round trip through Concord: ${f(one.read.p50_ms - wsRtt)} ms over the bare round trip`],

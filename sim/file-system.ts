@@ -308,7 +308,9 @@ export class SimFileSystem implements FileSystem {
   private handle(f: SimFile): FileHandle {
     return {
       write: (parts, position) => this.later(() => this.writeAt(f, parts, position)),
-      datasync: () => this.later(() => this.syncOrFail(f)),
+      // Two steps, each with its own latency, as the real threadpool path takes (and as the simulator always did).
+      writeAndSync: (parts, position) =>
+        this.later(() => this.writeAt(f, parts, position)).then(() => this.later(() => this.syncOrFail(f))),
       sync: () => this.later(() => this.syncOrFail(f)),
       close: () => this.later(() => undefined),
     };

@@ -114,8 +114,8 @@ export const MUTANTS: Readonly<Record<string, Mutant>> = {
     patches: [
       {
         file: "src/storage/wal.ts",
-        find: `    a.seg.size += bytes;\n    await a.handle.datasync();`,
-        replace: `    a.seg.size += bytes;\n    await a.handle.datasync().catch(() => {}); /* MUTANT */`,
+        find: `    await a.handle.writeAndSync(parts, a.seg.size);\n`,
+        replace: `    await a.handle.writeAndSync(parts, a.seg.size).catch(() => {}); /* MUTANT */\n`,
       },
     ],
   },

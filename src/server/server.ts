@@ -61,7 +61,7 @@ function withoutSync(fs: FileSystem): FileSystem {
     // Each method named: a handle is a class instance, whose methods a spread would drop.
     open: async (path, mode) => {
       const h = await fs.open(path, mode);
-      return { write: (parts, position) => h.write(parts, position), datasync: none, sync: none, close: () => h.close() };
+      return { write: (parts, position) => h.write(parts, position), writeAndSync: (parts, position) => h.write(parts, position), sync: none, close: () => h.close() };
     },
   };
 }

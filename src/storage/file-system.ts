@@ -3,20 +3,24 @@
 // writes, directory entries durable only once their directory is synced, fsyncs that fail).
 //
 // Durability rules a caller must follow (POSIX, and what the simulator enforces):
-// - data written to a file is durable only after `sync`/`datasync` on its handle succeeded;
+// - data written to a file is durable only after `sync` on its handle, or the `writeAndSync` that wrote it, succeeded;
 // - a created, renamed or removed directory entry is durable only after `syncDir` of its directory;
 // - after a failed sync the written data may be gone even though reads still return it: never retry a sync
 //   and carry on (fsyncgate); the caller stops.
 //
 // Synchronous calls are for opening a data directory (small files, directory entries) and for reading a snapshot
-// file back a range at a time; everything on the write path is asynchronous, and so are recovery's reads of WAL
-// segments and snapshot files (`read`: hundreds of megabytes read synchronously hold the event loop for as long).
+// file back a range at a time; everything on the write path is asynchronous (though the real `writeAndSync` may do a
+// small write's work before it returns), and so are recovery's reads of WAL segments and snapshot files (`read`:
+// hundreds of megabytes read synchronously hold the event loop for as long).
 
 export interface FileHandle {
   /** Write all of `parts` (in order) at `position`. */
   write(parts: readonly Uint8Array[], position: number): Promise<void>;
-  /** fdatasync: the file's data (and the size it needs) is durable once this resolves. */
-  datasync(): Promise<void>;
+  /**
+   * Write all of `parts` at `position`, then fdatasync: the file's data (and the size it needs) is durable once this
+   * resolves. The WAL's one durable write per batch.
+   */
+  writeAndSync(parts: readonly Uint8Array[], position: number): Promise<void>;
   /** fsync: data and metadata. */
   sync(): Promise<void>;
   close(): Promise<void>;

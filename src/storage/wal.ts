@@ -81,15 +81,14 @@ export class WalWriter {
     this.active = { seg, handle, allocated: 0 };
   }
 
-  /** One write of `parts` at the end of the active segment's records, then one fdatasync. */
+  /** One durable write of `parts` at the end of the active segment's records (a write, then one fdatasync). */
   async writeAndSync(parts: readonly Uint8Array[], bytes: number): Promise<void> {
     const a = this.active;
     assert(a !== undefined, "WAL write without an active segment");
     const end = a.seg.size + bytes;
     if (end > a.allocated) await this.extend(a, Math.max(end, Math.min(a.allocated + RUNWAY_BYTES, this.segmentBytes)));
-    await a.handle.write(parts, a.seg.size);
+    await a.handle.writeAndSync(parts, a.seg.size);
     a.seg.size += bytes;
-    await a.handle.datasync();
   }
 
   /**
@@ -100,8 +99,7 @@ export class WalWriter {
     const parts: Uint8Array[] = [];
     for (let at = a.allocated; at < to; at += ZERO_BLOCK.length)
       parts.push(ZERO_BLOCK.subarray(0, Math.min(ZERO_BLOCK.length, to - at)));
-    await a.handle.write(parts, a.allocated);
-    await a.handle.datasync();
+    await a.handle.writeAndSync(parts, a.allocated);
     a.allocated = to;
   }
 

@@ -487,7 +487,7 @@ function withSnapshotHandles(change: (h: FileHandle) => Partial<FileHandle>): Fi
     return {
       write: (parts, at) => h.write(parts, at),
       sync: () => h.sync(),
-      datasync: () => h.datasync(),
+      writeAndSync: (parts, at) => h.writeAndSync(parts, at),
       close: () => h.close(),
       ...change(h),
     };

@@ -1,5 +1,6 @@
 // The real file system's write: parts go out with writev, in order, at the position given, however many there
-// are (more than IOV_MAX, 1024 on Linux, is split by libuv) and whatever their sizes. Its asynchronous read
+// are (more than IOV_MAX, 1024 on Linux, is split by libuv) and whatever their sizes, whether writeAndSync does
+// them inline or on the threadpool. Its asynchronous read
 // fills the buffer given from the position given, short only at the file's end.
 import fs from "node:fs";
 import os from "node:os";
@@ -13,26 +14,52 @@ afterEach(() => {
 });
 
 describe("nodeFileSystem write", () => {
-  it("writes every part in order at the position, past IOV_MAX parts and with empty ones", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "concord-nfs-"));
-    dirs.push(dir);
-    const file = path.join(dir, "f");
+  /** `count` parts of 0 to `maxPart - 1` bytes (every 97th empty), each filled with its own byte. */
+  function someParts(count: number, maxPart: number): Uint8Array[] {
     const parts: Uint8Array[] = [];
     let seed = 7;
-    for (let i = 0; i < 3000; i++) {
+    for (let i = 0; i < count; i++) {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      const part = new Uint8Array(i % 97 === 0 ? 0 : seed % 700);
+      const part = new Uint8Array(i % 97 === 0 ? 0 : seed % maxPart);
       part.fill(i & 0xff);
       parts.push(part);
     }
-    const h = await nodeFileSystem.open(file, "truncate");
-    await h.write([new Uint8Array(10).fill(0xee)], 0);
-    await h.write(parts, 10);
-    await h.datasync();
+    return parts;
+  }
+
+  // writeAndSync does up to 1 MiB inline (writevSync, fdatasyncSync) and more on the threadpool: one case each.
+  it.each([
+    ["inline", 3000, 500, [500_000, 1 << 20]],
+    ["on the threadpool", 3000, 1400, [(1 << 20) + 1, 4 << 20]],
+  ])(
+    "writes every part in order at the position, past IOV_MAX parts and with empty ones (%s)",
+    async (_how, count, maxPart, [min, max]) => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "concord-nfs-"));
+      dirs.push(dir);
+      const file = path.join(dir, "f");
+      const parts = someParts(count, maxPart);
+      const h = await nodeFileSystem.open(file, "truncate");
+      await h.write([new Uint8Array(10).fill(0xee)], 0);
+      await h.writeAndSync(parts, 10);
+      await h.close();
+      const written = parts.reduce((n, p) => n + p.length, 0);
+      expect(written).toBeGreaterThanOrEqual(min);
+      expect(written).toBeLessThanOrEqual(max);
+      const want = Buffer.concat([Buffer.alloc(10, 0xee), ...parts]);
+      expect(Buffer.compare(fs.readFileSync(file), want)).toBe(0);
+    },
+  );
+
+  it("a failed writeAndSync rejects (inline or not) instead of throwing", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "concord-nfs-"));
+    dirs.push(dir);
+    const h = await nodeFileSystem.open(path.join(dir, "f"), "truncate");
     await h.close();
-    const want = Buffer.concat([Buffer.alloc(10, 0xee), ...parts]);
-    expect(want.length).toBeGreaterThan(500_000);
-    expect(Buffer.compare(fs.readFileSync(file), want)).toBe(0);
+    for (const size of [16, 2 << 20]) {
+      let pending: Promise<void> | undefined;
+      expect(() => (pending = h.writeAndSync([new Uint8Array(size)], 0))).not.toThrow();
+      await expect(pending).rejects.toThrow(/EBADF/);
+    }
   });
 });
 
