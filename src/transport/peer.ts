@@ -51,7 +51,9 @@ export class PeerTransport implements InboundHost {
    */
   private readonly learned = new Map<NodeId, { url: string; link: PeerLink | null }>();
   private readonly dirtyLinks = new Set<PeerLink>();
-  private flushScheduled = false;
+  /** A flush is queued: in a microtask (`now`) or, for commit-only appends alone, after the turn (`afterTurn`). */
+  private flushNow = false;
+  private flushAfterTurn = false;
   private readonly inbound = new Set<InboundConnection>();
   private readonly inboundByPeer = new Map<NodeId, InboundConnection>();
   private readonly received = new Map<NodeId, PeerReceiveStats>();
@@ -123,9 +125,16 @@ export class PeerTransport implements InboundHost {
     return `${this.options.tls !== undefined ? "wss" : "ws"}://${h}:${port}`;
   }
 
-  /** Sends a Ready's messages: grouped per peer, one frame per peer at the end of this turn. */
+  /**
+   * Sends a Ready's messages: grouped per peer, one frame per peer at the end of this turn. Commit-only appends
+   * alone wait until after the turn (setImmediate): nothing waits on them (a leader sends them as it applies the
+   * entries it answers clients for), so the turn's replies go out first, and on a machine whose cores the members
+   * share, the followers' wake-ups to apply come after the leader's answer rather than before it. Any other message
+   * queued in the meantime takes them along.
+   */
   send(messages: readonly Message[]): void {
     if (this.state !== "started") return;
+    let urgent = false;
     for (const m of messages) {
       assert(m.from === this.options.id, () => `send(): message from "${m.from}" on node "${this.options.id}"`);
       const link = this.links.get(m.to) ?? this.learnedLink(m.to);
@@ -138,11 +147,17 @@ export class PeerTransport implements InboundHost {
         link.sendSnapshot(m);
         continue;
       }
-      if (link.enqueue(m)) this.dirtyLinks.add(link);
+      if (!link.enqueue(m)) continue;
+      this.dirtyLinks.add(link);
+      if (m.type !== "app" || m.commitOnly !== true) urgent = true;
     }
-    if (this.dirtyLinks.size > 0 && !this.flushScheduled) {
-      this.flushScheduled = true;
+    if (this.dirtyLinks.size === 0) return;
+    if (urgent && !this.flushNow) {
+      this.flushNow = true;
       queueMicrotask(() => this.flush());
+    } else if (!this.flushNow && !this.flushAfterTurn) {
+      this.flushAfterTurn = true;
+      setImmediate(() => this.flush());
     }
   }
 
@@ -292,7 +307,8 @@ export class PeerTransport implements InboundHost {
   // ------------------------------------------------------------------------------------------------------
 
   private flush(): void {
-    this.flushScheduled = false;
+    this.flushNow = false;
+    this.flushAfterTurn = false;
     if (this.state !== "started") return;
     for (const link of this.dirtyLinks) link.flush();
     this.dirtyLinks.clear();

@@ -126,6 +126,30 @@ describe("PeerTransport", () => {
     expect(b.t.stats().peers.a.framesSent).toBe(1);
   });
 
+  it("sends commit-only appends alone after the turn (setImmediate), and with any other message at once", async () => {
+    const [a, b] = [await node("a"), await node("b")];
+    await mesh(a, b);
+    const commitOnly = (commit: number): Message => ({ type: "app", from: "a", to: "b", term: 1, logTerm: 1, index: commit, entries: [], commit, commitOnly: true });
+    const microtasks = async () => {
+      for (let i = 0; i < 10; i++) await Promise.resolve();
+    };
+    const framesSent = () => a.t.stats().peers.b.framesSent;
+
+    a.t.send([commitOnly(1)]);
+    await microtasks();
+    expect(framesSent()).toBe(0); // what the turn's microtasks send (a leader's replies) goes first
+    await new Promise((r) => setImmediate(r));
+    expect(framesSent()).toBe(1);
+
+    a.t.send([commitOnly(2)]);
+    a.t.send([hb("a", "b", 2)]);
+    await microtasks();
+    expect(framesSent()).toBe(2); // the heartbeat took the commit along, in one frame
+    await waitFor(() => b.inbox.length === 3, "b receives all three");
+    expect(b.inbox).toEqual([commitOnly(1), commitOnly(2), hb("a", "b", 2)]);
+    expect(b.batches).toEqual([1, 2]);
+  });
+
   it("three nodes: each turn sends exactly one frame to each peer", async () => {
     const nodes = [await node("n1"), await node("n2"), await node("n3")];
     await mesh(...nodes);
