@@ -6,13 +6,15 @@
 //   + replication        3 members, put: the follower's write and fsync and a peer round trip (in parallel with
 //                        the leader's own fsync)
 // and each member's CPU time per put (from /proc), which says how much of the wait is work and how much is idle.
-// Last, a stage trace of one member run in this process: the real classes' methods wrapped to take a timestamp
-// as each put passes (nothing in src/ changed for it), medians of the gaps between stages.
+// Last, two stage traces: one member run in this process (the real classes' methods wrapped to take a timestamp
+// as each put passes; nothing in src/ changed for it), and three members, each with bench/member-trace.mjs
+// preloaded (the same wrapping, in each member's process): medians of each stage's time from the request's arrival.
 // Prints a Markdown table; docs/benchmarks.md keeps the budget read from it.
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { pack } from "msgpackr";
 import { WebSocket } from "ws";
@@ -159,9 +161,13 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
-async function withCluster<T>(size: number, fn: (endpoints: string[], pids: Map<string, number>, leader: string) => Promise<T>): Promise<T> {
+async function withCluster<T>(
+  size: number,
+  fn: (endpoints: string[], pids: Map<string, number>, leader: string) => Promise<T>,
+  env?: Record<string, string>,
+): Promise<T> {
   const cluster = await LocalCluster.start(
-    { size, basePort: BASE, command: distCommand(root), logLevel: "warn", root: fs.mkdtempSync(path.join(os.tmpdir(), "concord-latency-")) },
+    { size, basePort: BASE, command: distCommand(root), logLevel: "warn", root: fs.mkdtempSync(path.join(os.tmpdir(), "concord-latency-")), env: () => env ?? {} },
     60_000,
   );
   try {
@@ -228,6 +234,77 @@ async function stageTrace(n: number): Promise<[string, number][]> {
   }
 }
 
+/**
+ * Three members with bench/member-trace.mjs preloaded, put c=1 (a warm-up run, then the traced one): for each put
+ * (from one request's arrival at the leader to the next), every member's stages in time order; per stage (member,
+ * what, and which time in the put it is passed), the median ms from the request's arrival and the share of puts
+ * that pass it. Members: L the leader, F1 and F2 the followers.
+ */
+async function replicationTrace(): Promise<{ rows: [string, number, number][]; puts: number }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "concord-trace-"));
+  const env = {
+    NODE_OPTIONS: `--import ${pathToFileURL(path.join(root, "bench/member-trace.mjs")).href}`,
+    CONCORD_TRACE_ROOT: root,
+    CONCORD_TRACE_DIR: dir,
+  };
+  let from = 0n;
+  await withCluster(
+    3,
+    async (endpoints, pids) => {
+      concordBench("put", endpoints); // warm-up
+      from = process.hrtime.bigint();
+      concordBench("put", endpoints);
+      // A member writes its trace as it exits: stopped gracefully here (the cluster's teardown kills).
+      for (const pid of pids.values()) process.kill(pid, "SIGTERM");
+      for (let waited = 0; fs.readdirSync(dir).length < pids.size && waited < 15_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+    },
+    env,
+  );
+  try {
+    const members = fs.readdirSync(dir).map((f) =>
+      fs
+        .readFileSync(path.join(dir, f), "utf8")
+        .split("\n")
+        .filter((l) => l.length > 0)
+        .map((l) => {
+          const at = l.indexOf(" ");
+          return { t: BigInt(l.slice(0, at)), stage: l.slice(at + 1) };
+        })
+        .filter((e) => e.t >= from),
+    );
+    const proposals = (m: { stage: string }[]) => m.filter((e) => e.stage === "proposed").length;
+    members.sort((a, b) => proposals(b) - proposals(a));
+    if (members.length !== 3 || proposals(members[0]) < 100) throw new Error(`trace: ${members.length} members traced, the leader with ${proposals(members[0] ?? [])} proposals`);
+    const events = members.flatMap((m, i) => m.map((e) => ({ ...e, who: i === 0 ? "L" : `F${i}` }))).sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0));
+    const starts = members[0].filter((e) => e.stage === "client request in").map((e) => e.t);
+    const offsets = new Map<string, number[]>();
+    let j = 0;
+    const puts = starts.length - 1;
+    for (let w = 0; w < puts; w++) {
+      const [a, b] = [starts[w], starts[w + 1]];
+      while (j < events.length && events[j].t < a) j++;
+      const seen = new Map<string, number>();
+      for (let k = j; k < events.length && events[k].t < b; k++) {
+        const e = events[k];
+        const what = `${e.who} ${e.stage}`;
+        const nth = (seen.get(what) ?? 0) + 1;
+        seen.set(what, nth);
+        const key = nth === 1 ? what : `${what} (#${nth})`;
+        const list = offsets.get(key) ?? [];
+        list.push(Number(e.t - a) / 1e6);
+        offsets.set(key, list);
+      }
+    }
+    const rows = [...offsets]
+      .filter(([, ms]) => ms.length >= puts / 2)
+      .map(([stage, ms]) => [stage, percentile(Float64Array.from(ms).sort(), 50), ms.length / puts] as [string, number, number])
+      .sort((x, y) => x[1] - y[1]);
+    return { rows, puts };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   if (!fs.existsSync(CONCORD)) throw new Error(`${CONCORD} is missing: run npm run build first`);
   log(`physical floor: 2 × ${samples} O_DSYNC writes, 2 × ${samples} write + fdatasync, ${samples} WebSocket round trips`);
@@ -282,6 +359,16 @@ async function main(): Promise<void> {
     "| stage | ms from send |",
     "|---|---|",
     ...trace.map(([label, ms]) => `| ${label} | ${f(ms)} |`),
+  );
+  log("stage trace: 3 members, each with bench/member-trace.mjs preloaded, put c=1");
+  const replication = await replicationTrace();
+  lines.push(
+    "",
+    `Stage trace, 3 members (put c=1, ${replication.puts} puts; L the leader, F1 and F2 the followers; median ms from the request's arrival at the leader; stages passed in at least half of the puts, with the share; #2 a stage's second pass in one put):`,
+    "",
+    "| stage | ms | puts |",
+    "|---|---|---|",
+    ...replication.rows.map(([label, ms, share]) => `| ${label} | ${f(ms)} | ${(share * 100).toFixed(0)}% |`),
   );
   console.log(lines.join("\n"));
 }
