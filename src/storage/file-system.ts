@@ -9,9 +9,9 @@
 //   and carry on (fsyncgate); the caller stops.
 //
 // Synchronous calls are for opening a data directory (small files, directory entries) and for reading a snapshot
-// file back a range at a time; everything on the write path is asynchronous (though the real `writeAndSync` may do a
-// small write's work before it returns), and so are recovery's reads of WAL segments and snapshot files (`read`:
-// hundreds of megabytes read synchronously hold the event loop for as long).
+// file back a range at a time; everything on the write path is asynchronous (the real `writeAndSync` does a small
+// write's work on the event loop, but in a microtask, after it returned), and so are recovery's reads of WAL segments
+// and snapshot files (`read`: hundreds of megabytes read synchronously hold the event loop for as long).
 
 export interface FileHandle {
   /** Write all of `parts` (in order) at `position`. */

@@ -51,7 +51,7 @@ export class PeerTransport implements InboundHost {
    */
   private readonly learned = new Map<NodeId, { url: string; link: PeerLink | null }>();
   private readonly dirtyLinks = new Set<PeerLink>();
-  /** A flush is queued: in a microtask (`now`) or, for commit-only appends alone, after the turn (`afterTurn`). */
+  /** A flush is queued: in a microtask (flushNow) or, for commit-only appends alone, after the turn (flushAfterTurn). */
   private flushNow = false;
   private flushAfterTurn = false;
   private readonly inbound = new Set<InboundConnection>();
