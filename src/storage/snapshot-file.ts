@@ -21,6 +21,15 @@ const HEADER_BYTES = 16;
  */
 const WRITE_PIECE_BYTES = 1 << 20;
 /**
+ * A snapshot file being written is synced every SYNC_EVERY_BYTES, not only at `finish`. With the page cache's
+ * default thresholds (a tenth of memory), a file of hundreds of megabytes stays dirty until its final fsync, and
+ * then the disk flushes all of it at once: a WAL fdatasync issued meanwhile waits behind that flush (the WAL's
+ * write is inline, so the member's event loop waits too). Measured on the benchmark machine, a 4 KiB write +
+ * fdatasync beside a 261 MiB file written 1 MiB at a time: at most 87–100 ms with one fsync at the end, at most
+ * 4–5 ms with an fsync every 4 MiB, for the same time to write the file (0.3–0.45 s).
+ */
+const SYNC_EVERY_BYTES = 4 << 20;
+/**
  * A snapshot file is read back at a member's start a chunk at a time: each chunk is read off the event loop, then
  * checksummed on it (about 2 ms for 4 MiB).
  */
@@ -48,7 +57,8 @@ export function parseSnapshotFileName(name: string): { term: number; index: numb
  * the file counts only once renamed. `abort` (or any failure) leaves no file under the final name.
  *
  * `append` only queues: each piece is checksummed and written in its own turn, at most WRITE_PIECE_BYTES at a
- * time, after the write before it completes. A piece is held only until it is written.
+ * time, after the write before it completes; a sync of the file starts every SYNC_EVERY_BYTES. A piece is held only
+ * until it is written.
  */
 export class SnapshotFileWriter {
   readonly file: string;
@@ -60,6 +70,14 @@ export class SnapshotFileWriter {
   private failure: Error | undefined;
   private crc: number;
   private position: number;
+  /** Where the last sync started (SYNC_EVERY_BYTES). */
+  private syncedTo = 0;
+  /**
+   * The sync in flight, if any; it never rejects (a failure is kept in `failure`). The writes do not wait for it
+   * (were they to, the snapshot's pieces, made faster than a busy disk syncs them, would pile up in memory); the
+   * file is not closed before it ends.
+   */
+  private syncing: Promise<void> | undefined;
   private ended = false;
 
   constructor(
@@ -92,6 +110,14 @@ export class SnapshotFileWriter {
       this.chain = this.then(async (fh) => {
         this.crc = crc32c(slice, this.crc);
         await fh.write([slice], position);
+        const end = position + slice.length;
+        if (this.syncing === undefined && end - this.syncedTo >= SYNC_EVERY_BYTES) {
+          this.syncedTo = end;
+          this.syncing = fh
+            .sync()
+            .catch((err: unknown) => this.fail(err))
+            .finally(() => (this.syncing = undefined));
+        }
       });
     }
     if (written) this.chain = this.chain.then(written);
@@ -102,6 +128,7 @@ export class SnapshotFileWriter {
     assert(!this.ended, "snapshot file: finish twice, or after abort");
     this.ended = true;
     await this.chain;
+    await this.syncing;
     const fh = await this.handle.catch((err: unknown) => Promise.reject(this.failure ?? err));
     try {
       if (this.failure) throw this.failure;
@@ -122,6 +149,7 @@ export class SnapshotFileWriter {
     this.ended = true;
     this.failure ??= new Error("snapshot file aborted");
     await this.chain;
+    await this.syncing;
     try {
       await (await this.handle).close();
       await this.fs.remove(this.tmp);

@@ -117,3 +117,42 @@ describe("a snapshot file read asynchronously (readSnapshotFile: a member's star
     await expect(readSnapshotFile(nodeFileSystem, file)).rejects.toThrow(/cannot read the snapshot file/);
   });
 });
+
+describe("a large snapshot file is synced as it is written", () => {
+  it("starts a sync every 4 MiB written, not only at the end (a WAL fsync meanwhile waits behind little)", async () => {
+    const dir = tempDir("snapsync");
+    dirs.push(dir);
+    /** How far each sync of the file found it written. */
+    const syncedAt: number[] = [];
+    let written = 0;
+    const counting: FileSystem = {
+      ...nodeFileSystem,
+      open: async (p, mode) => {
+        const fh = await nodeFileSystem.open(p, mode);
+        return {
+          ...fh,
+          write: async (parts, position) => {
+            await fh.write(parts, position);
+            written = Math.max(written, position + parts.reduce((n, b) => n + b.length, 0));
+          },
+          writeAndSync: (parts, position) => fh.writeAndSync(parts, position),
+          sync: async () => {
+            syncedAt.push(written);
+            await fh.sync();
+          },
+          close: () => fh.close(),
+        };
+      },
+    };
+    const data = new Uint8Array(10 * (1 << 20) + 5);
+    const file = await writeSnapshotFile(counting, dir, { metadata, data });
+    expect(Buffer.from(loadSnapshotFile(nodeFileSystem, file).data).equals(data)).toBe(true);
+    // One started at 4 MiB; another at 8 unless the first was still running (the writes do not wait for it); the
+    // last at the end.
+    expect(syncedAt.length).toBeGreaterThanOrEqual(2);
+    expect(syncedAt[0]).toBeGreaterThanOrEqual(4 << 20);
+    expect(syncedAt[0]).toBeLessThan(5 << 20);
+    for (let i = 1; i < syncedAt.length - 1; i++) expect(syncedAt[i] - syncedAt[i - 1]).toBeGreaterThanOrEqual(4 << 20);
+    expect(syncedAt.at(-1)).toBe(fs.statSync(file).size);
+  });
+});
