@@ -49,7 +49,7 @@ import { Listeners } from "./listeners.js";
 import { decodeNodeSnapshot, encodeNodeSnapshot, nodeSnapshotHeader, type Member } from "./node-snapshot.js";
 import { PendingProposals, ProposalError } from "./proposals.js";
 import { ReadBarrier } from "./reads.js";
-import { snapshotDue } from "./snapshot-policy.js";
+import { snapshotDue, type SnapshotTurn } from "./snapshot-policy.js";
 import type { MemberStatus } from "./status.js";
 import type { Clock, HostLogger, PeerNetwork, Timer, World } from "./world.js";
 
@@ -148,6 +148,8 @@ export class Replica {
   private appliedBytesSinceSnapshot = 0;
   /** Size of the last snapshot taken or installed (see snapshot-policy.ts). */
   private lastSnapshotBytes: number;
+  /** This member's turn to snapshot, worked out for the configuration `of` (snapshotTurn). */
+  private turn: { of: ConfState; turn: SnapshotTurn } | undefined;
   /** A snapshot is being taken or saved: no second one starts. */
   private snapshotting = false;
   /** The snapshot being taken a run per turn (maybeSnapshot), until it is complete or abandoned. */
@@ -743,8 +745,20 @@ export class Replica {
       snapshotDue(
         { appliedIndex: this.appliedIndex, lastSnapshotIndex: this.lastSnapshotIndex, appliedBytes: this.appliedBytesSinceSnapshot, lastSnapshotBytes: this.lastSnapshotBytes },
         this.config,
+        this.snapshotTurn(),
       )
     );
+  }
+
+  /** This member's turn to snapshot among the members of the configuration (snapshot-policy.ts). */
+  private snapshotTurn(): SnapshotTurn {
+    const cs = this.confState;
+    if (this.turn?.of !== cs) {
+      const ids = [...new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext])].sort();
+      const rank = ids.indexOf(this.id);
+      this.turn = { of: cs, turn: rank < 0 ? { rank: 0, members: 1 } : { rank, members: ids.length } };
+    }
+    return this.turn.turn;
   }
 
   /**

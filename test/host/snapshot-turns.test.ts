@@ -10,7 +10,7 @@ import { valueBytes } from "../../sim/entry-data.js";
 import { Scenario } from "../../sim/scenario.js";
 import { contentHash } from "../../src/statemachine/hash.js";
 
-const PARAMS = { snapshotEntries: 100, snapshotBytes: 1 << 30, snapshotStepBytes: 1 };
+const PARAMS = { snapshotEntries: 50, snapshotBytes: 1 << 30, snapshotStepBytes: 1 };
 
 /**
  * Writes `rounds` rounds of 4 concurrent writes, from `first` on: two puts of new keys, an overwrite and a delete
