@@ -199,10 +199,11 @@ const SETTINGS = {
   heartbeatTicks: count("heartbeat interval in ticks", "<n>", 1, 10_000, "ticks", 1),
   // 100,000 as etcd's --snapshot-count. A snapshot writes the whole state and the watch history: at 10,000 a member
   // under put load with a small state (bench:compare's 10,000 keys) spent 6-10 % of its CPU on snapshots (A/B, put
-  // c=64, docs/benchmarks.md). A large state is governed by the size rule anyway, and a restart replays at most this
-  // many entries of a small one.
+  // c=64, docs/benchmarks.md). A large state is governed by the size rule anyway. Members take turns in spans of
+  // this many indexes (snapshot-policy.ts), so a restart replays at most about members × this many entries of a
+  // small one.
   snapshotEntries: count(
-    "snapshot after this many entries, once the log since the last snapshot is as large as it",
+    "snapshot after this many entries, once the log since the last snapshot is as large as it, in this member's turn (spans of this many indexes dealt to the members)",
     "<n>",
     1,
     1e9,
