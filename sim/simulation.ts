@@ -109,7 +109,7 @@ function drawParams(rng: Prng, seed: number): HostParams {
     // Elections after 5 or 10 ticks: faster ones fit more terms (and more interleavings) into a fault.
     electionTicks: rng.pick([5, 10]),
     heartbeatTicks: 1,
-    snapshotEntries: rng.int(16, 64),
+    snapshotEntries: rng.int(6, 22),
     snapshotBytes: rng.pick([4096, 16384, 1 << 20]),
     readiesInFlight: rng.pick([1, 2, 4, DEFAULT_READIES_IN_FLIGHT]),
     raft: {
