@@ -15,6 +15,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { Latencies, percentile } from "../cli/latencies.js";
 import { crc32c } from "../src/storage/crc32c.js";
 import { DurableStorage } from "../src/storage/durable-storage.js";
 import { nodeFileSystem } from "../src/storage/node-file-system.js";
@@ -193,6 +194,13 @@ async function walRecovery(
   return { entries, walMB, writeSecs, recoverSecs };
 }
 
+/** A snapshot's bytes: `megabytes` MiB, a byte set every 4 KiB. */
+function snapshotData(megabytes: number): Uint8Array {
+  const data = new Uint8Array(megabytes * 1024 * 1024);
+  for (let i = 0; i < data.length; i += 4096) data[i] = i & 0xff;
+  return data;
+}
+
 async function snapshotRecovery(
   megabytes: number,
 ): Promise<{ snapshotMB: number; writeSecs: number; recoverSecs: number }> {
@@ -200,8 +208,7 @@ async function snapshotRecovery(
   let disk = await DurableStorage.open(nodeFileSystem, dir, { logger: quietLogger });
   await disk.bootstrap(["n1"]);
   await disk.save({ term: 2, vote: null, commit: 2 }, makeEntries(2, 1, 2, new Uint8Array(8)), undefined);
-  const data = new Uint8Array(megabytes * 1024 * 1024);
-  for (let i = 0; i < data.length; i += 4096) data[i] = i & 0xff;
+  const data = snapshotData(megabytes);
   const t0 = now();
   await disk.saveSnapshot({ metadata: { index: 2, term: disk.log.term(2), confState: disk.log.initialState().confState }, data });
   const writeSecs = (now() - t0) / 1000;
@@ -234,24 +241,23 @@ async function savesBesideSnapshot(megabytes: number, runMs: number): Promise<{ 
   const loop = async (until: Promise<unknown>): Promise<SaveLatencies> => {
     let done = false;
     void until.then(() => (done = true));
-    const ms: number[] = [];
+    const ms = new Latencies();
     const end = now() + runMs;
     while (!done || now() < end) {
       const t = now();
       await disk.save({ term: 2, vote: null, commit: index - 1 }, makeEntries(index, 1, 2, payload), undefined);
-      ms.push(now() - t);
+      ms.add(now() - t);
       index++;
       // A turn between saves, as a member's ready loop takes (the WAL's write is inline: saves chained in
       // microtasks alone would never let the snapshot's I/O callbacks run).
       await new Promise(setImmediate);
-      if (ms.length >= 200_000) break; // bounded in count as well as time
+      if (ms.n >= 200_000) break; // bounded in count as well as time
     }
-    ms.sort((a, b) => a - b);
-    return { saves: ms.length, p99Ms: Number(ms[Math.floor(ms.length * 0.99)].toFixed(2)), maxMs: Number(ms[ms.length - 1].toFixed(1)) };
+    const sorted = ms.sorted();
+    return { saves: ms.n, p99Ms: percentile(sorted, 99), maxMs: percentile(sorted, 100) };
   };
   const alone = await loop(Promise.resolve());
-  const data = new Uint8Array(megabytes * 1024 * 1024);
-  for (let i = 0; i < data.length; i += 4096) data[i] = i & 0xff;
+  const data = snapshotData(megabytes);
   const t0 = now();
   const snapshot = disk.saveSnapshot({ metadata: { index: 2, term: 2, confState: disk.log.initialState().confState }, data }).then(() => (now() - t0) / 1000);
   const beside = await loop(snapshot);
