@@ -811,7 +811,7 @@ export class Replica {
         this.saveSnapshot(s);
       },
       (e: Error) => {
-        file.abort();
+        void file.abort();
         if (e !== SNAPSHOT_ABANDONED) this.fail(e);
       },
     );
@@ -846,7 +846,7 @@ export class Replica {
     if (s === undefined) return;
     this.snapshotInProgress = undefined;
     s.job.cancel();
-    s.file.abort();
+    void s.file.abort();
     this.snapshotting = false;
     this.log.info({ index: s.metadata.index }, "snapshot abandoned");
     this.observer.snapshotAbandoned?.(s.metadata.index);

@@ -72,8 +72,8 @@ export interface LocalSnapshotFile {
   append(piece: Uint8Array, written?: () => void): void;
   /** Durable file, then durable marker, then the log compacted; rejects with StorageFailedError if it failed. */
   finish(): Promise<void>;
-  /** Drops the file (the snapshot was abandoned). */
-  abort(): void;
+  /** Drops the file (the snapshot was abandoned); resolves once it is removed, and never rejects. */
+  abort(): Promise<void>;
 }
 
 const NO_BYTES = new Uint8Array(0);
@@ -144,6 +144,8 @@ export class DurableStorage {
   private flushing: Promise<void> | undefined;
   /** Snapshot files begun and not yet finished or aborted (beginSnapshot). */
   private readonly openSnapshotFiles = new Set<SnapshotFileWriter>();
+  /** Snapshot files begun, local or installed: each writer's temporary file is named with its own number. */
+  private snapshotFilesBegun = 0;
   /** Snapshot files being finished, outside the queue, with their markers. */
   private readonly snapshotWrites = new Set<Promise<void>>();
   private failure: Error | undefined;
@@ -402,13 +404,13 @@ export class DurableStorage {
     if (refused) throw refused;
     this.validateLocalSnapshot(metadata);
     const { index, term } = metadata;
-    const writer = new SnapshotFileWriter(this.fs, path.join(this.dir, "snap"), metadata);
+    const writer = new SnapshotFileWriter(this.fs, path.join(this.dir, "snap"), metadata, ++this.snapshotFilesBegun);
     this.openSnapshotFiles.add(writer);
     return {
       append: (piece, written) => writer.append(piece, written),
       abort: () => {
         this.openSnapshotFiles.delete(writer);
-        void writer.abort();
+        return writer.abort();
       },
       finish: () => {
         this.openSnapshotFiles.delete(writer);
@@ -589,7 +591,7 @@ export class DurableStorage {
       }
       if (w.snapshotFile === undefined) continue;
       const { index, term } = w.snapshotFile.metadata;
-      const file = await writeSnapshotFile(this.fs, path.join(this.dir, "snap"), w.snapshotFile);
+      const file = await writeSnapshotFile(this.fs, path.join(this.dir, "snap"), w.snapshotFile, ++this.snapshotFilesBegun);
       this.snapshotFiles.push({ index, term, file });
       w.snapshotPath = file;
     }

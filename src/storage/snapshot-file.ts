@@ -80,10 +80,16 @@ export class SnapshotFileWriter {
   private syncing: Promise<void> | undefined;
   private ended = false;
 
+  /**
+   * `attempt` tells this writer's temporary file from any other writer's for the same snapshot: one abandoned at
+   * that index may still be removing its own file, late, when the next one begins (a shared name lost the newer
+   * file). Recovery removes every temporary file, whatever its attempt.
+   */
   constructor(
     private readonly fs: FileSystem,
     private readonly snapDir: string,
     metadata: SnapshotMetadata,
+    attempt: number,
   ) {
     const { index, term, confState } = metadata;
     const meta = packr.pack([index, term, confState]);
@@ -95,7 +101,7 @@ export class SnapshotFileWriter {
     this.crc = crc32c(meta, crc32c(header, 0, 16, 20));
     this.position = header.length + meta.length;
     this.file = path.join(snapDir, snapshotFileName(term, index));
-    this.tmp = `${this.file}.tmp`;
+    this.tmp = `${this.file}.${attempt}.tmp`;
     this.handle = fs.open(this.tmp, "truncate");
     this.chain = this.handle.then((fh) => fh.write([header, meta], 0)).catch((err: unknown) => this.fail(err));
   }
@@ -176,8 +182,8 @@ export class SnapshotFileWriter {
 }
 
 /** Writes a whole snapshot's file (one installed from the leader), durably; resolves with its name. */
-export function writeSnapshotFile(fs: FileSystem, snapDir: string, snap: Snapshot): Promise<string> {
-  const w = new SnapshotFileWriter(fs, snapDir, snap.metadata);
+export function writeSnapshotFile(fs: FileSystem, snapDir: string, snap: Snapshot, attempt: number): Promise<string> {
+  const w = new SnapshotFileWriter(fs, snapDir, snap.metadata, attempt);
   w.append(snap.data);
   return w.finish();
 }

@@ -622,15 +622,34 @@ describe("a local snapshot's file handed its bytes a piece at a time (beginSnaps
     const metadata = { index: 8, term: 2, confState: a.log.initialState().confState };
     const first = a.beginSnapshot(metadata);
     first.append(pieceOf(1));
-    first.abort();
+    const aborted = first.abort();
     await a.save({ term: 2, vote: null, commit: 10 }, [entry(11, 2)], undefined);
-    await waitFor(() => !fs.readdirSync(path.join(dir, "snap")).some((f) => f.endsWith(".tmp")));
+    await aborted;
     expect(fs.readdirSync(path.join(dir, "snap"))).toEqual([snapshotFileName(1, 1)]);
     expect(a.log.firstIndex()).toBe(2);
     const second = a.beginSnapshot(metadata);
     second.append(pieceOf(2));
     await second.finish();
     expect([...a.log.snapshot().data]).toEqual([...pieceOf(2)]);
+    await a.close();
+  });
+
+  it("one begun at the same index while an abandoned one is still removing its file saves", async () => {
+    const dir = fresh("snapfile-abort-overlap");
+    const { gate, a } = await gatedStorageWithEntries(dir);
+    const metadata = { index: 8, term: 2, confState: a.log.initialState().confState };
+    gate.hold(); // the abandoned writer's header write waits, so its removal comes after the next writer opened
+    const first = a.beginSnapshot(metadata);
+    first.append(pieceOf(1));
+    const aborted = first.abort();
+    await waitFor(() => gate.held() > 0);
+    const second = a.beginSnapshot(metadata);
+    second.append(pieceOf(2));
+    const finished = second.finish();
+    gate.release();
+    await Promise.all([aborted, finished]);
+    expect([...a.log.snapshot().data]).toEqual([...pieceOf(2)]);
+    expect(fs.readdirSync(path.join(dir, "snap")).sort()).toEqual([snapshotFileName(1, 1), snapshotFileName(2, 8)].sort());
     await a.close();
   });
 

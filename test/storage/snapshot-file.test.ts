@@ -31,7 +31,7 @@ async function sampleFile(bytes: number): Promise<{ dir: string; file: string; d
   dirs.push(dir);
   const data = new Uint8Array(bytes);
   for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
-  return { dir, file: await writeSnapshotFile(nodeFileSystem, dir, { metadata, data }), data };
+  return { dir, file: await writeSnapshotFile(nodeFileSystem, dir, { metadata, data }, 1), data };
 }
 
 describe("a snapshot file of several write pieces", () => {
@@ -145,7 +145,7 @@ describe("a large snapshot file is synced as it is written", () => {
       },
     };
     const data = new Uint8Array(10 * (1 << 20) + 5);
-    const file = await writeSnapshotFile(counting, dir, { metadata, data });
+    const file = await writeSnapshotFile(counting, dir, { metadata, data }, 1);
     expect(Buffer.from(loadSnapshotFile(nodeFileSystem, file).data).equals(data)).toBe(true);
     // One started at 4 MiB; another at 8 unless the first was still running (the writes do not wait for it); the
     // last at the end.
