@@ -19,6 +19,7 @@ import {
   getData,
   openSession,
   releaseLock,
+  retryOnConnectionLoss,
   setData,
   sync,
 } from "./session.js";
@@ -73,18 +74,19 @@ async function forEachConcurrently(n: number, task: (i: number) => Promise<void>
 }
 
 // Setup, untimed: the znodes a workload writes or reads exist before the clock starts.
-await ensureNode(setup, "/kv");
+const ensure = (path: string, data?: Buffer) => retryOnConnectionLoss(() => ensureNode(setup, path, data));
+await ensure("/kv");
 if (workload === "put") {
-  const present = new Set(await getChildren(setup, "/kv"));
+  const present = new Set(await retryOnConnectionLoss(() => getChildren(setup, "/kv")));
   const missing = Array.from({ length: keys }, (_, i) => `k${i}`).filter((k) => !present.has(k));
-  await forEachConcurrently(missing.length, (i) => ensureNode(setup, `/kv/${missing[i]}`, value));
+  await forEachConcurrently(missing.length, (i) => ensure(`/kv/${missing[i]}`, value));
 } else if (workload === "get" || workload === "get-serializable") {
-  await ensureNode(setup, "/kv/k0");
-  await setData(setup, "/kv/k0", value);
+  await ensure("/kv/k0");
+  await retryOnConnectionLoss(() => setData(setup, "/kv/k0", value));
 } else {
-  await ensureNode(setup, "/locks");
+  await ensure("/locks");
   const names = workload === "lock-contended" ? ["L"] : Array.from({ length: concurrency }, (_, w) => `L${w}`);
-  await forEachConcurrently(names.length, (i) => ensureNode(setup, `/locks/${names[i]}`));
+  await forEachConcurrently(names.length, (i) => ensure(`/locks/${names[i]}`));
 }
 
 const lat = new Latencies();

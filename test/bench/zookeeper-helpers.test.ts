@@ -3,7 +3,8 @@
 import { describe, expect, it } from "vitest";
 import { barChart } from "../../bench/chart.js";
 import { mntrValue, modeOf, portsOf, zooCfg } from "../../bench/zookeeper/cluster.js";
-import { predecessorOf } from "../../bench/zookeeper/session.js";
+import zookeeper from "node-zookeeper-client";
+import { predecessorOf, retryOnConnectionLoss } from "../../bench/zookeeper/session.js";
 
 describe("lock recipe: predecessorOf", () => {
   it("the lowest sequence number holds the lock, whatever order getChildren returns", () => {
@@ -18,6 +19,36 @@ describe("lock recipe: predecessorOf", () => {
 
   it("a node missing from the children is an error, not a silent grant", () => {
     expect(() => predecessorOf(["lock-0000000001"], "lock-0000000002")).toThrow(/lock-0000000002 is not among/);
+  });
+});
+
+describe("setup calls: retryOnConnectionLoss", () => {
+  // As the client makes them (its Exception.create is not in the types).
+  const error = (code: number, name: string) => new zookeeper.Exception(code, name, retryOnConnectionLoss);
+  const loss = () => error(zookeeper.Exception.CONNECTION_LOSS, "CONNECTION_LOSS");
+  const failingTimes = (n: number, thrown: () => unknown) => {
+    let calls = 0;
+    const op = async () => {
+      calls++;
+      if (calls <= n) throw thrown();
+      return "done";
+    };
+    return { op, calls: () => calls };
+  };
+
+  it("calls again after a lost connection, up to its attempts, then gives up with that error", async () => {
+    const twice = failingTimes(2, loss);
+    await expect(retryOnConnectionLoss(twice.op, 3)).resolves.toBe("done");
+    expect(twice.calls()).toBe(3);
+    const always = failingTimes(Infinity, loss);
+    await expect(retryOnConnectionLoss(always.op, 2)).rejects.toThrow(/CONNECTION_LOSS/);
+    expect(always.calls()).toBe(2);
+  });
+
+  it("any other error fails at once", async () => {
+    const other = failingTimes(1, () => error(zookeeper.Exception.NO_NODE, "NO_NODE"));
+    await expect(retryOnConnectionLoss(other.op)).rejects.toThrow(/NO_NODE/);
+    expect(other.calls()).toBe(1);
   });
 });
 
