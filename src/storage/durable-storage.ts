@@ -146,8 +146,11 @@ export class DurableStorage {
   private readonly openSnapshotFiles = new Set<SnapshotFileWriter>();
   /** Snapshot files begun, local or installed: each writer's temporary file is named with its own number. */
   private snapshotFilesBegun = 0;
-  /** Snapshot files being finished, outside the queue, with their markers. */
-  private readonly snapshotWrites = new Set<Promise<void>>();
+  /**
+   * Work on snapshot files outside the queue that close waits for: files being finished (with their markers) and
+   * the removal of files aborted (an aborted writer removes its file only after its queued writes end).
+   */
+  private readonly snapshotFileWork = new Set<Promise<void>>();
   private failure: Error | undefined;
   private closed = false;
   /**
@@ -397,7 +400,7 @@ export class DurableStorage {
    * save — and so every ack and commit — for seconds.) The marker may then follow entries above its index in the
    * WAL, which replay allows: a marker only moves the base, and those entries are above it. If a snapshot
    * installed from the leader overtakes it meanwhile, the file is removed and `finish` resolves without effect.
-   * Closing the storage aborts files not yet finished.
+   * Closing the storage aborts files not yet finished, and waits until every aborted file is removed.
    */
   beginSnapshot(metadata: SnapshotMetadata): LocalSnapshotFile {
     const refused = this.refusal();
@@ -410,7 +413,7 @@ export class DurableStorage {
       append: (piece, written) => writer.append(piece, written),
       abort: () => {
         this.openSnapshotFiles.delete(writer);
-        return writer.abort();
+        return this.trackSnapshotFileWork(writer.abort());
       },
       finish: () => {
         this.openSnapshotFiles.delete(writer);
@@ -424,12 +427,17 @@ export class DurableStorage {
             });
           },
         );
-        this.snapshotWrites.add(done);
-        const untrack = () => this.snapshotWrites.delete(done);
-        done.then(untrack, untrack);
-        return done;
+        return this.trackSnapshotFileWork(done);
       },
     };
+  }
+
+  /** `work` until it settles, for close to wait on; returns it. */
+  private trackSnapshotFileWork(work: Promise<void>): Promise<void> {
+    this.snapshotFileWork.add(work);
+    const untrack = () => this.snapshotFileWork.delete(work);
+    work.then(untrack, untrack);
+    return work;
   }
 
   /** A local snapshot must be of an index in the log, after the current snapshot, with the log's term there. */
@@ -511,10 +519,10 @@ export class DurableStorage {
     if (this.closed) return;
     this.closed = true;
     // Snapshot files still being handed their bytes are dropped; those being finished outside the queue finish
-    // first (their markers are then refused).
-    const aborted = [...this.openSnapshotFiles].map((writer) => writer.abort());
+    // first (their markers are then refused), and files aborted before are removed first.
+    for (const writer of this.openSnapshotFiles) this.trackSnapshotFileWork(writer.abort());
     this.openSnapshotFiles.clear();
-    await Promise.allSettled([...aborted, ...this.snapshotWrites]);
+    await Promise.allSettled([...this.snapshotFileWork]);
     while (this.flushing) await this.flushing;
     await this.wal.close();
     this.fs.unlock(this.dir);

@@ -666,6 +666,23 @@ describe("a local snapshot's file handed its bytes a piece at a time (beginSnaps
     await b.close();
   });
 
+  it("closing the storage waits for the removal of a file aborted just before", async () => {
+    const dir = fresh("snapfile-abort-close");
+    const { gate, a } = await gatedStorageWithEntries(dir);
+    gate.hold(); // the aborted writer's header write waits, so its removal is still to come when close is called
+    const file = a.beginSnapshot({ index: 8, term: 2, confState: a.log.initialState().confState });
+    file.append(pieceOf(4));
+    void file.abort(); // as a member's replica does: it does not wait for the removal
+    await waitFor(() => gate.held() > 0);
+    let closed = false;
+    const closing = a.close().then(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed).toBe(false);
+    gate.release();
+    await closing;
+    expect(fs.readdirSync(path.join(dir, "snap"))).toEqual([snapshotFileName(1, 1)]); // removed before close resolved
+  });
+
   it("refuses, at once, a snapshot that is not in the log; a failed piece write fails the storage", async () => {
     const dir = fresh("snapfile-piece-fails");
     const a = await DurableStorage.open(nodeFileSystem, dir, { logger: captureLogger() });
