@@ -108,7 +108,12 @@ export class SessionManager {
       try {
         for (let busy = 0; ; busy++) {
           try {
-            return await this.conn.call<T>(op, { ...args, session: session.tag(seq) }, { ...opts, sent });
+            // Object.assign, not spreads: see ClientProtocol.request (Node 20's slow path for `{ ...x, y }`).
+            return await this.conn.call<T>(
+              op,
+              Object.assign({}, args, { session: session.tag(seq) }),
+              Object.assign({}, opts, { sent }),
+            );
           } catch (e) {
             // SESSION_BUSY: refused before applying; wait for older writes to be answered, same seq.
             if (toConcordError(e).code !== "SESSION_BUSY" || busy >= 50) throw e;
