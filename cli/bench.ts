@@ -44,23 +44,15 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   const client = await connect(o.endpoints, { timeoutMs: 30_000 });
   const value = Buffer.alloc(o.valueSize, "x");
   const lat = new Latencies();
-  let errors = 0;
   const deadline = performance.now() + o.seconds * 1000;
-  // One op of a worker, timed; the op's promise is made by the caller, so an op costs the load client no closure.
-  const time = async (t0: number, op: Promise<unknown>) => {
-    try {
-      await op;
-      lat.add(performance.now() - t0);
-    } catch {
-      errors++;
-    }
-  };
+  // What the workers measure: each op's latency, and the ops that failed.
+  const record = { lat, errors: 0 };
   // The bar's value is the run's elapsed time. The workers only count; a slow interval hands the counts to the bar.
   const bar = progressBar(`${o.workload} c=${o.concurrency} [{bar}] {value}/{total} s, {ops} ops, {errors} errors`, (s) => s.toFixed(0));
   bar.start(o.seconds, 0, { ops: 0, errors: 0 });
   const showProgress = () => {
     const left = Math.max(0, (deadline - performance.now()) / 1000);
-    bar.update(o.seconds - left, { ops: lat.n, errors });
+    bar.update(o.seconds - left, { ops: lat.n, errors: record.errors });
   };
   const progress = setInterval(showProgress, 250);
 
@@ -69,7 +61,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     if (o.workload === "get" || o.workload === "get-serializable") await client.put("k0", value);
     const t0 = performance.now();
     if (o.workload === "watch-fanout") await watchFanout(client, o, value, lat, deadline);
-    else await Promise.all(Array.from({ length: o.concurrency }, (_, w) => worker(client, o, w, value, deadline, time)));
+    else await Promise.all(Array.from({ length: o.concurrency }, (_, w) => worker(client, o, w, value, deadline, record)));
     elapsed = (performance.now() - t0) / 1000;
   } finally {
     clearInterval(progress);
@@ -77,7 +69,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     bar.stop();
   }
   await client.close();
-  return { system: "concord", workload: o.workload, concurrency: o.concurrency, ...runSummary(lat, elapsed, errors) };
+  return { system: "concord", workload: o.workload, concurrency: o.concurrency, ...runSummary(lat, elapsed, record.errors) };
 }
 
 async function worker(
@@ -86,51 +78,62 @@ async function worker(
   w: number,
   value: Buffer,
   deadline: number,
-  time: (t0: number, op: Promise<unknown>) => Promise<void>,
+  record: { lat: Latencies; errors: number },
 ): Promise<void> {
   let lease: Lease | undefined;
   // As etcd's script: one kept-alive lease per worker, granted before the clock starts mattering.
   if (o.workload.startsWith("lock")) lease = await c.grantLease(30_000);
-  const casKey = `cas/${w}`;
-  if (o.workload === "cas") await c.put(casKey, "0");
-  let casValue = 0;
-  const serializable = { consistency: "serializable" } as const;
+  const op = workerOp(c, o, w, value, lease);
+  if (o.workload === "cas") await c.put(`cas/${w}`, "0");
+  // One await per op: the load client's own cost per op is the op's promise and this frame's resumption.
   while (performance.now() < deadline) {
-    switch (o.workload) {
-      case "put":
-        await time(performance.now(), c.put(`k${Math.floor(Math.random() * o.keys)}`, value));
-        break;
-      case "get":
-        await time(performance.now(), c.get("k0"));
-        break;
-      case "get-serializable":
-        await time(performance.now(), c.get("k0", serializable));
-        break;
-      case "cas":
-        await time(performance.now(), (async () => {
-          const next = String(casValue + 1);
-          if ((await c.cas(casKey, String(casValue), next)).succeeded) casValue++;
-          else throw new Error("cas lost");
-        })());
-        break;
-      case "lock-uncontended":
-      case "lock-contended": {
-        const name = o.workload === "lock-contended" ? "L" : `L${w}`;
-        await time(performance.now(), (async () => {
-          const hold = await c.lock(name, { lease });
-          await hold.release();
-        })());
-        break;
-      }
-      case "election-churn":
-        await time(performance.now(), (async () => {
-          const leadership = await c.election("E").campaign(`w${w}`, { ttlMs: 30_000 });
-          await leadership.resign();
-        })());
-        break;
+    const t0 = performance.now();
+    try {
+      await op();
+      record.lat.add(performance.now() - t0);
+    } catch {
+      record.errors++;
     }
   }
   if (lease) await lease.revoke().catch(() => {});
+}
+
+/** One op of worker `w` of the workload, as a function made once per worker. */
+function workerOp(c: Client, o: BenchOptions, w: number, value: Buffer, lease: Lease | undefined): () => Promise<unknown> {
+  switch (o.workload) {
+    case "put":
+      return () => c.put(`k${Math.floor(Math.random() * o.keys)}`, value);
+    case "get":
+      return () => c.get("k0");
+    case "get-serializable": {
+      const serializable = { consistency: "serializable" } as const;
+      return () => c.get("k0", serializable);
+    }
+    case "cas": {
+      const casKey = `cas/${w}`;
+      let casValue = 0;
+      return async () => {
+        const next = String(casValue + 1);
+        if ((await c.cas(casKey, String(casValue), next)).succeeded) casValue++;
+        else throw new Error("cas lost");
+      };
+    }
+    case "lock-uncontended":
+    case "lock-contended": {
+      const name = o.workload === "lock-contended" ? "L" : `L${w}`;
+      return async () => {
+        const hold = await c.lock(name, { lease });
+        await hold.release();
+      };
+    }
+    case "election-churn":
+      return async () => {
+        const leadership = await c.election("E").campaign(`w${w}`, { ttlMs: 30_000 });
+        await leadership.resign();
+      };
+    case "watch-fanout":
+      throw new Error("watch-fanout has no per-worker op: watchFanout runs it");
+  }
 }
 
 /** `concurrency` watchers on one prefix; one writer; an op is one event delivered, timed from its put. */
