@@ -194,7 +194,7 @@ export class Connection {
       if (opts.sent) opts.sent.count++;
       try {
         const result = await raceAbort(
-          socket.request<T>(op, args, attemptMs, () => this.suspect(id, op, attemptMs)),
+          socket.request<T>(op, args, attemptMs),
           opts.signal,
         );
         if (answered) answered.socketId = id;
@@ -218,8 +218,11 @@ export class Connection {
     }
   }
 
-  /** Drops socket `socketId` after it failed to answer in time; the reconnect loop picks a member again. */
-  private suspect(socketId: number, op: string, ms: number): ConcordError {
+  /**
+   * A request on socket `socketId` (to `url`) got no reply within `ms`: the error it fails with. If that is the
+   * current socket it is dropped, and the reconnect loop picks a member again.
+   */
+  private suspect(socketId: number, url: string, op: string, ms: number): ConcordError {
     const cur = this.current;
     if (cur && cur.id === socketId) {
       // Start with the next endpoint rather than the one that went quiet.
@@ -227,10 +230,7 @@ export class Connection {
       if (i >= 0) this.nextEndpoint = i + 1;
       cur.socket.close();
     }
-    return new ConcordError({
-      code: "TIMEOUT",
-      message: `${op}: no reply from ${cur?.url ?? "the member"} within ${ms} ms; reconnecting`,
-    });
+    return new ConcordError({ code: "TIMEOUT", message: `${op}: no reply from ${url} within ${ms} ms; reconnecting` });
   }
 
   /** Closes the socket and stops reconnecting. Pending calls fail with CLOSED. */
@@ -372,6 +372,8 @@ export class Connection {
       heartbeatMs: this.attemptTimeoutMs,
       onPush: (frame) => this.onPush(socketId, frame),
       onClose: () => this.onSocketClosed(socketId),
+      // Set once per socket rather than per request: an attempt allocates no handler of its own.
+      onTimeout: (op, ms) => this.suspect(socketId, url, op, ms),
     }).then((s) => {
       (s as unknown as { concordSocketId: number }).concordSocketId = socketId;
       return s;

@@ -20,6 +20,8 @@ export interface ClientProtocolOptions {
   peer: string;
   onPush?(frame: PushFrame): void;
   onClose?(reason: string): void;
+  /** The error a request that timed out fails with (default: a TIMEOUT RequestError); set once per connection, so a request allocates no handler. */
+  onTimeout?(op: string, timeoutMs: number): Error;
 }
 
 /** What the handshake made of a frame: the member's welcome, its refusal, or nothing yet. */
@@ -86,14 +88,9 @@ export class ClientProtocol {
 
   /**
    * Send a request; resolves with its result or rejects with a RequestError. After `timeoutMs` (0: never) it
-   * rejects with `onTimeout()`, by default a TIMEOUT RequestError.
+   * rejects with the connection's `onTimeout` error, by default a TIMEOUT RequestError.
    */
-  request<T = unknown>(
-    op: string,
-    args: Record<string, unknown> = {},
-    timeoutMs = 0,
-    onTimeout?: () => Error,
-  ): Promise<T> {
+  request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
     if (this.closedReason !== null || this.welcome === null) {
       return Promise.reject(new RequestError({ code: "UNAVAILABLE", message: this.closedReason ?? "not connected" }));
     }
@@ -123,17 +120,17 @@ export class ClientProtocol {
     // The entry holds the promise's own functions: a request allocates no closures of its own but its timer's.
     return new Promise<T>((resolve, reject) => {
       const p: Pending = { op, bytes: frame.byteLength, resolve: resolve as (v: unknown) => void, reject, timer: undefined };
-      if (timeoutMs > 0) p.timer = this.opts.setTimer(timeoutMs, () => this.expire(id, timeoutMs, onTimeout));
+      if (timeoutMs > 0) p.timer = this.opts.setTimer(timeoutMs, () => this.expire(id, timeoutMs));
       this.pending.set(id, p);
       this.opts.send(frame);
     });
   }
 
-  private expire(id: number, timeoutMs: number, onTimeout: (() => Error) | undefined): void {
+  private expire(id: number, timeoutMs: number): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
-    p.reject(onTimeout?.() ?? new RequestError({ code: "TIMEOUT", message: `${p.op} did not complete within ${timeoutMs} ms` }));
+    p.reject(this.opts.onTimeout?.(p.op, timeoutMs) ?? new RequestError({ code: "TIMEOUT", message: `${p.op} did not complete within ${timeoutMs} ms` }));
   }
 
   /**

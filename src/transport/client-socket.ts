@@ -22,6 +22,8 @@ export interface ClientSocketOptions {
    * connection that only waits for pushes (a watch) would never notice. 0 / undefined: no pings.
    */
   heartbeatMs?: number;
+  /** The error a request that timed out fails with (default: a TIMEOUT RequestError). */
+  onTimeout?(op: string, timeoutMs: number): Error;
   /** wss: CA to trust; cert and key when the member requires client certificates (mutual TLS). */
   tls?: { ca?: string | Buffer | (string | Buffer)[]; cert?: string | Buffer; key?: string | Buffer; rejectUnauthorized?: boolean };
 }
@@ -65,6 +67,7 @@ export class ClientSocket {
         peer: url,
         onPush: opts.onPush,
         onClose: opts.onClose,
+        onTimeout: opts.onTimeout,
       });
       const sock = new ClientSocket(ws, url, opts, protocol);
       const timer = setTimeout(() => {
@@ -136,11 +139,11 @@ export class ClientSocket {
     return !this.protocol.closed && this.ws.readyState === WebSocket.OPEN;
   }
 
-  /** Send a request; resolves with its result or rejects with a RequestError (`onTimeout()` after `timeoutMs`). */
-  request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0, onTimeout?: () => Error): Promise<T> {
+  /** Send a request; resolves with its result or rejects with a RequestError (the `onTimeout` error after `timeoutMs`). */
+  request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
     // A socket closing under us fails the request at once (the protocol answers with the close's reason).
     if (this.ws.readyState !== WebSocket.OPEN && !this.protocol.closed) return Promise.reject(new RequestError({ code: "UNAVAILABLE", message: "not connected" }));
-    return this.protocol.request<T>(op, args, timeoutMs, onTimeout);
+    return this.protocol.request<T>(op, args, timeoutMs);
   }
 
   close(): void {
