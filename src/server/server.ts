@@ -223,6 +223,7 @@ export async function startServer(config: ServerConfig, opts: { logger?: Logger 
   progress = () => replica.progress;
   keyCount = () => replica.sm.keyCount;
   tightenValues = () => replica.sm.tightenValues();
+  idleGc.watchBursts();
   const leaderHistory = new LeaderHistory();
   leaderHistory.observe(replica.term, replica.leaderId, Date.now());
   let dashboardAssets: DashboardAssets | undefined;

@@ -103,6 +103,35 @@ describe("IdleCollector", () => {
     expect(idle.collections).toBe(2);
     idle.stop();
   });
+
+  it("a burst of work arms it with no snapshot, once per burstOps of progress since the last arm", () => {
+    let progress = 0;
+    const idle = new IdleCollector(() => progress, { burstOps: 1000, youngGenerationBytes: () => 32 << 20 });
+    progress += 999;
+    idle.checkBurst();
+    looks(idle, 20);
+    expect(idle.collections).toBe(0); // short of a burst: not armed
+    progress += 1;
+    idle.checkBurst(); // 1,000 since the last arm (none yet): armed
+    looks(idle, 20);
+    expect(idle.collections).toBe(1);
+    idle.checkBurst();
+    looks(idle, 20);
+    expect(idle.collections).toBe(1); // no progress since: not armed again
+    progress += 500;
+    idle.arm(); // a snapshot: the next burst counts from here
+    looks(idle, 20);
+    expect(idle.collections).toBe(2);
+    progress += 999;
+    idle.checkBurst();
+    looks(idle, 20);
+    expect(idle.collections).toBe(2);
+    progress += 1;
+    idle.checkBurst();
+    looks(idle, 20);
+    expect(idle.collections).toBe(3);
+    idle.stop();
+  });
 });
 
 describe("IdleCollector's young collections, in this process's V8", () => {
