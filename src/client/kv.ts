@@ -128,11 +128,12 @@ interface WireRange {
   cursor?: string;
 }
 
-/** A range request's arguments: the key (checked by the caller) or every key under it, and the options. */
+/** A get's answer: the range's only record, or null. */
 function firstKv(r: WireRange): KeyValue | null {
   return r.kvs.length > 0 ? decodeKv(r.kvs[0]) : null;
 }
 
+/** A range request's arguments: the key (checked by the caller) or every key under it, and the options. */
 function rangeArgs(key: string, prefix: boolean, opts: RangeOptions): Record<string, unknown> {
   const args: Record<string, unknown> = { key, consistency: checkConsistency(opts.consistency) };
   if (prefix) args.prefix = true;

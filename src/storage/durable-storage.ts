@@ -522,7 +522,7 @@ export class DurableStorage {
     // first (their markers are then refused), and files aborted before are removed first.
     for (const writer of this.openSnapshotFiles) this.trackSnapshotFileWork(writer.abort());
     this.openSnapshotFiles.clear();
-    await Promise.allSettled([...this.snapshotFileWork]);
+    await Promise.allSettled(this.snapshotFileWork);
     while (this.flushing) await this.flushing;
     await this.wal.close();
     this.fs.unlock(this.dir);
