@@ -119,10 +119,12 @@ const LOOK_MS = 100;
 const YOUNG_MAX_STEPS = 30;
 
 /**
- * Progress (applied entries, reads, keep-alives) since the last arm after which the collector arms itself: a burst
- * leaves its garbage and a grown young generation whether or not the member wrote a snapshot, and members take
- * turns to snapshot, so after 100,000 puts to a fresh cluster two of three had none to arm them and stayed at
- * 178–184 MiB where the third settled at 116 (Node 20, 2026-12-05).
+ * Progress (applied entries, reads, keep-alives) in busy seconds since the last arm after which the collector arms
+ * itself: a burst leaves its garbage and a grown young generation whether or not the member wrote a snapshot, and
+ * members take turns to snapshot, so after 100,000 puts to a fresh cluster two of three had none to arm them and
+ * stayed at 178–184 MiB where the third settled at 116 (Node 20, 2026-12-05). A second is busy when the progress
+ * moved by a twentieth of this in it: a trickle (clients' keep-alives) never adds up to a burst, so it does not
+ * earn a quiet member a full collection's pause every 20,000 operations.
  */
 export const BURST_OPS = 20_000;
 
@@ -137,8 +139,9 @@ function youngGenerationBytes(): number {
 export class IdleCollector {
   private timer: NodeJS.Timeout | undefined;
   private burstWatch: NodeJS.Timeout | undefined;
-  /** The progress at the last arm: a burst is counted from it. */
-  private armedAtProgress = 0;
+  /** The progress at the last burst look, and what busy seconds added since the last arm. */
+  private burstLookProgress = 0;
+  private busyProgress = 0;
   private lastProgress = -1;
   /** The progress the current quiet window began at, and the looks since then (at most QUIET_OPS in all). */
   private windowStart = -1;
@@ -169,7 +172,7 @@ export class IdleCollector {
 
   /** Garbage worth returning was made (a snapshot was written, or a burst of work): collect once idle for `idleMs`. */
   arm(): void {
-    this.armedAtProgress = this.progress();
+    this.busyProgress = 0;
     this.fullDone = false;
     this.packed = false;
     this.packMs = this.packedBytes = 0;
@@ -287,9 +290,14 @@ export class IdleCollector {
     this.burstWatch.unref();
   }
 
-  /** Arms the collector if the progress moved by `burstOps` since the last arm (run by watchBursts). */
+  /** Arms the collector once busy seconds moved the progress by `burstOps` since the last arm (run by watchBursts). */
   checkBurst(): void {
-    if (this.progress() - this.armedAtProgress >= (this.opts.burstOps ?? BURST_OPS)) this.arm();
+    const burstOps = this.opts.burstOps ?? BURST_OPS;
+    const now = this.progress();
+    const moved = now - this.burstLookProgress;
+    this.burstLookProgress = now;
+    if (moved >= burstOps / 20) this.busyProgress += moved;
+    if (this.busyProgress >= burstOps) this.arm();
   }
 
   /** Stops the looks and the burst watch. */

@@ -104,21 +104,28 @@ describe("IdleCollector", () => {
     idle.stop();
   });
 
-  it("a burst of work arms it with no snapshot, once per burstOps of progress since the last arm", () => {
+  it("a burst of work arms it with no snapshot, once per burstOps of busy seconds' progress; a trickle does not", () => {
     let progress = 0;
     const idle = new IdleCollector(() => progress, { burstOps: 1000, youngGenerationBytes: () => 32 << 20 });
+    for (let i = 0; i < 100; i++) {
+      progress += 49; // under a twentieth of a burst in each second: a trickle
+      idle.checkBurst();
+    }
+    looks(idle, 20);
+    expect(idle.collections).toBe(0); // 4,900 in all, never armed
     progress += 999;
     idle.checkBurst();
     looks(idle, 20);
-    expect(idle.collections).toBe(0); // short of a burst: not armed
-    progress += 1;
-    idle.checkBurst(); // 1,000 since the last arm (none yet): armed
+    expect(idle.collections).toBe(0); // a busy second, short of a burst
+    progress += 50;
+    idle.checkBurst(); // busy again: 1,049 since the last arm (none yet)
     looks(idle, 20);
     expect(idle.collections).toBe(1);
     idle.checkBurst();
     looks(idle, 20);
     expect(idle.collections).toBe(1); // no progress since: not armed again
-    progress += 500;
+    progress += 600;
+    idle.checkBurst();
     idle.arm(); // a snapshot: the next burst counts from here
     looks(idle, 20);
     expect(idle.collections).toBe(2);
@@ -126,7 +133,7 @@ describe("IdleCollector", () => {
     idle.checkBurst();
     looks(idle, 20);
     expect(idle.collections).toBe(2);
-    progress += 1;
+    progress += 50;
     idle.checkBurst();
     looks(idle, 20);
     expect(idle.collections).toBe(3);
