@@ -101,7 +101,7 @@ export interface IdleCollectorOptions {
    * generation grown until ten young collections later — measured, 0.8 s longer.
    */
   pack?: () => number;
-  /** Progress since the last arm after which a burst arms the collector (BURST_OPS; see watchBursts). */
+  /** Progress in busy seconds since the last arm after which a burst arms the collector (BURST_OPS; see watchBursts). */
   burstOps?: number;
 }
 
@@ -286,6 +286,8 @@ export class IdleCollector {
   /** Arms the collector after every burst of `burstOps` (BURST_OPS) of progress, read every second, until stop. */
   watchBursts(): void {
     if (this.burstWatch || !this.collect) return;
+    // From the progress now: a restarted member's recovered index is not a burst.
+    this.burstLookProgress = this.progress();
     this.burstWatch = setInterval(() => this.checkBurst(), BURST_LOOK_MS);
     this.burstWatch.unref();
   }
