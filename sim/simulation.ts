@@ -4,7 +4,7 @@
 // released run to completion before the next event, as in a real event loop. `runSeed(seed)` is a pure
 // function of its options: the same seed gives the same result, byte for byte.
 
-import { DEFAULT_APPLY_ENTRIES_PER_TURN, DEFAULT_READIES_IN_FLIGHT, DEFAULT_SNAPSHOT_STEP_BYTES } from "../src/host/host-config.js";
+import { DEFAULT_APPLY_ENTRIES_PER_TURN, DEFAULT_READIES_IN_FLIGHT, DEFAULT_SNAPSHOT_BACKLOG_BYTES, DEFAULT_SNAPSHOT_STEP_BYTES } from "../src/host/host-config.js";
 import { SNAPSHOT_PIECE_BYTES } from "../src/statemachine/snapshot.js";
 import type { NodeId } from "../src/raft/types.js";
 import type { ApplyOutput } from "../src/statemachine/index.js";
@@ -166,6 +166,9 @@ async function run(opts: SimOptions): Promise<SeedResult> {
   // Readies of a few committed entries, each full one followed by a turn's wait (a member catching up applies a
   // batch per turn), or the production limit; a PRNG of its own too.
   params.applyEntriesPerTurn = new Prng(seed ^ 0xa991e5).pick([4, 32, DEFAULT_APPLY_ENTRIES_PER_TURN]);
+  // A snapshot job that waits for its file's writes after a piece or two, after a few pieces, or the production
+  // bound (never reached by the simulator's small states); a PRNG of its own too.
+  params.snapshotBacklogBytes = new Prng(seed ^ 0xbac_106).pick([128, 4096, DEFAULT_SNAPSHOT_BACKLOG_BYTES]);
   const onLog = opts.onLog;
   let failure: unknown;
   let nemesis: Nemesis | undefined;

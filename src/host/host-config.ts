@@ -37,6 +37,12 @@ export interface HostConfig {
    */
   snapshotPieceBytes?: number;
   /**
+   * How far a snapshot job may run ahead of its file's writes, in bytes handed over and not yet written: past it,
+   * the job waits for the disk before its next run. DEFAULT_SNAPSHOT_BACKLOG_BYTES when absent; the simulator draws
+   * small ones, so that jobs wait.
+   */
+  snapshotBacklogBytes?: number;
+  /**
    * Committed entries a Ready carries at most (Raft's maxCommittedEntriesPerReady); after a Ready that full, the
    * ready loop lets a turn pass. So a member catching up by tens of thousands of entries applies them a batch
    * per turn instead of stopping its loop for as long. DEFAULT_APPLY_ENTRIES_PER_TURN when absent.
@@ -80,5 +86,12 @@ export const DEFAULT_READIES_IN_FLIGHT = 8;
 /** About 10 ms of applying puts on this project's 2-core benchmark machine (bench/statemachine.ts: 100-160k/s). */
 export const DEFAULT_APPLY_ENTRIES_PER_TURN = 1024;
 
-/** About 10 ms of snapshot work on this project's 2-core benchmark machine (bench/statemachine.ts measures it). */
-export const DEFAULT_SNAPSHOT_STEP_BYTES = 4 << 20;
+/**
+ * About 2.5 ms of snapshot work on this project's 2-core benchmark machine (bench/statemachine.ts measures it). At
+ * 4 MiB (~10 ms alone, more beside three busy processes) the stall benchmark read 89–190 ms stalls during a
+ * million keys' snapshot where 1 MiB read 37–94 (docs/benchmarks.md, "Snapshots at 1,000,000 keys").
+ */
+export const DEFAULT_SNAPSHOT_STEP_BYTES = 1 << 20;
+
+/** Two of the snapshot file's syncs (one starts every 4 MiB written): the disk stays busy, the pieces few. */
+export const DEFAULT_SNAPSHOT_BACKLOG_BYTES = 8 << 20;

@@ -43,13 +43,14 @@ import { SnapshotPieces } from "../statemachine/snapshot.js";
 import type { ApplyOutput, StateMachine, StateMachineEvent } from "../statemachine/state-machine.js";
 import { DurableStorage, type LocalSnapshotFile } from "../storage/durable-storage.js";
 import { AutoCompactor, describeAutoCompaction } from "./auto-compaction.js";
-import { DEFAULT_APPLY_ENTRIES_PER_TURN, DEFAULT_SNAPSHOT_STEP_BYTES, type HostConfig } from "./host-config.js";
+import { DEFAULT_APPLY_ENTRIES_PER_TURN, DEFAULT_SNAPSHOT_BACKLOG_BYTES, DEFAULT_SNAPSHOT_STEP_BYTES, type HostConfig } from "./host-config.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { Listeners } from "./listeners.js";
 import { decodeNodeSnapshot, encodeNodeSnapshot, nodeSnapshotHeader, type Member } from "./node-snapshot.js";
 import { PendingProposals, ProposalError } from "./proposals.js";
 import { ReadBarrier } from "./reads.js";
 import { snapshotDue, type SnapshotTurn } from "./snapshot-policy.js";
+import { WriteBacklog } from "./write-backlog.js";
 import type { MemberStatus } from "./status.js";
 import type { Clock, HostLogger, PeerNetwork, Timer, World } from "./world.js";
 
@@ -792,18 +793,26 @@ export class Replica {
       return;
     }
     const header = nodeSnapshotHeader({ v: 1, members: [...this.members.values()] });
+    const backlog = new WriteBacklog(this.config.snapshotBacklogBytes ?? DEFAULT_SNAPSHOT_BACKLOG_BYTES);
     const job = this.sm.beginSnapshot({
-      emit: (piece, release) => file.append(piece, release),
+      emit: (piece, release) => {
+        backlog.add(piece.length);
+        file.append(piece, () => {
+          backlog.written(piece.length);
+          release();
+        });
+      },
       prefix: header,
       pieceBytes: this.config.snapshotPieceBytes,
     });
     this.snapshotting = true;
     this.lastSnapshotIndex = index;
     this.appliedBytesSinceSnapshot = 0;
-    const s: SnapshotInProgress = { job, file, metadata, started, turns: 0 };
+    const s: SnapshotInProgress = { job, file, backlog, metadata, started, turns: 0 };
     this.snapshotInProgress = s;
     this.log.info({ index, keys: this.sm.keyCount }, "snapshot started");
-    runInTurns(this.clock, stepBytes(this.config), job, () => (this.snapshotInProgress !== s || !this.isRunning ? SNAPSHOT_ABANDONED : undefined)).then(
+    const abandoned = () => (this.snapshotInProgress !== s || !this.isRunning ? SNAPSHOT_ABANDONED : undefined);
+    runInTurns(this.clock, stepBytes(this.config), job, abandoned, () => backlog.whenUnder()).then(
       (turns) => {
         if (this.snapshotInProgress !== s) return; // abandoned since its last run
         this.snapshotInProgress = undefined;
@@ -817,7 +826,7 @@ export class Replica {
     );
   }
 
-  private saveSnapshot({ job, file, metadata, started, turns }: SnapshotInProgress): void {
+  private saveSnapshot({ job, file, backlog, metadata, started, turns }: SnapshotInProgress): void {
     const bytes = job.bytes;
     const index = metadata.index;
     const encodeMs = this.clock.now() - started;
@@ -828,7 +837,7 @@ export class Replica {
       .finish()
       .then(() => {
         const ms = this.clock.now() - saving;
-        const fields = { index, bytes, turns, encodeMs: Math.round(encodeMs), ms: Math.round(ms) };
+        const fields = { index, bytes, turns, diskWaits: backlog.waits, encodeMs: Math.round(encodeMs), ms: Math.round(ms) };
         // A snapshot installed from the leader while the file was written overtakes it: the storage drops it.
         if (this.lastSnapshotIndex > index) {
           this.log.info({ ...fields, installed: this.lastSnapshotIndex }, "snapshot superseded by one installed from the leader");
@@ -953,10 +962,17 @@ interface JobInTurns {
 
 /**
  * Runs a job a run per turn (clock.continueLater) to its end; resolves with the number of runs. Before every
- * run, `abandoned()` may return an error: then the job is cancelled and the promise rejects with it. No job
- * resolves at once with 0 runs.
+ * run, `abandoned()` may return an error: then the job is cancelled and the promise rejects with it; and
+ * `mayRun()` may return a promise to wait for (a disk behind the job), after which the run is tried again in a
+ * later turn. No job resolves at once with 0 runs.
  */
-function runInTurns(clock: Clock, budget: number, job: JobInTurns | undefined, abandoned: () => Error | undefined): Promise<number> {
+function runInTurns(
+  clock: Clock,
+  budget: number,
+  job: JobInTurns | undefined,
+  abandoned: () => Error | undefined,
+  mayRun: () => Promise<void> | undefined = () => undefined,
+): Promise<number> {
   if (job === undefined) return Promise.resolve(0);
   return new Promise((resolve, reject) => {
     let turns = 0;
@@ -965,6 +981,11 @@ function runInTurns(clock: Clock, budget: number, job: JobInTurns | undefined, a
       if (why) {
         job.cancel?.();
         reject(why);
+        return;
+      }
+      const wait = mayRun();
+      if (wait !== undefined) {
+        void wait.then(() => clock.continueLater(run));
         return;
       }
       turns++;
@@ -1017,6 +1038,8 @@ interface SnapshotInProgress {
   job: SnapshotJob;
   /** Where the job's pieces go as it makes them. */
   file: LocalSnapshotFile;
+  /** The pieces handed to the file and not yet written: the job waits while they are over the config's snapshotBacklogBytes. */
+  backlog: WriteBacklog;
   /** Where the snapshot stands in the log: the applied index, its term and the configuration at the start. */
   metadata: SnapshotMetadata;
   started: number;

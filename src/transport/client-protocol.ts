@@ -20,7 +20,10 @@ export interface ClientProtocolOptions {
   peer: string;
   onPush?(frame: PushFrame): void;
   onClose?(reason: string): void;
-  /** The error a request that timed out fails with (default: a TIMEOUT RequestError); set once per connection, so a request allocates no handler. */
+  /**
+   * The error a request that timed out fails with (default: a TIMEOUT RequestError); set once per connection, so a
+   * request allocates no handler.
+   */
   onTimeout?(op: string, timeoutMs: number): Error;
 }
 
