@@ -116,13 +116,13 @@ function idleCollections(name: string): string[] {
   );
 }
 
-/** The snapshots a member logged: when each started and was saved, its size, turns and encoding time. */
+/** The snapshots a member logged: when each started and was saved, its size, turns, waits for the disk and encoding time. */
 function snapshots(
   name: string,
-): { start: number; end: number; bytes: number; turns?: number; encodeMs?: number; ms: number }[] {
+): { start: number; end: number; bytes: number; turns?: number; diskWaits?: number; encodeMs?: number; ms: number }[] {
   const out = [];
   let start: number | undefined;
-  type Logged = { bytes?: number; turns?: number; encodeMs?: number; ms?: number };
+  type Logged = { bytes?: number; turns?: number; diskWaits?: number; encodeMs?: number; ms?: number };
   for (const rec of logRecords<Logged>(name, '"snapshot')) {
     if (rec.msg === "snapshot started") start = rec.time;
     if (rec.msg === "snapshot saved" && rec.time !== undefined) {
@@ -132,6 +132,7 @@ function snapshots(
         end: rec.time,
         bytes: rec.bytes ?? 0,
         turns: rec.turns,
+        diskWaits: rec.diskWaits,
         encodeMs: rec.encodeMs,
         ms: rec.ms ?? 0,
       });
@@ -237,8 +238,8 @@ for (const [i, n] of [...names, "control (idle)"].entries()) {
     "max stall ms in the 10 s after": Math.round(Math.max(0, ...idle.map((w) => w.lagMs))),
     "idle collection ms": isControl ? "-" : idleCollections(n).join(", "),
     "resident MiB at the end": isControl ? "-" : residentMiB[i],
-    "full-size snapshot: MB, turns, encode ms, save ms": (isControl ? [] : big)
-      .map((s) => `${Math.round(s.bytes / 1e6)}, ${s.turns ?? "-"}, ${s.encodeMs ?? "-"}, ${s.ms}`)
+    "full-size snapshot: MB, turns, waits for the disk, encode ms, save ms": (isControl ? [] : big)
+      .map((s) => `${Math.round(s.bytes / 1e6)}, ${s.turns ?? "-"}, ${s.diskWaits ?? "-"}, ${s.encodeMs ?? "-"}, ${s.ms}`)
       .join("; "),
   });
 }
