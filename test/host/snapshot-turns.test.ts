@@ -46,17 +46,23 @@ function hashesByIndex(s: Scenario): Map<string, Map<number, string>> {
   return out;
 }
 
+/** Records each member snapshot taken from now on (after the simulator's own check of it): where, and its hash. */
+function snapshotsTaken(s: Scenario): { host: string; index: number; hash: string }[] {
+  const taken: { host: string; index: number; hash: string }[] = [];
+  const check = s.ctx.coordination.snapshotTaken.bind(s.ctx.coordination);
+  s.ctx.coordination.snapshotTaken = (host, index, data) => {
+    check(host, index, data);
+    taken.push({ host, index, hash: contentHash(data) });
+  };
+  return taken;
+}
+
 describe("a member's snapshot taken over many turns", () => {
   it("holds the state at its index while writes apply during it, on every member", async () => {
     const s = new Scenario(["n1", "n2", "n3"], PARAMS);
     expect(await s.runUntil(() => s.cluster.leader() !== undefined, 50 * TICK)).toBe(true);
     const whole = hashesByIndex(s);
-    const taken: { host: string; index: number; hash: string }[] = [];
-    const check = s.ctx.coordination.snapshotTaken.bind(s.ctx.coordination);
-    s.ctx.coordination.snapshotTaken = (host, index, data) => {
-      check(host, index, data);
-      taken.push({ host, index, hash: contentHash(data) });
-    };
+    const taken = snapshotsTaken(s);
 
     await write(s, 0, 100);
     await s.run(100 * TICK);
@@ -75,12 +81,7 @@ describe("a member's snapshot taken over many turns", () => {
       // Each disk call takes 20–40 ms, a run of the job 10 (sim/clock.ts): the job makes pieces faster than they go.
       for (const h of s.cluster.hosts.values()) h.diskProfile = { minLatency: 20, maxLatency: 40 };
       const whole = hashesByIndex(s);
-      const taken: { host: string; index: number; hash: string }[] = [];
-      const check = s.ctx.coordination.snapshotTaken.bind(s.ctx.coordination);
-      s.ctx.coordination.snapshotTaken = (host, index, data) => {
-        check(host, index, data);
-        taken.push({ host, index, hash: contentHash(data) });
-      };
+      const taken = snapshotsTaken(s);
       await write(s, 0, 60);
       await s.run(100 * TICK);
       const saved = s.lines.filter((l) => l.includes("info: snapshot saved"));
