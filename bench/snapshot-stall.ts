@@ -116,7 +116,7 @@ function idleCollections(name: string): string[] {
   );
 }
 
-/** The snapshots a member logged: when each started and was saved, its size, turns, waits for the disk and encoding time. */
+/** The snapshots a member logged: start and save times, size, turns, waits for the disk and encoding time. */
 function snapshots(
   name: string,
 ): { start: number; end: number; bytes: number; turns?: number; diskWaits?: number; encodeMs?: number; ms: number }[] {

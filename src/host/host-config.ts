@@ -88,7 +88,7 @@ export const DEFAULT_APPLY_ENTRIES_PER_TURN = 1024;
 
 /**
  * About 2.5 ms of snapshot work on this project's 2-core benchmark machine (bench/statemachine.ts measures it). At
- * 4 MiB (~10 ms alone, more beside three busy processes) the stall benchmark read 89–190 ms stalls during a
+ * 4 MiB (~10 ms alone, more beside three busy processes) the stall benchmark read 65–190 ms stalls during a
  * million keys' snapshot where 1 MiB read 37–94 (docs/benchmarks.md, "Snapshots at 1,000,000 keys").
  */
 export const DEFAULT_SNAPSHOT_STEP_BYTES = 1 << 20;

@@ -1038,7 +1038,7 @@ interface SnapshotInProgress {
   job: SnapshotJob;
   /** Where the job's pieces go as it makes them. */
   file: LocalSnapshotFile;
-  /** The pieces handed to the file and not yet written: the job waits while they are over the config's snapshotBacklogBytes. */
+  /** The pieces handed to the file and not yet written; the job waits while they are over snapshotBacklogBytes. */
   backlog: WriteBacklog;
   /** Where the snapshot stands in the log: the applied index, its term and the configuration at the start. */
   metadata: SnapshotMetadata;

@@ -1,7 +1,7 @@
 // The bytes a member's snapshot job has handed to its file and the disk has not yet taken. The job makes pieces
 // faster than a busy disk writes them: unbounded, they piled up in memory (each a fresh 1 MiB piece, since none
 // came back for reuse), ~90 MiB more resident per member at a million keys, and the save after the last run
-// waited 1.3–1.8 s for the queue. Bounded, the job waits for the disk between runs instead.
+// waited 1.3–2.0 s for the queue. Bounded, the job waits for the disk between runs instead.
 
 import { assert } from "../assert.js";
 

@@ -101,7 +101,7 @@ export interface IdleCollectorOptions {
    * generation grown until ten young collections later — measured, 0.8 s longer.
    */
   pack?: () => number;
-  /** Progress in busy seconds since the last arm after which a burst arms the collector (BURST_OPS; see watchBursts). */
+  /** Progress in busy seconds since the last arm, after which a burst arms the collector (BURST_OPS; watchBursts). */
   burstOps?: number;
 }
 
