@@ -15,6 +15,7 @@ import { dirname, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import type { AutoCompaction } from "../host/auto-compaction.js";
 import { DEFAULT_LIMITS } from "../statemachine/limits.js";
+import { DEFAULT_MEMORY_LOG_BYTES } from "../storage/defaults.js";
 import {
   boolean,
   byteSize,
@@ -215,7 +216,7 @@ const SETTINGS = {
     "log entries held in memory, newest first; older ones (up to the last snapshot) are read back from the WAL when a follower or the apply needs them",
     0,
     2 ** 40,
-    4 * MIB,
+    DEFAULT_MEMORY_LOG_BYTES,
   ),
   maxRequestBytes: bytes("largest client request frame", 1024, 64 * MIB, 1.5 * MIB),
   maxKeyBytes: bytes("largest key (must be equal on every member)", 1, 64 * MIB, DEFAULT_LIMITS.maxKeyBytes),

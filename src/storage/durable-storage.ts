@@ -1,6 +1,6 @@
 // DurableStorage: the Raft core's log kept in memory (a MemoryStorage the core reads synchronously) and made
 // durable by a segmented write-ahead log plus snapshot files. The WAL is read whole only on open, for recovery.
-// Memory holds the newest `memoryLogBytes` of entries (4 MiB by default) and the terms of all of them: older
+// Memory holds the newest `memoryLogBytes` of entries (1 MiB by default) and the terms of all of them: older
 // entries are released (MemoryStorage.releaseEntries) and read back from their WAL record when the core asks,
 // a record at a time (wal-entry-index.ts) — a follower catching up from behind them, a slow apply. Without it
 // the log since the last snapshot, which can be as large as the snapshot, stayed in memory whole.
@@ -60,6 +60,7 @@ import {
 } from "./record.js";
 import { recover, type SnapshotFileRef, type StorageLogger } from "./recover.js";
 import type { SegmentLiveness } from "./replay.js";
+import { DEFAULT_MEMORY_LOG_BYTES } from "./defaults.js";
 import { loadSnapshotFile, readSnapshotFile, SnapshotFileWriter, snapshotFileReader, writeSnapshotFile } from "./snapshot-file.js";
 import { segmentFileName, WalWriter } from "./wal.js";
 import { readEntriesRecord, type EntriesRecordLocation, type WalEntryIndex } from "./wal-entry-index.js";
@@ -94,8 +95,8 @@ export interface DurableStorageOptions {
   /**
    * Bytes of the newest log entries held in memory (Raft's entry size: data + 24 each). Past it, the oldest half
    * is released: the log keeps their terms and reads them back from the WAL when asked (a follower catching up
-   * from behind them, a slow apply). Default 4 MiB; the log since the last snapshot can be as large as the
-   * snapshot, hundreds of MB.
+   * from behind them, a slow apply). Default DEFAULT_MEMORY_LOG_BYTES; the log since the last snapshot can be as
+   * large as the snapshot, hundreds of MB.
    */
   memoryLogBytes?: number;
 }
@@ -192,7 +193,7 @@ export class DurableStorage {
       keepSegments: intOption("keepSegments", options.keepSegments, 1, 0),
       keepSnapshots: intOption("keepSnapshots", options.keepSnapshots, 2, 1),
       maxRecordBytes: intOption("maxRecordBytes", options.maxRecordBytes, DEFAULT_MAX_RECORD_BYTES, 1024),
-      memoryLogBytes: intOption("memoryLogBytes", options.memoryLogBytes, 4 * 1024 * 1024, 0),
+      memoryLogBytes: intOption("memoryLogBytes", options.memoryLogBytes, DEFAULT_MEMORY_LOG_BYTES, 0),
       logger: options.logger ?? stderrLogger,
     };
     if (typeof dir !== "string" || dir === "") throw new StorageInputError("data directory must be a non-empty path");
