@@ -149,6 +149,8 @@ export class Replica {
   private appliedBytesSinceSnapshot = 0;
   /** Size of the last snapshot taken or installed (see snapshot-policy.ts). */
   private lastSnapshotBytes: number;
+  /** The applied index at the last look that found no snapshot due (snapshotDue). */
+  private snapshotLookedAt: number;
   /** This member's turn to snapshot, worked out for the configuration `of` (snapshotTurn). */
   private turn: { of: ConfState; turn: SnapshotTurn } | undefined;
   /** A snapshot is being taken or saved: no second one starts. */
@@ -189,6 +191,7 @@ export class Replica {
     this.confState = snap?.metadata.confState ?? disk.log.initialState().confState;
     this.lastSnapshotIndex = snap?.metadata.index ?? 0;
     this.appliedIndex = this.lastSnapshotIndex;
+    this.snapshotLookedAt = this.appliedIndex;
     this.appliedTerm = snap?.metadata.term ?? 0;
     // Members known from config (URLs) for those in the configuration but not yet in a snapshot.
     for (const [id, peerUrl] of config.initialCluster) {
@@ -740,15 +743,27 @@ export class Replica {
     this.finishReadies();
   }
 
+  /**
+   * Looks whether a snapshot is due (snapshot-policy.ts). A look that finds none moves `snapshotLookedAt` on, so
+   * that a turn counts only indexes applied since; one that finds one due leaves it, so the look that starts the
+   * snapshot (maybeSnapshot, after snapshotWaitsForWrites found it due) sees the same.
+   */
   private snapshotDue(): boolean {
-    return (
+    const due =
       !this.snapshotting &&
       snapshotDue(
-        { appliedIndex: this.appliedIndex, lastSnapshotIndex: this.lastSnapshotIndex, appliedBytes: this.appliedBytesSinceSnapshot, lastSnapshotBytes: this.lastSnapshotBytes },
+        {
+          appliedIndex: this.appliedIndex,
+          lastSnapshotIndex: this.lastSnapshotIndex,
+          appliedBytes: this.appliedBytesSinceSnapshot,
+          lastSnapshotBytes: this.lastSnapshotBytes,
+          lookedAtIndex: this.snapshotLookedAt,
+        },
         this.config,
         this.snapshotTurn(),
-      )
-    );
+      );
+    if (!due) this.snapshotLookedAt = this.appliedIndex;
+    return due;
   }
 
   /** This member's turn to snapshot among the members of the configuration (snapshot-policy.ts). */
