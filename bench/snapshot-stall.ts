@@ -18,7 +18,8 @@
 // longest stall per member while it does is reported, with how long it took.
 // --restart: once the load is over, a follower holding the full state is stopped (SIGTERM) and started again: it
 // recovers from its own full-size snapshot and WAL, then catches up by entries. Reported the same way.
-// --trace (with either): the catching-up member's readings over 40 ms and its log lines meanwhile, in time order.
+// --trace (with either): the catching-up member's and the leader's readings over 40 ms and their log lines meanwhile, in
+// time order.
 
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -261,22 +262,24 @@ console.log(
   }),
 );
 if (TRACE && catchUp && lagging) {
-  // What the member that caught up did around its stalls: its readings over 40 ms and its log lines, in time order,
-  // in milliseconds since it was started again.
+  // What the member that caught up and the leader that brought it up did around their stalls: readings over 40 ms
+  // and log lines, in time order, in milliseconds since the member was started again.
   const since = (t: number) => `+${String(Math.round(t - catchUp.start)).padStart(6)} ms`;
-  const readings = lags.get(lagging)!.filter((w) => w.at > catchUp.start && w.at <= catchUp.end + 250 && w.lagMs > 40);
-  const lines = logRecords<Record<string, unknown>>(lagging, '"msg"').filter(
-    (r) => r.time !== undefined && r.time >= catchUp.start && r.time <= catchUp.end + 250,
-  );
-  const events = [
-    ...readings.map((w) => ({ at: w.at, text: `stall reading ${Math.round(w.lagMs)} ms (the 250 ms before)` })),
-    ...lines.map((r) => {
-      const rest = Object.fromEntries(Object.entries(r).filter(([k]) => !["msg", "time", "level", "pid", "hostname", "name"].includes(k)));
-      const { msg, time } = r;
-      return { at: time!, text: `${String(msg)} ${JSON.stringify(rest)}` };
-    }),
-  ].sort((a, b) => a.at - b.at);
-  console.log(`--trace: ${lagging} from its start again`);
+  const during = (t: number) => t >= catchUp.start && t <= catchUp.end + 250;
+  const events = [lagging, leader].flatMap((name) => [
+    ...lags
+      .get(name)!
+      .filter((w) => during(w.at) && w.lagMs > 40)
+      .map((w) => ({ at: w.at, text: `${name} stall reading ${Math.round(w.lagMs)} ms (the 250 ms before)` })),
+    ...logRecords<Record<string, unknown>>(name, '"msg"')
+      .filter((r) => r.time !== undefined && during(r.time))
+      .map((r) => {
+        const rest = Object.fromEntries(Object.entries(r).filter(([k]) => !["msg", "time", "level", "pid", "hostname", "name"].includes(k)));
+        return { at: r.time!, text: `${name} ${String(r.msg)} ${JSON.stringify(rest)}` };
+      }),
+  ]);
+  events.sort((a, b) => a.at - b.at);
+  console.log(`--trace: ${lagging} (catching up) and ${leader} (the leader), from ${lagging}'s start again`);
   for (const e of events) console.log(`${since(e.at)}  ${e.text}`);
 }
 await cluster.teardown();

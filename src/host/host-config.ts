@@ -93,5 +93,14 @@ export const DEFAULT_APPLY_ENTRIES_PER_TURN = 1024;
  */
 export const DEFAULT_SNAPSHOT_STEP_BYTES = 1 << 20;
 
+/**
+ * Bytes of entries in flight to one follower (Raft's maxInflightBytes) unless configured otherwise. Unbounded, a
+ * follower caught up by a snapshot at a million keys had the leader fill its whole window of 256 appends at its
+ * first ack, each read back from the WAL (the memory log holds the newest 1 MiB): 767-988 ms stalls on the leader
+ * (bench:snapshot-stall --catch-up). With 4 MiB in flight each ack lets about one append of up to 1 MiB go; in
+ * ordinary replication a follower has a few Readies' entries in flight, far less.
+ */
+export const DEFAULT_MAX_INFLIGHT_BYTES = 4 << 20;
+
 /** Two of the snapshot file's syncs (one starts every 4 MiB written): the disk stays busy, the pieces few. */
 export const DEFAULT_SNAPSHOT_BACKLOG_BYTES = 8 << 20;

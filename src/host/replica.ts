@@ -43,7 +43,13 @@ import { SnapshotPieces } from "../statemachine/snapshot.js";
 import type { ApplyOutput, StateMachine, StateMachineEvent } from "../statemachine/state-machine.js";
 import { DurableStorage, type LocalSnapshotFile } from "../storage/durable-storage.js";
 import { AutoCompactor, describeAutoCompaction } from "./auto-compaction.js";
-import { DEFAULT_APPLY_ENTRIES_PER_TURN, DEFAULT_SNAPSHOT_BACKLOG_BYTES, DEFAULT_SNAPSHOT_STEP_BYTES, type HostConfig } from "./host-config.js";
+import {
+  DEFAULT_APPLY_ENTRIES_PER_TURN,
+  DEFAULT_MAX_INFLIGHT_BYTES,
+  DEFAULT_SNAPSHOT_BACKLOG_BYTES,
+  DEFAULT_SNAPSHOT_STEP_BYTES,
+  type HostConfig,
+} from "./host-config.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { Listeners } from "./listeners.js";
 import { decodeNodeSnapshot, encodeNodeSnapshot, nodeSnapshotHeader, type Member } from "./node-snapshot.js";
@@ -200,6 +206,7 @@ export class Replica {
     this.raft = new RaftNode(
       {
         ...config.raft,
+        maxInflightBytes: config.raft?.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES,
         id: this.id,
         electionTicks: config.electionTicks,
         heartbeatTicks: config.heartbeatTicks,
