@@ -155,7 +155,7 @@ export class Replica {
   private appliedBytesSinceSnapshot = 0;
   /** Size of the last snapshot taken or installed (see snapshot-policy.ts). */
   private lastSnapshotBytes: number;
-  /** The applied index at the last look that found no snapshot due (snapshotDue). */
+  /** The applied index at the last look that found no snapshot due (lookForSnapshot). */
   private snapshotLookedAt: number;
   /** This member's turn to snapshot, worked out for the configuration `of` (snapshotTurn). */
   private turn: { of: ConfState; turn: SnapshotTurn } | undefined;
@@ -755,7 +755,7 @@ export class Replica {
    * that a turn counts only indexes applied since; one that finds one due leaves it, so the look that starts the
    * snapshot (maybeSnapshot, after snapshotWaitsForWrites found it due) sees the same.
    */
-  private snapshotDue(): boolean {
+  private lookForSnapshot(): boolean {
     const due =
       !this.snapshotting &&
       snapshotDue(
@@ -789,7 +789,7 @@ export class Replica {
    * whose write is in flight may not be yet. So when one is due, no new Ready is taken until the writes drain.
    */
   private snapshotWaitsForWrites(): boolean {
-    return this.raft.inFlight > 0 && this.snapshotDue();
+    return this.raft.inFlight > 0 && this.lookForSnapshot();
   }
 
   /**
@@ -800,7 +800,7 @@ export class Replica {
    * or a stop, abandons it.
    */
   private maybeSnapshot(): void {
-    if (this.raft.inFlight > 0 || !this.snapshotDue()) return;
+    if (this.raft.inFlight > 0 || !this.lookForSnapshot()) return;
     const index = this.appliedIndex;
     // Every Ready has been advanced, so everything applied is in the durable log.
     assert(index <= this.disk.durableLastIndex, () => `snapshot at ${index} is past the durable last index ${this.disk.durableLastIndex}`);
