@@ -19,7 +19,7 @@
 // --restart: once the load is over, a follower holding the full state is stopped (SIGTERM) and started again: it
 // recovers from its own full-size snapshot and WAL, then catches up by entries. Reported the same way.
 // --trace (with either): the catching-up member's and the leader's readings over 40 ms and their log lines meanwhile, in
-// time order.
+// time order, with their collector's pauses of 20 ms or more (bench/gc-pauses.mjs, preloaded).
 
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -68,6 +68,8 @@ const cluster = await LocalCluster.start({
   basePort: 11300,
   logLevel: "info",
   ...(ROOT ? { command: sourceCommand(ROOT) } : {}),
+  // With --trace, each member logs its collector's pauses of 20 ms or more (bench/gc-pauses.mjs).
+  ...(TRACE ? { env: () => ({ NODE_OPTIONS: `--import ${new URL("./gc-pauses.mjs", import.meta.url).pathname}` }) } : {}),
 });
 const names = cluster.members().map((m) => m.name);
 const lags = new Map<string, Window[]>(names.map((n) => [n, []]));

@@ -261,11 +261,15 @@ export class Raft {
     this.electionElapsed++;
     if (this.electionElapsed >= this.electionTimeout) {
       this.electionElapsed = 0;
+      // A snapshot whose outcome we never heard of, to a follower silent for this whole election timeout, is
+      // retried from a probe (sent once it is heard from again). Read before the CheckQuorum round clears
+      // recentActive: read after it, every follower receiving a snapshot looked silent, and the snapshot still
+      // streaming was sent again every round.
+      const silent = [...this.progress.values()].filter((pr) => pr.state === "snapshot" && !pr.recentActive);
       if (this.checkQuorum && !this.maybeStayLeader()) return;
       // A transfer that did not finish within an election timeout is abandoned.
       this.leadTransferee = null;
-      // A snapshot whose outcome we never heard of is retried from a probe.
-      for (const pr of this.progress.values()) if (pr.state === "snapshot" && !pr.recentActive) pr.becomeProbe();
+      for (const pr of silent) pr.becomeProbe();
     }
     if (this.role !== "leader") return;
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {

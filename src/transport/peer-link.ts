@@ -129,7 +129,10 @@ export class PeerLink {
       return;
     }
     if (this.snapshot !== null) {
-      // Raft sends the next snapshot to a follower only after the previous one was reported.
+      // Raft sends a snapshot again when it heard nothing from the follower for an election timeout. The same
+      // snapshot still streaming gets one outcome, the stream's: a failure reported now would have Raft probe
+      // below it while it is being installed, and send the whole of it a second time.
+      if (this.snapshot.message.snapshot.metadata.index === m.snapshot.metadata.index) return;
       this.reportSnapshot(false, `snapshot stream ${this.snapshot.streamId} still in progress`);
       return;
     }

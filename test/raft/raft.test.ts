@@ -364,6 +364,53 @@ describe("snapshots", () => {
     expect(c.applied.get("c")!.map(text)).toEqual(["after"]);
     expect(c.node("c").status().commit).toBe(c.node("a").status().commit);
   });
+  /** A 3-node cluster whose leader "a" holds a snapshot past everything "c" has: c's next append is a snapshot. */
+  function compactedPastC(): TestCluster {
+    const c = new TestCluster(["a", "b", "c"]);
+    c.elect("a");
+    c.isolate("c");
+    for (let i = 0; i < 30; i++) c.node("a").propose(bytes(`s${i}`));
+    c.settle();
+    const sa = c.storages.get("a")!;
+    const applied = c.node("a").status().applied;
+    sa.createSnapshot(applied, c.node("a").status().confState, bytes("state"));
+    sa.compact(applied);
+    return c;
+  }
+
+  it("a snapshot still streaming to a follower that answers heartbeats is not sent again at CheckQuorum rounds", () => {
+    // The transport streams a large snapshot for seconds and reports its outcome at the end. A leader that took
+    // the follower back to probe at each CheckQuorum round sent it again every round, and the transport refused
+    // each (one stream per link) as a failure, leaving the leader probing below its snapshot when the first
+    // stream's success came: after the install it streamed the whole snapshot a second time.
+    const c = compactedPastC();
+    let snaps = 0;
+    c.filter = (m) => (m.type === "snap" ? (snaps++, false) : true); // still streaming: the outcome not reported yet
+    c.heal();
+    c.tickAll(1);
+    expect(snaps).toBe(1);
+    c.tickAll(35); // three and a half election timeouts (electionTicks 10) of heartbeats c answers
+    expect(snaps).toBe(1);
+    expect(c.node("a").status().progress.c.state).toBe("snapshot");
+  });
+
+  it("a snapshot to a follower silent for a whole election timeout is retried once it is heard from", () => {
+    const c = compactedPastC();
+    let snaps = 0;
+    c.filter = (m) => (m.type === "snap" ? (snaps++, false) : true);
+    c.heal();
+    c.tickAll(1);
+    expect(snaps).toBe(1);
+    c.isolate("c"); // its outcome never reported, and c heard from no more
+    c.tickAll(21);
+    expect(c.node("a").status().progress.c.state).toBe("probe");
+    expect(snaps).toBe(1); // not sent into the void
+    c.heal();
+    c.filter = (m) => (m.type === "snap" && snaps++, true); // delivered this time
+    c.tickAll(2);
+    expect(snaps).toBe(2);
+    expect(c.node("c").status().commit).toBe(c.node("a").status().commit);
+  });
 });
 
 describe("ReadIndex", () => {

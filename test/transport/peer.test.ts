@@ -308,8 +308,12 @@ describe("PeerTransport", () => {
       },
     };
     a.t.send([snap, hb("a", "b", 1)]);
-    await waitFor(() => a.snapshotStatus.length === 1, "snapshot status", 20_000);
-    expect(a.snapshotStatus).toEqual([{ to: "b", ok: true }]);
+    // Raft's retry of the same snapshot while it streams gets the stream's one outcome; another snapshot is refused.
+    a.t.send([snap]);
+    a.t.send([{ ...snap, snapshot: { ...snap.snapshot, metadata: { ...snap.snapshot.metadata, index: 6000 } } }]);
+    await waitFor(() => a.snapshotStatus.length === 2, "snapshot status", 20_000);
+    expect(a.snapshotStatus).toEqual([{ to: "b", ok: false }, { to: "b", ok: true }]);
+    expect(b.inbox.filter((m) => m.type === "snap")).toHaveLength(1);
     const got = b.inbox.find((m) => m.type === "snap") as SnapshotMessage;
     expect(got.snapshot.metadata).toEqual(snap.snapshot.metadata);
     expect(got.snapshot.data.byteLength).toBe(data.byteLength);
